@@ -1,0 +1,197 @@
+"""The command line: ``python -m benchmarks list | run | reference``.
+
+Bad input (unknown model, method or profile, impossible settings, a corrupt results file) exits 2
+with one line naming what is wrong and what is valid; results already on disk are never lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+EXIT_BAD_INPUT = 2
+
+
+class UsageError(Exception):
+    """Bad input; the message is the one line the user sees."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _value(text: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _pairs(items: list[str], what: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{what} {item!r} is not KEY=VALUE")
+        out[key.strip()] = _value(value.strip())
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub.add_parser("list", help="every model and method of the grid")
+    run = sub.add_parser("run", help="run a slice of the grid and write the results tables")
+    run.add_argument("--profile", default="quick", help="smoke, quick or paper (default quick)")
+    run.add_argument("--models", default="", help="comma-separated model names (default: all)")
+    run.add_argument("--methods", default="", help="comma-separated methods (default: all)")
+    run.add_argument("--seeds", default="1", help="number of seeds N (0..N-1) or a list like 0,4,7")
+    run.add_argument("--out", default="results", help="output folder (default ./results)")
+    run.add_argument("--resume", action="store_true", help="skip runs already done with the same settings hash")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a setting for every run, e.g. num_steps=500 (repeatable)")
+    run.add_argument("--size", action="append", default=[], metavar="MODEL.KEY=VALUE",
+                     help="a model size parameter, e.g. hierarchical_linreg.n_groups=16")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def _parse_seeds(text: str) -> list[int]:
+    try:
+        if "," in text:
+            seeds = [int(s) for s in _csv(text)]
+        else:
+            n = int(text)
+            if n < 1:
+                raise UsageError(f"--seeds must be at least 1, got {n}")
+            seeds = list(range(n))
+    except ValueError:
+        raise UsageError(f"--seeds takes a count N or a comma list of integers, got {text!r}") from None
+    if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise UsageError(f"--seeds must be distinct non-negative integers, got {text!r}")
+    return seeds
+
+
+def _cmd_list() -> int:
+    from benchmarks import methods
+    from benchmarks.introspect import latent_info
+    from models import REGISTRY
+
+    print(f"{'model':22} {'dim':>4} {'reference':10} source")
+    for spec in REGISTRY.values():
+        ds = spec.make_data()
+        dim = latent_info(spec.model, ds.model_kwargs).unconstrained_dim
+        print(f"{spec.name:22} {dim:>4} {spec.reference_kind:10} {spec.source}")
+        print(f"{'':22}      {spec.description}")
+        print(f"{'':22}      methods: {', '.join(methods.methods_for(spec))}")
+    print("\nmethods: " + methods.describe_valid_methods())
+    return 0
+
+
+def _resolve(args: argparse.Namespace):
+    from benchmarks import methods, runner, settings
+    from models import REGISTRY
+
+    if args.profile not in settings.PROFILES:
+        raise UsageError(f"unknown profile {args.profile!r}; valid: {', '.join(settings.PROFILES)}")
+    names = _csv(args.models) or list(REGISTRY)
+    for name in names:
+        if name not in REGISTRY:
+            raise UsageError(f"unknown model {name!r}; valid: {', '.join(REGISTRY)}")
+    specs = [REGISTRY[n] for n in names]
+    method_names = _csv(args.methods) or None
+    for m in method_names or []:
+        if not methods.is_known_method(m):
+            raise UsageError(f"unknown method {m!r}; valid: {methods.describe_valid_methods()}")
+        if m.startswith(methods.MANUAL_PREFIX) and not any(
+            m[len(methods.MANUAL_PREFIX):] in s.guides for s in specs
+        ):
+            valid = sorted({methods.MANUAL_PREFIX + g for s in specs for g in s.guides})
+            raise UsageError(f"no selected model has guide {m!r}; valid: {', '.join(valid) or 'none'}")
+    sizes: dict[str, dict[str, Any]] = {}
+    for key, value in _pairs(args.size, "--size").items():
+        model, dot, param = key.partition(".")
+        if model not in REGISTRY or not dot:
+            raise UsageError(f"--size {key!r} must be MODEL.KEY with MODEL one of: {', '.join(REGISTRY)}")
+        if param not in REGISTRY[model].size_defaults:
+            valid = ", ".join(REGISTRY[model].size_defaults) or "none"
+            raise UsageError(f"model {model!r} has no size parameter {param!r}; valid: {valid}")
+        sizes.setdefault(model, {})[param] = value
+    overrides = _pairs(args.set, "--set")
+    known = {f for cls in (settings.SVISettings, settings.NUTSSettings)
+             for f in cls.__dataclass_fields__}
+    for key in overrides:
+        if key not in known:
+            raise UsageError(f"unknown setting {key!r}; valid: {', '.join(sorted(known))}")
+    try:
+        cells = list(runner.plan(specs, method_names, _parse_seeds(args.seeds), args.profile,
+                                 overrides, sizes))
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"impossible setting: {exc}") from None
+    return cells
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from benchmarks import jax_setup
+
+    cells = _resolve(args)
+    from benchmarks import runner, store
+
+    try:
+        results = store.ResultsStore(Path(args.out))
+    except store.ResultsError as exc:
+        raise UsageError(str(exc)) from None
+    jax_setup.configure_jax()
+    total = sum(len(c.seeds) for c in cells)
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="run", disable=args.no_progress, dynamic_ncols=True)
+    counts = {"ok": 0, "failed": 0, "not_applicable": 0}
+
+    def on_cell(cell, todo):
+        bar.set_description(f"{cell.spec.name} x {cell.method} ({todo} seeds)")
+        bar.update(len(cell.seeds) - todo)
+
+    def on_done(cell, rows):
+        for row in rows:
+            counts[row["status"]] += 1
+        bar.update(len(rows))
+
+    start = time.perf_counter()
+    try:
+        runner.run_grid(cells, args.profile, results, resume=args.resume,
+                        on_cell=on_cell, on_done=on_done)
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"interrupted: results so far are in {results.out_dir}/results.parquet", file=sys.stderr)
+        return 130
+    bar.close()
+    print(
+        f"{counts['ok']} ok, {counts['failed']} failed, {counts['not_applicable']} not applicable "
+        f"in {time.perf_counter() - start:.0f} s -> {results.out_dir / 'results.parquet'}"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "list":
+            return _cmd_list()
+        if args.command == "run":
+            return _cmd_run(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0

@@ -1,0 +1,49 @@
+"""Per-seed NUTS diagnostics (through the ArviZ adapter) and per-seed SVI trace summaries."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from benchmarks import arviz_adapter, convergence
+
+
+def _components(draws: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    """Each scalar component as a (chain, draw) array; draws are (chain, draw, *shape)."""
+    out = []
+    for site in sorted(draws):
+        a = np.asarray(draws[site], dtype=float)
+        out.extend(a.reshape(a.shape[0], a.shape[1], -1).transpose(2, 0, 1))
+    return out
+
+
+def nuts_diagnostics(
+    draws: Mapping[str, np.ndarray], diverging: np.ndarray, energy: np.ndarray
+) -> dict[str, float]:
+    """Divergences, worst R-hat, smallest bulk/tail ESS and E-BFMI for one seed's chains."""
+    comps = _components(draws)
+    finite = all(np.all(np.isfinite(c)) for c in comps)
+    return {
+        "divergences": int(np.sum(diverging)),
+        "max_rhat": max(arviz_adapter.rhat(c) for c in comps) if finite else float("nan"),
+        "min_ess_bulk": min(arviz_adapter.ess_bulk(c) for c in comps) if finite else float("nan"),
+        "min_ess_tail": min(arviz_adapter.ess_tail(c) for c in comps) if finite else float("nan"),
+        "min_bfmi": float(np.min(arviz_adapter.bfmi(energy))),
+    }
+
+
+def svi_trace_summary(losses: np.ndarray, particle_elbos: np.ndarray) -> dict[str, float]:
+    """Final loss, final ELBO with its standard error, plateau step and NaN bookkeeping."""
+    mean, sd = convergence.final_loss(losses)
+    nan_count, first_nan = convergence.nan_summary(losses)
+    pe = np.asarray(particle_elbos, dtype=float)
+    return {
+        "final_loss_mean": mean,
+        "final_loss_sd": sd,
+        "final_elbo": float(np.mean(pe)),
+        "final_elbo_se": float(np.std(pe) / np.sqrt(pe.size)),
+        "converged_step": convergence.plateau_step(losses),
+        "nan_count": nan_count,
+        "first_nan_step": first_nan,
+    }

@@ -1,0 +1,203 @@
+"""Run a slice of the grid: one compiled program per (model, method), one row per seed.
+
+A failing program or seed becomes a ``failed`` row with its reason and the grid goes on; rows are
+saved after every (model, method), so a kill loses at most the work in flight.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import numpy as np
+import numpyro
+
+from benchmarks import diagnostics, methods, store
+from benchmarks.introspect import LatentInfo, latent_info
+from benchmarks.nuts import run_nuts
+from benchmarks.settings import NUTSSettings, Settings, settings_for, settings_hash, with_overrides
+from benchmarks.svi import fit_svi
+from models import Dataset, ModelSpec
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (model, method) cell of the grid with its settings and seeds."""
+
+    spec: ModelSpec
+    method: str
+    settings: Settings
+    seeds: tuple[int, ...]
+    data_key: dict[str, Any]
+    hash: str
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:400]
+
+
+def _base_row(cell: Cell, seed: int, profile: str) -> dict[str, Any]:
+    return {
+        "model": cell.spec.name,
+        "method": cell.method,
+        "seed": seed,
+        "profile": profile,
+        "settings_hash": cell.hash,
+        "settings": json.dumps(dataclasses.asdict(cell.settings), sort_keys=True),
+        "data": json.dumps(cell.data_key, sort_keys=True),
+        "status": "ok",
+        "error": "",
+        "warning": "",
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "jax_version": jax.__version__,
+        "numpyro_version": numpyro.__version__,
+        "seeds_in_program": len(cell.seeds),
+    }
+
+
+def plan(
+    specs: Sequence[ModelSpec],
+    method_names: Sequence[str] | None,
+    seeds: Sequence[int],
+    profile: str,
+    overrides: dict[str, Any] | None = None,
+    sizes: dict[str, dict[str, Any]] | None = None,
+) -> Iterator[Cell]:
+    """The grid as data: every (model, method) cell, settings resolved and validated."""
+    overrides = overrides or {}
+    for spec in specs:
+        size = (sizes or {}).get(spec.name, {})
+        data_key = {"seed": spec.default_data_seed, **spec.size_defaults, **size}
+        for method in method_names or methods.methods_for(spec):
+            settings = settings_for(profile, spec.name, method)
+            kind_overrides = {
+                k: v for k, v in overrides.items()
+                if k in {f.name for f in dataclasses.fields(settings)}
+            }
+            settings = with_overrides(settings, kind_overrides)
+            yield Cell(spec, method, settings, tuple(seeds), data_key,
+                       settings_hash(spec.name, method, settings, data_key))
+
+
+def run_cell(cell: Cell, ds: Dataset, info: LatentInfo, profile: str, out_dir) -> list[dict]:
+    """All rows of one cell; never raises for a failure of the method itself."""
+    rows = [_base_row(cell, s, profile) for s in cell.seeds]
+    for row in rows:
+        row["latent_dim"] = info.unconstrained_dim
+    reason = methods.not_applicable_reason(cell.spec, cell.method, info.unconstrained_dim)
+    if reason:
+        for row in rows:
+            row.update(status="not_applicable", error=reason)
+        return rows
+    keys = jax.vmap(jax.random.PRNGKey)(np.asarray(cell.seeds, dtype=np.uint32))
+    try:
+        if isinstance(cell.settings, NUTSSettings):
+            _run_nuts_cell(cell, ds, info, keys, rows, out_dir)
+        else:
+            _run_svi_cell(cell, ds, info, keys, rows, out_dir)
+    except Exception as exc:  # a broken method or model must not stop the grid
+        for row in rows:
+            row.update(status="failed", error=one_line(exc))
+    return rows
+
+
+def _run_nuts_cell(cell, ds, info, keys, rows, out_dir) -> None:
+    s: NUTSSettings = cell.settings
+    run = run_nuts(keys, cell.spec.model, ds.model_kwargs, info.sites, s)
+    for i, row in enumerate(rows):
+        draws = {k: v[i] for k, v in run.draws.items()}
+        diag = diagnostics.nuts_diagnostics(draws, run.diverging[i], run.energy[i])
+        row.update(
+            compile_s=run.compile_s, cache_hit=run.cache_hit, program_run_s=run.run_s,
+            run_s=run.run_s / len(rows),
+            grad_evals=float(run.num_steps_warmup[i].sum() + run.num_steps[i].sum()),
+            num_draws=s.num_chains * s.num_samples, **diag,
+        )
+        warnings = []
+        if diag["divergences"]:
+            warnings.append(f"{diag['divergences']} divergent transitions after warm-up")
+        if not all(np.all(np.isfinite(v)) for v in draws.values()):
+            row.update(status="failed", error="non-finite NUTS draws")
+        store.save_artifact(
+            store.artifact_path(out_dir, cell.spec.name, cell.method, row["seed"]), draws,
+            energy=run.energy[i], diverging=run.diverging[i], num_steps=run.num_steps[i],
+            num_steps_warmup=run.num_steps_warmup[i],
+        )
+        row["warning"] = "; ".join(warnings)
+
+
+def _run_svi_cell(cell, ds, info, keys, rows, out_dir) -> None:
+    s = cell.settings
+    make_guide = methods.guide_factory(cell.spec, cell.method, s.guide_options)
+    fit = fit_svi(keys, cell.spec.model, make_guide, ds.model_kwargs, info.sites, s)
+    inner = s.guide_options.get("K", 4) if cell.method == "autodais" else 1  # AutoDAIS K=4 default
+    for i, row in enumerate(rows):
+        draws = {k: v[i] for k, v in fit.draws.items()}
+        summary = diagnostics.svi_trace_summary(fit.losses[i], fit.particle_elbos[i])
+        row.update(
+            compile_s=fit.compile_s, cache_hit=fit.cache_hit, program_run_s=fit.run_s,
+            run_s=fit.run_s / len(rows), grad_evals=float(s.num_steps * s.num_particles * inner),
+            num_draws=s.num_draws, num_steps=s.num_steps, num_particles=s.num_particles, **summary,
+        )
+        problems = []
+        if summary["nan_count"]:
+            problems.append(
+                f"{summary['nan_count']} of {s.num_steps} losses non-finite, "
+                f"first at step {int(summary['first_nan_step'])}"
+            )
+        if not fit.params_finite[i]:
+            problems.append("non-finite guide parameters")
+        if not all(np.all(np.isfinite(v)) for v in draws.values()):
+            problems.append("non-finite posterior draws")
+        if problems:
+            row.update(status="failed", error="; ".join(problems))
+        elif np.isnan(summary["converged_step"]):
+            row["warning"] = "loss shows no plateau by the plateau rule"
+        store.save_artifact(
+            store.artifact_path(out_dir, cell.spec.name, cell.method, row["seed"]), draws,
+            losses=fit.losses[i], particle_elbos=fit.particle_elbos[i],
+        )
+
+
+def run_grid(
+    cells: Sequence[Cell],
+    profile: str,
+    results: store.ResultsStore,
+    resume: bool = False,
+    on_cell: Callable[[Cell, int], None] | None = None,
+    on_done: Callable[[Cell, list[dict]], None] | None = None,
+) -> None:
+    """Run every cell, saving after each; ``on_cell``/``on_done`` drive the progress display."""
+    data_cache: dict[tuple, tuple[Dataset, LatentInfo]] = {}
+    for cell in cells:
+        todo = [
+            s for s in cell.seeds
+            if not (resume and results.done((cell.spec.name, cell.method, s, profile), cell.hash))
+        ]
+        if on_cell:
+            on_cell(cell, len(todo))
+        if not todo:
+            continue
+        cell = dataclasses.replace(cell, seeds=tuple(todo))
+        key = (cell.spec.name, json.dumps(cell.data_key, sort_keys=True))
+        try:
+            if key not in data_cache:
+                size = {k: v for k, v in cell.data_key.items() if k != "seed"}
+                ds = cell.spec.make_data(cell.data_key["seed"], **size)
+                data_cache[key] = (ds, latent_info(cell.spec.model, ds.model_kwargs))
+            ds, info = data_cache[key]
+        except Exception as exc:  # a broken user model: record it, go on with the grid
+            rows = [_base_row(cell, s, profile) for s in cell.seeds]
+            for row in rows:
+                row.update(status="failed", error=f"model or data failed: {one_line(exc)}")
+        else:
+            rows = run_cell(cell, ds, info, profile, results.out_dir)
+        results.add(rows)
+        if on_done:
+            on_done(cell, rows)

@@ -1,0 +1,151 @@
+"""Run settings and the three profiles (smoke, quick, paper), declared once as data."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+PROFILES = ("smoke", "quick", "paper")
+
+
+@dataclass(frozen=True)
+class SVISettings:
+    """One SVI fit: Adam at ``learning_rate`` for ``num_steps`` steps of a ``num_particles`` ELBO."""
+
+    num_steps: int
+    num_particles: int
+    learning_rate: float
+    num_draws: int
+    final_elbo_particles: int = 1000
+    guide_options: dict[str, Any] = field(default_factory=dict)
+
+    kind = "svi"
+
+    def validate(self) -> None:
+        _positive(self, "num_steps", "num_particles", "num_draws", "final_elbo_particles")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+
+
+@dataclass(frozen=True)
+class NUTSSettings:
+    """One NUTS run: ``num_chains`` chains of ``num_warmup`` adaptation and ``num_samples`` draws."""
+
+    num_warmup: int
+    num_samples: int
+    num_chains: int
+    target_accept_prob: float = 0.8
+    max_tree_depth: int = 10
+
+    kind = "nuts"
+
+    def validate(self) -> None:
+        _positive(self, "num_warmup", "num_samples", "num_chains", "max_tree_depth")
+        if not 0 < self.target_accept_prob < 1:
+            raise ValueError(f"target_accept_prob must be in (0, 1), got {self.target_accept_prob}")
+
+
+Settings = SVISettings | NUTSSettings
+
+
+def _positive(obj: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+# Profile defaults, then per-model overrides (from the documents for `paper`).
+_SVI_BASE = {
+    "smoke": dict(num_steps=300, num_particles=1, learning_rate=1e-2, num_draws=400,
+                  final_elbo_particles=200),
+    "quick": dict(num_steps=4000, num_particles=4, learning_rate=5e-3, num_draws=4000),
+    "paper": dict(num_steps=10000, num_particles=1, learning_rate=1e-3, num_draws=20000),
+}
+_NUTS_BASE = {
+    "smoke": dict(num_warmup=100, num_samples=100, num_chains=2),
+    "quick": dict(num_warmup=500, num_samples=1000, num_chains=4),
+    "paper": dict(num_warmup=1000, num_samples=20000, num_chains=1),
+}
+_DAIS_PAPER = dict(K=16, eta_max=0.12, eta_init=0.1, gamma_init=0.9)
+
+_SVI_MODEL = {
+    "paper": {
+        # 001 heads or tails: Adam 5e-4, 10000 steps (the normal guide: 50000 steps).
+        "coin": dict(learning_rate=5e-4, num_steps=10000),
+        "coin/manual:normal": dict(num_steps=50000),
+        # 002 toy example: Trace_ELBO(num_particles=10), adam 0.005, 1000 steps.
+        "gamma_concentration": dict(learning_rate=5e-3, num_particles=10, num_steps=1000),
+        # 000: Adam 1e-3 (the document anneals alpha in 100 stages of >= 100 steps).
+        "dirichlet_categorical": dict(learning_rate=1e-3, num_steps=10000),
+        # 001 mixtures: Adam 5e-4, 16 particles, 10000 steps.
+        "multimodal_2d": dict(learning_rate=5e-4, num_particles=16, num_steps=10000),
+        # 001 autoguides: Adam 5e-4, 50000 steps.
+        "correlated_gaussian": dict(learning_rate=5e-4, num_steps=50000),
+        # 001 practical example: Adam 1e-3, 10000 steps x 8 particles, 40000 draws.
+        "linreg_outliers": dict(learning_rate=1e-3, num_particles=8, num_steps=10000,
+                                num_draws=40000),
+        # 001 high dimensions: Adam 1e-2, 5000 steps x 100 particles; DAIS 50000 steps.
+        "hierarchical_linreg": dict(learning_rate=1e-2, num_particles=100, num_steps=5000),
+        "hierarchical_linreg/autodais": dict(num_steps=50000, guide_options=_DAIS_PAPER),
+        # 002 end-to-end example: Adam 0.01, 10000 steps.
+        "bnn": dict(learning_rate=1e-2, num_steps=10000),
+    },
+    "quick": {
+        "coin": dict(learning_rate=5e-3, num_steps=3000),
+        "gamma_concentration": dict(learning_rate=5e-3, num_particles=10, num_steps=2000),
+        "correlated_gaussian": dict(learning_rate=1e-2, num_steps=4000),
+        "multimodal_2d": dict(learning_rate=5e-3, num_particles=16, num_steps=4000),
+        "hierarchical_linreg": dict(learning_rate=1e-2, num_particles=16, num_steps=3000),
+        "bnn": dict(learning_rate=1e-2, num_steps=4000, num_particles=2),
+    },
+    "smoke": {},
+}
+_NUTS_MODEL = {
+    "paper": {"hierarchical_linreg": dict(num_warmup=2000, num_samples=20000)},
+    "quick": {},
+    "smoke": {},
+}
+
+
+def settings_for(profile: str, model: str, method: str) -> Settings:
+    """The settings of one (profile, model, method) cell of the grid."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
+    if method == "nuts":
+        values = {**_NUTS_BASE[profile], **_NUTS_MODEL[profile].get(model, {})}
+        settings: Settings = NUTSSettings(**values)
+    else:
+        table = _SVI_MODEL[profile]
+        values = {**_SVI_BASE[profile], **table.get(model, {}), **table.get(f"{model}/{method}", {})}
+        settings = SVISettings(**values)
+    settings.validate()
+    return settings
+
+
+def with_overrides(settings: Settings, overrides: dict[str, Any]) -> Settings:
+    """Settings with command-line overrides applied; unknown or impossible values raise."""
+    valid = {f.name for f in dataclasses.fields(settings)}
+    unknown = [k for k in overrides if k not in valid]
+    if unknown:
+        raise ValueError(
+            f"unknown {settings.kind} setting {unknown[0]!r}; valid: {', '.join(sorted(valid))}"
+        )
+    updated = dataclasses.replace(settings, **overrides)
+    updated.validate()
+    return updated
+
+
+def settings_hash(model: str, method: str, settings: Settings, data_key: dict[str, Any]) -> str:
+    """A short stable hash of everything that defines a run except its seed."""
+    payload = {
+        "model": model,
+        "method": method,
+        "settings": dataclasses.asdict(settings),
+        "data": data_key,
+    }
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -1,0 +1,66 @@
+"""The model contract: what every registered model declares.
+
+Modelled on inference_gym targets and posteriordb posteriors: one module per model, an explicit
+registry, and one contract test (``tests/test_model_contract.py``) that every model must pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+ReferenceKind = Literal["exact", "quadrature", "nuts"]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One realisation of a model's data.
+
+    ``model_kwargs`` are passed as keyword arguments to the model and to every guide; ``extras``
+    holds what inference must not see (held-out splits, the latent values used to simulate).
+    """
+
+    model_kwargs: Mapping[str, Any]
+    true_values: Mapping[str, np.ndarray] | None = None
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything the suite needs to know about one model.
+
+    ``data(seed, **size)`` must be deterministic for a given seed and size. ``exact_sampler(rng, n, ds)``
+    (for reference_kind "exact") draws ``n`` exact posterior samples with a NumPy Generator as ``{site: array(n, *shape)}`` in
+    the constrained space. ``log_density_grid`` (for "quadrature") returns the grid axes and the
+    unnormalised log posterior on it. ``log_evidence`` returns log Z where it is known.
+    """
+
+    name: str
+    description: str
+    source: str
+    model: Callable[..., None]
+    data: Callable[..., Dataset]
+    guides: Mapping[str, Callable[..., None]]
+    reference_kind: ReferenceKind
+    default_data_seed: int = 0
+    size_defaults: Mapping[str, int | float] = field(default_factory=dict)
+    exact_sampler: Callable[[np.random.Generator, int, Dataset], dict[str, np.ndarray]] | None = None
+    exact_moments: Callable[[Dataset], dict[str, tuple[np.ndarray, np.ndarray]]] | None = None
+    log_evidence: Callable[[Dataset], float] | None = None
+    log_density_grid: Callable[[Dataset], tuple[list[np.ndarray], np.ndarray]] | None = None
+    predictive_check: Callable[[dict[str, np.ndarray], Dataset], dict[str, float]] | None = None
+    notes: str = ""
+
+    def make_data(self, seed: int | None = None, **size: Any) -> Dataset:
+        """Data for ``seed`` (the document's seed by default) with size defaults filled in."""
+        unknown = set(size) - set(self.size_defaults)
+        if unknown:
+            raise ValueError(
+                f"model {self.name!r} has no size parameter {sorted(unknown)}; "
+                f"valid: {sorted(self.size_defaults) or 'none'}"
+            )
+        merged = {**self.size_defaults, **size}
+        return self.data(self.default_data_seed if seed is None else seed, **merged)
