@@ -7,7 +7,6 @@ from typing import Any, NamedTuple
 
 import jax
 import numpy as np
-from numpyro import handlers
 from numpyro.infer.util import initialize_model
 
 
@@ -19,7 +18,8 @@ class LatentInfo(NamedTuple):
 
 def latent_info(model: Callable[..., None], model_kwargs: Mapping[str, Any]) -> LatentInfo:
     """The model's latent sample sites (not observed, not auxiliary) and their dimensions."""
-    tr = handlers.trace(handlers.seed(model, jax.random.PRNGKey(0))).get_trace(**model_kwargs)
+    info = initialize_model(jax.random.PRNGKey(0), model, model_kwargs=dict(model_kwargs))
+    tr = info.model_trace  # an initialised trace: ImproperUniform sites cannot be sampled
     sites = tuple(
         name
         for name, site in tr.items()
@@ -28,6 +28,5 @@ def latent_info(model: Callable[..., None], model_kwargs: Mapping[str, Any]) -> 
         and not site.get("infer", {}).get("is_auxiliary", False)
     )
     shapes = {name: tuple(np.shape(tr[name]["value"])) for name in sites}
-    info = initialize_model(jax.random.PRNGKey(0), model, model_kwargs=dict(model_kwargs))
     dim = int(sum(np.size(v) for v in info.param_info.z.values()))
     return LatentInfo(sites=sites, shapes=shapes, unconstrained_dim=dim)

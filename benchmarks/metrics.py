@@ -197,6 +197,21 @@ def _directions(d: int) -> np.ndarray:
     return u / np.linalg.norm(u, axis=1, keepdims=True)
 
 
+def _w1_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """1-D W1 between matching columns of ``a`` (n, L) and ``b`` (m, L), all columns at once.
+
+    W1 = integral over t of |F_a^-1(t) - F_b^-1(t)|: both empirical quantile functions are step
+    functions, constant between the merged breakpoints i/n and j/m (kept as integers i*m, j*n).
+    Same numbers as ``scipy.stats.wasserstein_distance`` column by column (tested), but one sort
+    for 200 directions instead of 200 calls, which dominated the cost of ``agreement``.
+    """
+    n, m = a.shape[0], b.shape[0]
+    cuts = np.union1d(np.arange(1, n + 1, dtype=np.int64) * m, np.arange(1, m + 1) * n)
+    weights = np.diff(cuts, prepend=0) / (n * m)
+    ia, ib = (cuts - 1) // m, (cuts - 1) // n
+    return weights @ np.abs(np.sort(a, axis=0)[ia] - np.sort(b, axis=0)[ib])
+
+
 def agreement(
     approx: np.ndarray, ref: np.ndarray, names: Sequence[str] | None = None
 ) -> dict[str, float]:
@@ -231,10 +246,7 @@ def agreement(
     zq = (q - mean_r) / sd_r
     zr = (r - mean_r) / sd_r
     u = _directions(d)
-    pq, pr = zq @ u.T, zr @ u.T
-    sliced = float(
-        np.mean([stats.wasserstein_distance(pq[:, k], pr[:, k]) for k in range(u.shape[0])])
-    )
+    sliced = float(np.mean(_w1_columns(zq @ u.T, zr @ u.T)))
 
     if d == 1:
         corr_err = 0.0

@@ -18,6 +18,8 @@ import numpy as np
 import numpyro
 
 from benchmarks import diagnostics, methods, store
+from benchmarks.evaluate import evaluate
+from benchmarks.references import Reference, get_reference
 from benchmarks.introspect import LatentInfo, latent_info
 from benchmarks.nuts import run_nuts
 from benchmarks.settings import NUTSSettings, Settings, settings_for, settings_hash, with_overrides
@@ -85,7 +87,22 @@ def plan(
                        settings_hash(spec.name, method, settings, data_key))
 
 
-def run_cell(cell: Cell, ds: Dataset, info: LatentInfo, profile: str, out_dir) -> list[dict]:
+ReferenceFn = Callable[[], Reference | None]
+
+
+def _score(cell: Cell, ds: Dataset, row: dict, draws, reference_fn: ReferenceFn | None,
+           particle_elbos=None) -> None:
+    """Add the agreement metrics and verdict to an ok row; a scoring error is recorded, not raised."""
+    if reference_fn is None or row["status"] != "ok":
+        return
+    try:
+        row.update(evaluate(cell.spec, ds, cell.method, row, draws, reference_fn(), particle_elbos))
+    except Exception as exc:
+        row.update(verdict="", verdict_reason=f"evaluation failed: {one_line(exc)}")
+
+
+def run_cell(cell: Cell, ds: Dataset, info: LatentInfo, profile: str, out_dir,
+             reference_fn: ReferenceFn | None = None) -> list[dict]:
     """All rows of one cell; never raises for a failure of the method itself."""
     rows = [_base_row(cell, s, profile) for s in cell.seeds]
     for row in rows:
@@ -98,16 +115,16 @@ def run_cell(cell: Cell, ds: Dataset, info: LatentInfo, profile: str, out_dir) -
     keys = jax.vmap(jax.random.PRNGKey)(np.asarray(cell.seeds, dtype=np.uint32))
     try:
         if isinstance(cell.settings, NUTSSettings):
-            _run_nuts_cell(cell, ds, info, keys, rows, out_dir)
+            _run_nuts_cell(cell, ds, info, keys, rows, out_dir, reference_fn)
         else:
-            _run_svi_cell(cell, ds, info, keys, rows, out_dir)
+            _run_svi_cell(cell, ds, info, keys, rows, out_dir, reference_fn)
     except Exception as exc:  # a broken method or model must not stop the grid
         for row in rows:
             row.update(status="failed", error=one_line(exc))
     return rows
 
 
-def _run_nuts_cell(cell, ds, info, keys, rows, out_dir) -> None:
+def _run_nuts_cell(cell, ds, info, keys, rows, out_dir, reference_fn) -> None:
     s: NUTSSettings = cell.settings
     run = run_nuts(keys, cell.spec.model, ds.model_kwargs, info.sites, s)
     for i, row in enumerate(rows):
@@ -130,9 +147,10 @@ def _run_nuts_cell(cell, ds, info, keys, rows, out_dir) -> None:
             num_steps_warmup=run.num_steps_warmup[i],
         )
         row["warning"] = "; ".join(warnings)
+        _score(cell, ds, row, draws, reference_fn)
 
 
-def _run_svi_cell(cell, ds, info, keys, rows, out_dir) -> None:
+def _run_svi_cell(cell, ds, info, keys, rows, out_dir, reference_fn) -> None:
     s = cell.settings
     make_guide = methods.guide_factory(cell.spec, cell.method, s.guide_options)
     fit = fit_svi(keys, cell.spec.model, make_guide, ds.model_kwargs, info.sites, s)
@@ -145,24 +163,27 @@ def _run_svi_cell(cell, ds, info, keys, rows, out_dir) -> None:
             run_s=fit.run_s / len(rows), grad_evals=float(s.num_steps * s.num_particles * inner),
             num_draws=s.num_draws, num_steps=s.num_steps, num_particles=s.num_particles, **summary,
         )
-        problems = []
+        problems, warnings = [], []
         if summary["nan_count"]:
-            problems.append(
-                f"{summary['nan_count']} of {s.num_steps} losses non-finite, "
-                f"first at step {int(summary['first_nan_step'])}"
-            )
+            nan_note = (f"{summary['nan_count']} of {s.num_steps} losses non-finite, "
+                        f"first at step {int(summary['first_nan_step'])}")
+            tail_finite = np.all(np.isfinite(fit.losses[i][-max(1, s.num_steps // 10):]))
+            (warnings if tail_finite else problems).append(nan_note)
         if not fit.params_finite[i]:
             problems.append("non-finite guide parameters")
         if not all(np.all(np.isfinite(v)) for v in draws.values()):
             problems.append("non-finite posterior draws")
         if problems:
-            row.update(status="failed", error="; ".join(problems))
-        elif np.isnan(summary["converged_step"]):
-            row["warning"] = "loss shows no plateau by the plateau rule"
+            row.update(status="failed", error="; ".join(problems + warnings))
+        else:
+            if np.isnan(summary["converged_step"]):
+                warnings.append("loss shows no plateau by the plateau rule")
+            row["warning"] = "; ".join(warnings)
         store.save_artifact(
             store.artifact_path(out_dir, cell.spec.name, cell.method, row["seed"]), draws,
             losses=fit.losses[i], particle_elbos=fit.particle_elbos[i],
         )
+        _score(cell, ds, row, draws, reference_fn, fit.particle_elbos[i])
 
 
 def run_grid(
@@ -172,9 +193,22 @@ def run_grid(
     resume: bool = False,
     on_cell: Callable[[Cell, int], None] | None = None,
     on_done: Callable[[Cell, list[dict]], None] | None = None,
+    score: bool = True,
 ) -> None:
     """Run every cell, saving after each; ``on_cell``/``on_done`` drive the progress display."""
     data_cache: dict[tuple, tuple[Dataset, LatentInfo]] = {}
+    references: dict[tuple, Reference | None] = {}
+    quality = "smoke" if profile == "smoke" else "full"
+
+    def reference_for(cell: Cell, key: tuple) -> ReferenceFn:
+        def fetch() -> Reference | None:
+            if key not in references:
+                ds, info = data_cache[key]
+                references[key] = get_reference(cell.spec, ds, cell.data_key, info.sites,
+                                                results.out_dir, quality=quality)
+            return references[key]
+        return fetch
+
     for cell in cells:
         todo = [
             s for s in cell.seeds
@@ -197,7 +231,8 @@ def run_grid(
             for row in rows:
                 row.update(status="failed", error=f"model or data failed: {one_line(exc)}")
         else:
-            rows = run_cell(cell, ds, info, profile, results.out_dir)
+            ref_fn = reference_for(cell, key) if score else None
+            rows = run_cell(cell, ds, info, profile, results.out_dir, ref_fn)
         results.add(rows)
         if on_done:
             on_done(cell, rows)

@@ -1,0 +1,112 @@
+"""Score one run against its model's reference: agreement metrics, noise floors, k-hat, KL, verdict.
+
+Pure NumPy on stored draws: ``evaluate`` returns the metric columns of a results row. NUTS draws
+are autocorrelated, so their noise floor uses the run's bulk ESS as the number of draws.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from benchmarks import metrics
+from benchmarks.references import Reference
+from benchmarks.verdict import verdict
+from models import Dataset, ModelSpec
+
+FLOOR_REPEATS = 5
+FLOOR_SEED = 7
+
+
+def _flat(draws: Mapping[str, np.ndarray], leading: int) -> dict[str, np.ndarray]:
+    """Merge the leading ``leading`` axes (NUTS: chain and draw) into one draw axis."""
+    out = {}
+    for site, v in draws.items():
+        v = np.asarray(v)
+        out[site] = v.reshape(-1, *v.shape[leading:])
+    return out
+
+
+@lru_cache(maxsize=64)
+def _floor(ref_key: tuple, n_draws: int) -> dict[str, float]:
+    ref = _REFS[ref_key]
+    return metrics.noise_floor(ref, n_draws, np.random.default_rng(FLOOR_SEED), FLOOR_REPEATS)
+
+
+_REFS: dict[tuple, np.ndarray] = {}
+
+
+def _ref_matrix(reference: Reference) -> tuple[tuple, np.ndarray]:
+    p = reference.provenance
+    key = (reference.model, p.get("data_hash"), p.get("quality"), p.get("built_at"))
+    if key not in _REFS:
+        _REFS[key] = metrics.flatten_draws(reference.draws)[1]
+    return key, _REFS[key]
+
+
+def evaluate(
+    spec: ModelSpec,
+    ds: Dataset,
+    method: str,
+    row: Mapping[str, Any],
+    draws: Mapping[str, np.ndarray],
+    reference: Reference | None,
+    particle_elbos: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Metric columns for one ok run (``draws``: NUTS (chain, draw, ...), SVI (draw, ...))."""
+    out: dict[str, Any] = {}
+    is_nuts = method == "nuts"
+    flat = _flat(draws, 2 if is_nuts else 1)
+    if particle_elbos is not None and method != "autodais":
+        out["psis_khat"] = metrics.psis_khat(np.asarray(particle_elbos), np.zeros(len(particle_elbos)))
+    if spec.log_evidence is not None and particle_elbos is not None:
+        out["kl_exact"] = metrics.exact_kl(spec.log_evidence(ds), float(row["final_elbo"]))
+    if is_nuts and np.isfinite(row.get("min_ess_bulk", np.nan)):
+        eff = metrics.nuts_efficiency(row["min_ess_bulk"], row["run_s"] + row["compile_s"],
+                                      row["grad_evals"])
+        out.update(eff)
+    if reference is None:
+        out.update(verdict="fail", verdict_reason="no reference posterior", reference_ok=False)
+        return out
+    out["reference_ok"] = reference.ok
+    if spec.predictive_check is not None:
+        judged = _predictive(spec, ds, flat, reference, out)
+    else:
+        names, q = metrics.flatten_draws(flat)
+        ref_id, ref = _ref_matrix(reference)
+        out.update(metrics.agreement(q, ref, names))
+        n_eff = len(q)
+        if is_nuts and np.isfinite(row.get("min_ess_bulk", np.nan)):
+            n_eff = int(max(2, min(len(q), row["min_ess_bulk"])))
+        floors = _floor(ref_id, min(n_eff, len(ref) // 2))
+        out.update(floors)
+        judged = verdict(out, floors, out.get("psis_khat"))
+    level, reason = judged
+    if not reference.ok:
+        reason = f"reference failed its checks ({reference.failure}); {reason}"
+    out.update(verdict=level, verdict_reason=reason)
+    return out
+
+
+def _predictive(spec, ds, flat, reference, out) -> tuple[str, str]:
+    """Predictive-space judgement (bnn): held-out lpd, accuracy, and agreement of probabilities."""
+    from importlib import import_module
+
+    module = import_module(spec.model.__module__)
+    out.update(spec.predictive_check(flat, ds))
+    probs_q = module.predictive_probs(flat, ds)
+    ref = reference.draws
+    n = len(next(iter(ref.values())))
+    half = n // 2
+    probs_ref = module.predictive_probs({k: v[:half] for k, v in ref.items()}, ds)
+    probs_ref2 = module.predictive_probs({k: v[half:] for k, v in ref.items()}, ds)
+    out.update(metrics.predictive_agreement(probs_q, probs_ref))
+    out["pred_prob_mad_floor"] = metrics.predictive_agreement(probs_ref2, probs_ref)["pred_prob_mad"]
+    ref_check = spec.predictive_check(ref, ds)
+    out["ref_test_lpd"] = ref_check.get("test_lpd", math.nan)
+    return verdict({"pred_prob_mad": out["pred_prob_mad"]},
+                   {"pred_prob_mad_floor": out["pred_prob_mad_floor"]}, out.get("psis_khat"))

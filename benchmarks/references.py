@@ -1,0 +1,315 @@
+"""Trusted reference posteriors, built by a command and stored with their provenance.
+
+Kinds: ``exact`` (the model's exact sampler), ``quadrature`` (draws from the model's density on a
+grid, with the grid error stated) and ``nuts`` (long NUTS that must pass posteriordb-style gates:
+>= 4 chains, >= 10,000 retained draws thinned until lag-1 autocorrelation < 0.05, max R-hat < 1.01,
+bulk and tail ESS >= half the retained draws, no divergences, E-BFMI > 0.2). A reference that fails
+a gate is stored as failed with the reasons; verdicts that lean on it say so. Files: an npz of
+draws and a JSON of provenance; a reference whose hashes no longer match, or whose file is
+corrupt, is rebuilt with a message. Never pickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import math
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks import arviz_adapter, store
+from benchmarks.settings import NUTSSettings
+from models import Dataset, ModelSpec
+
+REFERENCE_DRAWS = 20_000
+NUTS_GATES = {
+    "min_chains": 4,
+    "min_draws": 10_000,
+    "max_lag1_autocorr": 0.05,
+    "max_rhat": 1.01,
+    "min_ess_fraction": 0.5,
+    "max_divergences": 0,
+    "min_bfmi": 0.2,
+}
+NUTS_REFERENCE = {
+    # quality -> (first run, cap on draws per chain when rerunning to keep enough after thinning)
+    "full": (NUTSSettings(num_warmup=2000, num_samples=5000, num_chains=4,
+                          target_accept_prob=0.95), 250_000),
+    # The smoke profile's reference is deliberately cheap; it fails the draw gate and says so.
+    "smoke": (NUTSSettings(num_warmup=300, num_samples=1000, num_chains=4,
+                           target_accept_prob=0.95), 1000),
+}
+QUALITIES = tuple(NUTS_REFERENCE)
+
+
+@dataclass
+class Reference:
+    """Reference draws {site: (n, *shape)} with provenance; ``ok`` is False if a gate failed."""
+
+    model: str
+    kind: str
+    draws: dict[str, np.ndarray]
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.provenance.get("ok", False))
+
+    @property
+    def failure(self) -> str:
+        return "; ".join(self.provenance.get("failed_checks", []))
+
+
+def data_hash(ds: Dataset) -> str:
+    h = hashlib.sha256()
+    for key in sorted(ds.model_kwargs):
+        value = ds.model_kwargs[key]
+        h.update(key.encode())
+        h.update(np.ascontiguousarray(np.asarray(value)).tobytes() if not isinstance(value, int)
+                 else str(value).encode())
+    return h.hexdigest()[:16]
+
+
+def source_hash(spec: ModelSpec) -> str:
+    module = sys.modules[spec.model.__module__]
+    return hashlib.sha256(inspect.getsource(module).encode()).hexdigest()[:16]
+
+
+def _versions() -> dict[str, str]:
+    import jax
+    import numpyro
+    import scipy
+
+    return {"jax": jax.__version__, "numpyro": numpyro.__version__, "numpy": np.__version__,
+            "scipy": scipy.__version__, "arviz": arviz_adapter.library_version(),
+            "python": platform.python_version()}
+
+
+def reference_paths(out_dir: Path, spec: ModelSpec, data_key: dict[str, Any],
+                    quality: str = "full") -> tuple[Path, Path]:
+    tag = hashlib.sha256(json.dumps(data_key, sort_keys=True).encode()).hexdigest()[:8]
+    suffix = "" if quality == "full" or spec.reference_kind != "nuts" else f"__{quality}"
+    base = Path(out_dir) / "references" / f"{spec.name}__{tag}{suffix}"
+    return base.with_suffix(".npz"), base.with_suffix(".json")
+
+
+# --- builders -------------------------------------------------------------------------------
+
+
+def _exact(spec: ModelSpec, ds: Dataset, seed: int) -> tuple[dict, dict]:
+    draws = spec.exact_sampler(np.random.default_rng(seed), REFERENCE_DRAWS, ds)
+    checks, failed = {}, []
+    if spec.exact_moments is not None:
+        for site, (mean, sd) in spec.exact_moments(ds).items():
+            d = np.asarray(draws[site], dtype=float)
+            z = np.max(np.abs(d.mean(0) - mean) / (np.asarray(sd) / math.sqrt(len(d))))
+            sd_err = np.max(np.abs(d.std(0) / sd - 1))
+            checks[f"{site}_mean_z"] = float(z)
+            checks[f"{site}_sd_rel_err"] = float(sd_err)
+            if z > 5 or sd_err > 5 * math.sqrt(2.0 / len(d)) + 1e-3:
+                failed.append(f"{site}: exact draws disagree with the analytic moments")
+    return draws, {"method": "exact sampler", "draws": REFERENCE_DRAWS, "checks": checks,
+                   "failed_checks": failed}
+
+
+def _grid_draws(axes: list[np.ndarray], logp: np.ndarray, n: int, rng) -> np.ndarray:
+    """Draws from a density tabulated on a grid: pick a node by mass, jitter within its cell."""
+    p = np.exp(logp - logp.max()).ravel()
+    p /= p.sum()
+    idx = np.unravel_index(rng.choice(p.size, size=n, p=p), logp.shape)
+    cols = []
+    for ax, i in zip(axes, idx):
+        step = float(ax[1] - ax[0])
+        cols.append(np.clip(ax[i] + rng.uniform(-0.5, 0.5, size=n) * step, ax[0], ax[-1]))
+    return np.stack(cols, axis=-1)
+
+
+def _grid_moments(axes: list[np.ndarray], logp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    w = np.exp(logp - logp.max())
+    w /= w.sum()
+    grids = np.meshgrid(*axes, indexing="ij")
+    mean = np.array([(w * g).sum() for g in grids])
+    sd = np.sqrt(np.array([(w * (g - m) ** 2).sum() for g, m in zip(grids, mean)]))
+    return mean, sd
+
+
+def _quadrature(spec: ModelSpec, ds: Dataset, seed: int, sites: tuple[str, ...]) -> tuple[dict, dict]:
+    axes, logp = spec.log_density_grid(ds)
+    mean, sd = _grid_moments(axes, logp)
+    coarse = tuple(slice(None, None, 2) for _ in axes)
+    mean_c, sd_c = _grid_moments([a[::2] for a in axes], logp[coarse])
+    grid_error = float(max(np.max(np.abs(mean - mean_c) / sd), np.max(np.abs(sd_c / sd - 1))))
+    edge_mass = _edge_mass(logp)
+    failed = []
+    if grid_error > 0.01:
+        failed.append(f"grid error {grid_error:.3g} sd (coarse vs fine grid) exceeds 0.01")
+    if edge_mass > 1e-6:
+        failed.append(f"posterior mass {edge_mass:.2g} on the grid's edge: grid too narrow")
+    samples = _grid_draws(axes, logp, REFERENCE_DRAWS, np.random.default_rng(seed))
+    if len(sites) != samples.shape[1]:
+        raise ValueError(f"{spec.name}: grid has {samples.shape[1]} axes for sites {sites}")
+    draws = {site: samples[:, i] for i, site in enumerate(sites)}
+    provenance = {"method": "quadrature", "grid_points": [len(a) for a in axes],
+                  "draws": REFERENCE_DRAWS,
+                  "checks": {"grid_error_sd": grid_error, "edge_mass": edge_mass,
+                             "grid_mean": mean.tolist(), "grid_sd": sd.tolist()},
+                  "failed_checks": failed}
+    return draws, provenance
+
+
+def _edge_mass(logp: np.ndarray) -> float:
+    w = np.exp(logp - logp.max())
+    w /= w.sum()
+    inner = w[tuple(slice(1, -1) for _ in range(w.ndim))].sum()
+    return float(1.0 - inner)
+
+
+def _lag1(x: np.ndarray) -> float:
+    x = x - x.mean()
+    denom = float(np.dot(x, x))
+    return float(np.dot(x[:-1], x[1:]) / denom) if denom > 0 else 0.0
+
+
+def _autocorr(chains: np.ndarray, max_lag: int) -> np.ndarray:
+    """Autocorrelation at lags 0..max_lag of each chain of (chain, draw) draws (FFT)."""
+    x = chains - chains.mean(axis=1, keepdims=True)
+    n = x.shape[1]
+    f = np.fft.rfft(x, n=2 * n, axis=1)
+    acov = np.fft.irfft(f * np.conj(f), axis=1)[:, : max_lag + 1]
+    return acov / np.maximum(acov[:, :1], 1e-300)
+
+
+def _thin_factor(components: list[np.ndarray]) -> int:
+    """Smallest t at which every chain's autocorrelation of every component is below the gate.
+
+    Estimated on the unthinned chains, where it is precise; the thinned chains' own lag-1
+    autocorrelation is recorded as a check.
+    """
+    max_lag = min(1000, components[0].shape[1] // 4)
+    worst = np.max(np.abs(np.concatenate([_autocorr(c, max_lag) for c in components])), axis=0)
+    below = np.flatnonzero(worst < NUTS_GATES["max_lag1_autocorr"])
+    return int(below[0]) if below.size else max_lag
+
+
+def _nuts(spec: ModelSpec, ds: Dataset, seed: int, sites: tuple[str, ...], log,
+          quality: str) -> tuple[dict, dict]:
+    import dataclasses
+
+    import jax
+
+    from benchmarks.diagnostics import _components
+    from benchmarks.nuts import run_nuts
+
+    settings, max_samples = NUTS_REFERENCE[quality]
+    while True:
+        run = run_nuts(jax.random.PRNGKey(seed)[None], spec.model, ds.model_kwargs, sites, settings)
+        draws = {k: v[0] for k, v in run.draws.items()}  # (chains, samples, *shape)
+        thin = _thin_factor(_components(draws))
+        kept_per_chain = len(range(0, settings.num_samples, thin))
+        kept = kept_per_chain * settings.num_chains
+        if kept >= NUTS_GATES["min_draws"] or settings.num_samples >= max_samples:
+            break
+        need = math.ceil(NUTS_GATES["min_draws"] / settings.num_chains * thin * 1.05)
+        log(f"{spec.name}: thinning by {thin} keeps {kept} draws; rerunning with {need} per chain")
+        settings = dataclasses.replace(settings, num_samples=min(need, max_samples))
+    thinned = {k: v[:, ::thin] for k, v in draws.items()}
+    tcomps = _components(thinned)
+    divergences = int(run.diverging[0].sum())
+    rhat = max(arviz_adapter.rhat(c) for c in tcomps)
+    ess_b = min(arviz_adapter.ess_bulk(c) for c in tcomps)
+    ess_t = min(arviz_adapter.ess_tail(c) for c in tcomps)
+    bfmi = float(np.min(arviz_adapter.bfmi(run.energy[0])))
+    checks = {"chains": settings.num_chains, "retained_draws": kept, "thin": thin,
+              "max_rhat": rhat, "min_ess_bulk": ess_b, "min_ess_tail": ess_t,
+              "divergences": divergences, "min_bfmi": bfmi,
+              "max_lag1_autocorr": max(_lag1(c[j]) for c in tcomps for j in range(c.shape[0]))}
+    g = NUTS_GATES
+    failed = []
+    if settings.num_chains < g["min_chains"]:
+        failed.append(f"{settings.num_chains} chains < {g['min_chains']}")
+    if kept < g["min_draws"]:
+        failed.append(f"{kept} retained draws < {g['min_draws']}")
+    if not rhat < g["max_rhat"]:
+        failed.append(f"max R-hat {rhat:.4f} >= {g['max_rhat']}")
+    if not min(ess_b, ess_t) >= g["min_ess_fraction"] * kept:
+        failed.append(f"min ESS bulk/tail {min(ess_b, ess_t):.0f} < {g['min_ess_fraction']} x {kept}")
+    lag1_limit = g["max_lag1_autocorr"] + 2.0 / math.sqrt(kept_per_chain)  # estimation noise
+    if not checks["max_lag1_autocorr"] < lag1_limit:
+        failed.append(f"thinned lag-1 autocorrelation {checks['max_lag1_autocorr']:.3f} >= {lag1_limit:.3f}")
+    if divergences > g["max_divergences"]:
+        failed.append(f"{divergences} divergences")
+    if not bfmi > g["min_bfmi"]:
+        failed.append(f"E-BFMI {bfmi:.3f} <= {g['min_bfmi']}")
+    flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in thinned.items()}
+    settings_json = dataclasses.asdict(settings)
+    return flat, {"method": "nuts", "settings": settings_json, "gates": g, "checks": checks,
+                  "failed_checks": failed, "draws": int(kept),
+                  "compile_s": run.compile_s, "run_s": run.run_s}
+
+
+# --- load or build ----------------------------------------------------------------------------
+
+
+def _provenance_base(spec: ModelSpec, ds: Dataset, data_key: dict[str, Any], seed: int,
+                     quality: str) -> dict:
+    if spec.reference_kind != "nuts":
+        quality = "full"  # exact and quadrature references cost nothing to make well
+    return {"model": spec.name, "kind": spec.reference_kind, "seed": seed, "data": data_key,
+            "quality": quality, "data_hash": data_hash(ds), "source_hash": source_hash(spec)}
+
+
+def load_reference(path_npz: Path, path_json: Path, expected: dict[str, Any]) -> tuple[Reference | None, str]:
+    """The stored reference if it is intact and its hashes match, else (None, why not)."""
+    if not path_npz.exists() or not path_json.exists():
+        return None, "no stored reference"
+    try:
+        provenance = json.loads(path_json.read_text())
+        draws, _ = store.load_artifact(path_npz)
+    except Exception as exc:
+        return None, f"stored reference is corrupt ({type(exc).__name__})"
+    for key in ("data_hash", "source_hash", "kind", "seed", "quality"):
+        if provenance.get(key) != expected[key]:
+            return None, f"stored reference is stale ({key} changed)"
+    if not draws:
+        return None, "stored reference has no draws"
+    return Reference(provenance["model"], provenance["kind"], draws, provenance), ""
+
+
+def get_reference(spec: ModelSpec, ds: Dataset, data_key: dict[str, Any], sites: tuple[str, ...],
+                  out_dir: Path, quality: str = "full", seed: int = 20_251_121,
+                  rebuild: bool = False, log=lambda msg: print(msg, file=sys.stderr)) -> Reference:
+    """Load the model's reference from ``out_dir/references`` or build and store it."""
+    if quality not in QUALITIES:
+        raise ValueError(f"unknown reference quality {quality!r}; valid: {', '.join(QUALITIES)}")
+    path_npz, path_json = reference_paths(out_dir, spec, data_key, quality)
+    expected = _provenance_base(spec, ds, data_key, seed, quality)
+    if not rebuild:
+        ref, why = load_reference(path_npz, path_json, expected)
+        if ref is not None:
+            return ref
+        if why != "no stored reference":
+            log(f"{spec.name}: {why}; rebuilding the reference")
+    start = time.perf_counter()
+    if spec.reference_kind == "exact":
+        draws, prov = _exact(spec, ds, seed)
+    elif spec.reference_kind == "quadrature":
+        draws, prov = _quadrature(spec, ds, seed, sites)
+    else:
+        draws, prov = _nuts(spec, ds, seed, sites, log, quality)
+    provenance = {**expected, **prov, "versions": _versions(),
+                  "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                  "build_s": time.perf_counter() - start}
+    provenance["ok"] = not provenance["failed_checks"]
+    path_npz.parent.mkdir(parents=True, exist_ok=True)
+    store.save_artifact(path_npz, {k: np.asarray(v) for k, v in draws.items()})
+    path_json.write_text(json.dumps(provenance, indent=2, sort_keys=True, default=float))
+    if not provenance["ok"]:
+        log(f"{spec.name}: reference FAILED its checks: {'; '.join(provenance['failed_checks'])}")
+    return Reference(spec.name, spec.reference_kind, draws, provenance)

@@ -1,0 +1,70 @@
+"""Entry points: ``nox -s bench`` (run the grid, build the report), ``nox -s tests``, and more.
+
+Every session fixes PYTHONHASHSEED (NumPyro's ELBO iterates over a Python set, so the traced
+program and JAX's persistent-cache key depend on it) and runs JAX on the CPU unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.sessions = ["tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYTHON = "3.11"
+ENV = {
+    "PYTHONHASHSEED": "0",
+    "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu"),
+    "MPLBACKEND": "Agg",
+}
+RESULTS = "results"
+
+
+def _install(session: nox.Session, extras: str = "") -> None:
+    session.install("-e", f".{extras}")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Run the grid (default: quick profile, 3 seeds) and regenerate the HTML report.
+
+    Arguments after ``--`` are passed to ``python -m benchmarks run`` and win over the defaults,
+    e.g. ``nox -s bench -- --profile smoke --models coin``.
+    """
+    _install(session)
+    out = RESULTS
+    args = list(session.posargs)
+    if "--out" in args:
+        out = args[args.index("--out") + 1]
+    session.run(
+        "python", "-m", "benchmarks", "run", "--profile", "quick", "--seeds", "3", "--out", out,
+        *args, env=ENV,
+    )
+    session.run("python", "-m", "reports", "build", "--results", out, "--out", f"{out}/report",
+                env=ENV)
+
+
+@nox.session(python=PYTHON)
+def report(session: nox.Session) -> None:
+    """Rebuild the HTML report from existing results without running inference."""
+    _install(session)
+    out = session.posargs[0] if session.posargs else RESULTS
+    session.run("python", "-m", "reports", "build", "--results", out, "--out", f"{out}/report",
+                env=ENV)
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The test suite (unit, contract, end-to-end smoke grid, browser test of the report)."""
+    _install(session, "[test]")
+    session.run("ruff", "check", ".")
+    session.run("pytest", *(session.posargs or ["-q"]), env=ENV)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff over the whole repository."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
