@@ -47,3 +47,43 @@ def psis_khat(log_weights: np.ndarray) -> float:
 
 def library_version() -> str:
     return str(az.__version__)
+
+
+# --- plots for the report (matplotlib figures; the caller saves and closes them) --------------
+
+
+def plot_trace(draws_by_site: dict[str, np.ndarray], figsize: tuple[float, float] | None = None,
+               diverging: np.ndarray | None = None):
+    """ArviZ trace plot (density and trace per site); draws shaped (chain, draw, *shape).
+
+    Vector sites are drawn compactly (one line per component). ``diverging`` (chain, draw) marks
+    divergent transitions. Returns the matplotlib figure.
+    """
+    posterior = {k: np.asarray(v, dtype=float) for k, v in draws_by_site.items()}
+    if not posterior:
+        raise ValueError("plot_trace: no sites given")
+    stats = {} if diverging is None else {"diverging": np.asarray(diverging, dtype=bool)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idata = az.from_dict(posterior=posterior, sample_stats=stats or None)
+        size = figsize or (8.0, 1.6 * len(posterior) + 0.4)
+        axes = az.plot_trace(idata, compact=True, figsize=size,
+                             divergences="bottom" if stats else None)
+    fig = np.asarray(axes).ravel()[0].figure
+    fig.tight_layout()
+    return fig
+
+
+def plot_energy(energy: np.ndarray, figsize: tuple[float, float] = (4.5, 3.2)):
+    """ArviZ energy plot (marginal energy against energy transitions, with E-BFMI per chain);
+    energy shaped (chain, draw). Returns the matplotlib figure."""
+    energy = np.asarray(energy, dtype=float)
+    if energy.ndim != 2:
+        raise ValueError(f"plot_energy: energy must be (chain, draw), got shape {energy.shape}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idata = az.from_dict(sample_stats={"energy": energy})
+        ax = az.plot_energy(idata, figsize=figsize, textsize=8)
+    fig = ax.figure
+    fig.tight_layout()
+    return fig

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 HASH_SEED = "0"
+SMOKE_XLA_FLAGS = "--xla_backend_optimization_level=0"
 DEFAULT_CACHE_DIR = Path(os.environ.get("SVI_BENCH_CACHE", Path.home() / ".cache" / "svi-bench"))
 
 

@@ -106,7 +106,7 @@ METRIC_INFO: dict[str, tuple[str, str]] = {
         "shape",
         "Pareto k-hat of log p(x,z) - log q(z) (Yao et al. 2018; >0.7 unreliable)",
     ),
-    "exact_kl": (
+    "kl_exact": (
         "nats",
         "KL(q || p) = log Z - ELBO, where the evidence log Z is known exactly",
     ),

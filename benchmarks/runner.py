@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +60,7 @@ def _base_row(cell: Cell, seed: int, profile: str) -> dict[str, Any]:
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "jax_version": jax.__version__,
         "numpyro_version": numpyro.__version__,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "seeds_in_program": len(cell.seeds),
     }
 

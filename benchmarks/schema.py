@@ -26,6 +26,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("started_at", "string", "ISO 8601", "when the run's program started (UTC)"),
     Column("jax_version", "string", "", "jax version"),
     Column("numpyro_version", "string", "", "numpyro version"),
+    Column("xla_flags", "string", "", "XLA_FLAGS in force (the smoke profile lowers optimisation)"),
     Column("seeds_in_program", "Int64", "", "seeds compiled and run together under vmap"),
     Column("compile_s", "float64", "s", "trace, lower and compile of the whole program"),
     Column("cache_hit", "boolean", "", "the compile was served from JAX's persistent cache"),

@@ -66,7 +66,7 @@ _SVI_BASE = {
     "paper": dict(num_steps=10000, num_particles=1, learning_rate=1e-3, num_draws=20000),
 }
 _NUTS_BASE = {
-    "smoke": dict(num_warmup=100, num_samples=100, num_chains=2),
+    "smoke": dict(num_warmup=150, num_samples=150, num_chains=4),
     "quick": dict(num_warmup=500, num_samples=1000, num_chains=4),
     "paper": dict(num_warmup=1000, num_samples=20000, num_chains=1),
 }

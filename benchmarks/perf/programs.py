@@ -1,0 +1,193 @@
+"""What the perf suite measures: the selection of (model, method) cases and the compiled programs.
+
+SVI: ``init(key) -> state`` and ``run(state) -> (state, losses)``, a ``lax.scan`` of
+``SVI_STEPS`` ``svi.update`` steps, both lowered and compiled ahead of time; only ``run`` is timed.
+NUTS: the kernel is initialised once for ``NUTS_CHAINS`` chains and warmed up by a compiled
+program; the timed program takes the warmed-up state (with a fresh key each round) and runs
+``NUTS_DRAWS`` sample steps. Settings come from the ``smoke`` profile (learning rate, particles,
+warm-up, tree depth), so a PR that changes them changes the deterministic figures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+from numpyro.infer import NUTS, SVI, Trace_ELBO
+
+from benchmarks import jax_setup
+from benchmarks.introspect import latent_info
+from benchmarks.methods import guide_factory, methods_for, not_applicable_reason
+from benchmarks.settings import NUTSSettings, SVISettings, settings_for
+from models import REGISTRY, ModelSpec
+
+PROFILE = "smoke"
+SVI_STEPS = 200
+NUTS_DRAWS = 100
+NUTS_CHAINS = 2
+ROUNDS = 12
+"""Timed rounds per benchmark; each round gets a fresh key (round r uses seed ``1000 + r``)."""
+FIGURE_SEED = 0
+"""Seed of the untimed first call whose deterministic figures (grad evals, final loss) are kept."""
+
+
+@dataclass(frozen=True)
+class Case:
+    model: str
+    method: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.model}-{self.method}"
+
+
+def _cases(pairs: str) -> tuple[Case, ...]:
+    return tuple(Case(*p.split("/")) for p in pairs.split())
+
+
+# The default selection: every model at least once, every method at least once (each manual
+# guide too), all cheap. SVI step cost: 12 cases.
+DEFAULT_SVI = _cases(
+    "coin/manual:beta coin/manual:normal coin/autonormal gamma_concentration/manual:lognormal "
+    "dirichlet_categorical/autodiagonalnormal correlated_gaussian/automvn "
+    "multimodal_2d/manual:rotated_mixture multimodal_2d/autoiaf linreg_outliers/manual:independent "
+    "hierarchical_linreg/autodais hierarchical_linreg/autobnaf bnn/autonormal"
+)
+DEFAULT_NUTS = _cases("coin/nuts correlated_gaussian/nuts hierarchical_linreg/nuts")
+# Accuracy against the exact references (coin, correlated_gaussian, dirichlet_categorical): an
+# exact-family guide (near the noise floor), a mean-field guide on a correlated target (far above
+# it, so a drift either way shows), and NUTS.
+DEFAULT_ACCURACY = _cases(
+    "coin/manual:beta correlated_gaussian/automvn correlated_gaussian/autodiagonalnormal "
+    "dirichlet_categorical/autonormal coin/nuts"
+)
+EXACT_REFERENCE_MODELS = ("coin", "correlated_gaussian", "dirichlet_categorical")
+
+
+def svi_cases(full: bool) -> tuple[Case, ...]:
+    if not full:
+        return DEFAULT_SVI
+    return tuple(
+        Case(name, m) for name, spec in REGISTRY.items() for m in methods_for(spec) if m != "nuts"
+    )
+
+
+def nuts_cases(full: bool) -> tuple[Case, ...]:
+    return tuple(Case(name, "nuts") for name in REGISTRY) if full else DEFAULT_NUTS
+
+
+def accuracy_cases(full: bool) -> tuple[Case, ...]:
+    if not full:
+        return DEFAULT_ACCURACY
+    return tuple(
+        Case(name, m) for name in EXACT_REFERENCE_MODELS for m in methods_for(REGISTRY[name])
+    )
+
+
+def skip_reason(case: Case) -> tuple[ModelSpec, Any, str | None]:
+    """(spec, dataset, why the method cannot run on the model or None)."""
+    spec = REGISTRY[case.model]
+    ds = spec.make_data()
+    info = latent_info(spec.model, ds.model_kwargs)
+    return spec, ds, not_applicable_reason(spec, case.method, info.unconstrained_dim)
+
+
+def _compile(fn: Callable, *args: Any) -> tuple[Any, float, bool]:
+    hits = jax_setup.cache_hits()
+    start = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    return compiled, time.perf_counter() - start, jax_setup.cache_hits() > hits
+
+
+@dataclass
+class SVIProgram:
+    init: Any
+    run: Any
+    settings: SVISettings
+    grad_evals: int
+    compile_s: float
+    compile_init_s: float
+    cache_hit: bool
+
+    def fresh_state(self, seed: int) -> Any:
+        return jax.block_until_ready(self.init(jax.random.PRNGKey(seed)))
+
+
+def svi_program(spec: ModelSpec, method: str, model_kwargs: Any, steps: int = SVI_STEPS
+                ) -> SVIProgram:
+    """The compiled init and ``steps``-step programs of one (model, method)."""
+    settings = dataclasses.replace(settings_for(PROFILE, spec.name, method), num_steps=steps)
+    make_guide = guide_factory(spec, method, settings.guide_options)
+
+    def make_svi() -> SVI:
+        return SVI(spec.model, make_guide(), numpyro.optim.Adam(settings.learning_rate),
+                   Trace_ELBO(num_particles=settings.num_particles))
+
+    def init(key: jax.Array) -> Any:
+        return make_svi().init(key, **model_kwargs)
+
+    def run(state: Any) -> tuple[Any, jax.Array]:
+        svi = make_svi()
+        svi.init(state.rng_key, **model_kwargs)  # sets up this guide instance; result unused
+        return jax.lax.scan(lambda s, _: svi.update(s, **model_kwargs), state, None, length=steps)
+
+    key = jax.random.PRNGKey(FIGURE_SEED)
+    init_c, init_s, hit_init = _compile(init, key)
+    run_c, run_s, hit_run = _compile(run, init_c(key))
+    inner = settings.guide_options.get("K", 4) if method == "autodais" else 1  # as the runner
+    return SVIProgram(init_c, run_c, settings, steps * settings.num_particles * inner, run_s,
+                      init_s, hit_init and hit_run)
+
+
+@dataclass
+class NUTSProgram:
+    run: Any
+    warm_state: Any
+    settings: NUTSSettings
+    grad_evals_warmup: int
+    compile_s: float
+    compile_warmup_s: float
+    cache_hit: bool
+
+    def fresh_state(self, seed: int) -> Any:
+        keys = jax.random.split(jax.random.PRNGKey(seed), NUTS_CHAINS)
+        return self.warm_state._replace(rng_key=keys)
+
+
+def nuts_program(spec: ModelSpec, model_kwargs: Any, draws: int = NUTS_DRAWS,
+                 chains: int = NUTS_CHAINS) -> NUTSProgram:
+    """Initialise ``chains`` chains (seed ``FIGURE_SEED``), warm them up with a compiled program
+    and compile the ``draws``-step sampling program that the benchmark times."""
+    settings = settings_for(PROFILE, spec.name, "nuts")
+    kernel = NUTS(spec.model, target_accept_prob=settings.target_accept_prob,
+                  max_tree_depth=settings.max_tree_depth)
+    keys = jax.random.split(jax.random.PRNGKey(FIGURE_SEED), chains)
+    state = kernel.init(keys, settings.num_warmup, model_args=(), model_kwargs=dict(model_kwargs))
+
+    def steps(n: int) -> Callable:
+        def program(state: Any) -> tuple[Any, tuple]:
+            def step(s, _):
+                s = kernel.sample(s, (), model_kwargs)
+                return s, (s.num_steps, s.diverging, s.accept_prob)
+
+            return jax.lax.scan(step, state, None, length=n)
+
+        return program
+
+    warm_c, warm_s, hit_warm = _compile(steps(settings.num_warmup), state)
+    warm_state, (warm_steps, _, _) = jax.block_until_ready(warm_c(state))
+    run_c, run_s, hit_run = _compile(steps(draws), warm_state)
+    return NUTSProgram(run_c, warm_state, settings, int(np.sum(warm_steps)), run_s, warm_s,
+                       hit_warm and hit_run)
+
+
+def finite_tree(tree: Any) -> bool:
+    return bool(all(jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)
+                    if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating)))

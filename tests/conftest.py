@@ -1,0 +1,40 @@
+"""Shared fixtures: the smoke grid is run once per test session through the command line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+os.environ.setdefault("PYTHONHASHSEED", "0")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """``python -m benchmarks ARGS`` in a subprocess, as a user would run it."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "benchmarks", *args], capture_output=True,
+                          text=True, cwd=cwd or REPO, env=env, timeout=1800)
+
+
+@pytest.fixture(scope="session")
+def smoke_results(tmp_path_factory) -> Path:
+    """Results of the whole smoke grid (all models, all methods, one seed).
+
+    Set SVI_BENCH_SMOKE_RESULTS to an existing folder to reuse it while developing.
+    """
+    reuse = os.environ.get("SVI_BENCH_SMOKE_RESULTS")
+    if reuse and (Path(reuse) / "results.parquet").exists():
+        return Path(reuse)
+    out = tmp_path_factory.mktemp("smoke")
+    proc = run_cli("run", "--profile", "smoke", "--seeds", "1", "--out", str(out), "--no-progress")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out

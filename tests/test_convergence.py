@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import numpy as np
+
+from benchmarks.convergence import final_loss, nan_summary, plateau_step
+
+
+def test_plateau_of_an_exponential_decay_is_where_it_enters_the_noise_band():
+    rng = np.random.default_rng(0)
+    t = np.arange(5000)
+    losses = 10 + 100 * np.exp(-t / 300) + rng.normal(size=t.size)
+    band = 4 / np.sqrt(50) + 0.01
+    expected = 300 * np.log(100 / band)
+    assert abs(plateau_step(losses) - expected) < 300
+
+
+def test_a_trace_still_falling_has_no_plateau():
+    t = np.arange(5000)
+    assert np.isnan(plateau_step(10 + 100 * np.exp(-t / 3000)))
+
+
+def test_nan_bookkeeping():
+    losses = np.array([3.0, 2.0, np.nan, 1.0, np.inf])
+    assert nan_summary(losses) == (2, 2.0)
+    assert nan_summary(np.ones(5)) == (0, np.nan) or np.isnan(nan_summary(np.ones(5))[1])
+    mean, sd = final_loss(np.r_[np.full(90, 5.0), np.full(10, 1.0)])
+    assert mean == 1.0 and sd == 0.0

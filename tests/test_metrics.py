@@ -1,0 +1,338 @@
+"""Proof that the agreement metrics tell the truth: exact samples sit at the noise floor, known
+distortions give their analytic values, and degenerate inputs are reported, not hidden."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # the suite is not installed in the venv; import it from the repo
+    sys.path.insert(0, str(REPO))
+
+from benchmarks.metrics import (  # noqa: E402
+    AGREEMENT_KEYS,
+    IDEAL,
+    METRIC_INFO,
+    _w1_columns,
+    agreement,
+    deviation,
+    exact_kl,
+    flatten_draws,
+    noise_floor,
+    nuts_efficiency,
+    predictive_agreement,
+    psis_khat,
+)
+
+Z95 = stats.norm.ppf(0.95)
+E_ABS_Z = math.sqrt(2 / math.pi)
+# A correlated 2-D Gaussian: sds 1 and 2, correlation 0.8.
+MEAN2 = np.array([1.0, -2.0])
+COV2 = np.array([[1.0, 1.6], [1.6, 4.0]])
+
+
+def gauss2(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.multivariate_normal(MEAN2, COV2, size=n)
+
+
+def beta1(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.beta(13, 9, size=(n, 1))
+
+
+SAMPLERS = {"gauss2": gauss2, "beta1": beta1}
+
+
+# --- bookkeeping -------------------------------------------------------------------------------
+
+
+def test_flatten_draws_names_order_and_values():
+    n = 7
+    rng = np.random.default_rng(0)
+    draws = {
+        "w": rng.normal(size=(n, 2, 3)),
+        "theta": rng.normal(size=n),
+        "m": rng.normal(size=(n, 4)).astype(np.float32),
+    }
+    names, x = flatten_draws(draws)
+    assert names == (
+        ["m[0]", "m[1]", "m[2]", "m[3]", "theta"]
+        + ["w[0,0]", "w[0,1]", "w[0,2]", "w[1,0]", "w[1,1]", "w[1,2]"]
+    )
+    assert x.shape == (n, 11) and x.dtype == np.float64
+    np.testing.assert_array_equal(x[:, 4], draws["theta"])
+    np.testing.assert_array_equal(x[:, names.index("w[1,2]")], draws["w"][:, 1, 2])
+    np.testing.assert_allclose(x[:, 3], draws["m"][:, 3])
+
+
+def test_flatten_draws_rejects_inconsistent_draw_counts():
+    with pytest.raises(ValueError, match="'b' has 3 draws"):
+        flatten_draws({"a": np.zeros(4), "b": np.zeros(3)})
+    with pytest.raises(ValueError, match="no sites"):
+        flatten_draws({})
+
+
+def test_metric_info_lists_every_metric_with_unit_and_description():
+    produced = set(AGREEMENT_KEYS) | {"approx_nonfinite_frac", "psis_khat", "kl_exact"}
+    produced |= {"ess_per_second", "ess_per_grad_eval", "pred_prob_mad"}
+    assert produced <= set(METRIC_INFO)
+    for unit, description in METRIC_INFO.values():
+        assert unit and len(description) > 10
+    assert set(IDEAL) <= set(AGREEMENT_KEYS)
+
+
+def test_sliced_w1_helper_matches_scipy():
+    rng = np.random.default_rng(1)
+    for n, m in [(1, 3), (5, 7), (300, 1000), (999, 1000)]:
+        a, b = rng.normal(size=(n, 3)), rng.gamma(2.0, size=(m, 3))
+        expected = [stats.wasserstein_distance(a[:, k], b[:, k]) for k in range(3)]
+        np.testing.assert_allclose(_w1_columns(a, b), expected, rtol=1e-12, atol=1e-12)
+
+
+# --- exact samples sit at the noise floor ------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_exact_samples_are_within_their_noise_floor(name):
+    sample = SAMPLERS[name]
+    rng = np.random.default_rng(2024)
+    n = 4000
+    approx, ref = sample(rng, n), sample(rng, n)
+    metrics = agreement(approx, ref)
+    with pytest.warns(UserWarning, match="halves of 2000"):
+        floors = noise_floor(ref, n, rng, repeats=20)
+    assert floors["floor_n_approx"] == floors["floor_n_ref"] == 2000
+
+    # The floor is the size of Monte Carlo noise, not a catch-all: the standardised mean error
+    # of two independent n-samples is |N(0, 2/n)|, mean sqrt(2/n) * E|Z| per component.
+    assert 0.4 < floors["std_mean_err_max_floor"] / math.sqrt(2 / n) < 2.0
+    for key in AGREEMENT_KEYS:
+        floor = floors[f"{key}_floor"]
+        assert floor < 0.05, key
+        if key == "corr_err_max" and approx.shape[1] == 1:
+            assert floor == 0.0 and metrics[key] == 0.0
+            continue
+        assert floor > 0, key
+        # A half-normal exceeds 4x its mean with probability 0.14%.
+        assert deviation(key, metrics[key]) <= 4 * floor, (key, metrics[key], floor)
+
+    # ... and the same 4x-floor criterion does catch small real errors.
+    sd = ref.std(axis=0)
+    shifted = agreement(approx + 0.15 * sd, ref)
+    assert shifted["std_mean_err_max"] > 4 * floors["std_mean_err_max_floor"]
+    narrowed = agreement(ref.mean(axis=0) + 0.9 * (approx - ref.mean(axis=0)), ref)
+    assert narrowed["sd_log_ratio_max"] > 4 * floors["sd_log_ratio_max_floor"]
+
+
+def test_noise_floor_is_the_mean_metric_between_independent_exact_samples():
+    rng = np.random.default_rng(7)
+    n, n_ref = 500, 4000
+    null = [agreement(gauss2(rng, n), gauss2(rng, n_ref)) for _ in range(30)]
+    floors = noise_floor(gauss2(rng, n_ref), n, rng, repeats=30)
+    for key in AGREEMENT_KEYS:
+        ratio = np.mean([deviation(key, m[key]) for m in null]) / floors[f"{key}_floor"]
+        tight = key.startswith(("w1", "joint"))  # the least noisy metrics: a sharper check
+        assert (0.75 < ratio < 1.33) if tight else (0.5 < ratio < 2.0), (key, ratio)
+
+
+def test_noise_floor_rescales_small_reference_to_the_actual_sizes():
+    """A floor from halves of a small reference matches one measured at the true sizes."""
+    n = 1000
+    rng = np.random.default_rng(11)
+    with pytest.warns(UserWarning):
+        from_halves = noise_floor(gauss2(rng, n), n, rng, repeats=30)
+    measured = noise_floor(gauss2(rng, 2 * n), n, rng, repeats=30, n_ref=n)
+    assert measured["floor_n_approx"] == measured["floor_n_ref"] == n
+    for key in AGREEMENT_KEYS:
+        ratio = from_halves[f"{key}_floor"] / measured[f"{key}_floor"]
+        tight = key.startswith(("w1", "joint"))  # the least noisy metrics: a sharper check
+        assert (0.7 < ratio < 1.4) if tight else (0.5 < ratio < 2.0), (key, ratio)
+
+
+def test_noise_floor_keys():
+    rng = np.random.default_rng(3)
+    floors = noise_floor(gauss2(rng, 3000), 1000, rng, repeats=2)
+    assert set(floors) == {f"{k}_floor" for k in AGREEMENT_KEYS} | {"floor_n_approx", "floor_n_ref"}
+    assert (floors["floor_n_approx"], floors["floor_n_ref"]) == (1000, 2000)
+
+
+# --- known distortions give their analytic values ----------------------------------------------
+
+N_BIG = 200_000
+
+
+@pytest.fixture(scope="module")
+def std_normal_pair():
+    rng = np.random.default_rng(5)
+    return rng.standard_normal(N_BIG), rng.standard_normal(N_BIG)
+
+
+@pytest.mark.parametrize("shift", [0.25, 1.0])
+def test_shifted_gaussian(std_normal_pair, shift):
+    base, ref = std_normal_pair
+    m = agreement(3.0 * (base + shift), 3.0 * ref)  # sd 3: metrics are in reference sd
+    assert m["std_mean_err_max"] == pytest.approx(shift, abs=0.01)
+    assert m["w1_max"] == pytest.approx(shift, abs=0.01)
+    assert m["joint_sliced_w1"] == pytest.approx(m["w1_max"], rel=1e-9)  # 1-D: the same
+    assert m["sd_ratio_worst"] == pytest.approx(1.0, abs=0.01)
+    assert m["corr_err_max"] == 0.0
+    mass = stats.norm.cdf(shift + Z95) - stats.norm.cdf(shift - Z95)
+    assert m["ref_mass_in_q90_worst"] == pytest.approx(mass, abs=0.005)
+
+
+@pytest.mark.parametrize("k", [0.6, 1.4])
+def test_scaled_gaussian(std_normal_pair, k):
+    base, ref = std_normal_pair
+    m = agreement(k * base, ref)
+    assert m["sd_ratio_worst"] == pytest.approx(k, abs=0.01)
+    assert m["sd_log_ratio_max"] == pytest.approx(abs(math.log(k)), abs=0.01)
+    # W1(N(0,1), N(0,k^2)) = |1-k| E|Z|
+    assert m["w1_max"] == pytest.approx(abs(1 - k) * E_ABS_Z, abs=0.01)
+    assert m["std_mean_err_max"] < 0.01
+    assert m["ref_mass_in_q90_mean"] == pytest.approx(2 * stats.norm.cdf(Z95 * k) - 1, abs=0.005)
+
+
+def test_one_shifted_component_among_three():
+    rng = np.random.default_rng(9)
+    n = 50_000
+    approx, ref = rng.standard_normal((n, 3)), rng.standard_normal((n, 3))
+    approx[:, 1] += 0.5
+    m = agreement(approx, ref)
+    assert m["std_mean_err_max"] == pytest.approx(0.5, abs=0.02)
+    assert m["std_mean_err_mean"] == pytest.approx(0.5 / 3, abs=0.02)
+    assert m["w1_mean"] == pytest.approx(0.5 / 3, abs=0.02)
+    assert m["corr_err_max"] < 0.03
+
+
+# --- a deliberately wrong approximation is flagged ---------------------------------------------
+
+CORR_SIGMA = np.array([[5.0, 4.0], [4.0, 5.0]])  # marginal sd sqrt(5), correlation 0.8
+MEAN_FIELD_SD = 1 / math.sqrt(np.linalg.inv(CORR_SIGMA)[0, 0])  # AutoNormal's fit: 1.342
+
+
+def mean_field_case(n: int = 20_000, seed: int = 13):
+    rng = np.random.default_rng(seed)
+    ref = rng.multivariate_normal([0.0, 0.0], CORR_SIGMA, size=n)
+    mean_field = rng.normal(0.0, MEAN_FIELD_SD, size=(n, 2))
+    full = rng.multivariate_normal([0.0, 0.0], CORR_SIGMA, size=n)
+    return mean_field, full, ref
+
+
+def test_mean_field_on_correlated_gaussian_is_measured():
+    mean_field, full, ref = mean_field_case()
+    assert MEAN_FIELD_SD / math.sqrt(5) == pytest.approx(0.6)
+    m = agreement(mean_field, ref)
+    assert m["corr_err_max"] == pytest.approx(0.8, abs=0.02)
+    assert m["sd_ratio_worst"] == pytest.approx(0.6, abs=0.02)
+    assert m["w1_max"] == pytest.approx(0.4 * E_ABS_Z, abs=0.02)
+    assert m["ref_mass_in_q90_worst"] == pytest.approx(2 * stats.norm.cdf(0.6 * Z95) - 1, abs=0.02)
+    assert m["std_mean_err_max"] < 0.05
+    exact = agreement(full, ref)
+    assert exact["corr_err_max"] < 0.02
+    assert exact["joint_sliced_w1"] < 0.05 < m["joint_sliced_w1"]
+
+
+# --- importance diagnostics, exact KL, efficiency, predictive -----------------------------------
+
+
+def test_khat_small_for_exact_guide():
+    """Conjugate normal model: q is the exact posterior, log w = log Z up to rounding."""
+    rng = np.random.default_rng(17)
+    y = rng.normal(1.0, 1.0, size=20)
+    post_var = 1 / (1 + y.size)
+    post_mean = post_var * y.sum()
+    z = rng.normal(post_mean, math.sqrt(post_var), size=4000)
+    log_joint = stats.norm.logpdf(z) + stats.norm.logpdf(y[:, None], z, 1.0).sum(axis=0)
+    log_q = stats.norm.logpdf(z, post_mean, math.sqrt(post_var))
+    assert np.ptp(log_joint - log_q) < 1e-9
+    assert psis_khat(log_joint, log_q) < 0.5
+    # Exactly constant weights: ArviZ cannot fit a tail; reported as the ideal -inf, not +inf.
+    assert psis_khat(np.full(50, 3.0), np.zeros(50)) == -math.inf
+
+
+def test_khat_wide_guide_good_narrow_guide_unreliable():
+    rng = np.random.default_rng(19)
+    z = rng.normal(0.0, 1.3, size=4000)
+    assert psis_khat(stats.norm.logpdf(z), stats.norm.logpdf(z, 0.0, 1.3)) < 0.5
+    z = rng.normal(0.0, 0.3, size=4000)
+    assert psis_khat(stats.norm.logpdf(z), stats.norm.logpdf(z, 0.0, 0.3)) > 0.7
+
+
+def test_khat_degenerate_inputs():
+    assert psis_khat(np.array([0.0, -np.inf, 1.0, 2.0, 3.0, 4.0]), np.zeros(6)) == math.inf
+    with pytest.raises(ValueError, match="log_q"):
+        psis_khat(np.zeros(5), np.zeros(4))
+
+
+def test_exact_kl_matches_analytic_gaussian_kl():
+    mu, log_z, n = 1.5, 2.0, 100_000
+    z = np.random.default_rng(23).standard_normal(n)  # q = N(0, 1)
+    log_joint = log_z + stats.norm.logpdf(z, mu, 1.0)  # p(x, z) = Z * N(z; mu, 1)
+    elbo = float(np.mean(log_joint - stats.norm.logpdf(z)))
+    assert exact_kl(log_z, elbo) == pytest.approx(mu**2 / 2, abs=5 * mu / math.sqrt(n))
+
+
+def test_nuts_efficiency():
+    assert nuts_efficiency(800.0, 4.0, 16_000.0) == {
+        "ess_per_second": 200.0,
+        "ess_per_grad_eval": 0.05,
+    }
+    with pytest.raises(ValueError, match="must be > 0"):
+        nuts_efficiency(800.0, 0.0, 10.0)
+
+
+def test_predictive_agreement():
+    p = np.array([0.1, 0.5, 0.9])
+    assert predictive_agreement(p, p) == {"pred_prob_mad": 0.0}
+    q = np.array([0.2, 0.5, 0.6])
+    assert predictive_agreement(q, p)["pred_prob_mad"] == pytest.approx(0.4 / 3)
+    with pytest.raises(ValueError, match="shapes"):
+        predictive_agreement(p, p[:2])
+
+
+# --- degenerate inputs -------------------------------------------------------------------------
+
+
+def test_nonfinite_approx_gives_nan_metrics_and_flag():
+    rng = np.random.default_rng(29)
+    approx, ref = rng.normal(size=(100, 2)), rng.normal(size=(100, 2))
+    approx[3, 1] = np.nan
+    approx[7, 0] = np.inf
+    m = agreement(approx, ref)
+    assert m["approx_nonfinite_frac"] == pytest.approx(0.02)
+    assert all(math.isnan(m[k]) for k in AGREEMENT_KEYS)
+    assert agreement(ref, ref)["approx_nonfinite_frac"] == 0.0
+
+
+def test_reference_problems_raise_naming_the_component():
+    rng = np.random.default_rng(31)
+    approx, ref = rng.normal(size=(50, 3)), rng.normal(size=(50, 3))
+    flat = ref.copy()
+    flat[:, 2] = 1.5
+    with pytest.raises(ValueError, match=r"zero sd in component 'w\[1\]'"):
+        agreement(approx, flat, names=["a", "w[0]", "w[1]"])
+    with pytest.raises(ValueError, match="zero sd in component #2"):
+        agreement(approx, flat)
+    with pytest.raises(ValueError, match="zero sd"):
+        noise_floor(flat, 10, rng)
+    bad = ref.copy()
+    bad[4, 0] = np.nan
+    with pytest.raises(ValueError, match="non-finite in component #0"):
+        agreement(approx, bad)
+    with pytest.raises(ValueError, match="3 components, reference 2"):
+        agreement(approx, ref[:, :2])
+
+
+def test_collapsed_approximation_component():
+    rng = np.random.default_rng(37)
+    approx, ref = rng.normal(size=(200, 2)), rng.normal(size=(200, 2))
+    approx[:, 0] = 0.0
+    m = agreement(approx, ref)
+    assert m["sd_ratio_worst"] == 0.0 and m["sd_log_ratio_max"] == math.inf
+    assert math.isnan(m["corr_err_max"])
+    assert m["ref_mass_in_q90_worst"] < 0.1

@@ -1,0 +1,87 @@
+"""The grid runner: failures become rows, the grid goes on, results survive and resume."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pandas as pd
+import pytest
+
+from benchmarks import jax_setup, store
+from benchmarks.runner import plan, run_grid
+from models import Dataset, ModelSpec
+
+jax_setup.configure_jax()
+
+
+def _model(y):
+    mu = numpyro.sample("mu", dist.Normal(0.0, 1.0))
+    with numpyro.plate("n", y.shape[0]):
+        numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+
+
+def _nan_guide(y):
+    """NaN loss from the first step (log of a negative number), distributions kept valid."""
+    loc = numpyro.param("loc", 0.0)
+    numpyro.sample("mu", dist.Normal(loc, 1.0))
+    numpyro.factor("boom", jnp.log(-jnp.abs(loc) - 1.0))
+
+
+def _data(seed: int) -> Dataset:
+    y = np.random.default_rng(seed).normal(1.0, 1.0, size=10).astype(np.float32)
+    return Dataset(model_kwargs={"y": jnp.asarray(y)})
+
+
+def _broken_model(y):
+    raise RuntimeError("user model is broken")
+
+
+TOY = ModelSpec(name="toy", description="normal mean", source="tests", model=_model,
+                data=_data, guides={"nan": _nan_guide}, reference_kind="exact")
+BROKEN = ModelSpec(name="broken", description="raises", source="tests", model=_broken_model,
+                   data=_data, guides={}, reference_kind="exact")
+TINY = {"num_steps": 50, "num_draws": 100, "final_elbo_particles": 20,
+        "num_warmup": 20, "num_samples": 20, "num_chains": 2}
+
+
+def _run(tmp_path, specs, methods, resume=False):
+    results = store.ResultsStore(tmp_path)
+    cells = list(plan(specs, methods, [0, 1], "smoke", TINY))
+    run_grid(cells, "smoke", results, resume=resume, score=False)
+    return pd.read_parquet(tmp_path / "results.parquet")
+
+
+def test_a_guide_forced_to_nan_fails_and_the_grid_goes_on(tmp_path):
+    df = _run(tmp_path, [TOY], ["manual:nan", "autonormal", "nuts"])
+    nan_rows = df[df.method == "manual:nan"]
+    assert (nan_rows.status == "failed").all()
+    assert nan_rows.error.str.contains("non-finite").all()
+    assert (nan_rows.nan_count == 50).all() and (nan_rows.first_nan_step == 0).all()
+    assert (df[df.method != "manual:nan"].status == "ok").all()
+    # the failed run's loss trace is kept for the report
+    _, other = store.load_artifact(store.artifact_path(tmp_path, "toy", "manual:nan", 0))
+    assert np.isnan(other["losses"]).all()
+
+
+def test_a_broken_user_model_is_a_failed_row_not_a_crash(tmp_path):
+    df = _run(tmp_path, [BROKEN, TOY], ["autonormal"])
+    broken = df[df.model == "broken"]
+    assert (broken.status == "failed").all()
+    assert broken.error.str.contains("user model is broken").all()
+    assert (df[df.model == "toy"].status == "ok").all()
+
+
+def test_resume_skips_done_runs_and_keeps_earlier_results(tmp_path):
+    first = _run(tmp_path, [TOY], ["autonormal"])
+    second = _run(tmp_path, [TOY], ["autonormal", "nuts"], resume=True)
+    kept = second[second.method == "autonormal"].sort_values("seed")
+    assert list(kept.started_at) == list(first.sort_values("seed").started_at)
+    assert set(second.method) == {"autonormal", "nuts"}
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_unknown_size_parameter_is_refused():
+    with pytest.raises(ValueError, match="no size parameter"):
+        TOY.make_data(0, n=3)
