@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--methods", default="", help="comma-separated methods (default: all)")
     run.add_argument("--seeds", default="1", help="number of seeds N (0..N-1) or a list like 0,4,7")
     run.add_argument("--out", default="results", help="output folder (default ./results)")
-    run.add_argument("--resume", action="store_true", help="skip runs already done with the same settings hash")
+    run.add_argument("--resume", action="store_true",
+                     help="skip runs already done with the same settings hash")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a setting for every run, e.g. num_steps=500 (repeatable)")
     run.add_argument("--size", action="append", default=[], metavar="MODEL.KEY=VALUE",

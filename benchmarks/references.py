@@ -47,6 +47,29 @@ NUTS_REFERENCE = {
     "smoke": (NUTSSettings(num_warmup=150, num_samples=150, num_chains=4), 150),
 }
 QUALITIES = tuple(NUTS_REFERENCE)
+REFERENCE_BUDGET_S = {"full": 240.0, "smoke": 30.0}  # run time a NUTS reference may take
+
+
+def _gate_space(spec: ModelSpec, ds: Dataset):
+    """What the NUTS gates are computed on: each scalar latent component, or (for models judged
+    in predictive space, whose weight posterior is symmetric and multimodal) the predictive
+    probability of each held-out point. Returns draws (chain, draw, ...) -> [(chain, draw)]."""
+    from benchmarks.diagnostics import _components
+
+    if spec.predictive_check is None:
+        return _components
+    from importlib import import_module
+
+    module = import_module(spec.model.__module__)
+
+    def predictive(draws):
+        per_chain = [module.draw_probs({k: v[j] for k, v in draws.items()}, ds, "test")
+                     for j in range(next(iter(draws.values())).shape[0])]
+        probs = np.stack(per_chain)  # (chain, draw, point)
+        return list(probs.transpose(2, 0, 1))
+
+    predictive.description = "predictive probabilities of the test split"
+    return predictive
 
 
 @dataclass
@@ -125,7 +148,7 @@ def _grid_draws(axes: list[np.ndarray], logp: np.ndarray, n: int, rng) -> np.nda
     p /= p.sum()
     idx = np.unravel_index(rng.choice(p.size, size=n, p=p), logp.shape)
     cols = []
-    for ax, i in zip(axes, idx):
+    for ax, i in zip(axes, idx, strict=True):
         step = float(ax[1] - ax[0])
         cols.append(np.clip(ax[i] + rng.uniform(-0.5, 0.5, size=n) * step, ax[0], ax[-1]))
     return np.stack(cols, axis=-1)
@@ -136,7 +159,7 @@ def _grid_moments(axes: list[np.ndarray], logp: np.ndarray) -> tuple[np.ndarray,
     w /= w.sum()
     grids = np.meshgrid(*axes, indexing="ij")
     mean = np.array([(w * g).sum() for g in grids])
-    sd = np.sqrt(np.array([(w * (g - m) ** 2).sum() for g, m in zip(grids, mean)]))
+    sd = np.sqrt(np.array([(w * (g - m) ** 2).sum() for g, m in zip(grids, mean, strict=True)]))
     return mean, sd
 
 
@@ -204,23 +227,33 @@ def _nuts(spec: ModelSpec, ds: Dataset, seed: int, sites: tuple[str, ...], log,
 
     import jax
 
-    from benchmarks.diagnostics import _components
     from benchmarks.nuts import run_nuts
 
     settings, max_samples = NUTS_REFERENCE[quality]
+    gate_space = _gate_space(spec, ds)
+    budget_note = ""
     while True:
         run = run_nuts(jax.random.PRNGKey(seed)[None], spec.model, ds.model_kwargs, sites, settings)
         draws = {k: v[0] for k, v in run.draws.items()}  # (chains, samples, *shape)
-        thin = _thin_factor(_components(draws))
+        thin = _thin_factor(gate_space(draws))
         kept_per_chain = len(range(0, settings.num_samples, thin))
         kept = kept_per_chain * settings.num_chains
-        if kept >= NUTS_GATES["min_draws"] or settings.num_samples >= max_samples:
+        if kept >= NUTS_GATES["min_draws"] or settings.num_samples >= max_samples or budget_note:
             break
         need = math.ceil(NUTS_GATES["min_draws"] / settings.num_chains * thin * 1.05)
+        per_iteration = run.run_s / (settings.num_warmup + settings.num_samples)
+        affordable = int(REFERENCE_BUDGET_S[quality] / per_iteration) - settings.num_warmup
+        if need > affordable:
+            budget_note = (f"enough draws would need {need} per chain, about "
+                           f"{per_iteration * (need + settings.num_warmup):.0f} s, beyond the "
+                           f"{REFERENCE_BUDGET_S[quality]} s budget")
+            need = max(affordable, settings.num_samples)
+            if need == settings.num_samples:
+                break
         log(f"{spec.name}: thinning by {thin} keeps {kept} draws; rerunning with {need} per chain")
         settings = dataclasses.replace(settings, num_samples=min(need, max_samples))
     thinned = {k: v[:, ::thin] for k, v in draws.items()}
-    tcomps = _components(thinned)
+    tcomps = gate_space(thinned)
     divergences = int(run.diverging[0].sum())
     rhat = max(arviz_adapter.rhat(c) for c in tcomps)
     ess_b = min(arviz_adapter.ess_bulk(c) for c in tcomps)
@@ -235,7 +268,8 @@ def _nuts(spec: ModelSpec, ds: Dataset, seed: int, sites: tuple[str, ...], log,
     if settings.num_chains < g["min_chains"]:
         failed.append(f"{settings.num_chains} chains < {g['min_chains']}")
     if kept < g["min_draws"]:
-        failed.append(f"{kept} retained draws < {g['min_draws']}")
+        failed.append(f"{kept} retained draws < {g['min_draws']}"
+                      + (f" ({budget_note})" if budget_note else ""))
     if not rhat < g["max_rhat"]:
         failed.append(f"max R-hat {rhat:.4f} >= {g['max_rhat']}")
     if not min(ess_b, ess_t) >= g["min_ess_fraction"] * kept:
@@ -250,6 +284,7 @@ def _nuts(spec: ModelSpec, ds: Dataset, seed: int, sites: tuple[str, ...], log,
     flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in thinned.items()}
     settings_json = dataclasses.asdict(settings)
     return flat, {"method": "nuts", "settings": settings_json, "gates": g, "checks": checks,
+                  "gate_space": getattr(gate_space, "description", "latent components"),
                   "failed_checks": failed, "draws": int(kept),
                   "compile_s": run.compile_s, "run_s": run.run_s}
 

@@ -20,9 +20,9 @@ import numpyro
 
 from benchmarks import diagnostics, methods, store
 from benchmarks.evaluate import evaluate
-from benchmarks.references import Reference, get_reference
 from benchmarks.introspect import LatentInfo, latent_info
 from benchmarks.nuts import run_nuts
+from benchmarks.references import Reference, get_reference
 from benchmarks.settings import NUTSSettings, Settings, settings_for, settings_hash, with_overrides
 from benchmarks.svi import fit_svi
 from models import Dataset, ModelSpec

@@ -32,10 +32,11 @@ class Dataset:
 class ModelSpec:
     """Everything the suite needs to know about one model.
 
-    ``data(seed, **size)`` must be deterministic for a given seed and size. ``exact_sampler(rng, n, ds)``
-    (for reference_kind "exact") draws ``n`` exact posterior samples with a NumPy Generator as ``{site: array(n, *shape)}`` in
-    the constrained space. ``log_density_grid`` (for "quadrature") returns the grid axes and the
-    unnormalised log posterior on it. ``log_evidence`` returns log Z where it is known.
+    ``data(seed, **size)`` must be deterministic for a given seed and size.
+    ``exact_sampler(rng, n, ds)`` (for reference_kind "exact") draws ``n`` exact posterior samples
+    with a NumPy Generator as ``{site: array(n, *shape)}`` in the constrained space.
+    ``log_density_grid`` (for "quadrature") returns the grid axes and the unnormalised log
+    posterior on it. ``log_evidence`` returns log Z where it is known.
     """
 
     name: str

@@ -1,10 +1,10 @@
 """What the perf suite measures: the selection of (model, method) cases and the compiled programs.
 
 SVI: ``init(key) -> state`` and ``run(state) -> (state, losses)``, a ``lax.scan`` of
-``SVI_STEPS`` ``svi.update`` steps, both lowered and compiled ahead of time; only ``run`` is timed.
-NUTS: the kernel is initialised once for ``NUTS_CHAINS`` chains and warmed up by a compiled
-program; the timed program takes the warmed-up state (with a fresh key each round) and runs
-``NUTS_DRAWS`` sample steps. Settings come from the ``smoke`` profile (learning rate, particles,
+``SVI_STEPS[model]`` ``svi.update`` steps, both lowered and compiled ahead of time; only ``run``
+is timed. NUTS: the kernel is initialised once for ``NUTS_CHAINS`` chains and warmed up by a
+compiled program; the timed program takes the warmed-up state (with a fresh key each round) and
+runs ``NUTS_DRAWS[model]`` sample steps. Settings come from the ``smoke`` profile (learning rate, particles,
 warm-up, tree depth), so a PR that changes them changes the deterministic figures.
 """
 
@@ -29,8 +29,14 @@ from benchmarks.settings import NUTSSettings, SVISettings, settings_for
 from models import REGISTRY, ModelSpec
 
 PROFILE = "smoke"
-SVI_STEPS = 200
-NUTS_DRAWS = 100
+# Steps (draws) per timed round, per model: about 10-70 ms a round on one core, long enough that
+# timer and dispatch overhead (~0.1 ms) do not matter, short enough for a suite of minutes.
+SVI_STEPS = {"coin": 2000, "gamma_concentration": 2000, "dirichlet_categorical": 2000,
+             "correlated_gaussian": 2000, "multimodal_2d": 1000, "linreg_outliers": 400,
+             "hierarchical_linreg": 400, "bnn": 400}
+NUTS_DRAWS = {"coin": 1000, "correlated_gaussian": 1000, "dirichlet_categorical": 1000,
+              "gamma_concentration": 500, "multimodal_2d": 500, "linreg_outliers": 300,
+              "hierarchical_linreg": 200, "bnn": 100}
 NUTS_CHAINS = 2
 ROUNDS = 12
 """Timed rounds per benchmark; each round gets a fresh key (round r uses seed ``1000 + r``)."""
@@ -120,9 +126,10 @@ class SVIProgram:
         return jax.block_until_ready(self.init(jax.random.PRNGKey(seed)))
 
 
-def svi_program(spec: ModelSpec, method: str, model_kwargs: Any, steps: int = SVI_STEPS
+def svi_program(spec: ModelSpec, method: str, model_kwargs: Any, steps: int | None = None
                 ) -> SVIProgram:
     """The compiled init and ``steps``-step programs of one (model, method)."""
+    steps = steps or SVI_STEPS[spec.name]
     settings = dataclasses.replace(settings_for(PROFILE, spec.name, method), num_steps=steps)
     make_guide = guide_factory(spec, method, settings.guide_options)
 
@@ -155,16 +162,18 @@ class NUTSProgram:
     compile_s: float
     compile_warmup_s: float
     cache_hit: bool
+    draws: int
 
     def fresh_state(self, seed: int) -> Any:
         keys = jax.random.split(jax.random.PRNGKey(seed), NUTS_CHAINS)
         return self.warm_state._replace(rng_key=keys)
 
 
-def nuts_program(spec: ModelSpec, model_kwargs: Any, draws: int = NUTS_DRAWS,
+def nuts_program(spec: ModelSpec, model_kwargs: Any, draws: int | None = None,
                  chains: int = NUTS_CHAINS) -> NUTSProgram:
     """Initialise ``chains`` chains (seed ``FIGURE_SEED``), warm them up with a compiled program
     and compile the ``draws``-step sampling program that the benchmark times."""
+    draws = draws or NUTS_DRAWS[spec.name]
     settings = settings_for(PROFILE, spec.name, "nuts")
     kernel = NUTS(spec.model, target_accept_prob=settings.target_accept_prob,
                   max_tree_depth=settings.max_tree_depth)
@@ -185,7 +194,7 @@ def nuts_program(spec: ModelSpec, model_kwargs: Any, draws: int = NUTS_DRAWS,
     warm_state, (warm_steps, _, _) = jax.block_until_ready(warm_c(state))
     run_c, run_s, hit_run = _compile(steps(draws), warm_state)
     return NUTSProgram(run_c, warm_state, settings, int(np.sum(warm_steps)), run_s, warm_s,
-                       hit_warm and hit_run)
+                       hit_warm and hit_run, draws)
 
 
 def finite_tree(tree: Any) -> bool:

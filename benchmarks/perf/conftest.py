@@ -1,0 +1,105 @@
+"""Options, parametrisation and JSON bookkeeping of the perf suite.
+
+* ``--perf-full`` (or ``SVI_PERF_FULL=1``): every model x method instead of the default selection.
+* ``--perf-rounds N``: timed rounds per benchmark (default ``programs.ROUNDS``).
+* XLA runs single-threaded unless ``XLA_FLAGS`` is set: on a shared 2-core machine a multi-threaded
+  Eigen pool stalls on every barrier when another process holds a core, which made timings of
+  identical code differ far more than one thread being time-sliced does.
+* ``PYTHONHASHSEED`` must be 0: NumPyro's ELBO iterates over a set, and the deterministic figures
+  (final loss) are compared exactly between runs.
+* The JSON written by ``--benchmark-json`` / ``--benchmark-autosave`` gets an ``svi_bench`` section:
+  the outcome of every collected test (pytest-benchmark drops benchmarks that errored, and keeps
+  those whose test failed after timing), the source tree that was measured and the selection.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+import pytest
+
+PERF_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+os.environ.setdefault("XLA_FLAGS", PERF_XLA_FLAGS)  # before JAX creates its CPU backend
+
+from benchmarks import jax_setup  # noqa: E402
+from benchmarks.perf import programs  # noqa: E402
+
+_OUTCOMES: dict[str, dict[str, str]] = {}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("svi-bench perf suite")
+    group.addoption("--perf-full", action="store_true", default=False,
+                    help="benchmark every model x method (default: a small selection; "
+                         "env SVI_PERF_FULL=1 does the same)")
+    group.addoption("--perf-rounds", type=int, default=None,
+                    help=f"timed rounds per benchmark (default {programs.ROUNDS})")
+
+
+def _full(config: pytest.Config) -> bool:
+    return bool(config.getoption("perf_full")) or os.environ.get("SVI_PERF_FULL") == "1"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("PYTHONHASHSEED") != jax_setup.HASH_SEED:
+        raise pytest.UsageError(
+            "the perf suite needs PYTHONHASHSEED=0 (NumPyro's ELBO iterates over a set, so the "
+            "final losses it compares exactly depend on it); rerun as "
+            "PYTHONHASHSEED=0 pytest benchmarks/perf"
+        )
+    jax_setup.configure_jax()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    full = _full(metafunc.config)
+    for fixture, cases in (("svi_case", programs.svi_cases(full)),
+                           ("nuts_case", programs.nuts_cases(full)),
+                           ("accuracy_case", programs.accuracy_cases(full))):
+        if fixture in metafunc.fixturenames:
+            metafunc.parametrize(fixture, cases, ids=[c.id for c in cases])
+
+
+@pytest.fixture
+def rounds(request: pytest.FixtureRequest) -> int:
+    value = request.config.getoption("perf_rounds") or programs.ROUNDS
+    if value < 1:
+        raise pytest.UsageError(f"--perf-rounds must be >= 1, got {value}")
+    return int(value)
+
+
+def _reason(report: pytest.TestReport) -> str:
+    if report.skipped and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None:
+        return str(crash.message).strip().splitlines()[0][:300] if crash.message else ""
+    return str(report.longrepr or "").strip().splitlines()[-1][:300] if report.longrepr else ""
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    entry = _OUTCOMES.setdefault(report.nodeid, {"outcome": "passed", "reason": ""})
+    if report.failed:
+        entry["outcome"] = "failed" if report.when == "call" else "error"
+        entry["reason"] = f"{report.when}: {_reason(report)}"
+    elif report.skipped and entry["outcome"] == "passed":
+        entry["outcome"] = "skipped"
+        entry["reason"] = _reason(report)
+
+
+def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json: dict) -> None:
+    import jax
+    import numpyro
+
+    output_json["svi_bench"] = {
+        "schema": 1,
+        "source_root": str(Path(programs.__file__).resolve().parents[2]),
+        "full": _full(config),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "pythonhashseed": os.environ.get("PYTHONHASHSEED", ""),
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "numpyro": numpyro.__version__,
+        "outcomes": dict(sorted(_OUTCOMES.items())),
+    }
