@@ -29,6 +29,10 @@ from benchmarks.settings import NUTSSettings, SVISettings, settings_for
 from models import REGISTRY, ModelSpec
 
 PROFILE = "smoke"
+"""Settings (learning rate, particles, warm-up, tree depth) of the timed programs."""
+ACCURACY_PROFILE = "quick"
+"""Profile of the accuracy cells: converged enough that the exact-family guides sit near the
+noise floor (smoke-profile guides are still far from it, so drift there says less)."""
 # Steps (draws) per timed round, per model: about 10-70 ms a round on one core, long enough that
 # timer and dispatch overhead (~0.1 ms) do not matter, short enough for a suite of minutes.
 SVI_STEPS = {"coin": 2000, "gamma_concentration": 2000, "dirichlet_categorical": 2000,

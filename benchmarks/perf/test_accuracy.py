@@ -1,0 +1,60 @@
+"""Accuracy drift: the suite's own quick-profile cell (``runner.run_cell``, seed 0: settings,
+fit, diagnostics and scoring exactly as the grid runs them) scored against the model's exact
+reference, with the agreement metrics and their noise floors in ``extra_info``.
+
+``benchmarks.regress`` flags a metric whose distance from its ideal value grows between base and
+head by more than ``ACCURACY_FLOOR_FACTOR`` x its noise floor. The deterministic ``grad_evals``
+and ``final_loss`` (SVI: the tail mean of the loss trace) are gated strictly. The time of this
+benchmark includes compilation and is recorded, never gated.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from benchmarks import runner
+from benchmarks.introspect import latent_info
+from benchmarks.metrics import AGREEMENT_KEYS
+from benchmarks.perf import programs
+from benchmarks.references import get_reference
+
+
+def _num(value: object) -> float | None:
+    try:
+        x = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def test_accuracy(benchmark, accuracy_case: programs.Case, tmp_path_factory) -> None:
+    spec, ds, why = programs.skip_reason(accuracy_case)
+    if why:
+        pytest.skip(why)
+    if spec.reference_kind != "exact":
+        pytest.skip(f"{spec.name} has no exact reference (kind {spec.reference_kind!r})")
+    profile = programs.ACCURACY_PROFILE
+    cell = next(runner.plan([spec], [accuracy_case.method], (programs.FIGURE_SEED,), profile))
+    info = latent_info(spec.model, ds.model_kwargs)
+    out = tmp_path_factory.mktemp(accuracy_case.id.replace(":", "_"))
+    (out / "runs").mkdir()  # the runner saves each run's draws there, as the CLI's grid does
+    reference = get_reference(spec, ds, cell.data_key, info.sites, out, quality="smoke",
+                              log=lambda _msg: None)  # exact references ignore the quality
+    assert reference.ok, f"exact reference failed its checks: {reference.failure}"
+
+    rows = benchmark.pedantic(runner.run_cell, args=(cell, ds, info, profile, out, lambda: reference),
+                              rounds=1, iterations=1)
+    row = rows[0]
+    assert row["status"] == "ok", f"{row['status']}: {row['error']}"
+    missing = [k for k in AGREEMENT_KEYS if _num(row.get(k)) is None]
+    assert not missing, f"no finite agreement metric {missing} ({row.get('verdict_reason', '')})"
+    benchmark.group = "accuracy"
+    benchmark.extra_info.update(
+        kind="accuracy", model=accuracy_case.model, method=accuracy_case.method,
+        grad_evals=_num(row.get("grad_evals")), final_loss=_num(row.get("final_loss_mean")),
+        verdict=row.get("verdict", ""), verdict_reason=row.get("verdict_reason", ""),
+        accuracy={k: _num(row[k]) for k in AGREEMENT_KEYS},
+        accuracy_floor={k: _num(row.get(f"{k}_floor")) for k in AGREEMENT_KEYS},
+    )

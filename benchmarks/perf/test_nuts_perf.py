@@ -1,0 +1,45 @@
+"""NUTS draw cost: ``NUTS_DRAWS[model]`` sample steps of ``NUTS_CHAINS`` warmed-up chains per round.
+
+The warm-up (smoke profile length) runs once, untimed; each round starts from the warmed-up state
+with a fresh key. ``grad_evals`` (leapfrog steps of the untimed seed-0 sampling call),
+``grad_evals_warmup`` and ``divergences`` are deterministic for the fixed seed and gated strictly.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import jax
+import numpy as np
+import pytest
+
+from benchmarks.perf import programs
+
+
+def test_nuts_draws(benchmark, nuts_case: programs.Case, rounds: int) -> None:
+    spec, ds, why = programs.skip_reason(nuts_case)
+    if why:
+        pytest.skip(why)
+    prog = programs.nuts_program(spec, ds.model_kwargs)
+    state, (num_steps, diverging, accept) = jax.block_until_ready(
+        prog.run(prog.fresh_state(programs.FIGURE_SEED))
+    )
+    assert programs.finite_tree(state.z), "non-finite NUTS state"
+
+    seeds = itertools.count(1000)
+    s = prog.settings
+    benchmark.group = "nuts"
+    benchmark.extra_info.update(
+        kind="nuts", model=nuts_case.model, method="nuts", draws=prog.draws,
+        chains=programs.NUTS_CHAINS, num_warmup=s.num_warmup,
+        grad_evals=int(np.sum(num_steps)), grad_evals_warmup=prog.grad_evals_warmup,
+        divergences=int(np.sum(diverging)), accept_prob_mean=float(np.mean(accept)),
+        compile_s=prog.compile_s, compile_warmup_s=prog.compile_warmup_s,
+        cache_hit=prog.cache_hit,
+    )
+    benchmark.pedantic(
+        lambda st: jax.block_until_ready(prog.run(st)),
+        setup=lambda: ((prog.fresh_state(next(seeds)),), {}),
+        rounds=rounds,
+        iterations=1,
+    )

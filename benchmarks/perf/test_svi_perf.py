@@ -1,0 +1,44 @@
+"""SVI step cost: ``SVI_STEPS[model]`` compiled ``svi.update`` steps per round, compile excluded.
+
+Figures in ``extra_info`` (compared by ``benchmarks.regress``): ``grad_evals`` (steps x particles,
+x K for AutoDAIS) and ``final_loss`` of the untimed seed-0 call are deterministic and gated
+strictly; ``compile_s`` (AOT compile of the timed program, from the persistent cache when warm)
+is recorded, not gated.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import jax
+import numpy as np
+import pytest
+
+from benchmarks.perf import programs
+
+
+def test_svi_steps(benchmark, svi_case: programs.Case, rounds: int) -> None:
+    spec, ds, why = programs.skip_reason(svi_case)
+    if why:
+        pytest.skip(why)
+    prog = programs.svi_program(spec, svi_case.method, ds.model_kwargs)
+    state, losses = jax.block_until_ready(prog.run(prog.fresh_state(programs.FIGURE_SEED)))
+    losses = np.asarray(losses)
+    assert np.all(np.isfinite(losses)), f"{np.sum(~np.isfinite(losses))} non-finite losses"
+    assert programs.finite_tree(state.optim_state), "non-finite guide parameters"
+
+    seeds = itertools.count(1000)
+    s = prog.settings
+    benchmark.group = "svi"
+    benchmark.extra_info.update(
+        kind="svi", model=svi_case.model, method=svi_case.method, steps=s.num_steps,
+        particles=s.num_particles, learning_rate=s.learning_rate, grad_evals=prog.grad_evals,
+        final_loss=float(losses[-1]), compile_s=prog.compile_s,
+        compile_init_s=prog.compile_init_s, cache_hit=prog.cache_hit,
+    )
+    benchmark.pedantic(
+        lambda st: jax.block_until_ready(prog.run(st)),
+        setup=lambda: ((prog.fresh_state(next(seeds)),), {}),
+        rounds=rounds,
+        iterations=1,
+    )
