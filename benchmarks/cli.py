@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a setting for every run, e.g. num_steps=500 (repeatable)")
     run.add_argument("--size", action="append", default=[], metavar="MODEL.KEY=VALUE",
                      help="a model size parameter, e.g. hierarchical_linreg.n_groups=16")
+    run.add_argument("--jobs", type=int, default=1,
+                     help="worker processes, one model each (default 1: uncontended timings)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     ref = sub.add_parser("reference", help="build (or check) a model's reference posterior")
     ref.add_argument("--model", required=True, help="registered model name")
@@ -153,6 +155,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from benchmarks import jax_setup
 
     cells = _resolve(args)
+    if not 1 <= args.jobs <= (os.cpu_count() or 1) * 4:
+        raise UsageError(f"--jobs must be between 1 and {(os.cpu_count() or 1) * 4}, got {args.jobs}")
     from benchmarks import runner, store
 
     try:
@@ -176,12 +180,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     def on_done(cell, rows):
         for row in rows:
             counts[row["status"]] += 1
+        if args.jobs > 1:
+            bar.set_description(f"done {cell.spec.name} x {cell.method}")
         bar.update(len(rows))
 
     start = time.perf_counter()
     try:
         runner.run_grid(cells, args.profile, results, resume=args.resume,
-                        on_cell=on_cell, on_done=on_done)
+                        on_cell=on_cell, on_done=on_done, jobs=args.jobs)
     except KeyboardInterrupt:
         bar.close()
         print(f"interrupted: results so far are in {results.out_dir}/results.parquet", file=sys.stderr)

@@ -24,7 +24,7 @@ writing its own JSON), and compares per benchmark:
 
 By default the benchmark *suite* is head's, copied into the base checkout (as ``asv`` does), so
 both sides run the same benchmarks and only the code under test differs (``--suite-from each``
-runs each side's own suite).
+runs each side's own suite; ``--suite-from DIR`` copies DIR into both checkouts).
 
 Noise measured on this machine (2 cores, shared with other jobs; default suite, 3 alternations,
 head == base, ``python -m benchmarks.regress gate --base HEAD``), per-benchmark median-of-ratios
@@ -69,6 +69,11 @@ TIME_THRESHOLD = 0.40
 ratios). Chosen from ``NOISE``: above the largest ratio seen on unchanged code, with margin."""
 TIME_GROUPS = frozenset({"svi", "nuts"})
 TIME_STAT = "min"
+TIMER = "time.process_time"
+"""pytest-benchmark timer of the gate's runs. CPU time of the (single-threaded) process rather
+than wall time: time spent descheduled while other jobs hold the cores is not the code's cost,
+and on this machine it was most of the noise (see ``NOISE``). ``--timer time.perf_counter`` on a
+dedicated machine."""
 STRICT_FIGURES: dict[str, float] = {
     "grad_evals": 0.0,
     "grad_evals_warmup": 0.0,
@@ -255,7 +260,14 @@ def compare(
     names = sorted({n for r in (*base_runs, *head_runs) for n in (*r.benchmarks, *r.outcomes)})
     findings: list[Finding] = []
     rows: list[Row] = []
+    skipped: list[str] = []
     fig_sev = WARN if allow_figure_changes else FAIL
+    timers = {str((b.get("options") or {}).get("timer")) for r in (*base_runs, *head_runs)
+              for b in r.benchmarks.values()}
+    if len(timers) > 1:
+        findings.append(Finding("(all)", "time", WARN,
+                                f"runs used different timers ({', '.join(sorted(timers))}); "
+                                "time ratios are not comparable"))
 
     for name in names:
         group = _group(name, (*base_runs, *head_runs))
@@ -279,7 +291,8 @@ def compare(
                 findings.append(Finding(name, "status", FAIL,
                                         f"measured on base but {s} in head: {why}"))
             elif s == "skipped":
-                row.status = "skipped"  # not applicable on either side: not a benchmark
+                rows.pop()  # not applicable on either side (or not selected): not a benchmark
+                skipped.append(name)
             continue
         if not base_ok:
             _, s, why = next(x for x in base_status if x[1] != "ok")
@@ -298,6 +311,7 @@ def compare(
         _compare_accuracy(row, name, base_runs, head_runs, accuracy_factor, fig_sev, findings)
 
     settings = {"threshold": threshold, "time_stat": TIME_STAT, "gate_time": gate_time,
+                "timers": sorted(timers), "skipped_on_both_sides": skipped,
                 "accuracy_floor_factor": accuracy_factor, "strict_figures": STRICT_FIGURES,
                 "alternations": min(len(base_runs), len(head_runs)),
                 "allow_figure_changes": allow_figure_changes, "allow_slowdown": allow_slowdown,
@@ -419,7 +433,8 @@ def render_markdown(cmp: Comparison, title: str = "Benchmark gate") -> str:
     head = ", ".join(c[:10] for c in s["head_commits"] if c) or "?"
     lines.append(
         f"base {base} vs head {head}; {s['alternations']} alternation(s); time: median over "
-        f"alternations of head/base {s['time_stat']} time, "
+        f"alternations of head/base {s['time_stat']} time "
+        f"({', '.join(s.get('timers') or ['?'])}), "
         + (f"fail above x{1 + s['threshold']:.2f}" if s["gate_time"] else "reported, not gated")
         + f"; accuracy: fail on a drift > {s['accuracy_floor_factor']:g} x noise floor; "
         "grad evals exact, final loss to "
@@ -467,7 +482,7 @@ def suite_env(role: str) -> dict[str, str]:
 
 
 def run_suite(tree: Path, json_out: Path, role: str, pytest_args: Sequence[str] = (),
-              autosave_to: Path | None = None, log=print) -> tuple[int, str]:
+              autosave_to: Path | None = None, log=print, timer: str = TIMER) -> tuple[int, str]:
     """One ``pytest benchmarks/perf`` process in ``tree``, the code under test imported from it.
 
     Returns (exit status, last lines of its output). ``PYTHONPATH`` and the working directory
@@ -477,6 +492,7 @@ def run_suite(tree: Path, json_out: Path, role: str, pytest_args: Sequence[str] 
     json_out.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "pytest", SUITE, "-q", "-p", "no:cacheprovider",
            "--benchmark-json", str(json_out), "--benchmark-disable-gc",
+           f"--benchmark-timer={timer}",
            "--benchmark-sort=fullname", "--benchmark-columns=min,median,max,rounds"]
     if autosave_to is not None:
         cmd += ["--benchmark-autosave", f"--benchmark-storage=file://{autosave_to.resolve()}"]
@@ -504,11 +520,12 @@ def _checkout(ref: str, label: str, parent: Path) -> Tree:
     return Tree(path, label, commit, True)
 
 
-def _copy_suite(src: Path, dest: Path) -> None:
+def _copy_suite(suite: Path, dest: Path) -> None:
+    """Put the benchmark suite directory ``suite`` at ``dest/benchmarks/perf``."""
     target = dest / SUITE
     if target.exists():
         shutil.rmtree(target)
-    shutil.copytree(src / SUITE, target, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(suite, target, ignore=shutil.ignore_patterns("__pycache__"))
 
 
 def gate(
@@ -522,6 +539,7 @@ def gate(
     autosave: bool = True,
     allow_figure_changes: bool = False,
     allow_slowdown: bool = False,
+    timer: str = TIMER,
     log=print,
 ) -> Comparison:
     """Run base and head interleaved (ABBA), ``alternations`` times each, and compare."""
@@ -542,12 +560,18 @@ def gate(
         else:
             head = _checkout(head_ref, "head", scratch)
             trees.append(head)
-        if not (head.path / SUITE).is_dir():
-            raise SystemExit(f"head ({head.commit[:12]}) has no {SUITE}: nothing to run")
-        if suite_from == "head":
-            _copy_suite(head.path, base.path)
-        elif not (base.path / SUITE).is_dir():
-            raise SystemExit(f"base ({base.commit[:12]}) has no {SUITE}; use --suite-from head")
+        if suite_from == "each":
+            for tree in (base, head):
+                if not (tree.path / SUITE).is_dir():
+                    raise SystemExit(f"{tree.label} ({tree.commit[:12]}) has no {SUITE}; "
+                                     "use --suite-from head")
+        else:  # one suite for both sides: head's, or a given directory
+            src = head.path / SUITE if suite_from == "head" else Path(suite_from).resolve()
+            if not src.is_dir():
+                raise SystemExit(f"no benchmark suite at {src}: nothing to run")
+            for tree in (base, head):
+                if tree.temporary and tree.path / SUITE != src:
+                    _copy_suite(src, tree.path)
         log(f"[regress] base {base.commit[:12]} ({base_ref}) vs head {head.commit[:12]} "
             f"({head_ref or 'working tree'}); {alternations} alternations, suite from "
             f"{suite_from}; output {out}")
@@ -559,7 +583,7 @@ def gate(
                 role = tree.label
                 path = out / f"{role}-{i + 1}.json"
                 save = REPO / ".benchmarks" if autosave and role == "head" else None
-                code, tail = run_suite(tree.path, path, role, pytest_args, save, log)
+                code, tail = run_suite(tree.path, path, role, pytest_args, save, log, timer)
                 try:
                     run = Run.load(path)
                 except RunError as exc:
@@ -633,8 +657,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     g.add_argument("--threshold", type=float, default=TIME_THRESHOLD,
                    help=f"allowed slowdown as a fraction (default {TIME_THRESHOLD})")
     g.add_argument("--out", type=Path, default=None)
-    g.add_argument("--suite-from", choices=("head", "each"), default="head")
+    g.add_argument("--suite-from", default="head", metavar="head|each|DIR",
+                   help="whose benchmarks/perf to run: head's on both sides (default), each "
+                        "side its own, or a directory copied into both checkouts")
     g.add_argument("--no-autosave", action="store_true")
+    g.add_argument("--timer", default=TIMER, help=f"pytest-benchmark timer (default {TIMER})")
     g.add_argument("--allow-slowdown", action="store_true",
                    help="report slowdowns as warnings (an accepted cost)")
     common(g)
@@ -659,7 +686,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "gate":
         result = gate(args.base, args.head, args.alternations, args.out, args.threshold,
                       args.suite_from, args.pytest_args, not args.no_autosave,
-                      args.allow_figure_changes, args.allow_slowdown)
+                      args.allow_figure_changes, args.allow_slowdown, args.timer)
         return _emit(result, args.summary)
     if args.command == "run":
         previous = args.baseline or latest_autosave(args.storage)

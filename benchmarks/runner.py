@@ -188,40 +188,28 @@ def _run_svi_cell(cell, ds, info, keys, rows, out_dir, reference_fn) -> None:
         _score(cell, ds, row, draws, reference_fn, fit.particle_elbos[i])
 
 
-def run_grid(
-    cells: Sequence[Cell],
-    profile: str,
-    results: store.ResultsStore,
-    resume: bool = False,
-    on_cell: Callable[[Cell, int], None] | None = None,
-    on_done: Callable[[Cell, list[dict]], None] | None = None,
-    score: bool = True,
-) -> None:
-    """Run every cell, saving after each; ``on_cell``/``on_done`` drive the progress display."""
-    data_cache: dict[tuple, tuple[Dataset, LatentInfo]] = {}
-    references: dict[tuple, Reference | None] = {}
+def run_model_cells(
+    cells: Sequence[Cell], profile: str, out_dir, score: bool = True,
+    before: Callable[[Cell], None] | None = None,
+) -> Iterator[tuple[Cell, list[dict]]]:
+    """Run the cells of one model in order, sharing its data and reference; yield their rows."""
+    data_cache: dict[str, tuple[Dataset, LatentInfo]] = {}
+    references: dict[str, Reference | None] = {}
     quality = "smoke" if profile == "smoke" else "full"
 
-    def reference_for(cell: Cell, key: tuple) -> ReferenceFn:
+    def reference_for(cell: Cell, key: str) -> ReferenceFn:
         def fetch() -> Reference | None:
             if key not in references:
                 ds, info = data_cache[key]
                 references[key] = get_reference(cell.spec, ds, cell.data_key, info.sites,
-                                                results.out_dir, quality=quality)
+                                                out_dir, quality=quality)
             return references[key]
         return fetch
 
     for cell in cells:
-        todo = [
-            s for s in cell.seeds
-            if not (resume and results.done((cell.spec.name, cell.method, s, profile), cell.hash))
-        ]
-        if on_cell:
-            on_cell(cell, len(todo))
-        if not todo:
-            continue
-        cell = dataclasses.replace(cell, seeds=tuple(todo))
-        key = (cell.spec.name, json.dumps(cell.data_key, sort_keys=True))
+        if before:
+            before(cell)
+        key = json.dumps(cell.data_key, sort_keys=True)
         try:
             if key not in data_cache:
                 size = {k: v for k, v in cell.data_key.items() if k != "seed"}
@@ -234,7 +222,75 @@ def run_grid(
                 row.update(status="failed", error=f"model or data failed: {one_line(exc)}")
         else:
             ref_fn = reference_for(cell, key) if score else None
-            rows = run_cell(cell, ds, info, profile, results.out_dir, ref_fn)
+            rows = run_cell(cell, ds, info, profile, out_dir, ref_fn)
+        yield cell, rows
+
+
+def _worker(cells: Sequence[Cell], profile: str, out_dir, score: bool) -> list[tuple[int, list]]:
+    """One model's cells in a worker process (``--jobs``): set up JAX, run, return the rows."""
+    from benchmarks import jax_setup
+
+    jax_setup.configure_jax()
+    return [(i, rows) for i, (_, rows) in enumerate(run_model_cells(cells, profile, out_dir, score))]
+
+
+def run_grid(
+    cells: Sequence[Cell],
+    profile: str,
+    results: store.ResultsStore,
+    resume: bool = False,
+    on_cell: Callable[[Cell, int], None] | None = None,
+    on_done: Callable[[Cell, list[dict]], None] | None = None,
+    score: bool = True,
+    jobs: int = 1,
+) -> None:
+    """Run every cell, saving after each; ``on_cell``/``on_done`` drive the progress display.
+
+    With ``jobs > 1`` the models are spread over worker processes (each model's cells stay in one
+    process, so its reference is built once); timings are then contended, which the ``jobs``
+    column records. Results are still written only by this process, after every cell.
+    """
+    groups: dict[str, list[Cell]] = {}
+    for cell in cells:
+        todo = [
+            s for s in cell.seeds
+            if not (resume and results.done((cell.spec.name, cell.method, s, profile), cell.hash))
+        ]
+        if on_cell and not todo:
+            on_cell(cell, 0)
+        if todo:
+            groups.setdefault(cell.spec.name, []).append(dataclasses.replace(cell, seeds=tuple(todo)))
+
+    def record(cell: Cell, rows: list[dict]) -> None:
+        for row in rows:
+            row["jobs"] = jobs
         results.add(rows)
         if on_done:
             on_done(cell, rows)
+
+    if jobs == 1:
+        announce = (lambda c: on_cell(c, len(c.seeds))) if on_cell else None
+        for group in groups.values():
+            for cell, rows in run_model_cells(group, profile, results.out_dir, score, announce):
+                record(cell, rows)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        futures = {pool.submit(_worker, group, profile, results.out_dir, score): group
+                   for group in groups.values()}
+        for future in as_completed(futures):
+            group = futures[future]
+            try:
+                done = future.result()
+            except Exception as exc:  # a worker died: its model's rows say so
+                done = []
+                for i, cell in enumerate(group):
+                    rows = [_base_row(cell, s, profile) for s in cell.seeds]
+                    for row in rows:
+                        row.update(status="failed", error=f"worker process failed: {one_line(exc)}")
+                    done.append((i, rows))
+            for i, rows in done:
+                record(group[i], rows)

@@ -28,6 +28,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("numpyro_version", "string", "", "numpyro version"),
     Column("xla_flags", "string", "", "XLA_FLAGS in force (the smoke profile lowers optimisation)"),
     Column("seeds_in_program", "Int64", "", "seeds compiled and run together under vmap"),
+    Column("jobs", "Int64", "", "worker processes sharing the machine (>1: contended timings)"),
     Column("compile_s", "float64", "s", "trace, lower and compile of the whole program"),
     Column("cache_hit", "boolean", "", "the compile was served from JAX's persistent cache"),
     Column("program_run_s", "float64", "s", "run time of the compiled program (all its seeds)"),

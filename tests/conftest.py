@@ -35,6 +35,7 @@ def smoke_results(tmp_path_factory) -> Path:
     if reuse and (Path(reuse) / "results.parquet").exists():
         return Path(reuse)
     out = tmp_path_factory.mktemp("smoke")
-    proc = run_cli("run", "--profile", "smoke", "--seeds", "1", "--out", str(out), "--no-progress")
+    proc = run_cli("run", "--profile", "smoke", "--seeds", "1", "--jobs", "2", "--out", str(out),
+                   "--no-progress")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out

@@ -66,3 +66,21 @@ def test_a_nuts_reference_that_fails_its_gates_is_stored_as_failed(tmp_path):
     assert prov["ok"] is False and prov["failed_checks"]
     assert {"max_rhat", "min_ess_bulk", "min_ess_tail", "divergences", "min_bfmi"} <= set(
         prov["checks"])
+
+
+def test_reference_models_expose_the_models_latent_sites():
+    """A reference_model must give draws of exactly the model's latent sites and shapes."""
+    import jax
+    from numpyro.infer.util import initialize_model
+
+    for spec in REGISTRY.values():
+        if spec.reference_model is None:
+            continue
+        ds = spec.make_data()
+        info = latent_info(spec.model, ds.model_kwargs)
+        init = initialize_model(jax.random.PRNGKey(0), spec.reference_model,
+                                model_kwargs=dict(ds.model_kwargs))
+        values = init.postprocess_fn(init.param_info.z)
+        for site in info.sites:
+            assert site in values, (spec.name, site)
+            assert tuple(np.shape(values[site])) == info.shapes[site], (spec.name, site)

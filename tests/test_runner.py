@@ -85,3 +85,16 @@ def test_resume_skips_done_runs_and_keeps_earlier_results(tmp_path):
 def test_unknown_size_parameter_is_refused():
     with pytest.raises(ValueError, match="no size parameter"):
         TOY.make_data(0, n=3)
+
+
+def test_worker_processes_give_the_same_rows(tmp_path):
+    serial = _run(tmp_path / "serial", [TOY, BROKEN], ["autonormal", "manual:nan"])
+    results = store.ResultsStore(tmp_path / "jobs")
+    run_grid(list(plan([TOY, BROKEN], ["autonormal", "manual:nan"], [0, 1], "smoke", TINY)),
+             "smoke", results, score=False, jobs=2)
+    parallel = pd.read_parquet(tmp_path / "jobs" / "results.parquet")
+    key = ["model", "method", "seed"]
+    a, b = serial.sort_values(key).reset_index(), parallel.sort_values(key).reset_index()
+    assert list(a.status) == list(b.status)
+    assert np.allclose(a.final_loss_mean, b.final_loss_mean, equal_nan=True)
+    assert (b.jobs == 2).all()

@@ -58,7 +58,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                            ("nuts_case", programs.nuts_cases(full)),
                            ("accuracy_case", programs.accuracy_cases(full))):
         if fixture in metafunc.fixturenames:
-            metafunc.parametrize(fixture, cases, ids=[c.id for c in cases])
+            # plain strings, so pytest-benchmark can store them in the JSON's params
+            metafunc.parametrize(fixture, [str(c) for c in cases], ids=[c.id for c in cases])
 
 
 @pytest.fixture
@@ -96,6 +97,7 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json:
         "schema": 1,
         "source_root": str(Path(programs.__file__).resolve().parents[2]),
         "full": _full(config),
+        "role": os.environ.get("SVI_BENCH_ROLE", ""),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "pythonhashseed": os.environ.get("PYTHONHASHSEED", ""),
         "python": platform.python_version(),

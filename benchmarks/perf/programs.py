@@ -57,9 +57,18 @@ class Case:
     def id(self) -> str:
         return f"{self.model}-{self.method}"
 
+    @classmethod
+    def parse(cls, text: str) -> Case:
+        """``"model/method"`` (the form the tests are parametrised with) as a Case."""
+        model, _, method = text.partition("/")
+        return cls(model, method)
+
+    def __str__(self) -> str:
+        return f"{self.model}/{self.method}"
+
 
 def _cases(pairs: str) -> tuple[Case, ...]:
-    return tuple(Case(*p.split("/")) for p in pairs.split())
+    return tuple(Case.parse(p) for p in pairs.split())
 
 
 # The default selection: every model at least once, every method at least once (each manual

@@ -16,8 +16,9 @@ import pytest
 from benchmarks.perf import programs
 
 
-def test_nuts_draws(benchmark, nuts_case: programs.Case, rounds: int) -> None:
-    spec, ds, why = programs.skip_reason(nuts_case)
+def test_nuts_draws(benchmark, nuts_case: str, rounds: int) -> None:
+    case = programs.Case.parse(nuts_case)
+    spec, ds, why = programs.skip_reason(case)
     if why:
         pytest.skip(why)
     prog = programs.nuts_program(spec, ds.model_kwargs)
@@ -30,7 +31,7 @@ def test_nuts_draws(benchmark, nuts_case: programs.Case, rounds: int) -> None:
     s = prog.settings
     benchmark.group = "nuts"
     benchmark.extra_info.update(
-        kind="nuts", model=nuts_case.model, method="nuts", draws=prog.draws,
+        kind="nuts", model=case.model, method="nuts", draws=prog.draws,
         chains=programs.NUTS_CHAINS, num_warmup=s.num_warmup,
         grad_evals=int(np.sum(num_steps)), grad_evals_warmup=prog.grad_evals_warmup,
         divergences=int(np.sum(diverging)), accept_prob_mean=float(np.mean(accept)),

@@ -17,11 +17,12 @@ import pytest
 from benchmarks.perf import programs
 
 
-def test_svi_steps(benchmark, svi_case: programs.Case, rounds: int) -> None:
-    spec, ds, why = programs.skip_reason(svi_case)
+def test_svi_steps(benchmark, svi_case: str, rounds: int) -> None:
+    case = programs.Case.parse(svi_case)
+    spec, ds, why = programs.skip_reason(case)
     if why:
         pytest.skip(why)
-    prog = programs.svi_program(spec, svi_case.method, ds.model_kwargs)
+    prog = programs.svi_program(spec, case.method, ds.model_kwargs)
     state, losses = jax.block_until_ready(prog.run(prog.fresh_state(programs.FIGURE_SEED)))
     losses = np.asarray(losses)
     assert np.all(np.isfinite(losses)), f"{np.sum(~np.isfinite(losses))} non-finite losses"
@@ -31,7 +32,7 @@ def test_svi_steps(benchmark, svi_case: programs.Case, rounds: int) -> None:
     s = prog.settings
     benchmark.group = "svi"
     benchmark.extra_info.update(
-        kind="svi", model=svi_case.model, method=svi_case.method, steps=s.num_steps,
+        kind="svi", model=case.model, method=case.method, steps=s.num_steps,
         particles=s.num_particles, learning_rate=s.learning_rate, grad_evals=prog.grad_evals,
         final_loss=float(losses[-1]), compile_s=prog.compile_s,
         compile_init_s=prog.compile_init_s, cache_hit=prog.cache_hit,

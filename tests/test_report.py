@@ -1,0 +1,255 @@
+"""The static report: built from a small synthetic results folder, no inference, no browser.
+
+The folder holds an ok NUTS run and an ok manual guide (with artifacts and a reference), a failed
+run whose error is an HTML injection attempt, a not-applicable run, an ok run whose artifact is
+corrupt, a model that is not in the registry, and every other registered model with no rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import types
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # the suite is not installed in the venv; import it from the repo
+    sys.path.insert(0, str(REPO))
+
+from benchmarks import store  # noqa: E402
+from models import REGISTRY  # noqa: E402
+from reports import build as build_module  # noqa: E402
+from reports.cli import main  # noqa: E402
+
+INJECTION = "<script>alert(1)</script>"
+NA_REASON = "AutoBNAFNormal needs a latent dimension of at least 2 (test)"
+COIN_DATA = {"heads": 12, "seed": 0, "tails": 8}
+
+
+def _row(method: str, seed: int = 0, status: str = "ok", **extra) -> dict:
+    row = {
+        "model": "coin", "method": method, "seed": seed, "profile": "smoke",
+        "settings_hash": f"hash-{method}", "settings": "{}", "data": json.dumps(COIN_DATA),
+        "status": status, "error": "", "warning": "", "started_at": "2025-01-01T00:00:00+00:00",
+        "jax_version": "0.0-test", "numpyro_version": "0.0-test", "xla_flags": "",
+        "seeds_in_program": 1, "latent_dim": 1,
+    }
+    if status == "ok":
+        row.update(compile_s=2.0, run_s=0.5, program_run_s=0.5, grad_evals=1000.0,
+                   num_draws=400)
+    row.update(extra)
+    return row
+
+
+@pytest.fixture(scope="module")
+def results_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("results")
+    rng = np.random.default_rng(0)
+    rows = [
+        _row("nuts", w1_max=0.12, w1_max_floor=0.15, verdict="pass",
+             verdict_reason="all judged metrics within thresholds", reference_ok=True,
+             divergences=0, max_rhat=1.01, min_ess_bulk=300.0),
+        _row("manual:beta", grad_evals=300.0, compile_s=1.0, run_s=0.1, w1_max=0.3,
+             w1_max_floor=0.07, psis_khat=0.4, verdict="warn", converged_step=120.0,
+             verdict_reason="w1_max=0.3 beyond warn threshold 0.2", reference_ok=True,
+             warning="loss shows no plateau"),
+        _row("manual:beta", seed=1, grad_evals=300.0, compile_s=1.0, run_s=0.1, w1_max=0.1,
+             w1_max_floor=0.07, verdict="pass", verdict_reason="ok", reference_ok=True),
+        _row("manual:normal", grad_evals=300.0, w1_max=2.0, verdict="fail",
+             verdict_reason="w1_max=2 beyond fail threshold 0.5"),
+        _row("autonormal", status="failed", error=f"ValueError: {INJECTION}"),
+        _row("autobnaf", status="not_applicable", error=NA_REASON),
+        {**_row("nuts"), "model": "ghost_model", "data": "{}", "verdict": "pass"},
+    ]
+    results = store.ResultsStore(out)
+    results.add(rows)
+    nuts_draws = {"latent_fairness": rng.beta(13, 9, size=(2, 60))}
+    store.save_artifact(store.artifact_path(out, "coin", "nuts", 0), nuts_draws,
+                        energy=rng.normal(size=(2, 60)), diverging=np.zeros((2, 60), bool),
+                        num_steps=np.full((2, 60), 3), num_steps_warmup=np.full((2, 60), 3))
+    for seed in (0, 1):
+        store.save_artifact(store.artifact_path(out, "coin", "manual:beta", seed),
+                            {"latent_fairness": rng.beta(13, 9, size=400)},
+                            losses=15 + 5 * np.exp(-np.arange(300) / 30) + rng.normal(0, .1, 300),
+                            particle_elbos=rng.normal(size=100))
+    store.artifact_path(out, "coin", "manual:normal", 0).write_bytes(b"not an npz")
+    refs = out / "references"
+    refs.mkdir()
+    store.save_artifact(refs / "coin__test.npz", {"latent_fairness": rng.beta(13, 9, size=5000)})
+    (refs / "coin__test.json").write_text(json.dumps({
+        "model": "coin", "kind": "exact", "quality": "full", "ok": True, "failed_checks": [],
+        "data": COIN_DATA, "checks": {"latent_fairness_mean_z": 0.2}, "draws": 5000,
+        "versions": {"arviz": "0.23.4"}, "built_at": "2025-01-01T00:00:00Z"}))
+    return out
+
+
+@pytest.fixture(scope="module")
+def report(results_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("report")
+    index = build_module.build_report(results_dir, out, history_dir=out / "no-history")
+    assert index == out / "index.html"
+    return out
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[tuple[str, str]] = []
+        self.rows: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for key in ("href", "src"):
+            if attrs.get(key) is not None:
+                self.links.append((tag, attrs[key]))
+        if tag == "tr" and "data-model" in attrs:
+            self.rows.append(attrs["data-model"])
+
+
+def _parse(path: Path) -> _Links:
+    parser = _Links()
+    parser.feed(path.read_text())
+    return parser
+
+
+def _pages(report: Path) -> list[Path]:
+    return sorted(report.rglob("*.html"))
+
+
+def test_pages_exist_for_every_model_and_method(report):
+    assert (report / "index.html").is_file()
+    assert (report / "style.css").is_file()
+    for name in REGISTRY:
+        assert (report / "models" / f"{name}.html").is_file(), name
+    assert (report / "models" / "ghost_model.html").is_file()
+    for method in ("nuts", "manual-beta", "manual-normal", "autonormal", "autobnaf"):
+        assert (report / "methods" / f"{method}.html").is_file(), method
+
+
+def test_leaderboard_has_a_row_per_model(report):
+    rows = _parse(report / "index.html").rows
+    for name in REGISTRY:
+        assert name in rows, name
+    assert "ghost_model" in rows
+
+
+def test_links_are_relative_and_resolve(report):
+    for page in _pages(report):
+        for tag, link in _parse(page).links:
+            parts = urlsplit(link)
+            if link.startswith("data:"):
+                continue
+            assert not parts.scheme and not parts.netloc, f"{page.name}: absolute link {link}"
+            assert not link.startswith("/"), f"{page.name}: root-relative link {link}"
+            if not parts.path:  # a fragment on the same page
+                continue
+            target = (page.parent / unquote(parts.path)).resolve()
+            assert target.is_file(), f"{page.relative_to(report)}: {tag} {link} is broken"
+
+
+def test_images_are_png_files_in_the_report(report):
+    images = [(page, link) for page in _pages(report) for tag, link in _parse(page).links
+              if tag == "img"]
+    assert images
+    coin = (report / "models" / "coin.html").read_text()
+    for name in ("data", "corner", "loss", "trace", "energy"):
+        assert f"../img/coin/{name}.png" in coin, name
+    for page, link in images:
+        target = (page.parent / link).resolve()
+        assert target.suffix == ".png" and report.resolve() in target.parents
+        assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_errors_are_escaped_and_reasons_shown(report):
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
+    for page in _pages(report):
+        assert INJECTION not in page.read_text(), page
+    index = (report / "index.html").read_text()
+    coin = (report / "models" / "coin.html").read_text()
+    for text in (index, coin):
+        assert escaped in text
+        assert NA_REASON in text
+    assert "not run" in index  # registered models without rows
+    assert "manual:normal" in coin and "unreadable" in coin  # the corrupt artifact is a note
+
+
+def test_environment_and_history_note(report):
+    index = (report / "index.html").read_text()
+    for text in ("0.0-test", "smoke", "git commit", "settings hash", "Runtime history"):
+        assert text in index, text
+
+
+def test_history_failure_is_a_note(monkeypatch, tmp_path):
+    fake = types.ModuleType("reports.history")
+
+    def broken(history_dir, out_dir):
+        raise RuntimeError("boom")
+
+    fake.build_history = broken
+    monkeypatch.setitem(sys.modules, "reports.history", fake)
+    link, note = build_module._history(tmp_path, tmp_path, lambda m: None)
+    assert link == "" and "boom" in note
+
+    def ok(history_dir, out_dir):
+        (out_dir / "history.html").write_text("<html></html>")
+        return out_dir / "history.html"
+
+    fake.build_history = ok
+    assert build_module._history(tmp_path, tmp_path, lambda m: None) == ("history.html", "")
+    fake.build_history = lambda h, o: None
+    link, note = build_module._history(tmp_path, tmp_path, lambda m: None)
+    assert link == "" and "no stored benchmark runs" in note
+
+
+def _one_line_error(capsys, argv) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: "), err
+    return err
+
+
+def test_missing_results_folder_exits_2(capsys, tmp_path):
+    err = _one_line_error(capsys, ["build", "--results", str(tmp_path / "nope"),
+                                   "--out", str(tmp_path / "r")])
+    assert "does not exist" in err
+
+
+def test_folder_without_results_exits_2(capsys, tmp_path):
+    err = _one_line_error(capsys, ["build", "--results", str(tmp_path),
+                                   "--out", str(tmp_path / "r")])
+    assert "results.parquet" in err
+
+
+def test_corrupt_results_exit_2(capsys, tmp_path):
+    (tmp_path / "results.parquet").write_bytes(b"PAR1 this is not parquet")
+    err = _one_line_error(capsys, ["build", "--results", str(tmp_path),
+                                   "--out", str(tmp_path / "r")])
+    assert "corrupt" in err
+
+
+def test_refuses_to_overwrite_a_folder_that_is_not_a_report(capsys, results_dir, tmp_path):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "keep.py").write_text("# not a report\n")
+    err = _one_line_error(capsys, ["build", "--results", str(results_dir), "--out", str(tmp_path)])
+    assert "non-empty" in err
+    assert (tmp_path / "models" / "keep.py").exists()
+
+
+def test_unknown_option_exits_2(capsys):
+    _one_line_error(capsys, ["build", "--no-such-option"])
+
+
+def test_command_line_entry_point(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-m", "reports", "build", "--results",
+                           str(tmp_path / "missing"), "--out", str(tmp_path / "r")],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "does not exist" in proc.stderr
