@@ -41,7 +41,7 @@ NUTS_GATES = {
 NUTS_REFERENCE = {
     # quality -> (first run, cap on draws per chain when rerunning to keep enough after thinning)
     "full": (NUTSSettings(num_warmup=2000, num_samples=5000, num_chains=4,
-                          target_accept_prob=0.95), 250_000),
+                          target_accept_prob=0.98), 250_000),
     # The smoke profile's reference is deliberately cheap (the smoke NUTS settings, so one seed
     # shares its compiled program); it fails the draw gate and says so.
     "smoke": (NUTSSettings(num_warmup=150, num_samples=150, num_chains=4), 150),
