@@ -1,0 +1,152 @@
+"""Corner plots with ChainConsumer 1.x: reference, NUTS and every guide overlaid.
+
+ChainConsumer notes: ``Chain.from_numpyro`` fails on vector sites and extra DataFrame columns are
+plotted as parameters, so each chain is a DataFrame of exactly the chosen scalar components; the
+default summary statistic is ``max``, so ``statistics="mean"`` is passed; draws are subsampled.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from reports.plots import NoPlot
+
+MAX_CORNER = 8  # scalar components beyond which only population-level parameters are shown
+MAX_DRAWS = 2000
+
+logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
+
+
+def flatten(draws: Mapping[str, np.ndarray], leading: int = 1) -> dict[str, np.ndarray]:
+    """{component: 1-D draws}; the first ``leading`` axes are draw axes (NUTS: chain, draw).
+
+    Components are named as in ``benchmarks.metrics.flatten_draws``: ``site`` or ``site[i,j]``.
+    """
+    out: dict[str, np.ndarray] = {}
+    for site in sorted(draws):
+        arr = np.asarray(draws[site], dtype=float)
+        if arr.ndim < leading:
+            continue
+        arr = arr.reshape(-1, *arr.shape[leading:])
+        shape = arr.shape[1:]
+        if not shape:
+            out[site] = arr
+            continue
+        flat = arr.reshape(len(arr), -1)
+        for j, idx in enumerate(np.ndindex(*shape)):
+            out[f"{site}[{','.join(map(str, idx))}]"] = flat[:, j]
+    return out
+
+
+def site_shapes(draws: Mapping[str, np.ndarray], leading: int = 1) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(np.shape(v)[leading:]) for k, v in draws.items()}
+
+
+def choose(shapes: Mapping[str, tuple[int, ...]]) -> tuple[list[str], list[str]]:
+    """(corner columns, vector sites for the interval plot).
+
+    Up to MAX_CORNER scalar components: all of them in the corner. Beyond: the scalar sites
+    (population-level parameters) in the corner and the vector sites as intervals; with no scalar
+    site, the first four components of the first site.
+    """
+    names: list[str] = []
+    for site in sorted(shapes):
+        shape = shapes[site]
+        if not shape:
+            names.append(site)
+        else:
+            names.extend(f"{site}[{','.join(map(str, i))}]" for i in np.ndindex(*shape))
+    if len(names) <= MAX_CORNER:
+        return names, []
+    scalars = [s for s in sorted(shapes) if not shapes[s]][:MAX_CORNER]
+    vectors = [s for s in sorted(shapes) if shapes[s]]
+    if not scalars:
+        scalars = names[:4]
+    return scalars, vectors
+
+
+def truth_components(true_values: Mapping[str, np.ndarray] | None, columns: Sequence[str]
+                     ) -> dict[str, float]:
+    if not true_values:
+        return {}
+    flat = flatten({k: np.asarray(v)[None] for k, v in true_values.items()}, leading=1)
+    return {c: float(flat[c][0]) for c in columns if c in flat and np.isfinite(flat[c][0])}
+
+
+def subsample(values: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    if len(values) <= n:
+        return values
+    idx = np.sort(np.random.default_rng(seed).choice(len(values), size=n, replace=False))
+    return values[idx]
+
+
+def corner_plot(chains: Mapping[str, Mapping[str, np.ndarray]], columns: Sequence[str],
+                colors: Mapping[str, str], truth: Mapping[str, float] | None = None,
+                extents_from: str | None = "reference") -> tuple[object, list[str]]:
+    """(figure, notes). ``chains``: name -> {component: 1-D draws}. Chains lacking a column or
+    with non-finite or constant draws are left out with a note; axis ranges follow
+    ``extents_from`` (the reference), and chains reaching outside it are named in the notes."""
+    from chainconsumer import Chain, ChainConsumer, PlotConfig, Truth
+
+    notes: list[str] = []
+    frames: dict[str, pd.DataFrame] = {}
+    for name, comps in chains.items():
+        missing = [c for c in columns if c not in comps]
+        if missing:
+            notes.append(f"{name}: left out, no draws of {', '.join(missing[:3])}")
+            continue
+        n = min(len(comps[c]) for c in columns)
+        idx = subsample(np.arange(n), MAX_DRAWS)
+        frame = pd.DataFrame({c: np.asarray(comps[c], dtype=float)[idx] for c in columns})
+        values = frame.to_numpy()
+        if not np.all(np.isfinite(values)):
+            notes.append(f"{name}: left out, non-finite draws")
+            continue
+        if len(frame) < 3 or np.any(values.std(axis=0) == 0):
+            notes.append(f"{name}: left out, constant or too few draws")
+            continue
+        frames[name] = frame
+    if not frames:
+        raise NoPlot("No chain with usable draws for a corner plot.")
+    cc = ChainConsumer()
+    for name, frame in frames.items():
+        is_ref = name == "reference"
+        bins = int(np.clip(1.6 * len(frame) ** (1 / 3), 8, 30))  # coarse enough for few draws
+        cc.add_chain(Chain(samples=frame, name=name, statistics="mean", color=colors.get(name),
+                           shade=is_ref, shade_alpha=0.35, linewidth=1.6 if is_ref else 1.0,
+                           plot_point=False, bar_shade=is_ref, bins=bins))
+    extents = {}
+    base = frames.get(extents_from) if extents_from else None
+    if base is None and frames:
+        base = frames.get("nuts")
+    if base is not None and len(frames) > 1:
+        outside = []
+        for c in columns:
+            lo, hi = np.percentile(base[c], [0.5, 99.5])
+            pad = 0.3 * (hi - lo) if hi > lo else 1.0
+            extents[c] = (float(lo - pad), float(hi + pad))
+        for name, frame in frames.items():
+            means = frame.mean()
+            if any(not extents[c][0] <= means[c] <= extents[c][1] for c in columns):
+                outside.append(name)
+        if outside:
+            notes.append("mean outside the plotted range (axes follow the reference): "
+                         + ", ".join(outside))
+    if truth:
+        cc.add_truth(Truth(location=dict(truth), color="black", line_style="--"))
+    legend = {"fontsize": 8}
+    if len(columns) == 1:  # one panel: the legend goes beside it, not over the density
+        figsize = (6.0, 3.2)
+        legend.update(loc="center left", bbox_to_anchor=(1.02, 0.5))
+    else:
+        size = min(1.4 * len(columns) + 1.6, 9.0)
+        figsize = (size, size)
+    cc.set_plot_config(PlotConfig(dpi=80, summarise=False, extents=extents, max_ticks=4,
+                                  label_font_size=9, tick_font_size=7, usetex=False, serif=False,
+                                  legend_kwargs=legend))
+    fig = cc.plotter.plot(columns=list(columns), figsize=figsize)
+    return fig, notes

@@ -1,0 +1,153 @@
+"""Read a results folder for the report: the table, the run artifacts and the references.
+
+Everything here tolerates missing or damaged parts: a missing artifact or reference is returned
+as None with the reason, so that the page can say so instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmarks import store
+
+PROFILE_ORDER = ("paper", "quick", "smoke")
+
+
+class ReportError(Exception):
+    """Input the report cannot be built from; the message is one line for the user."""
+
+
+def slug(name: str) -> str:
+    """A file-name-safe version of a model or method name (``manual:beta`` -> ``manual-beta``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", str(name)) or "_"
+
+
+@dataclass
+class Results:
+    """The rows of one profile of a results folder, plus what the folder holds besides."""
+
+    results_dir: Path
+    df: pd.DataFrame
+    profile: str | None
+    other_profiles: list[str] = field(default_factory=list)
+    references: list[StoredReference] = field(default_factory=list)
+    reference_notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StoredReference:
+    json_path: Path
+    npz_path: Path
+    provenance: dict[str, Any]
+
+    @property
+    def model(self) -> str:
+        return str(self.provenance.get("model", ""))
+
+
+def load(results_dir: Path, profile: str | None = None) -> Results:
+    """The results of ``results_dir`` (one profile), or ReportError with a one-line reason."""
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise ReportError(f"results folder {results_dir} does not exist; "
+                          "run `python -m benchmarks run --out DIR` first")
+    if not (results_dir / "results.parquet").is_file():
+        raise ReportError(f"no results.parquet in {results_dir}; "
+                          "run `python -m benchmarks run --out DIR` first")
+    try:
+        df = store.load_results(results_dir)
+    except store.ResultsError as exc:
+        raise ReportError(str(exc)) from None
+    profiles = [str(p) for p in df["profile"].dropna().unique()]
+    if profile is not None:
+        if profile not in profiles:
+            raise ReportError(f"profile {profile!r} not in {results_dir}/results.parquet; "
+                              f"present: {', '.join(sorted(profiles)) or 'none'}")
+        chosen = profile
+    elif profiles:
+        ranked = sorted(profiles, key=lambda p: PROFILE_ORDER.index(p)
+                        if p in PROFILE_ORDER else len(PROFILE_ORDER))
+        chosen = ranked[0]
+    else:
+        chosen = None
+    if chosen is not None:
+        df = df[df["profile"] == chosen]
+    df = df.reset_index(drop=True)
+    refs, notes = _scan_references(results_dir / "references")
+    return Results(results_dir, df, chosen, sorted(p for p in profiles if p != chosen), refs, notes)
+
+
+def _scan_references(folder: Path) -> tuple[list[StoredReference], list[str]]:
+    refs: list[StoredReference] = []
+    notes: list[str] = []
+    if not folder.is_dir():
+        return refs, notes
+    for path in sorted(folder.glob("*.json")):
+        try:
+            prov = json.loads(path.read_text())
+            if not isinstance(prov, dict):
+                raise ValueError("not a JSON object")
+        except Exception as exc:
+            notes.append(f"{path.name}: unreadable provenance ({type(exc).__name__})")
+            continue
+        refs.append(StoredReference(path, path.with_suffix(".npz"), prov))
+    return refs, notes
+
+
+def parse_json(text: Any) -> dict[str, Any]:
+    if not isinstance(text, str) or not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def find_reference(results: Results, model: str,
+                   data: dict[str, Any] | None) -> StoredReference | None:
+    """The stored reference of ``model`` for ``data`` (the row's data key), preferring the
+    quality the profile uses (``smoke`` for the smoke profile, else ``full``)."""
+    candidates = [r for r in results.references if r.model == model]
+    if data:
+        matching = [r for r in candidates if r.provenance.get("data") == data]
+        candidates = matching or candidates
+    if not candidates:
+        return None
+    want = "smoke" if results.profile == "smoke" else "full"
+    candidates.sort(key=lambda r: (r.provenance.get("quality") != want,
+                                   str(r.provenance.get("built_at", ""))))
+    return candidates[0]
+
+
+def load_reference_draws(ref: StoredReference) -> tuple[dict[str, np.ndarray] | None, str]:
+    """Reference draws {site: (n, *shape)}, or (None, why not)."""
+    if not ref.npz_path.is_file():
+        return None, f"reference draws {ref.npz_path.name} are missing"
+    try:
+        draws, _ = store.load_artifact(ref.npz_path)
+    except Exception as exc:
+        return None, f"reference draws {ref.npz_path.name} are unreadable ({type(exc).__name__})"
+    if not draws:
+        return None, f"reference draws {ref.npz_path.name} hold no sites"
+    return draws, ""
+
+
+def load_run(results_dir: Path, model: str, method: str, seed: int
+             ) -> tuple[dict[str, np.ndarray] | None, dict[str, np.ndarray], str]:
+    """(draws, other arrays, "") of one run's artifact, or (None, {}, why not)."""
+    path = store.artifact_path(results_dir, model, method, int(seed))
+    if not path.is_file():
+        return None, {}, f"artifact {path.name} is missing"
+    try:
+        draws, other = store.load_artifact(path)
+    except Exception as exc:
+        return None, {}, f"artifact {path.name} is unreadable ({type(exc).__name__})"
+    return draws, other, ""

@@ -1,0 +1,343 @@
+"""Matplotlib plots of the report (Agg backend, small PNGs): data, loss curves, intervals, bnn.
+
+Every function returns a matplotlib Figure (the caller saves and closes it) or raises; the
+builder turns an exception into a visible "plot failed: reason" note.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from models import Dataset, ModelSpec  # noqa: E402
+
+DPI = 80
+REFERENCE_COLOR = "#444444"
+NUTS_COLOR = "#1f77b4"
+_GUIDE_COLORS = ("#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+                 "#bcbd22", "#7f7f7f", "#aec7e8", "#ffbb78", "#98df8a")
+
+
+class NoPlot(Exception):
+    """Nothing to plot (not an error): the message is shown instead of an image."""
+
+
+def colors_for(names: Sequence[str]) -> dict[str, str]:
+    """A fixed colour per chain name: reference grey, NUTS blue, guides in order."""
+    out: dict[str, str] = {}
+    i = 0
+    for name in names:
+        if name == "reference":
+            out[name] = REFERENCE_COLOR
+        elif name == "nuts":
+            out[name] = NUTS_COLOR
+        else:
+            out[name] = _GUIDE_COLORS[i % len(_GUIDE_COLORS)]
+            i += 1
+    return out
+
+
+# --- data plots ---------------------------------------------------------------------------------
+
+
+def data_plot(spec: ModelSpec, ds: Dataset):
+    """A plot of the model's data, or NoPlot saying why there is none."""
+    fn = _DATA_PLOTS.get(spec.name, _generic_data)
+    fig = fn(spec, ds)
+    fig.tight_layout()
+    return fig
+
+
+def _arr(ds: Dataset, key: str) -> np.ndarray:
+    return np.asarray(ds.model_kwargs[key], dtype=float)
+
+
+def _coin(spec, ds):
+    flips = _arr(ds, "data")
+    heads, tails = int(flips.sum()), int(flips.size - flips.sum())
+    fig, ax = plt.subplots(figsize=(3.6, 2.6))
+    ax.bar(["heads", "tails"], [heads, tails], color=["#1f77b4", "#ff7f0e"])
+    for i, v in enumerate((heads, tails)):
+        ax.text(i, v, str(v), ha="center", va="bottom")
+    ax.set_ylabel("count")
+    ax.set_title(f"{flips.size} coin flips", fontsize=10)
+    ax.set_ylim(0, max(heads, tails) * 1.2 + 1)
+    return fig
+
+
+def _gamma(spec, ds):
+    from scipy import stats
+
+    z = _arr(ds, "z")
+    fig, ax = plt.subplots(figsize=(4.2, 2.8))
+    ax.hist(z, bins=25, density=True, color="#9ecae1", edgecolor="white", label=f"z (n={z.size})")
+    truth = (ds.true_values or {}).get("concentration")
+    if truth is not None:
+        grid = np.linspace(0, max(z.max(), 1e-3) * 1.05, 200)
+        c = float(np.asarray(truth))
+        ax.plot(grid, stats.gamma(c).pdf(grid), color="k", lw=1.2, label=f"Gamma({c:g}, 1)")
+    ax.set_xlabel("z")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=8, frameon=False)
+    return fig
+
+
+def _dirichlet(spec, ds):
+    import importlib
+
+    module = importlib.import_module(spec.model.__module__)
+    obs = np.asarray(module.OBSERVATIONS)
+    k = int(getattr(module, "K", obs.max() + 1))
+    counts = np.bincount(obs, minlength=k)
+    fig, ax = plt.subplots(figsize=(4.6, 2.6))
+    ax.bar(np.arange(k), counts, color="#1f77b4")
+    ax.set_xticks(np.arange(k))
+    ax.set_xlabel("category")
+    ax.set_ylabel("observations")
+    alpha = ds.model_kwargs.get("alpha_scale")
+    title = f"{obs.size} categorical observations"
+    if alpha is not None:
+        title += f"; Dirichlet prior concentration {float(alpha):g}"
+    ax.set_title(title, fontsize=9)
+    return fig
+
+
+def _linreg(spec, ds):
+    x, y, yerr = _arr(ds, "x"), _arr(ds, "y"), _arr(ds, "yerr")
+    fig, ax = plt.subplots(figsize=(4.4, 3.2))
+    ax.errorbar(x, y, yerr=yerr, fmt="o", ms=4, color="#1f77b4", ecolor="#9ecae1", label="data")
+    tv = ds.true_values or {}
+    if "theta" in tv and "b_perp" in tv:
+        theta, b_perp = float(np.asarray(tv["theta"])), float(np.asarray(tv["b_perp"]))
+        grid = np.linspace(x.min() - 0.2, x.max() + 0.2, 50)
+        m, b = math.tan(theta), b_perp / math.cos(theta)
+        ax.plot(grid, m * grid + b, "k--", lw=1, label=f"true line y = {m:.2g} x + {b:.2g}")
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.legend(fontsize=8, frameon=False)
+    return fig
+
+
+def _hierarchical(spec, ds):
+    group = np.asarray(ds.model_kwargs["I"]).astype(int)
+    x, y, e = _arr(ds, "X"), _arr(ds, "Y"), _arr(ds, "E")
+    n_groups = int(ds.model_kwargs.get("n_groups", group.max() + 1))
+    cols = min(4, n_groups)
+    rows = math.ceil(n_groups / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.3 * cols, 1.9 * rows), sharex=True, sharey=True,
+                             squeeze=False)
+    tv = ds.true_values or {}
+    m_true, c_true = tv.get("m"), tv.get("c")
+    grid = np.linspace(x.min(), x.max(), 20)
+    for j, ax in enumerate(axes.ravel()):
+        if j >= n_groups:
+            ax.set_visible(False)
+            continue
+        sel = group == j
+        ax.errorbar(x[sel], y[sel], yerr=e[sel], fmt="o", ms=3, color="#1f77b4",
+                    ecolor="#9ecae1", elinewidth=0.8)
+        if m_true is not None and c_true is not None:
+            ax.plot(grid, float(m_true[j]) * grid + float(c_true[j]), "k--", lw=0.8)
+        ax.set_title(f"group {j} (n={int(sel.sum())})", fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.supxlabel("x", fontsize=9)
+    fig.supylabel("y", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _bnn(spec, ds):
+    x, y = _arr(ds, "x"), _arr(ds, "y")
+    fig, ax = plt.subplots(figsize=(4.0, 3.2))
+    for label, color in ((0, "#1f77b4"), (1, "#d62728")):
+        sel = y == label
+        ax.scatter(x[sel, 0], x[sel, 1], s=10, color=color, label=f"class {label} (train)")
+    if "x_test" in ds.extras:
+        xt, yt = np.asarray(ds.extras["x_test"], float), np.asarray(ds.extras["y_test"], float)
+        for label, color in ((0, "#1f77b4"), (1, "#d62728")):
+            sel = yt == label
+            ax.scatter(xt[sel, 0], xt[sel, 1], s=10, facecolors="none", edgecolors=color,
+                       linewidths=0.6, label=f"class {label} (test)")
+    ax.set_xlabel("x1")
+    ax.set_ylabel("x2")
+    ax.legend(fontsize=7, frameon=False, loc="best")
+    return fig
+
+
+def _generic_data(spec, ds):
+    arrays = {}
+    for key, value in ds.model_kwargs.items():
+        if isinstance(value, (int, float, str, bool)) or value is None:
+            continue
+        arr = np.asarray(value)
+        if arr.dtype.kind in "fiub" and arr.size > 1:
+            arrays[key] = arr.astype(float).ravel()
+    if not arrays:
+        raise NoPlot("This model has no data: its target is a fixed density.")
+    arrays = dict(list(arrays.items())[:3])
+    fig, axes = plt.subplots(1, len(arrays), figsize=(3.2 * len(arrays), 2.6), squeeze=False)
+    for ax, (key, arr) in zip(axes[0], arrays.items(), strict=True):
+        ax.hist(arr, bins=min(30, max(5, arr.size // 5)), color="#9ecae1", edgecolor="white")
+        ax.set_title(f"{key} ({arr.size} values)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+_DATA_PLOTS = {
+    "coin": _coin,
+    "gamma_concentration": _gamma,
+    "dirichlet_categorical": _dirichlet,
+    "linreg_outliers": _linreg,
+    "hierarchical_linreg": _hierarchical,
+    "bnn": _bnn,
+}
+
+
+# --- loss curves --------------------------------------------------------------------------------
+
+
+def loss_plot(curves: Mapping[str, np.ndarray], converged: Mapping[str, float],
+              colors: Mapping[str, str]):
+    """Every guide's loss trace on one plot (log step axis), smoothed, converged step marked."""
+    if not curves:
+        raise NoPlot("No SVI loss trace to show.")
+    fig, ax = plt.subplots(figsize=(7.6, 3.4))
+    lows, highs = [], []
+    for name, losses in curves.items():
+        losses = np.asarray(losses, dtype=float)
+        n = losses.size
+        if n == 0:
+            continue
+        window = max(1, n // 50)
+        series = pd.Series(np.where(np.isfinite(losses), losses, np.nan))
+        smooth = series.rolling(window, min_periods=1, center=True).mean().to_numpy()
+        steps = np.arange(1, n + 1)
+        color = colors.get(name)
+        ax.plot(steps, smooth, lw=1.1, color=color, label=name)
+        tail = smooth[n // 10:]
+        tail = tail[np.isfinite(tail)]
+        if tail.size:
+            lows.append(np.min(tail))
+            highs.append(np.percentile(tail, 90))
+        step = converged.get(name, math.nan)
+        if step is not None and np.isfinite(step):
+            i = int(min(max(step, 1), n)) - 1
+            if np.isfinite(smooth[i]):
+                ax.plot([i + 1], [smooth[i]], "o", ms=6, mfc="white", mec=color, mew=1.5)
+    ax.set_xscale("log")
+    if lows:
+        lo, hi = min(lows), max(highs)
+        pad = 0.15 * (hi - lo) if hi > lo else max(1.0, abs(lo) * 0.05)
+        ax.set_ylim(lo - pad, hi + 3 * pad)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (−ELBO estimate), smoothed")
+    ax.plot([], [], "o", ms=6, mfc="white", mec="k", label="converged step")
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+# --- per-group intervals ------------------------------------------------------------------------
+
+
+def interval_plot(series: Mapping[str, Mapping[str, np.ndarray]], sites: Sequence[str],
+                  colors: Mapping[str, str], truth: Mapping[str, np.ndarray] | None = None):
+    """Mean ± sd per component of vector sites, one errorbar series per chain (like the
+    document's "Gradients / Offsets" figure). ``series``: name -> {site: (n, k) draws}."""
+    if not sites:
+        raise NoPlot("No vector site to show.")
+    fig, axes = plt.subplots(len(sites), 1, figsize=(8.4, max(3.0, 2.3 * len(sites))),
+                             squeeze=False)
+    names = [n for n in series if any(s in series[n] for s in sites)]
+    width = 0.7
+    for ax, site in zip(axes[:, 0], sites, strict=True):
+        k = None
+        for j, name in enumerate(names):
+            draws = series[name].get(site)
+            if draws is None:
+                continue
+            draws = np.asarray(draws, dtype=float).reshape(len(draws), -1)
+            k = draws.shape[1]
+            offset = (j - (len(names) - 1) / 2) * width / max(1, len(names))
+            idx = np.arange(k) + offset
+            ax.errorbar(idx, draws.mean(0), yerr=draws.std(0), fmt="o", ms=3, capsize=2,
+                        lw=1, color=colors.get(name), label=name)
+        if truth is not None and site in truth and k is not None:
+            t = np.asarray(truth[site], dtype=float).ravel()
+            if t.size == k:
+                ax.plot(np.arange(k), t, "kx", ms=6, label="true value")
+        if k is not None:
+            ax.set_xticks(np.arange(k))
+            ax.set_xticklabels([f"{site}[{i}]" for i in range(k)], fontsize=7,
+                               rotation=45 if k > 10 else 0)
+        ax.set_ylabel(f"{site} (mean ± sd)", fontsize=8)
+    axes[0, 0].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+# --- predictive plot (bnn) ----------------------------------------------------------------------
+
+
+def predictive_plane_plot(spec: ModelSpec, ds: Dataset, draws_by_name: Mapping[str, dict],
+                          scores: Mapping[str, str], max_draws: int = 200, grid_points: int = 40):
+    """Posterior mean predicted probability of class 1 over the 2-D input plane, one panel per
+    chain, from stored draws through the model module's ``draw_probs`` (array math, no inference).
+    """
+    import importlib
+
+    module = importlib.import_module(spec.model.__module__)
+    if not hasattr(module, "draw_probs"):
+        raise NoPlot("The model module has no draw_probs function for a predictive plot.")
+    x = np.asarray(ds.model_kwargs["x"], dtype=float)
+    y = np.asarray(ds.model_kwargs["y"], dtype=float)
+    if x.ndim != 2 or x.shape[1] != 2:
+        raise NoPlot("The inputs are not two-dimensional: no predictive plane plot.")
+    pad = 0.3
+    g1 = np.linspace(x[:, 0].min() - pad, x[:, 0].max() + pad, grid_points)
+    g2 = np.linspace(x[:, 1].min() - pad, x[:, 1].max() + pad, grid_points)
+    mesh = np.stack(np.meshgrid(g1, g2), axis=-1).reshape(-1, 2).astype(np.float32)
+    plane = Dataset(model_kwargs=ds.model_kwargs,
+                    extras={"x_test": mesh, "y_test": np.zeros(len(mesh), np.float32)})
+    names = list(draws_by_name)
+    cols = min(4, len(names))
+    rows = math.ceil(len(names) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.2 * rows), squeeze=False,
+                             sharex=True, sharey=True)
+    rng = np.random.default_rng(0)
+    mappable = None
+    for ax, name in zip(axes.ravel(), names, strict=False):
+        draws = draws_by_name[name]
+        n = len(next(iter(draws.values())))
+        take = np.sort(rng.choice(n, size=min(n, max_draws), replace=False))
+        probs = module.draw_probs({k: np.asarray(v)[take] for k, v in draws.items()}, plane, "test")
+        p = probs.mean(axis=0).reshape(grid_points, grid_points)
+        mappable = ax.contourf(g1, g2, p, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.8)
+        ax.contour(g1, g2, p, levels=[0.5], colors="k", linewidths=0.8)
+        ax.scatter(x[:, 0], x[:, 1], c=np.where(y > 0.5, "#d62728", "#1f77b4"), s=3, lw=0)
+        title = name if not scores.get(name) else f"{name}\n{scores[name]}"
+        ax.set_title(title, fontsize=7)
+        ax.tick_params(labelsize=6)
+    for ax in axes.ravel()[len(names):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    if mappable is not None:
+        fig.colorbar(mappable, ax=axes.ravel().tolist(), shrink=0.8, fraction=0.03, pad=0.02,
+                     label="P(class 1)")
+    return fig
+
+
+def save(fig, path, dpi: int = DPI) -> None:
+    """Save ``fig`` as PNG and close it."""
+    try:
+        fig.savefig(path, dpi=dpi, bbox_inches="tight", pad_inches=0.1)
+    finally:
+        plt.close(fig)
