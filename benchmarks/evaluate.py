@@ -85,11 +85,50 @@ def evaluate(
         floors = _floor(ref_id, min(n_eff, len(ref) // 2))
         out.update(floors)
         judged = verdict(out, floors, out.get("psis_khat"))
-    level, reason = judged
+    level, reason = _worst(judged, _nuts_health(row) if is_nuts else None)
     if not reference.ok:
         reason = f"reference failed its checks ({reference.failure}); {reason}"
     out.update(verdict=level, verdict_reason=reason)
     return out
+
+
+NUTS_HEALTH = {"rhat_warn": 1.01, "rhat_fail": 1.1, "ess_warn": 400.0, "ess_fail": 100.0}
+"""NUTS's own diagnostics (Vehtari et al. 2021): R-hat above 1.01 or bulk/tail ESS below 400
+warn, R-hat above 1.1 or ESS below 100 fail, any divergence warns. A badly mixed chain inflates
+its own noise floor, so agreement alone must not let it pass."""
+
+
+def _nuts_health(row: Mapping[str, Any]) -> tuple[str, str] | None:
+    h = NUTS_HEALTH
+    rhat, div = row.get("max_rhat", np.nan), row.get("divergences", 0) or 0
+    ess = min(row.get("min_ess_bulk", np.nan), row.get("min_ess_tail", np.nan))
+    fails, warns = [], []
+    if np.isfinite(rhat) and rhat > h["rhat_fail"]:
+        fails.append(f"NUTS R-hat {rhat:.3f} > {h['rhat_fail']}")
+    elif np.isfinite(rhat) and rhat > h["rhat_warn"]:
+        warns.append(f"NUTS R-hat {rhat:.3f} > {h['rhat_warn']}")
+    if np.isfinite(ess) and ess < h["ess_fail"]:
+        fails.append(f"NUTS ESS {ess:.0f} < {h['ess_fail']:.0f}")
+    elif np.isfinite(ess) and ess < h["ess_warn"]:
+        warns.append(f"NUTS ESS {ess:.0f} < {h['ess_warn']:.0f}")
+    if div:
+        warns.append(f"{int(div)} divergences")
+    if fails:
+        return "fail", "; ".join(fails + warns)
+    if warns:
+        return "warn", "; ".join(warns)
+    return None
+
+
+def _worst(a: tuple[str, str], b: tuple[str, str] | None) -> tuple[str, str]:
+    if b is None:
+        return a
+    order = {"pass": 0, "warn": 1, "fail": 2}
+    if order[b[0]] > order[a[0]]:
+        return b[0], f"{b[1]}; agreement: {a[1]}"
+    if order[b[0]] == order[a[0]]:
+        return a[0], f"{b[1]}; {a[1]}"
+    return a[0], f"{a[1]}; also {b[1]}"
 
 
 def _predictive(spec, ds, flat, reference, out) -> tuple[str, str]:

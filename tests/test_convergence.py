@@ -14,6 +14,11 @@ def test_plateau_of_an_exponential_decay_is_where_it_enters_the_noise_band():
     assert abs(plateau_step(losses) - expected) < 300
 
 
+def test_pure_noise_is_a_plateau_for_most_seeds():
+    found = [plateau_step(5 + np.random.default_rng(s).normal(size=2000)) for s in range(50)]
+    assert np.mean(np.isfinite(found)) > 0.9
+
+
 def test_a_trace_still_falling_has_no_plateau():
     t = np.arange(5000)
     assert np.isnan(plateau_step(10 + 100 * np.exp(-t / 3000)))
@@ -25,3 +30,11 @@ def test_nan_bookkeeping():
     assert nan_summary(np.ones(5)) == (0, np.nan) or np.isnan(nan_summary(np.ones(5))[1])
     mean, sd = final_loss(np.r_[np.full(90, 5.0), np.full(10, 1.0)])
     assert mean == 1.0 and sd == 0.0
+
+
+def test_a_trace_falling_steeply_inside_noise_has_no_plateau():
+    """A noisy loss still dropping through its last 10% must not be called converged."""
+    rng = np.random.default_rng(1)
+    t = np.arange(300)
+    losses = 1000 - 0.6 * t + rng.normal(scale=20, size=t.size)
+    assert np.isnan(plateau_step(losses))
