@@ -34,14 +34,17 @@ is set above the largest ratio observed with margin.
 Command line (``python -m benchmarks.regress``):
 
 * ``gate --base REF [--head REF] [--alternations 3]``: the interleaved gate (head: the working
-  tree by default, uncommitted changes included). Writes every run's JSON, ``comparison.json``
-  and ``summary.md`` under ``--out`` (default ``.benchmarks/gate/<time>``); head runs are also
-  autosaved by pytest-benchmark under ``.benchmarks/``. Exit status 1 on a regression.
+  tree by default, uncommitted changes included; a ref is checked out in a temporary worktree, a
+  directory is used as it is, so ``--base .`` measures this tree against itself). Writes every
+  run's JSON, ``comparison.json`` and ``summary.md`` under ``--out`` (default
+  ``.benchmarks/gate/<time>``); head runs are also autosaved by pytest-benchmark under
+  ``.benchmarks/``. Exit status 1 on a regression.
 * ``run``: one run of the suite in this tree (``--benchmark-json`` and ``--benchmark-autosave``
   under ``.benchmarks/``), compared with ``--baseline FILE`` (default: the previous autosaved run
   from this machine): deterministic figures and accuracy gated, time reported only (one pair of
   runs cannot separate a slowdown from noise).
 * ``compare --base A.json ... --head B.json ...``: the comparator on saved runs (paired in order).
+* ``history --runs DIR --out DIR``: ``reports.history.build_history`` (the runtime-history page).
 """
 
 from __future__ import annotations
@@ -89,6 +92,10 @@ NOISE: dict[str, Any] = {}
 """Measured noise, filled in from the calibration runs (see the module docstring)."""
 
 FAIL, WARN, INFO = "fail", "warn", "info"
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -482,7 +489,7 @@ def suite_env(role: str) -> dict[str, str]:
 
 
 def run_suite(tree: Path, json_out: Path, role: str, pytest_args: Sequence[str] = (),
-              autosave_to: Path | None = None, log=print, timer: str = TIMER) -> tuple[int, str]:
+              autosave_to: Path | None = None, log=_log, timer: str = TIMER) -> tuple[int, str]:
     """One ``pytest benchmarks/perf`` process in ``tree``, the code under test imported from it.
 
     Returns (exit status, last lines of its output). ``PYTHONPATH`` and the working directory
@@ -514,6 +521,16 @@ class Tree:
 
 
 def _checkout(ref: str, label: str, parent: Path) -> Tree:
+    """A git ref as a temporary detached worktree, or an existing directory used as it is."""
+    if Path(ref).is_dir():
+        path = Path(ref).resolve()
+        try:
+            commit = _git("rev-parse", "HEAD", cwd=path)
+            if _git("status", "--porcelain", "--untracked-files=no", cwd=path):
+                commit += "+dirty"
+        except (subprocess.CalledProcessError, OSError):
+            commit = f"dir:{path}"
+        return Tree(path, label, commit, False)
     commit = _git("rev-parse", "--verify", f"{ref}^{{commit}}")
     path = parent / label
     _git("worktree", "add", "--detach", "--force", str(path), commit)
@@ -540,7 +557,7 @@ def gate(
     allow_figure_changes: bool = False,
     allow_slowdown: bool = False,
     timer: str = TIMER,
-    log=print,
+    log=_log,
 ) -> Comparison:
     """Run base and head interleaved (ABBA), ``alternations`` times each, and compare."""
     if alternations < 1:
@@ -552,14 +569,8 @@ def gate(
     trees: list[Tree] = []
     try:
         base = _checkout(base_ref, "base", scratch)
-        trees.append(base)
-        if head_ref is None:
-            dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
-            head = Tree(REPO, "head", _git("rev-parse", "HEAD") + ("+dirty" if dirty else ""),
-                        False)
-        else:
-            head = _checkout(head_ref, "head", scratch)
-            trees.append(head)
+        head = _checkout(str(REPO) if head_ref is None else head_ref, "head", scratch)
+        trees += [t for t in (base, head) if t.temporary]
         if suite_from == "each":
             for tree in (base, head):
                 if not (tree.path / SUITE).is_dir():
@@ -611,7 +622,7 @@ def gate(
         (out / "summary.md").write_text(result.to_markdown())
         return result
     finally:
-        for tree in trees:
+        for tree in trees:  # only the worktrees made here; never a directory we were given
             subprocess.run(["git", "worktree", "remove", "--force", str(tree.path)], cwd=REPO,
                            capture_output=True)
         shutil.rmtree(scratch, ignore_errors=True)
@@ -651,8 +662,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--summary", type=Path, help="also append the Markdown summary here")
 
     g = sub.add_parser("gate", help="interleaved base-vs-head runs and comparison")
-    g.add_argument("--base", required=True, help="git ref of the base (e.g. origin/main)")
-    g.add_argument("--head", default=None, help="git ref of the head (default: working tree)")
+    g.add_argument("--base", required=True,
+                   help="git ref of the base (e.g. origin/main), or a directory to use as is")
+    g.add_argument("--head", default=None,
+                   help="git ref or directory of the head (default: this working tree)")
     g.add_argument("--alternations", type=int, default=DEFAULT_ALTERNATIONS)
     g.add_argument("--threshold", type=float, default=TIME_THRESHOLD,
                    help=f"allowed slowdown as a fraction (default {TIME_THRESHOLD})")
@@ -671,9 +684,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("--baseline", type=Path, default=None,
                    help="pytest-benchmark JSON to compare with (default: previous autosave)")
     r.add_argument("--json", type=Path, default=REPO / ".benchmarks" / "latest.json")
-    r.add_argument("--storage", type=Path, default=REPO / ".benchmarks")
+    r.add_argument("--storage", type=Path, default=REPO / ".benchmarks",
+                   help="pytest-benchmark autosave storage (default .benchmarks)")
+    r.add_argument("--report-only", action="store_true",
+                   help="exit 0 whatever the comparison says (recording history on main)")
     common(r)
     r.add_argument("pytest_args", nargs="*", help="after --: extra pytest arguments")
+
+    h = sub.add_parser("history", help="build history.html from stored runs")
+    h.add_argument("--runs", type=Path, default=REPO / ".benchmarks")
+    h.add_argument("--out", type=Path, required=True)
 
     c = sub.add_parser("compare", help="compare saved runs (paired in order)")
     c.add_argument("--base", type=Path, nargs="+", required=True)
@@ -708,7 +728,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return code or 1
         result = compare([base], [head], gate_time=False,
                          allow_figure_changes=args.allow_figure_changes)
-        return _emit(result, args.summary) or code
+        status = _emit(result, args.summary)
+        return code if args.report_only else (code or status)
+    if args.command == "history":
+        from reports.history import build_history
+
+        page = build_history(args.runs, args.out)
+        print(page or f"[regress] no pytest-benchmark runs under {args.runs}")
+        return 0 if page else 1
     try:
         base_runs = [Run.load(p) for p in args.base]
         head_runs = [Run.load(p) for p in args.head]
