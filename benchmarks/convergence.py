@@ -17,9 +17,9 @@ def plateau_step(losses: np.ndarray) -> float:
     """The step at which the loss reached its final plateau, or NaN if it never did."""
     losses = np.asarray(losses, dtype=float)
     n = losses.size
-    tail = losses[-max(1, n // 10) :]
-    if n < 20 or not np.all(np.isfinite(tail)):
+    if n < 20 or not np.all(np.isfinite(losses[-max(4, n // 4) :])):
         return float("nan")
+    tail = losses[-max(1, n // 10) :]
     level = tail.mean()
     quarter = losses[-max(4, n // 4) :]
     steps = np.arange(quarter.size, dtype=float)
@@ -50,7 +50,10 @@ def nan_summary(losses: np.ndarray) -> tuple[int, float]:
 
 
 def final_loss(losses: np.ndarray) -> tuple[float, float]:
-    """Mean and sd of the loss over the last 10% of the steps."""
+    """Mean and sd of the finite losses over the last 10% of the steps (NaN if none)."""
     losses = np.asarray(losses, dtype=float)
     tail = losses[-max(1, losses.size // 10) :]
+    tail = tail[np.isfinite(tail)]
+    if tail.size == 0:
+        return float("nan"), float("nan")
     return float(tail.mean()), float(tail.std())

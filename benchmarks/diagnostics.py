@@ -41,7 +41,7 @@ def svi_trace_summary(losses: np.ndarray, particle_elbos: np.ndarray) -> dict[st
     return {
         "final_loss_mean": mean,
         "final_loss_sd": sd,
-        "final_elbo": float(np.mean(pe)),
+        "final_elbo": float(np.mean(pe)),  # -inf when a particle leaves the model's support
         "final_elbo_se": float(np.std(pe) / np.sqrt(pe.size)),
         "converged_step": convergence.plateau_step(losses),
         "nan_count": nan_count,

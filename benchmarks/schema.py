@@ -39,7 +39,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("num_draws", "Int64", "", "posterior draws kept (all chains)"),
     Column("num_steps", "Int64", "", "SVI optimisation steps"),
     Column("num_particles", "Int64", "", "SVI ELBO particles per step"),
-    Column("final_loss_mean", "float64", "nats", "SVI loss, mean over the last 10% of steps"),
+    Column("final_loss_mean", "float64", "nats", "SVI loss, mean of the finite losses over the last 10% of steps"),
     Column("final_loss_sd", "float64", "nats", "SVI loss, sd over the last 10% of steps"),
     Column("final_elbo", "float64", "nats", "ELBO from final_elbo_particles fresh particles"),
     Column("final_elbo_se", "float64", "nats", "Monte Carlo standard error of final_elbo"),

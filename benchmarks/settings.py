@@ -62,8 +62,10 @@ def _positive(obj: Any, *names: str) -> None:
 _SVI_BASE = {
     "smoke": dict(num_steps=300, num_particles=1, learning_rate=1e-2, num_draws=400,
                   final_elbo_particles=200),
-    "quick": dict(num_steps=4000, num_particles=4, learning_rate=5e-3, num_draws=4000),
-    "paper": dict(num_steps=10000, num_particles=1, learning_rate=1e-3, num_draws=20000),
+    "quick": dict(num_steps=4000, num_particles=4, learning_rate=5e-3, num_draws=4000,
+                  final_elbo_particles=4000),
+    "paper": dict(num_steps=10000, num_particles=1, learning_rate=1e-3, num_draws=20000,
+                  final_elbo_particles=4000),
 }
 _NUTS_BASE = {
     "smoke": dict(num_warmup=150, num_samples=150, num_chains=4),

@@ -21,6 +21,7 @@ import argparse
 import datetime as dt
 import json
 import math
+import re
 import statistics
 import sys
 from collections import defaultdict
@@ -98,6 +99,14 @@ def _load(path: Path, root: Path, notes: list[str]) -> RunRecord | None:
     )
 
 
+_PASS_RE = re.compile(r"-pass\d+(?=\]$)")
+
+
+def _name(bench: dict[str, Any]) -> str:
+    """The benchmark's name without its pass (the perf suite runs every case in passes)."""
+    return _PASS_RE.sub("", str(bench.get("name") or bench.get("fullname") or "?"))
+
+
 def _timer(bench: dict[str, Any]) -> str:
     options = bench.get("options") if isinstance(bench.get("options"), dict) else {}
     return str(options.get("timer") or "?")
@@ -114,7 +123,7 @@ def _series(commits: list[Commit]) -> dict[tuple[str, str, str], dict[int, dict[
     for i, c in enumerate(commits):
         for run in c.runs:
             for b in run.benchmarks:
-                name = str(b.get("name") or b.get("fullname") or "?")
+                name = _name(b)
                 acc[(str(b.get("group") or "other"), name, _timer(b))][i].append(b["stats"])
     out: dict[tuple[str, str, str], dict[int, dict[str, float]]] = {}
     for key, by_commit in acc.items():
@@ -223,8 +232,8 @@ def _figure_changes(commits: list[Commit]) -> list[dict[str, Any]]:
             for b in run.benchmarks:
                 info = b.get("extra_info") if isinstance(b.get("extra_info"), dict) else {}
                 for key in FIGURE_KEYS:
-                    if key in info and (str(b.get("name")), key) not in seen:
-                        seen[(str(b.get("name")), key)] = info[key]
+                    if key in info and (_name(b), key) not in seen:
+                        seen[(_name(b), key)] = info[key]
         for k, value in sorted(seen.items()):
             if k in last:
                 prev_commit, prev = last[k]
@@ -249,7 +258,7 @@ def _accuracy(commits: list[Commit]) -> list[dict[str, Any]]:
             for b in run.benchmarks:
                 info = b.get("extra_info") if isinstance(b.get("extra_info"), dict) else {}
                 acc, floor = info.get("accuracy"), info.get("accuracy_floor") or {}
-                name = str(b.get("name"))
+                name = _name(b)
                 if not isinstance(acc, dict) or name in done:
                     continue
                 done.add(name)
@@ -294,22 +303,24 @@ change happened.</p>
 {% if figure_changes %}<table><tr><th>benchmark</th><th>figure</th><th>from</th><th>to</th>
 <th>old</th><th>new</th></tr>
 {% for f in figure_changes %}<tr><td><code>{{ f.benchmark }}</code></td><td>{{ f.figure }}</td>
-<td><code>{{ f["from"] }}</code></td><td><code>{{ f.to }}</code></td><td class="num">{{ f.old }}</td>
-<td class="num">{{ f.new }}</td></tr>{% endfor %}</table>
+<td><code>{{ f["from"] }}</code></td><td><code>{{ f.to }}</code></td>
+<td class="num">{{ f.old }}</td><td class="num">{{ f.new }}</td></tr>{% endfor %}</table>
 {% else %}<p>None: gradient evaluations and final losses are unchanged across commits.</p>
 {% endif %}
 {% if accuracy %}<h2>Accuracy (exact references; value / noise floor)</h2>
 <table><tr><th>commit</th><th>benchmark</th><th>verdict</th>
 {% for k in accuracy_keys %}<th>{{ k }}</th>{% endfor %}</tr>
-{% for a in accuracy %}<tr><td><code>{{ a.commit }}</code></td><td><code>{{ a.benchmark }}</code></td>
-<td>{{ a.verdict }}</td>{% for k, v, f in a.metrics %}<td class="num">
+{% for a in accuracy %}<tr><td><code>{{ a.commit }}</code></td>
+<td><code>{{ a.benchmark }}</code></td><td>{{ a.verdict }}</td>
+{% for k, v, f in a.metrics %}<td class="num">
 {{ "%.3g"|format(v) if v is not none else "" }}{% if f is not none %} / {{ "%.2g"|format(f) }}
 {% endif %}</td>{% endfor %}</tr>{% endfor %}</table>{% endif %}
 <h2>Latest values</h2>
 <table><tr><th>group</th><th>benchmark</th><th>timer</th><th>commit</th><th>median (ms)</th>
 <th>min (ms)</th><th>max (ms)</th><th>runs</th></tr>
-{% for l in latest %}<tr><td>{{ l.group }}</td><td><code>{{ l.name }}</code></td><td>{{ l.timer }}</td>
-<td><code>{{ l.commit }}</code></td><td class="num">{{ "%.3f"|format(l.median) }}</td>
+{% for l in latest %}<tr><td>{{ l.group }}</td><td><code>{{ l.name }}</code></td>
+<td>{{ l.timer }}</td><td><code>{{ l.commit }}</code></td>
+<td class="num">{{ "%.3f"|format(l.median) }}</td>
 <td class="num">{{ "%.3f"|format(l.lo) }}</td><td class="num">{{ "%.3f"|format(l.hi) }}</td>
 <td class="num">{{ l.runs }}</td></tr>{% endfor %}</table>
 <h2>Runs</h2>

@@ -1,7 +1,9 @@
 """Options, parametrisation and JSON bookkeeping of the perf suite.
 
 * ``--perf-full`` (or ``SVI_PERF_FULL=1``): every model x method instead of the default selection.
-* ``--perf-rounds N``: timed rounds per benchmark (default ``programs.ROUNDS``).
+* ``--perf-rounds N``: timed rounds per benchmark and pass (default ``programs.ROUNDS``).
+* ``--perf-passes N``: every timed case runs N times, pass-major (default ``programs.PASSES``);
+  its benchmarks are named ``...[case-pass<k>]`` and ``benchmarks.regress`` merges them.
 * XLA runs single-threaded unless ``XLA_FLAGS`` is set: on a shared 2-core machine a multi-threaded
   Eigen pool stalls on every barrier when another process holds a core, which made timings of
   identical code differ far more than one thread being time-sliced does.
@@ -35,7 +37,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="benchmark every model x method (default: a small selection; "
                          "env SVI_PERF_FULL=1 does the same)")
     group.addoption("--perf-rounds", type=int, default=None,
-                    help=f"timed rounds per benchmark (default {programs.ROUNDS})")
+                    help=f"timed rounds per benchmark and pass (default {programs.ROUNDS})")
+    group.addoption("--perf-passes", type=int, default=None,
+                    help=f"passes over the timed cases (default {programs.PASSES})")
 
 
 def _full(config: pytest.Config) -> bool:
@@ -52,6 +56,13 @@ def pytest_configure(config: pytest.Config) -> None:
     jax_setup.configure_jax()
 
 
+def _passes(config: pytest.Config) -> int:
+    value = config.getoption("perf_passes") or programs.PASSES
+    if value < 1:
+        raise pytest.UsageError(f"--perf-passes must be >= 1, got {value}")
+    return int(value)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     full = _full(metafunc.config)
     for fixture, cases in (("svi_case", programs.svi_cases(full)),
@@ -60,6 +71,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if fixture in metafunc.fixturenames:
             # plain strings, so pytest-benchmark can store them in the JSON's params
             metafunc.parametrize(fixture, [str(c) for c in cases], ids=[c.id for c in cases])
+    if "perf_pass" in metafunc.fixturenames:  # last: ids end in "-pass<k>"
+        n = _passes(metafunc.config)
+        metafunc.parametrize("perf_pass", range(1, n + 1), ids=[f"pass{k}" for k in
+                                                                range(1, n + 1)])
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Pass-major order: every case's pass 1, then every case's pass 2, ... (stable otherwise)."""
+    def key(item: pytest.Item) -> int:
+        callspec = getattr(item, "callspec", None)
+        return callspec.params.get("perf_pass", 0) if callspec is not None else 0
+
+    items.sort(key=key)
 
 
 @pytest.fixture

@@ -4,8 +4,9 @@ SVI: ``init(key) -> state`` and ``run(state) -> (state, losses)``, a ``lax.scan`
 ``SVI_STEPS[model]`` ``svi.update`` steps, both lowered and compiled ahead of time; only ``run``
 is timed. NUTS: the kernel is initialised once for ``NUTS_CHAINS`` chains and warmed up by a
 compiled program; the timed program takes the warmed-up state (with a fresh key each round) and
-runs ``NUTS_DRAWS[model]`` sample steps. Settings come from the ``smoke`` profile (learning rate, particles,
-warm-up, tree depth), so a PR that changes them changes the deterministic figures.
+runs ``NUTS_DRAWS[model]`` sample steps. Settings come from the ``smoke`` profile (learning
+rate, particles, warm-up, tree depth), so a PR that changes them changes the deterministic
+figures.
 """
 
 from __future__ import annotations
@@ -42,8 +43,14 @@ NUTS_DRAWS = {"coin": 1000, "correlated_gaussian": 1000, "dirichlet_categorical"
               "gamma_concentration": 500, "multimodal_2d": 500, "linreg_outliers": 300,
               "hierarchical_linreg": 200, "bnn": 100}
 NUTS_CHAINS = 2
-ROUNDS = 12
-"""Timed rounds per benchmark; each round gets a fresh key (round r uses seed ``1000 + r``)."""
+ROUNDS = 10
+"""Timed rounds per benchmark and pass; each round gets a fresh key (round r: seed ``1000 + r``,
+the same in every pass, so every pass times the same work)."""
+PASSES = 3
+"""Each timed case runs once per pass, passes one after the other (pass 1 of every case, then
+pass 2, ...), so a case's rounds are spread over the whole run instead of one burst of a few
+hundred milliseconds: on a shared machine slow phases last seconds, and the minimum over passes
+finds a quiet one. Compiled programs are reused between passes."""
 FIGURE_SEED = 0
 """Seed of the untimed first call whose deterministic figures (grad evals, final loss) are kept."""
 
@@ -137,6 +144,16 @@ class SVIProgram:
 
     def fresh_state(self, seed: int) -> Any:
         return jax.block_until_ready(self.init(jax.random.PRNGKey(seed)))
+
+
+_PROGRAMS: dict[tuple, Any] = {}
+
+
+def cached(key: tuple, build: Callable[[], Any]) -> Any:
+    """One compiled program per key and process: later passes reuse the first pass's."""
+    if key not in _PROGRAMS:
+        _PROGRAMS[key] = build()
+    return _PROGRAMS[key]
 
 
 def svi_program(spec: ModelSpec, method: str, model_kwargs: Any, steps: int | None = None

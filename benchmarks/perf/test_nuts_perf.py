@@ -3,11 +3,10 @@
 The warm-up (smoke profile length) runs once, untimed; each round starts from the warmed-up state
 with a fresh key. ``grad_evals`` (leapfrog steps of the untimed seed-0 sampling call),
 ``grad_evals_warmup`` and ``divergences`` are deterministic for the fixed seed and gated strictly.
+Each case runs once per pass (``perf_pass``); passes share the program.
 """
 
 from __future__ import annotations
-
-import itertools
 
 import jax
 import numpy as np
@@ -16,8 +15,7 @@ import pytest
 from benchmarks.perf import programs
 
 
-def test_nuts_draws(benchmark, nuts_case: str, rounds: int) -> None:
-    case = programs.Case.parse(nuts_case)
+def _prepare(case: programs.Case) -> tuple[programs.NUTSProgram, dict]:
     spec, ds, why = programs.skip_reason(case)
     if why:
         pytest.skip(why)
@@ -26,11 +24,8 @@ def test_nuts_draws(benchmark, nuts_case: str, rounds: int) -> None:
         prog.run(prog.fresh_state(programs.FIGURE_SEED))
     )
     assert programs.finite_tree(state.z), "non-finite NUTS state"
-
-    seeds = itertools.count(1000)
     s = prog.settings
-    benchmark.group = "nuts"
-    benchmark.extra_info.update(
+    figures = dict(
         kind="nuts", model=case.model, method="nuts", draws=prog.draws,
         chains=programs.NUTS_CHAINS, num_warmup=s.num_warmup,
         grad_evals=int(np.sum(num_steps)), grad_evals_warmup=prog.grad_evals_warmup,
@@ -38,6 +33,16 @@ def test_nuts_draws(benchmark, nuts_case: str, rounds: int) -> None:
         compile_s=prog.compile_s, compile_warmup_s=prog.compile_warmup_s,
         cache_hit=prog.cache_hit,
     )
+    return prog, figures
+
+
+def test_nuts_draws(benchmark, nuts_case: str, perf_pass: int, rounds: int) -> None:
+    case = programs.Case.parse(nuts_case)
+    prog, figures = programs.cached(("nuts", nuts_case), lambda: _prepare(case))
+    seeds = iter(range(1000, 1000 + rounds))
+    benchmark.group = "nuts"
+    benchmark.extra_info.update(figures, series=f"test_nuts_draws[{case.id}]",
+                                perf_pass=perf_pass)
     benchmark.pedantic(
         lambda st: jax.block_until_ready(prog.run(st)),
         setup=lambda: ((prog.fresh_state(next(seeds)),), {}),

@@ -3,12 +3,10 @@
 Figures in ``extra_info`` (compared by ``benchmarks.regress``): ``grad_evals`` (steps x particles,
 x K for AutoDAIS) and ``final_loss`` of the untimed seed-0 call are deterministic and gated
 strictly; ``compile_s`` (AOT compile of the timed program, from the persistent cache when warm)
-is recorded, not gated.
+is recorded, not gated. Each case runs once per pass (``perf_pass``); passes share the program.
 """
 
 from __future__ import annotations
-
-import itertools
 
 import jax
 import numpy as np
@@ -17,8 +15,7 @@ import pytest
 from benchmarks.perf import programs
 
 
-def test_svi_steps(benchmark, svi_case: str, rounds: int) -> None:
-    case = programs.Case.parse(svi_case)
+def _prepare(case: programs.Case) -> tuple[programs.SVIProgram, dict]:
     spec, ds, why = programs.skip_reason(case)
     if why:
         pytest.skip(why)
@@ -27,16 +24,22 @@ def test_svi_steps(benchmark, svi_case: str, rounds: int) -> None:
     losses = np.asarray(losses)
     assert np.all(np.isfinite(losses)), f"{np.sum(~np.isfinite(losses))} non-finite losses"
     assert programs.finite_tree(state.optim_state), "non-finite guide parameters"
-
-    seeds = itertools.count(1000)
     s = prog.settings
-    benchmark.group = "svi"
-    benchmark.extra_info.update(
+    figures = dict(
         kind="svi", model=case.model, method=case.method, steps=s.num_steps,
         particles=s.num_particles, learning_rate=s.learning_rate, grad_evals=prog.grad_evals,
         final_loss=float(losses[-1]), compile_s=prog.compile_s,
         compile_init_s=prog.compile_init_s, cache_hit=prog.cache_hit,
     )
+    return prog, figures
+
+
+def test_svi_steps(benchmark, svi_case: str, perf_pass: int, rounds: int) -> None:
+    case = programs.Case.parse(svi_case)
+    prog, figures = programs.cached(("svi", svi_case), lambda: _prepare(case))
+    seeds = iter(range(1000, 1000 + rounds))
+    benchmark.group = "svi"
+    benchmark.extra_info.update(figures, series=f"test_svi_steps[{case.id}]", perf_pass=perf_pass)
     benchmark.pedantic(
         lambda st: jax.block_until_ready(prog.run(st)),
         setup=lambda: ((prog.fresh_state(next(seeds)),), {}),
