@@ -6,7 +6,6 @@ so the whole run is one ahead-of-time compiled function whose compile time is me
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -74,15 +73,8 @@ def run_nuts(
     chain_keys = jax.vmap(lambda k: jax.random.split(k, settings.num_chains))(rng_keys)
     flat_keys = chain_keys.reshape(num_seeds * settings.num_chains, -1)
     program = jax.jit(jax.vmap(build_nuts_program(model, model_kwargs, latent_sites, settings)))
-    hits_before = jax_setup.cache_hits()
-    start = time.perf_counter()
-    compiled = program.lower(flat_keys).compile()
-    compile_s = time.perf_counter() - start
-    cache_hit = jax_setup.cache_hits() > hits_before
-    start = time.perf_counter()
-    out = jax.block_until_ready(compiled(flat_keys))
-    run_s = time.perf_counter() - start
-    draws, warm_steps, num_steps, diverging, energy = jax.device_get(out)
+    out, compile_s, run_s, cache_hit = jax_setup.compile_and_run(program, flat_keys)
+    draws, warm_steps, num_steps, diverging, energy = out
 
     def unflatten(a: np.ndarray) -> np.ndarray:
         a = np.asarray(a)

@@ -7,7 +7,6 @@ time, so compile time is measured apart from run time.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -87,15 +86,8 @@ def fit_svi(
     program = jax.jit(
         jax.vmap(build_svi_program(model, make_guide, model_kwargs, latent_sites, settings))
     )
-    hits_before = jax_setup.cache_hits()
-    start = time.perf_counter()
-    compiled = program.lower(rng_keys).compile()
-    compile_s = time.perf_counter() - start
-    cache_hit = jax_setup.cache_hits() > hits_before
-    start = time.perf_counter()
-    out = jax.block_until_ready(compiled(rng_keys))
-    run_s = time.perf_counter() - start
-    losses, draws, particle_elbos, finite = jax.device_get(out)
+    out, compile_s, run_s, cache_hit = jax_setup.compile_and_run(program, rng_keys)
+    losses, draws, particle_elbos, finite = out
     return SVIFit(
         losses=np.asarray(losses),
         draws={k: np.asarray(v) for k, v in draws.items()},
