@@ -11,6 +11,7 @@ corrupt, is rebuilt with a message. Never pickled.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import json
@@ -229,7 +230,6 @@ def _thin_factor(components: list[np.ndarray]) -> int:
 
 def _nuts(spec: ModelSpec, ds: Dataset, seed: int, sites: tuple[str, ...], log,
           quality: str) -> tuple[dict, dict]:
-    import dataclasses
 
     import jax
 
@@ -247,7 +247,8 @@ def _nuts(spec: ModelSpec, ds: Dataset, seed: int, sites: tuple[str, ...], log,
         kept = kept_per_chain * settings.num_chains
         if kept >= NUTS_GATES["min_draws"] or settings.num_samples >= max_samples or budget_note:
             break
-        need = math.ceil(NUTS_GATES["min_draws"] / settings.num_chains * thin * 1.05)
+        # 15% margin: the thinning estimated on the longer run is often a little larger.
+        need = math.ceil(NUTS_GATES["min_draws"] / settings.num_chains * thin * 1.15)
         per_iteration = run.run_s / (settings.num_warmup + settings.num_samples)
         affordable = int(REFERENCE_BUDGET_S[quality] / per_iteration) - settings.num_warmup
         if need > affordable:
@@ -306,7 +307,18 @@ def _provenance_base(spec: ModelSpec, ds: Dataset, data_key: dict[str, Any], see
     if spec.reference_kind != "nuts":
         quality = "full"  # exact and quadrature references cost nothing to make well
     return {"model": spec.name, "kind": spec.reference_kind, "seed": seed, "data": data_key,
-            "quality": quality, "data_hash": data_hash(ds), "source_hash": source_hash(spec)}
+            "quality": quality, "data_hash": data_hash(ds), "source_hash": source_hash(spec),
+            "recipe_hash": _recipe_hash(spec.reference_kind, quality)}
+
+
+def _recipe_hash(kind: str, quality: str) -> str:
+    """Hash of how a reference of this kind is made: a change of settings or gates rebuilds it."""
+    recipe = {"draws": REFERENCE_DRAWS, "kind": kind}
+    if kind == "nuts":
+        settings, cap = NUTS_REFERENCE[quality]
+        recipe.update(settings=dataclasses.asdict(settings), cap=cap, gates=NUTS_GATES,
+                      budget=REFERENCE_BUDGET_S[quality])
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def load_reference(path_npz: Path, path_json: Path, expected: dict[str, Any]) -> tuple[Reference | None, str]:
@@ -318,7 +330,7 @@ def load_reference(path_npz: Path, path_json: Path, expected: dict[str, Any]) ->
         draws, _ = store.load_artifact(path_npz)
     except Exception as exc:
         return None, f"stored reference is corrupt ({type(exc).__name__})"
-    for key in ("data_hash", "source_hash", "kind", "seed", "quality"):
+    for key in ("data_hash", "source_hash", "recipe_hash", "kind", "seed", "quality"):
         if provenance.get(key) != expected[key]:
             return None, f"stored reference is stale ({key} changed)"
     if not draws:

@@ -228,6 +228,45 @@ def test_not_applicable_on_both_sides_is_not_a_row():
     assert result.settings["skipped_on_both_sides"] == [SVI]
 
 
+def test_passes_are_merged_into_one_benchmark():
+    def entry(k: int, times: list[float]) -> dict:
+        return bench(SVI.replace("]", f"-pass{k}]"), "svi", times, kind="svi", grad_evals=2000)
+
+    data = run_json([entry(1, [0.012, 0.013]), entry(2, [0.008, 0.011]), entry(3, [0.010])])
+    data["svi_bench"]["outcomes"][SVI.replace("]", "-pass4]")] = {
+        "outcome": "failed", "reason": "call: AssertionError: boom"}
+    run = Run.from_json(data)
+    assert list(run.benchmarks) == [SVI]
+    stats = run.benchmarks[SVI]["stats"]
+    assert stats["min"] == 0.008 and stats["pass_min"] == [0.012, 0.008, 0.010]
+    assert stats["rounds"] == 5 and stats["max"] == 0.013
+    assert run.status(SVI) == ("failed", "pass4: call: AssertionError: boom")
+
+
+def test_confirmation_runs_only_count_what_they_ran():
+    # The gate re-measures a suspected slowdown alone: those partial runs lack the other
+    # benchmarks, which must not count as missing.
+    base = [suite() for _ in range(3)]
+    head = [suite({NUTS: 1.7}), suite({NUTS: 1.5}), suite({NUTS: 1.6})]
+    assert names(compare(base, head).findings) == [(NUTS, "time")]
+    partial = dict(drop=(SVI, ACC))
+    base += [suite(**partial), suite(**partial)]
+    head += [suite({NUTS: 1.05}, **partial), suite({NUTS: 0.98}, **partial)]
+    for run in (*base[3:], *head[3:]):
+        run.partial = True
+    result = compare(base, head)
+    assert result.ok, result.to_markdown()
+    row = next(r for r in result.rows if r.benchmark == NUTS)
+    assert len(row.ratios) == 5 and row.pooled_ratio < 1.0  # the quiet windows were found
+    assert len(next(r for r in result.rows if r.benchmark == SVI).ratios) == 3
+
+    # a real slowdown stays slow when measured again
+    head[3:] = [suite({NUTS: 1.65}, **partial), suite({NUTS: 1.6}, **partial)]
+    for run in head[3:]:
+        run.partial = True
+    assert names(compare(base, head).findings) == [(NUTS, "time")]
+
+
 def test_corrupt_or_foreign_json_raises_run_error(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")

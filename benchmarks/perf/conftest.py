@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help=f"timed rounds per benchmark and pass (default {programs.ROUNDS})")
     group.addoption("--perf-passes", type=int, default=None,
                     help=f"passes over the timed cases (default {programs.PASSES})")
+    group.addoption("--perf-only", default="",
+                    help="comma-separated benchmark node ids without the pass "
+                         "(path::test[case]): run only those, and mark the JSON as partial "
+                         "(the gate's confirmation runs)")
 
 
 def _full(config: pytest.Config) -> bool:
@@ -77,8 +82,24 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                                                                 range(1, n + 1)])
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Pass-major order: every case's pass 1, then every case's pass 2, ... (stable otherwise)."""
+_PASS_RE = re.compile(r"-pass\d+(?=\]$)")
+
+
+def _only(config: pytest.Config) -> set[str]:
+    return {x.strip() for x in str(config.getoption("perf_only") or "").split(",") if x.strip()}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``--perf-only`` selection, then pass-major order: every case's pass 1, then every case's
+    pass 2, ... (stable otherwise)."""
+    only = _only(config)
+    if only:
+        keep = [i for i in items if _PASS_RE.sub("", i.nodeid) in only]
+        dropped = [i for i in items if _PASS_RE.sub("", i.nodeid) not in only]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
     def key(item: pytest.Item) -> int:
         callspec = getattr(item, "callspec", None)
         return callspec.params.get("perf_pass", 0) if callspec is not None else 0
@@ -122,6 +143,8 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json:
         "source_root": str(Path(programs.__file__).resolve().parents[2]),
         "full": _full(config),
         "role": os.environ.get("SVI_BENCH_ROLE", ""),
+        "partial": bool(_only(config)),
+        "passes": _passes(config),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "pythonhashseed": os.environ.get("PYTHONHASHSEED", ""),
         "python": platform.python_version(),

@@ -43,10 +43,10 @@ NUTS_DRAWS = {"coin": 1000, "correlated_gaussian": 1000, "dirichlet_categorical"
               "gamma_concentration": 500, "multimodal_2d": 500, "linreg_outliers": 300,
               "hierarchical_linreg": 200, "bnn": 100}
 NUTS_CHAINS = 2
-ROUNDS = 10
+ROUNDS = 6
 """Timed rounds per benchmark and pass; each round gets a fresh key (round r: seed ``1000 + r``,
 the same in every pass, so every pass times the same work)."""
-PASSES = 3
+PASSES = 5
 """Each timed case runs once per pass, passes one after the other (pass 1 of every case, then
 pass 2, ...), so a case's rounds are spread over the whole run instead of one burst of a few
 hundred milliseconds: on a shared machine slow phases last seconds, and the minimum over passes
