@@ -236,6 +236,8 @@ def _nuts(spec: ModelSpec, ds: Dataset, seed: int, sites: tuple[str, ...], log,
     from benchmarks.nuts import run_nuts
 
     settings, max_samples = NUTS_REFERENCE[quality]
+    if quality == "full" and spec.reference_nuts:
+        settings = dataclasses.replace(settings, **spec.reference_nuts)
     gate_space = _gate_space(spec, ds)
     budget_note = ""
     while True:
@@ -308,16 +310,16 @@ def _provenance_base(spec: ModelSpec, ds: Dataset, data_key: dict[str, Any], see
         quality = "full"  # exact and quadrature references cost nothing to make well
     return {"model": spec.name, "kind": spec.reference_kind, "seed": seed, "data": data_key,
             "quality": quality, "data_hash": data_hash(ds), "source_hash": source_hash(spec),
-            "recipe_hash": _recipe_hash(spec.reference_kind, quality)}
+            "recipe_hash": _recipe_hash(spec, quality)}
 
 
-def _recipe_hash(kind: str, quality: str) -> str:
+def _recipe_hash(spec: ModelSpec, quality: str) -> str:
     """Hash of how a reference of this kind is made: a change of settings or gates rebuilds it."""
-    recipe = {"draws": REFERENCE_DRAWS, "kind": kind}
-    if kind == "nuts":
+    recipe = {"draws": REFERENCE_DRAWS, "kind": spec.reference_kind}
+    if spec.reference_kind == "nuts":
         settings, cap = NUTS_REFERENCE[quality]
         recipe.update(settings=dataclasses.asdict(settings), cap=cap, gates=NUTS_GATES,
-                      budget=REFERENCE_BUDGET_S[quality])
+                      budget=REFERENCE_BUDGET_S[quality], model_overrides=dict(spec.reference_nuts))
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 

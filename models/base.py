@@ -53,6 +53,8 @@ class ModelSpec:
     log_evidence: Callable[[Dataset], float] | None = None
     log_density_grid: Callable[[Dataset], tuple[list[np.ndarray], np.ndarray]] | None = None
     predictive_check: Callable[[dict[str, np.ndarray], Dataset], dict[str, float]] | None = None
+    reference_nuts: Mapping[str, Any] = field(default_factory=dict)
+    """Overrides of the NUTS reference settings for this model, e.g. a higher target_accept_prob."""
     reference_model: Callable[..., None] | None = None
     """An equivalent parameterisation of the same posterior (the same latent sites, possibly as
     deterministic sites) used only to build a trustworthy NUTS reference, e.g. non-centred."""
