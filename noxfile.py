@@ -60,7 +60,7 @@ def tests(session: nox.Session) -> None:
     """The test suite (unit, contract, end-to-end smoke grid, browser test of the report)."""
     _install(session, "[test]")
     session.run("ruff", "check", ".")
-    session.run("pytest", *(session.posargs or ["-q"]), env=ENV)
+    session.run("pytest", *(session.posargs or ["-q", "--durations=10"]), env=ENV)
 
 
 @nox.session(python=PYTHON)
