@@ -14,21 +14,38 @@ with warnings.catch_warnings():
     import arviz as az
 
 
+def _quiet(fn):
+    """Run an ArviZ statistic without NumPy's warnings on degenerate (constant) draws: the NaN it
+    returns is recorded in the results, the console noise is not needed."""
+
+    def wrapped(*args, **kwargs):
+        with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return fn(*args, **kwargs)
+
+    wrapped.__name__, wrapped.__doc__ = fn.__name__, fn.__doc__
+    return wrapped
+
+
+@_quiet
 def ess_bulk(draws: np.ndarray) -> float:
     """Bulk effective sample size of one scalar, draws shaped (chain, draw)."""
     return float(az.ess(np.asarray(draws, dtype=float), method="bulk"))
 
 
+@_quiet
 def ess_tail(draws: np.ndarray) -> float:
     """Tail effective sample size of one scalar, draws shaped (chain, draw)."""
     return float(az.ess(np.asarray(draws, dtype=float), method="tail"))
 
 
+@_quiet
 def rhat(draws: np.ndarray) -> float:
     """Rank-normalised split R-hat of one scalar, draws shaped (chain, draw)."""
     return float(az.rhat(np.asarray(draws, dtype=float), method="rank"))
 
 
+@_quiet
 def bfmi(energy: np.ndarray) -> np.ndarray:
     """Energy Bayesian fraction of missing information per chain, energy shaped (chain, draw)."""
     return np.asarray(az.bfmi(np.asarray(energy, dtype=float)))
