@@ -68,3 +68,17 @@ def lint(session: nox.Session) -> None:
     """ruff over the whole repository."""
     session.install("ruff")
     session.run("ruff", "check", ".")
+
+
+@nox.session(python=PYTHON)
+def regress(session: nox.Session) -> None:
+    """Runtime and accuracy regression gate (benchmarks/perf, benchmarks/regress.py).
+
+    Default: one run of the pytest-benchmark suite here, saved as JSON under ``.benchmarks/`` and
+    compared with the previous run of this machine (deterministic figures and accuracy gated, time
+    reported). ``nox -s regress -- gate --base origin/main`` runs the interleaved base-vs-head gate
+    that CI uses on pull requests; any ``python -m benchmarks.regress`` arguments work.
+    """
+    _install(session, "[test]")
+    args = session.posargs or ["run"]
+    session.run("python", "-m", "benchmarks.regress", *args, env=ENV)

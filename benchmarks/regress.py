@@ -2,13 +2,17 @@
 
 A stored baseline does not work on a shared machine: identical code measured twice here differed
 by +27.8% (median), so ``--benchmark-compare-fail=median:25%`` fails on noise alone. Instead the
-gate measures base and head in the same job, interleaved like ``asv continuous`` (ABBA order:
-base, head, head, base, base, head, ...; each run a separate ``pytest benchmarks/perf`` process
-writing its own JSON), and compares per benchmark:
+gate measures base and head in the same job, interleaved like ``asv continuous``: ABBA order
+(base, head, head, base, base, head), each run a separate ``pytest benchmarks/perf`` process
+writing its own JSON, and within a run every timed case runs in 5 passes spread over the run
+(``programs.PASSES``). It compares per benchmark:
 
-* time (groups ``svi`` and ``nuts`` only): per alternation the ratio head/base of the *minimum*
-  round time (noise on a loaded machine only ever adds time, so the minimum is the most stable
-  statistic), then the median over alternations. Fail if it exceeds ``1 + TIME_THRESHOLD``.
+* time (groups ``svi`` and ``nuts``): CPU time (``TIMER``) of the fastest round. Noise on a loaded
+  machine only adds time, in phases of a fraction of a second to a minute, so the statistic is a
+  minimum: per run over its passes, and per side over its runs. A benchmark is slower when both
+  the median over alternations of head/base and the ratio of the two sides' overall minima exceed
+  ``1 + TIME_THRESHOLD``; a suspect is then measured again, alone, in ``DEFAULT_CONFIRM`` more
+  alternations and judged on all of them (a noise phase passes, a real slowdown stays).
 * deterministic figures, strictly: ``grad_evals``, ``grad_evals_warmup``, ``divergences`` exactly
   (NUTS leapfrog steps for a fixed seed; SVI steps x particles), ``final_loss`` within
   ``FINAL_LOSS_RTOL`` relative. A figure that differs between runs of the *same* side is reported
@@ -24,21 +28,39 @@ writing its own JSON), and compares per benchmark:
 
 By default the benchmark *suite* is head's, copied into the base checkout (as ``asv`` does), so
 both sides run the same benchmarks and only the code under test differs (``--suite-from each``
-runs each side's own suite; ``--suite-from DIR`` copies DIR into both checkouts).
+runs each side's own suite; ``--suite-from DIR`` copies DIR into both checkouts). Both sides run
+in the caller's Python environment (one venv): a base whose dependencies differ is measured with
+head's.
 
-Noise measured on this machine (2 cores, shared with other jobs; default suite, 3 alternations,
-head == base, ``python -m benchmarks.regress gate --base HEAD``), per-benchmark median-of-ratios
-of min time, over 5 gate runs (75 benchmark ratios): see ``NOISE`` below; ``TIME_THRESHOLD``
-is set above the largest ratio observed with margin.
+Noise, measured on this machine (2 cores, KVM, shared with other jobs at load average 3-8;
+default suite, 15 timed benchmarks): 5 gates on identical code (two worktrees of one commit,
+``gate --base SHA --head SHA --suite-from DIR``), first 3 alternations of each, 75 ratios:
+
+=====================================  =====  =====  ======  =====  =====
+statistic (head/base, identical code)   min    p5    median   p95    max
+=====================================  =====  =====  ======  =====  =====
+one alternation (225 ratios)           0.530  0.803  1.013   1.858  2.224
+median over the 3 alternations         0.815  0.876  1.011   1.357  1.470
+ratio of the overall minima            0.641  0.885  1.006   1.338  1.669
+gate statistic (both must exceed)      0.815  0.955  1.000   1.229  1.417
+=====================================  =====  =====  ======  =====  =====
+
+One of the 75 exceeded x1.40 (x1.417) and its 2 confirmation alternations brought it to x1.05;
+all 5 gates passed, and every deterministic figure and accuracy metric was identical in all 40
+runs. ``TIME_THRESHOLD`` = 0.50 sits above the largest gate statistic seen (x1.417) and well
+below the 2x slowdown a maintainer wants caught: wasted work injected into the coin model was
+flagged at x1.86-x3.30 (SVI) and x2.69 (NUTS) on the same machine, with no other benchmark
+flagged. Earlier designs were noisier: wall time with one burst of 12 rounds per benchmark gave
+single-pair ratios of x0.46-x2.19 on identical code.
 
 Command line (``python -m benchmarks.regress``):
 
-* ``gate --base REF [--head REF] [--alternations 3]``: the interleaved gate (head: the working
-  tree by default, uncommitted changes included; a ref is checked out in a temporary worktree, a
-  directory is used as it is, so ``--base .`` measures this tree against itself). Writes every
-  run's JSON, ``comparison.json`` and ``summary.md`` under ``--out`` (default
-  ``.benchmarks/gate/<time>``); head runs are also autosaved by pytest-benchmark under
-  ``.benchmarks/``. Exit status 1 on a regression.
+* ``gate --base REF [--head REF] [--alternations 3] [--confirm 2]``: the interleaved gate (head:
+  the working tree by default, uncommitted changes included; a ref is checked out in a temporary
+  worktree, a directory is used as it is, so ``--base .`` measures this tree against itself).
+  Writes every run's JSON, ``comparison.json`` and ``summary.md`` under ``--out`` (default
+  ``.benchmarks/gate/<time>``; the summary also goes to ``$GITHUB_STEP_SUMMARY``); head runs are
+  also autosaved by pytest-benchmark under ``.benchmarks/``. Exit status 1 on a regression.
 * ``run``: one run of the suite in this tree (``--benchmark-json`` and ``--benchmark-autosave``
   under ``.benchmarks/``), compared with ``--baseline FILE`` (default: the previous autosaved run
   from this machine): deterministic figures and accuracy gated, time reported only (one pair of
@@ -46,7 +68,6 @@ Command line (``python -m benchmarks.regress``):
 * ``compare --base A.json ... --head B.json ...``: the comparator on saved runs (paired in order).
 * ``history --runs DIR --out DIR``: ``reports.history.build_history`` (the runtime-history page).
 """
-
 from __future__ import annotations
 
 import argparse
@@ -69,15 +90,15 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 SUITE = "benchmarks/perf"
 
-TIME_THRESHOLD = 0.40
-"""Fail when head's time is more than 40% above base's (median over alternations of min-time
-ratios). Chosen from ``NOISE``: above the largest ratio seen on unchanged code, with margin."""
+TIME_THRESHOLD = 0.50
+"""Fail when head's time is more than 50% above base's (see the module docstring: the largest
+gate statistic on identical code here was x1.417)."""
 TIME_GROUPS = frozenset({"svi", "nuts"})
 TIME_STAT = "min"
 TIMER = "time.process_time"
 """pytest-benchmark timer of the gate's runs. CPU time of the (single-threaded) process rather
 than wall time: time spent descheduled while other jobs hold the cores is not the code's cost,
-and on this machine it was most of the noise (see ``NOISE``). ``--timer time.perf_counter`` on a
+and on this machine it was much of the noise. ``--timer time.perf_counter`` on a
 dedicated machine."""
 STRICT_FIGURES: dict[str, float] = {
     "grad_evals": 0.0,
@@ -91,8 +112,15 @@ ACCURACY_KEYS = ("w1_max", "std_mean_err_max", "sd_log_ratio_max", "joint_sliced
 ACCURACY_FLOOR_FACTOR = 3.0
 DEFAULT_ALTERNATIONS = 3
 DEFAULT_CONFIRM = 2
-NOISE: dict[str, Any] = {}
-"""Measured noise, filled in from the calibration runs (see the module docstring)."""
+NOISE: dict[str, Any] = {
+    "machine": "2-core KVM guest shared with other jobs (load average 3-8)",
+    "command": "python -m benchmarks.regress gate --base SHA --head SHA --suite-from DIR",
+    "gates": 5,
+    "ratios": 75,
+    "gate_statistic": {"min": 0.815, "p5": 0.955, "median": 1.000, "p95": 1.229, "max": 1.417},
+    "single_alternation": {"min": 0.530, "p95": 1.858, "max": 2.224},
+}
+"""The calibration behind ``TIME_THRESHOLD`` (identical code on both sides; module docstring)."""
 
 FAIL, WARN, INFO = "fail", "warn", "info"
 
@@ -495,8 +523,11 @@ def render_markdown(cmp: Comparison, title: str = "Benchmark gate") -> str:
     s = cmp.settings
     verdict = "PASS" if cmp.ok else f"FAIL ({len(cmp.failures)} problem(s))"
     lines = [f"## {title}: {verdict}", ""]
-    base = ", ".join(c[:10] for c in s["base_commits"] if c) or "?"
-    head = ", ".join(c[:10] for c in s["head_commits"] if c) or "?"
+    def short(c: str) -> str:
+        return c[:10] if re.fullmatch(r"[0-9a-f]{40}", c) else c
+
+    base = ", ".join(short(c) for c in s["base_commits"] if c) or "?"
+    head = ", ".join(short(c) for c in s["head_commits"] if c) or "?"
     lines.append(
         f"base {base} vs head {head}; {s['alternations']} alternation(s); time: median over "
         f"alternations of head/base {s['time_stat']} time "

@@ -32,7 +32,7 @@ from typing import Any
 
 import jinja2
 
-STEP_THRESHOLD = 0.40  # as benchmarks.regress.TIME_THRESHOLD: a step beyond this is listed
+STEP_THRESHOLD = 0.50  # as benchmarks.regress.TIME_THRESHOLD: a step beyond this is listed
 FIGURE_KEYS = ("grad_evals", "grad_evals_warmup", "divergences", "final_loss")
 FINAL_LOSS_RTOL = 5e-6
 ACCURACY_KEYS = ("w1_max", "std_mean_err_max", "sd_log_ratio_max")
@@ -239,9 +239,13 @@ def _figure_changes(commits: list[Commit]) -> list[dict[str, Any]]:
                 prev_commit, prev = last[k]
                 if not _same(prev, value, FINAL_LOSS_RTOL if k[1] == "final_loss" else 0.0):
                     out.append({"benchmark": k[0], "figure": k[1], "from": prev_commit[:10],
-                                "to": c.key[:10], "old": prev, "new": value})
+                                "to": c.key[:10], "old": _fmt(prev), "new": _fmt(value)})
             last[k] = (c.key, value)
     return out
+
+
+def _fmt(x: Any) -> str:
+    return f"{x:.8g}" if isinstance(x, float) else str(x)
 
 
 def _same(a: Any, b: Any, rtol: float) -> bool:

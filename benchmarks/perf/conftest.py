@@ -4,9 +4,9 @@
 * ``--perf-rounds N``: timed rounds per benchmark and pass (default ``programs.ROUNDS``).
 * ``--perf-passes N``: every timed case runs N times, pass-major (default ``programs.PASSES``);
   its benchmarks are named ``...[case-pass<k>]`` and ``benchmarks.regress`` merges them.
-* XLA runs single-threaded unless ``XLA_FLAGS`` is set: on a shared 2-core machine a multi-threaded
-  Eigen pool stalls on every barrier when another process holds a core, which made timings of
-  identical code differ far more than one thread being time-sliced does.
+* XLA runs single-threaded unless ``XLA_FLAGS`` is set, so a round's CPU time is one core's work:
+  on a small machine shared with other jobs a multi-threaded Eigen pool waits at its barriers
+  whenever another process holds a core, and the gate times CPU, not wall, time.
 * ``PYTHONHASHSEED`` must be 0: NumPyro's ELBO iterates over a set, and the deterministic figures
   (final loss) are compared exactly between runs.
 * The JSON written by ``--benchmark-json`` / ``--benchmark-autosave`` gets an ``svi_bench`` section:
