@@ -72,13 +72,17 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def regress(session: nox.Session) -> None:
-    """Runtime and accuracy regression gate (benchmarks/perf, benchmarks/regress.py).
+    """Performance and accuracy regression gate over ``benchmarks/perf`` (pytest-benchmark).
 
-    Default: one run of the pytest-benchmark suite here, saved as JSON under ``.benchmarks/`` and
-    compared with the previous run of this machine (deterministic figures and accuracy gated, time
-    reported). ``nox -s regress -- gate --base origin/main`` runs the interleaved base-vs-head gate
-    that CI uses on pull requests; any ``python -m benchmarks.regress`` arguments work.
+    Default: this working tree (head) against ``HEAD`` (base), interleaved ABBA in 3 alternations
+    of separate pytest-benchmark runs; JSON under ``.benchmarks/gate/<time>/`` and head runs
+    autosaved under ``.benchmarks/``; fails on a slowdown beyond the measured noise, a changed
+    deterministic figure (NUTS gradient evaluations, final loss) or an accuracy drift beyond the
+    noise floor. Arguments after ``--`` replace the default command of
+    ``python -m benchmarks.regress``, e.g. ``nox -s regress -- gate --base origin/main``,
+    ``nox -s regress -- run`` (one run, compared with the previous autosave) or
+    ``nox -s regress -- history --out results/report``.
     """
     _install(session, "[test]")
-    args = session.posargs or ["run"]
+    args = session.posargs or ["gate", "--base", "HEAD"]
     session.run("python", "-m", "benchmarks.regress", *args, env=ENV)

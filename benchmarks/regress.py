@@ -757,8 +757,8 @@ def latest_autosave(storage: Path, exclude: Path | None = None) -> Path | None:
 # --- command line ------------------------------------------------------------------------------
 
 
-def _emit(result: Comparison, summary: Path | None) -> int:
-    text = result.to_markdown()
+def _emit(result: Comparison, summary: Path | None, title: str = "Benchmark gate") -> int:
+    text = result.to_markdown(title)
     print(text)
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     for target in filter(None, [summary, Path(step_summary) if step_summary else None]):
@@ -849,7 +849,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return code or 1
         result = compare([base], [head], gate_time=False,
                          allow_figure_changes=args.allow_figure_changes)
-        status = _emit(result, args.summary)
+        status = _emit(result, args.summary, "Benchmark run vs the previous run (time not gated)")
         return code if args.report_only else (code or status)
     if args.command == "history":
         from reports.history import build_history
@@ -866,7 +866,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = compare(base_runs, head_runs, threshold=args.threshold,
                      gate_time=not args.no_time_gate,
                      allow_figure_changes=args.allow_figure_changes)
-    return _emit(result, args.summary)
+    return _emit(result, args.summary, "Benchmark comparison")
 
 
 if __name__ == "__main__":

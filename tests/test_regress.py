@@ -300,7 +300,7 @@ def test_cli_compare_exit_status_and_summary(tmp_path, capsys):
     assert main([*args, *map(str, slow)]) == 1
     out = capsys.readouterr().out
     assert "test_svi_steps[coin-autonormal]" in out and "slower: x2.00" in out
-    assert summary.read_text().count("## Benchmark gate") == 2
+    assert summary.read_text().count("## Benchmark comparison") == 2
     bad = tmp_path / "bad.json"
     bad.write_text("{")
     assert main(["compare", "--base", str(bad), "--head", str(same[0])]) == 2
