@@ -2,7 +2,7 @@
 
 import sys
 
-from benchmarks.jax_setup import ensure_hash_seed
+from benchmarks.inference.jax_setup import ensure_hash_seed
 
 if __name__ == "__main__":
     ensure_hash_seed(sys.argv[1:])

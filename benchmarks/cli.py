@@ -93,8 +93,8 @@ def _parse_seeds(text: str) -> list[int]:
 
 
 def _cmd_list() -> int:
-    from benchmarks import methods
-    from benchmarks.introspect import latent_info
+    from benchmarks.inference import methods
+    from benchmarks.inference.introspect import latent_info
     from models import REGISTRY
 
     print(f"{'model':22} {'dim':>4} {'reference':10} source")
@@ -109,11 +109,13 @@ def _cmd_list() -> int:
 
 
 def _resolve(args: argparse.Namespace):
-    from benchmarks import methods, runner, settings
+    from benchmarks.grid import profiles, runner
+    from benchmarks.inference import methods
+    from benchmarks.inference.settings import NUTSSettings, SVISettings
     from models import REGISTRY
 
-    if args.profile not in settings.PROFILES:
-        raise UsageError(f"unknown profile {args.profile!r}; valid: {', '.join(settings.PROFILES)}")
+    if args.profile not in profiles.PROFILES:
+        raise UsageError(f"unknown profile {args.profile!r}; valid: {', '.join(profiles.PROFILES)}")
     names = _csv(args.models) or list(REGISTRY)
     for name in names:
         if name not in REGISTRY:
@@ -138,7 +140,7 @@ def _resolve(args: argparse.Namespace):
             raise UsageError(f"model {model!r} has no size parameter {param!r}; valid: {valid}")
         sizes.setdefault(model, {})[param] = value
     overrides = _pairs(args.set, "--set")
-    known = {f for cls in (settings.SVISettings, settings.NUTSSettings)
+    known = {f for cls in (SVISettings, NUTSSettings)
              for f in cls.__dataclass_fields__}
     for key in overrides:
         if key not in known:
@@ -152,12 +154,12 @@ def _resolve(args: argparse.Namespace):
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from benchmarks import jax_setup
+    from benchmarks.inference import jax_setup
 
     cells = _resolve(args)
     if not 1 <= args.jobs <= (os.cpu_count() or 1) * 4:
         raise UsageError(f"--jobs must be between 1 and {(os.cpu_count() or 1) * 4}, got {args.jobs}")
-    from benchmarks import runner, store
+    from benchmarks.grid import runner, store
 
     try:
         results = store.ResultsStore(Path(args.out))
@@ -201,9 +203,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_reference(args: argparse.Namespace) -> int:
-    from benchmarks import jax_setup
-    from benchmarks.introspect import latent_info
-    from benchmarks.references import QUALITIES, get_reference, reference_paths
+    from benchmarks.inference import jax_setup
+    from benchmarks.inference.introspect import latent_info
+    from benchmarks.scoring.references import QUALITIES, get_reference, reference_paths
     from models import REGISTRY
 
     if args.model not in REGISTRY:

@@ -64,7 +64,7 @@ def _registry() -> dict[str, Any]:
 
 
 def _expected_methods(spec) -> list[str]:
-    from benchmarks.methods import methods_for
+    from benchmarks.inference.methods import methods_for
 
     return methods_for(spec)
 
@@ -78,7 +78,7 @@ def method_href(method: str) -> str:
 
 
 def _column_of(method: str) -> str:
-    from benchmarks.methods import MANUAL_PREFIX
+    from benchmarks.inference.methods import MANUAL_PREFIX
 
     return MANUAL_COLUMN if method.startswith(MANUAL_PREFIX) else method
 
@@ -165,7 +165,7 @@ def _history(history_dir: Path | None, out_dir: Path, log) -> tuple[str, str]:
     if history_dir is None:
         return "", ""
     try:
-        from reports.history import build_history
+        from benchmarks.regress.history import build_history
     except ImportError as exc:
         return "", f"not available ({type(exc).__name__}: {exc})"
     try:
@@ -186,7 +186,7 @@ def _history(history_dir: Path | None, out_dir: Path, log) -> tuple[str, str]:
 
 
 def _entry(s: Summary, root: str) -> dict[str, Any]:
-    from benchmarks.methods import MANUAL_PREFIX
+    from benchmarks.inference.methods import MANUAL_PREFIX
 
     name, value, floor = s.key_metric()
     title = f"{s.model} × {s.method}: {s.label} ({s.counts_text})"
@@ -324,7 +324,7 @@ def _count(counts: dict[str, int], s: Summary) -> None:
 
 
 def _method_description(method: str, registry) -> str:
-    from benchmarks.methods import AUTOGUIDES, MANUAL_PREFIX
+    from benchmarks.inference.methods import AUTOGUIDES, MANUAL_PREFIX
 
     if method == "nuts":
         return ("NumPyro's No-U-Turn Sampler: the MCMC baseline every guide is compared with "
@@ -632,7 +632,7 @@ def _predictive(spec, ds, chains, scores):
 
 def _nuts_figures(figs: _Figures, model: str, nuts_raw, columns: list[str]
                   ) -> tuple[Figure, Figure]:
-    from benchmarks import arviz_adapter
+    from benchmarks.scoring import arviz_adapter
 
     if nuts_raw is None:
         none = "No ok NUTS run with a stored artifact: no trace or energy plot."

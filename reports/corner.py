@@ -24,7 +24,7 @@ logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
 def flatten(draws: Mapping[str, np.ndarray], leading: int = 1) -> dict[str, np.ndarray]:
     """{component: 1-D draws}; the first ``leading`` axes are draw axes (NUTS: chain, draw).
 
-    Components are named as in ``benchmarks.metrics.flatten_draws``: ``site`` or ``site[i,j]``.
+    Components are named as in ``benchmarks.scoring.metrics.flatten_draws``: ``site`` or ``site[i,j]``.
     """
     out: dict[str, np.ndarray] = {}
     for site in sorted(draws):

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks import store
+from benchmarks.grid import store
 
 PROFILE_ORDER = ("paper", "quick", "smoke")
 

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks import metrics as bench_metrics
-from benchmarks import schema
+from benchmarks.grid import schema
+from benchmarks.scoring import metrics as bench_metrics
 
 VERDICT_RANK = {"pass": 0, "warn": 1, "fail": 2}
 
@@ -260,7 +260,7 @@ def summarise(df: pd.DataFrame, model: str, method: str, nuts: Summary | None = 
 
 def method_order(methods: Iterable[str]) -> list[str]:
     """nuts, then manual guides (sorted), then autoguides in the suite's order, then others."""
-    from benchmarks.methods import AUTOGUIDES, MANUAL_PREFIX
+    from benchmarks.inference.methods import AUTOGUIDES, MANUAL_PREFIX
 
     auto = list(AUTOGUIDES)
 

@@ -7,9 +7,9 @@ import json
 
 import numpy as np
 
-from benchmarks import jax_setup
-from benchmarks.introspect import latent_info
-from benchmarks.references import get_reference, reference_paths
+from benchmarks.inference import jax_setup
+from benchmarks.inference.introspect import latent_info
+from benchmarks.scoring.references import get_reference, reference_paths
 from models import REGISTRY
 from tests.test_runner import TOY
 

@@ -17,12 +17,12 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # the suite is not installed in the venv; import it from the repo
     sys.path.insert(0, str(REPO))
 
-from benchmarks import regress  # noqa: E402
 from benchmarks.regress import Run, RunError, compare, main  # noqa: E402
+from benchmarks.regress import gate as regress  # noqa: E402
 
-SVI = "benchmarks/perf/test_svi_perf.py::test_svi_steps[coin-autonormal]"
-NUTS = "benchmarks/perf/test_nuts_perf.py::test_nuts_draws[coin-nuts]"
-ACC = "benchmarks/perf/test_accuracy.py::test_accuracy[correlated_gaussian-automvn]"
+SVI = "benchmarks/regress/perf/test_svi_perf.py::test_svi_steps[coin-autonormal]"
+NUTS = "benchmarks/regress/perf/test_nuts_perf.py::test_nuts_draws[coin-nuts]"
+ACC = "benchmarks/regress/perf/test_accuracy.py::test_accuracy[correlated_gaussian-automvn]"
 FLOORS = {"w1_max": 0.02, "std_mean_err_max": 0.015, "sd_log_ratio_max": 0.014,
           "joint_sliced_w1": 0.02}
 ACCURACY = {"w1_max": 0.05, "std_mean_err_max": 0.024, "sd_log_ratio_max": 0.044,
@@ -307,8 +307,8 @@ def test_cli_compare_exit_status_and_summary(tmp_path, capsys):
 
 
 def test_default_selection_covers_every_model_and_method():
-    from benchmarks.methods import methods_for
-    from benchmarks.perf import programs
+    from benchmarks.inference.methods import methods_for
+    from benchmarks.regress.perf import programs
     from models import REGISTRY
 
     selected = {*programs.DEFAULT_SVI, *programs.DEFAULT_NUTS}

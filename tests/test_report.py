@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # the suite is not installed in the venv; import it from the repo
     sys.path.insert(0, str(REPO))
 
-from benchmarks import store  # noqa: E402
+from benchmarks.grid import store  # noqa: E402
 from models import REGISTRY  # noqa: E402
 from reports import build as build_module  # noqa: E402
 from reports.cli import main  # noqa: E402
@@ -187,13 +187,13 @@ def test_environment_and_history_note(report):
 
 
 def test_history_failure_is_a_note(monkeypatch, tmp_path):
-    fake = types.ModuleType("reports.history")
+    fake = types.ModuleType("benchmarks.regress.history")
 
     def broken(history_dir, out_dir):
         raise RuntimeError("boom")
 
     fake.build_history = broken
-    monkeypatch.setitem(sys.modules, "reports.history", fake)
+    monkeypatch.setitem(sys.modules, "benchmarks.regress.history", fake)
     link, note = build_module._history(tmp_path, tmp_path, lambda m: None)
     assert link == "" and "boom" in note
 

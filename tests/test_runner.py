@@ -9,8 +9,9 @@ import numpyro.distributions as dist
 import pandas as pd
 import pytest
 
-from benchmarks import jax_setup, store
-from benchmarks.runner import plan, run_grid
+from benchmarks.grid import store
+from benchmarks.grid.runner import plan, run_grid
+from benchmarks.inference import jax_setup
 from models import Dataset, ModelSpec
 
 jax_setup.configure_jax()

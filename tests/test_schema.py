@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.metrics import METRIC_INFO
-from benchmarks.schema import COLUMNS
+from benchmarks.grid.schema import COLUMNS
+from benchmarks.scoring.metrics import METRIC_INFO
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from benchmarks import methods, store
-from benchmarks.introspect import latent_info
+from benchmarks.grid import store
+from benchmarks.inference import methods
+from benchmarks.inference.introspect import latent_info
 from models import REGISTRY
 
 

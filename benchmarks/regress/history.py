@@ -419,7 +419,7 @@ def _safe(name: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reports.history",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.regress.history",
                                      description="Build history.html from pytest-benchmark runs")
     parser.add_argument("history_dir", type=Path, help="folder of stored runs (e.g. .benchmarks)")
     parser.add_argument("out_dir", type=Path)

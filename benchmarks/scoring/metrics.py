@@ -15,7 +15,7 @@ serves both. Fixed directions make it deterministic for given draws.
 
 Degenerate inputs: non-finite draws in the *approximation* are an outcome, not a bug, so
 ``agreement`` returns every metric as NaN and sets ``approx_nonfinite_frac`` (fraction of draws
-with any non-finite component, 0.0 otherwise); ``benchmarks.verdict`` turns that into "fail".
+with any non-finite component, 0.0 otherwise); ``benchmarks.scoring.verdict`` turns that into "fail".
 Non-finite draws or a zero sd in the *reference* raise ``ValueError`` naming the component.
 """
 
@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy import stats
 
-from benchmarks import arviz_adapter
+from benchmarks.scoring import arviz_adapter
 
 SLICED_DIRECTIONS = 200
 SLICED_SEED = 20240611

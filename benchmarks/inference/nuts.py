@@ -13,8 +13,8 @@ import jax
 import numpy as np
 from numpyro.infer import NUTS
 
-from benchmarks import jax_setup
-from benchmarks.settings import NUTSSettings
+from benchmarks.inference import jax_setup
+from benchmarks.inference.settings import NUTSSettings
 
 
 class NUTSRun(NamedTuple):

@@ -14,11 +14,11 @@ import math
 
 import pytest
 
-from benchmarks import runner
-from benchmarks.introspect import latent_info
-from benchmarks.metrics import AGREEMENT_KEYS
-from benchmarks.perf import programs
-from benchmarks.references import get_reference
+from benchmarks.grid import runner
+from benchmarks.inference.introspect import latent_info
+from benchmarks.regress.perf import programs
+from benchmarks.scoring.metrics import AGREEMENT_KEYS
+from benchmarks.scoring.references import get_reference
 
 
 def _num(value: object) -> float | None:

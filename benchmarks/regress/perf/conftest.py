@@ -26,8 +26,8 @@ import pytest
 PERF_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 os.environ.setdefault("XLA_FLAGS", PERF_XLA_FLAGS)  # before JAX creates its CPU backend
 
-from benchmarks import jax_setup  # noqa: E402
-from benchmarks.perf import programs  # noqa: E402
+from benchmarks.inference import jax_setup  # noqa: E402
+from benchmarks.regress.perf import programs  # noqa: E402
 
 _OUTCOMES: dict[str, dict[str, str]] = {}
 

@@ -16,8 +16,8 @@ import numpy as np
 import numpyro
 from numpyro.infer import SVI, Predictive, Trace_ELBO
 
-from benchmarks import jax_setup
-from benchmarks.settings import SVISettings
+from benchmarks.inference import jax_setup
+from benchmarks.inference.settings import SVISettings
 
 
 class SVIFit(NamedTuple):

@@ -26,8 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import arviz_adapter, jax_setup, store
-from benchmarks.settings import NUTSSettings
+from benchmarks.grid import store
+from benchmarks.inference import jax_setup
+from benchmarks.inference.settings import NUTSSettings
+from benchmarks.scoring import arviz_adapter
 from models import Dataset, ModelSpec
 
 REFERENCE_DRAWS = 20_000
@@ -56,7 +58,7 @@ def _gate_space(spec: ModelSpec, ds: Dataset):
     """What the NUTS gates are computed on: each scalar latent component, or (for models judged
     in predictive space, whose weight posterior is symmetric and multimodal) the predictive
     probability of each held-out point. Returns draws (chain, draw, ...) -> [(chain, draw)]."""
-    from benchmarks.diagnostics import _components
+    from benchmarks.scoring.diagnostics import _components
 
     if spec.predictive_check is None:
         return _components
@@ -233,7 +235,7 @@ def _nuts(spec: ModelSpec, ds: Dataset, seed: int, sites: tuple[str, ...], log,
 
     import jax
 
-    from benchmarks.nuts import run_nuts
+    from benchmarks.inference.nuts import run_nuts
 
     settings, max_samples = NUTS_REFERENCE[quality]
     if quality == "full" and spec.reference_nuts:

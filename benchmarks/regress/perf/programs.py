@@ -23,10 +23,11 @@ import numpy as np
 import numpyro
 from numpyro.infer import NUTS, SVI, Trace_ELBO
 
-from benchmarks import jax_setup
-from benchmarks.introspect import latent_info
-from benchmarks.methods import guide_factory, methods_for, not_applicable_reason
-from benchmarks.settings import NUTSSettings, SVISettings, settings_for
+from benchmarks.grid.profiles import settings_for
+from benchmarks.inference import jax_setup
+from benchmarks.inference.introspect import latent_info
+from benchmarks.inference.methods import guide_factory, methods_for, not_applicable_reason
+from benchmarks.inference.settings import NUTSSettings, SVISettings
 from models import REGISTRY, ModelSpec
 
 PROFILE = "smoke"

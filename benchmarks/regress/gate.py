@@ -66,7 +66,7 @@ Command line (``python -m benchmarks.regress``):
   from this machine): deterministic figures and accuracy gated, time reported only (one pair of
   runs cannot separate a slowdown from noise).
 * ``compare --base A.json ... --head B.json ...``: the comparator on saved runs (paired in order).
-* ``history --runs DIR --out DIR``: ``reports.history.build_history`` (the runtime-history page).
+* ``history --runs DIR --out DIR``: ``benchmarks.regress.history.build_history`` (the runtime-history page).
 """
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-SUITE = "benchmarks/perf"
+SUITE = "benchmarks/regress/perf"
 
 TIME_THRESHOLD = 0.50
 """Fail when head's time is more than 50% above base's (see the module docstring: the largest
@@ -311,7 +311,7 @@ def _same(a: Any, b: Any, rtol: float) -> bool:
 
 
 def _deviation(key: str, value: float) -> float:
-    from benchmarks.metrics import deviation  # NumPy/SciPy only; keeps this module light
+    from benchmarks.scoring.metrics import deviation  # NumPy/SciPy only; keeps this module light
 
     return deviation(key, value)
 
@@ -852,7 +852,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = _emit(result, args.summary, "Benchmark run vs the previous run (time not gated)")
         return code if args.report_only else (code or status)
     if args.command == "history":
-        from reports.history import build_history
+        from benchmarks.regress.history import build_history
 
         page = build_history(args.runs, args.out)
         print(page or f"[regress] no pytest-benchmark runs under {args.runs}")

@@ -18,13 +18,16 @@ import jax
 import numpy as np
 import numpyro
 
-from benchmarks import diagnostics, methods, store
-from benchmarks.evaluate import evaluate
-from benchmarks.introspect import LatentInfo, latent_info
-from benchmarks.nuts import run_nuts
-from benchmarks.references import Reference, get_reference
-from benchmarks.settings import NUTSSettings, Settings, settings_for, settings_hash, with_overrides
-from benchmarks.svi import fit_svi
+from benchmarks.grid import store
+from benchmarks.grid.profiles import settings_for, settings_hash, with_overrides
+from benchmarks.inference import methods
+from benchmarks.inference.introspect import LatentInfo, latent_info
+from benchmarks.inference.nuts import run_nuts
+from benchmarks.inference.settings import NUTSSettings, Settings
+from benchmarks.inference.svi import fit_svi
+from benchmarks.scoring import diagnostics
+from benchmarks.scoring.evaluate import evaluate
+from benchmarks.scoring.references import Reference, get_reference
 from models import Dataset, ModelSpec
 
 
@@ -230,7 +233,7 @@ def run_model_cells(
 
 def _worker(cells: Sequence[Cell], profile: str, out_dir, score: bool) -> list[tuple[int, list]]:
     """One model's cells in a worker process (``--jobs``): set up JAX, run, return the rows."""
-    from benchmarks import jax_setup
+    from benchmarks.inference import jax_setup
 
     jax_setup.configure_jax()
     return [(i, rows) for i, (_, rows) in enumerate(run_model_cells(cells, profile, out_dir, score))]

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks.schema import COLUMN_NAMES, COLUMNS, KEY, STATUSES
+from benchmarks.grid.schema import COLUMN_NAMES, COLUMNS, KEY, STATUSES
 
 
 class ResultsError(Exception):

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from benchmarks import arviz_adapter, convergence
+from benchmarks.scoring import arviz_adapter, convergence
 
 
 def _components(draws: Mapping[str, np.ndarray]) -> list[np.ndarray]:

@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import pytest
 
-from benchmarks.perf import programs
+from benchmarks.regress.perf import programs
 
 
 def _prepare(case: programs.Case) -> tuple[programs.SVIProgram, dict]:

@@ -1,61 +1,15 @@
-"""Run settings and the three profiles (smoke, quick, paper), declared once as data."""
+"""The three profiles (smoke, quick, paper): every cell's settings, declared once as data."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
+from benchmarks.inference.settings import NUTSSettings, Settings, SVISettings
+
 PROFILES = ("smoke", "quick", "paper")
-
-
-@dataclass(frozen=True)
-class SVISettings:
-    """One SVI fit: Adam at ``learning_rate`` for ``num_steps`` steps of a ``num_particles`` ELBO."""
-
-    num_steps: int
-    num_particles: int
-    learning_rate: float
-    num_draws: int
-    final_elbo_particles: int = 1000
-    guide_options: dict[str, Any] = field(default_factory=dict)
-
-    kind = "svi"
-
-    def validate(self) -> None:
-        _positive(self, "num_steps", "num_particles", "num_draws", "final_elbo_particles")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
-
-
-@dataclass(frozen=True)
-class NUTSSettings:
-    """One NUTS run: ``num_chains`` chains of ``num_warmup`` adaptation and ``num_samples`` draws."""
-
-    num_warmup: int
-    num_samples: int
-    num_chains: int
-    target_accept_prob: float = 0.8
-    max_tree_depth: int = 10
-
-    kind = "nuts"
-
-    def validate(self) -> None:
-        _positive(self, "num_warmup", "num_samples", "num_chains", "max_tree_depth")
-        if not 0 < self.target_accept_prob < 1:
-            raise ValueError(f"target_accept_prob must be in (0, 1), got {self.target_accept_prob}")
-
-
-Settings = SVISettings | NUTSSettings
-
-
-def _positive(obj: Any, *names: str) -> None:
-    for name in names:
-        value = getattr(obj, name)
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 # Profile defaults, then per-model overrides (from the documents for `paper`).

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import metrics
-from benchmarks.references import Reference
-from benchmarks.verdict import verdict
+from benchmarks.scoring import metrics
+from benchmarks.scoring.references import Reference
+from benchmarks.scoring.verdict import verdict
 from models import Dataset, ModelSpec
 
 FLOOR_REPEATS = 5
