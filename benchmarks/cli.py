@@ -221,8 +221,8 @@ def _cmd_reference(args: argparse.Namespace) -> int:
             raise UsageError(f"--size {key!r} does not apply; valid: {valid}")
         size[param] = value
     jax_setup.configure_jax()
-    ds = spec.make_data(None, **size)
-    data_key = {"seed": spec.default_data_seed, **spec.size_defaults, **size}
+    data_key = spec.data_key(**size)
+    ds = spec.data_for(data_key)
     info = latent_info(spec.model, ds.model_kwargs)
     ref = get_reference(spec, ds, data_key, info.sites, Path(args.out), quality=args.quality,
                         rebuild=args.rebuild)

@@ -60,13 +60,23 @@ class ModelSpec:
     deterministic sites) used only to build a trustworthy NUTS reference, e.g. non-centred."""
     notes: str = ""
 
-    def make_data(self, seed: int | None = None, **size: Any) -> Dataset:
-        """Data for ``seed`` (the document's seed by default) with size defaults filled in."""
+    def data_key(self, seed: int | None = None, **size: Any) -> dict[str, Any]:
+        """What identifies this model's data: the data seed and every size parameter (defaults
+        filled in). Runs, references and the report key their data by it."""
         unknown = set(size) - set(self.size_defaults)
         if unknown:
             raise ValueError(
                 f"model {self.name!r} has no size parameter {sorted(unknown)}; "
                 f"valid: {sorted(self.size_defaults) or 'none'}"
             )
-        merged = {**self.size_defaults, **size}
-        return self.data(self.default_data_seed if seed is None else seed, **merged)
+        return {"seed": self.default_data_seed if seed is None else seed, **self.size_defaults, **size}
+
+    def data_for(self, key: Mapping[str, Any]) -> Dataset:
+        """The data a ``data_key`` names."""
+        size = {k: v for k, v in key.items() if k != "seed"}
+        return self.make_data(key["seed"], **size)
+
+    def make_data(self, seed: int | None = None, **size: Any) -> Dataset:
+        """Data for ``seed`` (the document's seed by default) with size defaults filled in."""
+        key = self.data_key(seed, **size)
+        return self.data(key.pop("seed"), **key)

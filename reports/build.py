@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.scoring.draws import component_columns, merge_draw_axes
 from reports import environment as envinfo
 from reports import loader, plots, tables, templates
 from reports.loader import ReportError, Results, slug
@@ -240,7 +241,7 @@ def _data_key(ctx: Context, model: str) -> dict[str, Any]:
             return key
     spec = _registry().get(model)
     if spec is not None:
-        return {"seed": spec.default_data_seed, **spec.size_defaults}
+        return spec.data_key()
     return {}
 
 
@@ -489,8 +490,7 @@ def _write_model_page(ctx: Context, model: str, spec) -> None:
     ds, ds_error = None, ""
     if spec is not None:
         try:
-            size = {k: v for k, v in data_key.items() if k != "seed"}
-            ds = spec.make_data(data_key.get("seed"), **size)
+            ds = spec.data_for({"seed": None, **data_key})
         except Exception as exc:
             ds_error = f"{type(exc).__name__}: {exc}"
 
@@ -518,8 +518,7 @@ def _write_model_page(ctx: Context, model: str, spec) -> None:
         shown.append(f"{method} seed {seed}")
         if method == "nuts":
             nuts_raw = (draws, other)
-            chains["nuts"] = {k: np.asarray(v).reshape(-1, *np.shape(v)[2:])
-                              for k, v in draws.items()}
+            chains["nuts"] = merge_draw_axes(draws, 2)
         else:
             chains[method] = draws
             if "losses" in other:
@@ -562,7 +561,7 @@ def _write_model_page(ctx: Context, model: str, spec) -> None:
     else:
         pred_fig = None
         truth = corner.truth_components(ds.true_values if ds is not None else None, columns)
-        flat = {name: corner.flatten(draws) for name, draws in chains.items()}
+        flat = {name: component_columns(draws) for name, draws in chains.items()}
         caption = ("ChainConsumer corner plot: reference (shaded), NUTS and every guide, "
                    f"{corner.MAX_DRAWS} draws at most per chain; dashed lines: true values "
                    "of the simulated data." if truth else

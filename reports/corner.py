@@ -13,33 +13,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from benchmarks.scoring.draws import component_columns, component_names
 from reports.plots import NoPlot
 
 MAX_CORNER = 8  # scalar components beyond which only population-level parameters are shown
 MAX_DRAWS = 2000
 
 logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
-
-
-def flatten(draws: Mapping[str, np.ndarray], leading: int = 1) -> dict[str, np.ndarray]:
-    """{component: 1-D draws}; the first ``leading`` axes are draw axes (NUTS: chain, draw).
-
-    Components are named as in ``benchmarks.scoring.metrics.flatten_draws``: ``site`` or ``site[i,j]``.
-    """
-    out: dict[str, np.ndarray] = {}
-    for site in sorted(draws):
-        arr = np.asarray(draws[site], dtype=float)
-        if arr.ndim < leading:
-            continue
-        arr = arr.reshape(-1, *arr.shape[leading:])
-        shape = arr.shape[1:]
-        if not shape:
-            out[site] = arr
-            continue
-        flat = arr.reshape(len(arr), -1)
-        for j, idx in enumerate(np.ndindex(*shape)):
-            out[f"{site}[{','.join(map(str, idx))}]"] = flat[:, j]
-    return out
 
 
 def site_shapes(draws: Mapping[str, np.ndarray], leading: int = 1) -> dict[str, tuple[int, ...]]:
@@ -53,13 +33,7 @@ def choose(shapes: Mapping[str, tuple[int, ...]]) -> tuple[list[str], list[str]]
     (population-level parameters) in the corner and the vector sites as intervals; with no scalar
     site, the first four components of the first site.
     """
-    names: list[str] = []
-    for site in sorted(shapes):
-        shape = shapes[site]
-        if not shape:
-            names.append(site)
-        else:
-            names.extend(f"{site}[{','.join(map(str, i))}]" for i in np.ndindex(*shape))
+    names = [name for site in sorted(shapes) for name in component_names(site, shapes[site])]
     if len(names) <= MAX_CORNER:
         return names, []
     scalars = [s for s in sorted(shapes) if not shapes[s]][:MAX_CORNER]
@@ -73,7 +47,7 @@ def truth_components(true_values: Mapping[str, np.ndarray] | None, columns: Sequ
                      ) -> dict[str, float]:
     if not true_values:
         return {}
-    flat = flatten({k: np.asarray(v)[None] for k, v in true_values.items()}, leading=1)
+    flat = component_columns({k: np.asarray(v)[None] for k, v in true_values.items()})
     return {c: float(flat[c][0]) for c in columns if c in flat and np.isfinite(flat[c][0])}
 
 

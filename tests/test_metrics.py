@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # the suite is not installed in the venv; import it from the repo
     sys.path.insert(0, str(REPO))
 
+from benchmarks.scoring.draws import flatten_draws  # noqa: E402
 from benchmarks.scoring.metrics import (  # noqa: E402
     AGREEMENT_KEYS,
     IDEAL,
@@ -23,7 +24,6 @@ from benchmarks.scoring.metrics import (  # noqa: E402
     agreement,
     deviation,
     exact_kl,
-    flatten_draws,
     noise_floor,
     nuts_efficiency,
     predictive_agreement,

@@ -80,7 +80,7 @@ def plan(
     overrides = overrides or {}
     for spec in specs:
         size = (sizes or {}).get(spec.name, {})
-        data_key = {"seed": spec.default_data_seed, **spec.size_defaults, **size}
+        data_key = spec.data_key(**size)
         for method in method_names or methods.methods_for(spec):
             settings = settings_for(profile, spec.name, method)
             kind_overrides = {
@@ -217,8 +217,7 @@ def run_model_cells(
         key = json.dumps(cell.data_key, sort_keys=True)
         try:
             if key not in data_cache:
-                size = {k: v for k, v in cell.data_key.items() if k != "seed"}
-                ds = cell.spec.make_data(cell.data_key["seed"], **size)
+                ds = cell.spec.data_for(cell.data_key)
                 data_cache[key] = (ds, latent_info(cell.spec.model, ds.model_kwargs))
             ds, info = data_cache[key]
         except Exception as exc:  # a broken user model: record it, go on with the grid

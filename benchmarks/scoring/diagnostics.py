@@ -7,22 +7,14 @@ from collections.abc import Mapping
 import numpy as np
 
 from benchmarks.scoring import arviz_adapter, convergence
-
-
-def _components(draws: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-    """Each scalar component as a (chain, draw) array; draws are (chain, draw, *shape)."""
-    out = []
-    for site in sorted(draws):
-        a = np.asarray(draws[site], dtype=float)
-        out.extend(a.reshape(a.shape[0], a.shape[1], -1).transpose(2, 0, 1))
-    return out
+from benchmarks.scoring.draws import chain_components
 
 
 def nuts_diagnostics(
     draws: Mapping[str, np.ndarray], diverging: np.ndarray, energy: np.ndarray
 ) -> dict[str, float]:
     """Divergences, worst R-hat, smallest bulk/tail ESS and E-BFMI for one seed's chains."""
-    comps = _components(draws)
+    comps = chain_components(draws)
     finite = all(np.all(np.isfinite(c)) for c in comps)
     return {
         "divergences": int(np.sum(diverging)),

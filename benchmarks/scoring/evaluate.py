@@ -14,21 +14,13 @@ from typing import Any
 import numpy as np
 
 from benchmarks.scoring import metrics
+from benchmarks.scoring.draws import flatten_draws, merge_draw_axes
 from benchmarks.scoring.references import Reference
 from benchmarks.scoring.verdict import verdict
 from models import Dataset, ModelSpec
 
 FLOOR_REPEATS = 5
 FLOOR_SEED = 7
-
-
-def _flat(draws: Mapping[str, np.ndarray], leading: int) -> dict[str, np.ndarray]:
-    """Merge the leading ``leading`` axes (NUTS: chain and draw) into one draw axis."""
-    out = {}
-    for site, v in draws.items():
-        v = np.asarray(v)
-        out[site] = v.reshape(-1, *v.shape[leading:])
-    return out
 
 
 @lru_cache(maxsize=64)
@@ -48,7 +40,7 @@ def _ref_key(reference: Reference) -> tuple:
 def _ref_matrix(reference: Reference) -> tuple[tuple, np.ndarray]:
     key = _ref_key(reference)
     if key not in _REFS:
-        _REFS[key] = metrics.flatten_draws(reference.draws)[1]
+        _REFS[key] = flatten_draws(reference.draws)[1]
     return key, _REFS[key]
 
 
@@ -64,7 +56,7 @@ def evaluate(
     """Metric columns for one ok run (``draws``: NUTS (chain, draw, ...), SVI (draw, ...))."""
     out: dict[str, Any] = {}
     is_nuts = method == "nuts"
-    flat = _flat(draws, 2 if is_nuts else 1)
+    flat = merge_draw_axes(draws, 2 if is_nuts else 1)
     if particle_elbos is not None and method != "autodais":
         out["psis_khat"] = metrics.psis_khat(np.asarray(particle_elbos), np.zeros(len(particle_elbos)))
     if spec.log_evidence is not None and particle_elbos is not None:
@@ -80,7 +72,7 @@ def evaluate(
     if spec.predictive_check is not None:
         judged = _predictive(spec, ds, flat, reference, out)
     else:
-        names, q = metrics.flatten_draws(flat)
+        names, q = flatten_draws(flat)
         ref_id, ref = _ref_matrix(reference)
         out.update(metrics.agreement(q, ref, names))
         n_eff = len(q)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats
@@ -123,34 +123,6 @@ METRIC_INFO: dict[str, tuple[str, str]] = {
         "mean absolute difference of predictive probabilities, q versus reference",
     ),
 }
-
-
-def flatten_draws(draws: Mapping[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
-    """Turn ``{site: (n, *shape)}`` into component names and one ``(n, d)`` float64 matrix.
-
-    Sites in sorted order, components row-major within a site ("theta", "m[3]", "w[1,2]"), so
-    that the approximation and the reference line up column by column.
-    """
-    if not draws:
-        raise ValueError("flatten_draws: no sites given")
-    names: list[str] = []
-    blocks: list[np.ndarray] = []
-    n: int | None = None
-    for site in sorted(draws):
-        arr = np.asarray(draws[site], dtype=np.float64)
-        if arr.ndim == 0:
-            raise ValueError(f"flatten_draws: site {site!r} has no draw axis")
-        if n is None:
-            n = arr.shape[0]
-        elif arr.shape[0] != n:
-            raise ValueError(f"flatten_draws: site {site!r} has {arr.shape[0]} draws, expected {n}")
-        shape = arr.shape[1:]
-        if shape:
-            names.extend(f"{site}[{','.join(map(str, idx))}]" for idx in np.ndindex(*shape))
-        else:
-            names.append(site)
-        blocks.append(arr.reshape(arr.shape[0], -1))
-    return names, np.concatenate(blocks, axis=1)
 
 
 def deviation(key: str, value: float) -> float:

@@ -30,6 +30,7 @@ from benchmarks.grid import store
 from benchmarks.inference import jax_setup
 from benchmarks.inference.settings import NUTSSettings
 from benchmarks.scoring import arviz_adapter
+from benchmarks.scoring.draws import chain_components, merge_draw_axes
 from models import Dataset, ModelSpec
 
 REFERENCE_DRAWS = 20_000
@@ -58,10 +59,8 @@ def _gate_space(spec: ModelSpec, ds: Dataset):
     """What the NUTS gates are computed on: each scalar latent component, or (for models judged
     in predictive space, whose weight posterior is symmetric and multimodal) the predictive
     probability of each held-out point. Returns draws (chain, draw, ...) -> [(chain, draw)]."""
-    from benchmarks.scoring.diagnostics import _components
-
     if spec.predictive_check is None:
-        return _components
+        return chain_components
     from importlib import import_module
 
     module = import_module(spec.model.__module__)
@@ -293,7 +292,7 @@ def _nuts(spec: ModelSpec, ds: Dataset, seed: int, sites: tuple[str, ...], log,
         failed.append(f"{divergences} divergences")
     if not bfmi > g["min_bfmi"]:
         failed.append(f"E-BFMI {bfmi:.3f} <= {g['min_bfmi']}")
-    flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in thinned.items()}
+    flat = merge_draw_axes(thinned, 2)
     settings_json = dataclasses.asdict(settings)
     return flat, {"method": "nuts", "settings": settings_json, "gates": g, "checks": checks,
                   "gate_space": getattr(gate_space, "description", "latent components"),
