@@ -18,6 +18,7 @@ import jax
 import numpy as np
 import numpyro
 
+from benchmarks.artifacts import save_artifact
 from benchmarks.grid import store
 from benchmarks.grid.profiles import settings_for, settings_hash, with_overrides
 from benchmarks.inference import methods
@@ -146,7 +147,7 @@ def _run_nuts_cell(cell, ds, info, keys, rows, out_dir, reference_fn) -> None:
             warnings.append(f"{diag['divergences']} divergent transitions after warm-up")
         if not all(np.all(np.isfinite(v)) for v in draws.values()):
             row.update(status="failed", error="non-finite NUTS draws")
-        store.save_artifact(
+        save_artifact(
             store.artifact_path(out_dir, cell.spec.name, cell.method, row["seed"]), draws,
             energy=run.energy[i], diverging=run.diverging[i], num_steps=run.num_steps[i],
             num_steps_warmup=run.num_steps_warmup[i],
@@ -186,7 +187,7 @@ def _run_svi_cell(cell, ds, info, keys, rows, out_dir, reference_fn) -> None:
             if np.isnan(summary["converged_step"]):
                 warnings.append("loss shows no plateau by the plateau rule")
             row["warning"] = "; ".join(warnings)
-        store.save_artifact(
+        save_artifact(
             store.artifact_path(out_dir, cell.spec.name, cell.method, row["seed"]), draws,
             losses=fit.losses[i], particle_elbos=fit.particle_elbos[i],
         )

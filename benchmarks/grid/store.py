@@ -1,16 +1,15 @@
-"""Results and per-run artifacts on disk: atomic writes after every run, resume, corrupt-file checks."""
+"""The results table on disk: atomic writes after every run, resume, corrupt-file checks; where each
+run's artifact lives."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from benchmarks.artifacts import atomic_write, load_artifact, save_artifact
 from benchmarks.grid.schema import COLUMN_NAMES, COLUMNS, KEY, STATUSES
 
 
@@ -54,17 +53,6 @@ def load_results(out_dir: Path) -> pd.DataFrame:
     return df
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 class ResultsStore:
     """Rows keyed by (model, method, seed, profile); a new row replaces the old one with its key."""
 
@@ -92,8 +80,8 @@ class ResultsStore:
 
     def save(self) -> None:
         df = self.frame()
-        _atomic_write(self.out_dir / "results.parquet", lambda p: df.to_parquet(p, index=False))
-        _atomic_write(self.out_dir / "results.csv", lambda p: df.to_csv(p, index=False))
+        atomic_write(self.out_dir / "results.parquet", lambda p: df.to_parquet(p, index=False))
+        atomic_write(self.out_dir / "results.csv", lambda p: df.to_csv(p, index=False))
 
 
 def artifact_path(out_dir: Path, model: str, method: str, seed: int) -> Path:
@@ -101,21 +89,5 @@ def artifact_path(out_dir: Path, model: str, method: str, seed: int) -> Path:
     return Path(out_dir) / "runs" / f"{model}__{safe_method}__seed{seed}.npz"
 
 
-def save_artifact(path: Path, draws: Mapping[str, np.ndarray], **arrays: np.ndarray) -> None:
-    """Posterior draws as ``draw:<site>`` plus named arrays (loss trace, energies) in one npz."""
-    payload = {f"draw:{site}": np.asarray(v) for site, v in draws.items()}
-    payload.update({k: np.asarray(v) for k, v in arrays.items()})
-
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **payload)
-
-    _atomic_write(Path(path), write)
-
-
-def load_artifact(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """(draws by site, other arrays) from a run artifact, never unpickling."""
-    with np.load(path, allow_pickle=False) as npz:
-        draws = {k[len("draw:") :]: npz[k] for k in npz.files if k.startswith("draw:")}
-        other = {k: npz[k] for k in npz.files if not k.startswith("draw:")}
-    return draws, other
+__all__ = ["ResultsError", "ResultsStore", "artifact_path", "load_artifact", "load_results",
+           "save_artifact"]

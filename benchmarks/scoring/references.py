@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.grid import store
+from benchmarks.artifacts import load_artifact, save_artifact
 from benchmarks.inference import jax_setup
 from benchmarks.inference.settings import NUTSSettings
 from benchmarks.scoring import arviz_adapter
@@ -330,7 +330,7 @@ def load_reference(path_npz: Path, path_json: Path, expected: dict[str, Any]) ->
         return None, "no stored reference"
     try:
         provenance = json.loads(path_json.read_text())
-        draws, _ = store.load_artifact(path_npz)
+        draws, _ = load_artifact(path_npz)
     except Exception as exc:
         return None, f"stored reference is corrupt ({type(exc).__name__})"
     for key in ("data_hash", "source_hash", "recipe_hash", "kind", "seed", "quality"):
@@ -378,7 +378,7 @@ def get_reference(spec: ModelSpec, ds: Dataset, data_key: dict[str, Any], sites:
     text = json.dumps(provenance, indent=2, sort_keys=True, default=float)
     for npz, meta in ((path_npz, path_json), (cache_npz, cache_json)):
         npz.parent.mkdir(parents=True, exist_ok=True)
-        store.save_artifact(npz, {k: np.asarray(v) for k, v in draws.items()})
+        save_artifact(npz, {k: np.asarray(v) for k, v in draws.items()})
         meta.write_text(text)
     if not provenance["ok"]:
         log(f"{spec.name}: reference FAILED its checks: {'; '.join(provenance['failed_checks'])}")

@@ -1,0 +1,93 @@
+"""The layout holds: layers import only downwards, modules stay small, models are never looked up
+by module."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("models", "benchmarks", "reports")
+MAX_LINES = 400
+
+#: Layers, lowest first: a module may import its own layer and the layers below it.
+LAYERS: tuple[tuple[str, int], ...] = (
+    ("models", 0),
+    ("benchmarks.artifacts", 1),
+    ("benchmarks.inference", 1),
+    ("benchmarks.scoring", 2),
+    ("benchmarks.grid", 3),
+    ("benchmarks.cli", 4),
+    ("benchmarks.__main__", 4),
+    ("benchmarks.baselines", 4),
+    ("benchmarks.regress", 4),
+    ("reports", 5),
+)
+
+
+def _layer(module: str) -> int | None:
+    best = None
+    for prefix, rank in LAYERS:
+        if module == prefix or module.startswith(prefix + "."):
+            if best is None or len(prefix) > len(best[0]):
+                best = (prefix, rank)
+    return None if best is None else best[1]
+
+
+def _modules() -> list[tuple[str, Path]]:
+    out = []
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            rel = path.relative_to(ROOT).with_suffix("")
+            out.append((".".join(rel.parts).removesuffix(".__init__"), path))
+    return out
+
+
+def _imports(path: Path, module: str) -> list[str]:
+    """Every module ``path`` imports, at any depth (function-level imports included)."""
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module)
+            names += [f"{node.module}.{a.name}" for a in node.names]
+    return names
+
+
+def test_layer_table_covers_every_module():
+    unplaced = [m for m, _ in _modules() if _layer(m) is None and m != "benchmarks"]
+    assert not unplaced, f"modules in no layer: {unplaced}"
+
+
+@pytest.mark.parametrize("module,path", _modules(), ids=lambda x: str(x))
+def test_no_import_from_a_higher_layer(module, path):
+    own = _layer(module)
+    if own is None:
+        return
+    upward = [name for name in _imports(path, module)
+              if (_layer(name) or 0) > own and name.split(".")[0] in PACKAGES]
+    assert not upward, f"{module} (layer {own}) imports from a higher layer: {upward}"
+
+
+@pytest.mark.parametrize("module,path", _modules(), ids=lambda x: str(x))
+def test_module_size(module, path):
+    lines = len(path.read_text().splitlines())
+    assert lines <= MAX_LINES, f"{module} has {lines} lines (> {MAX_LINES}): split it by concern"
+
+
+def test_no_model_is_looked_up_by_module():
+    offenders = [str(path.relative_to(ROOT)) for _, path in _modules()
+                 if "import_module(spec.model.__module__)" in path.read_text()
+                 or "import_module(" in path.read_text() and "__module__" in path.read_text()]
+    assert not offenders, f"a model's functions must be ModelSpec fields, not module lookups: {offenders}"
+
+
+def test_layers_detect_an_upward_import(tmp_path):
+    """The checker itself bites: an inference module importing the grid is caught."""
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f():\n    from benchmarks.grid import runner\n")
+    names = _imports(bad, "benchmarks.inference.bad")
+    assert any((_layer(n) or 0) > _layer("benchmarks.inference.bad") for n in names)
