@@ -30,13 +30,15 @@ class Dataset:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Everything the suite needs to know about one model.
+    """Everything the suite needs to know about one model: every function the suite calls on a
+    model is a field here, so nothing looks a model up by its module. ``models.contract.check_spec``
+    checks the whole contract.
 
     ``data(seed, **size)`` must be deterministic for a given seed and size.
     ``exact_sampler(rng, n, ds)`` (for reference_kind "exact") draws ``n`` exact posterior samples
     with a NumPy Generator as ``{site: array(n, *shape)}`` in the constrained space.
-    ``log_density_grid`` (for "quadrature") returns the grid axes and the unnormalised log
-    posterior on it. ``log_evidence`` returns log Z where it is known.
+    ``log_density_grid(ds, refine=1)`` (for "quadrature") returns the grid axes and the
+    unnormalised log posterior on it. ``log_evidence`` returns log Z where it is known.
     """
 
     name: str
@@ -58,6 +60,23 @@ class ModelSpec:
     reference_model: Callable[..., None] | None = None
     """An equivalent parameterisation of the same posterior (the same latent sites, possibly as
     deterministic sites) used only to build a trustworthy NUTS reference, e.g. non-centred."""
+    data_uses_seed: bool = True
+    """False when ``data`` ignores its seed (the data are fixed by the source, or there are none):
+    the contract then requires equal data for every seed instead of different data."""
+    draw_probs: Callable[..., np.ndarray] | None = None
+    """``draw_probs(draws, ds, split="test")``: the predicted probability of every point of a data
+    split under every draw, an array (n_draws, n_points). For models judged in predictive space
+    (those with a ``predictive_check``): the NUTS reference gate computes R-hat and ESS on these
+    probabilities, since the weights themselves are multimodal; the report draws them over the
+    input plane."""
+    predictive_probs: Callable[..., np.ndarray] | None = None
+    """``predictive_probs(draws, ds, split="test")``: the posterior mean predicted probability per
+    point of ``split``, (n_points,). Scoring compares a method's to the reference's."""
+    data_plot: Callable[[Dataset], Any] | None = None
+    """``data_plot(ds)``: a matplotlib Figure showing the data (import matplotlib inside the
+    function, so importing a model never needs it). The report falls back to histograms of the
+    model's array arguments when it is None; a model whose observations are fixed inside it (not
+    in ``model_kwargs``) needs its own to show them."""
     notes: str = ""
 
     def data_key(self, seed: int | None = None, **size: Any) -> dict[str, Any]:

@@ -162,6 +162,27 @@ def predictive_check(draws: dict[str, np.ndarray], ds: Dataset) -> dict[str, flo
     return {"test_lpd": float(lpd.mean()), "test_accuracy": float(accuracy)}
 
 
+def data_plot(ds: Dataset):
+    """The two classes over the input plane: training points filled, test points hollow."""
+    import matplotlib.pyplot as plt
+
+    x, y = (np.asarray(ds.model_kwargs[k], dtype=float) for k in ("x", "y"))
+    fig, ax = plt.subplots(figsize=(4.0, 3.2))
+    for label, color in ((0, "#1f77b4"), (1, "#d62728")):
+        sel = y == label
+        ax.scatter(x[sel, 0], x[sel, 1], s=10, color=color, label=f"class {label} (train)")
+    if "x_test" in ds.extras:
+        xt, yt = np.asarray(ds.extras["x_test"], float), np.asarray(ds.extras["y_test"], float)
+        for label, color in ((0, "#1f77b4"), (1, "#d62728")):
+            sel = yt == label
+            ax.scatter(xt[sel, 0], xt[sel, 1], s=10, facecolors="none", edgecolors=color,
+                       linewidths=0.6, label=f"class {label} (test)")
+    ax.set_xlabel("x1")
+    ax.set_ylabel("x2")
+    ax.legend(fontsize=7, frameon=False, loc="best")
+    return fig
+
+
 SPEC = ModelSpec(
     name="bnn",
     description="Bayesian MLP classifier (2-4-3-1, tanh, sigmoid; SoftLaplace/Normal priors) on "
@@ -174,6 +195,9 @@ SPEC = ModelSpec(
     default_data_seed=0,
     size_defaults={"n_train": 200, "n_val": 100, "n_test": 200},
     predictive_check=predictive_check,
+    draw_probs=draw_probs,
+    predictive_probs=predictive_probs,
+    data_plot=data_plot,
     notes="The talk gives no data generator or seed: two interleaved moons (feature noise sd "
     "0.15, 5% label flips, centred), NumPy default_rng(seed), split train/val/test = 200/100/200. "
     "self.layers is an nnx.List (flax >= 0.12 rejects a plain list). Latent sites "

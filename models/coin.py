@@ -70,6 +70,22 @@ def log_evidence(ds: Dataset) -> float:
     return float(special.betaln(a, b))
 
 
+def data_plot(ds: Dataset):
+    """Bar chart of heads and tails."""
+    import matplotlib.pyplot as plt
+
+    flips = np.asarray(ds.model_kwargs["data"], dtype=float)
+    heads, tails = int(flips.sum()), int(flips.size - flips.sum())
+    fig, ax = plt.subplots(figsize=(3.6, 2.6))
+    ax.bar(["heads", "tails"], [heads, tails], color=["#1f77b4", "#ff7f0e"])
+    for i, v in enumerate((heads, tails)):
+        ax.text(i, v, str(v), ha="center", va="bottom")
+    ax.set_ylabel("count")
+    ax.set_title(f"{flips.size} coin flips", fontsize=10)
+    ax.set_ylim(0, max(heads, tails) * 1.2 + 1)
+    return fig
+
+
 SPEC = ModelSpec(
     name="coin",
     description="Beta-Bernoulli coin: 12 heads, 8 tails, Uniform prior; exact posterior Beta(13, 9).",
@@ -83,6 +99,7 @@ SPEC = ModelSpec(
     exact_sampler=exact_sampler,
     exact_moments=exact_moments,
     log_evidence=log_evidence,
+    data_plot=data_plot,
     notes="The document's 'truth' Beta(12, 8) omits the Uniform prior's +1: the posterior is "
     "Beta(13, 9). The `normal` guide's support mismatch is kept on purpose.",
 )

@@ -13,6 +13,8 @@ The manual guide ``independent`` is the document's ``manual_guide`` with one cha
 
 from __future__ import annotations
 
+import math
+
 import jax.numpy as jnp
 import numpy as np
 import numpyro
@@ -121,6 +123,25 @@ def data(seed: int) -> Dataset:
     )
 
 
+def data_plot(ds: Dataset):
+    """The points with their error bars and the true line."""
+    import matplotlib.pyplot as plt
+
+    x, y, yerr = (np.asarray(ds.model_kwargs[k], dtype=float) for k in ("x", "y", "yerr"))
+    fig, ax = plt.subplots(figsize=(4.4, 3.2))
+    ax.errorbar(x, y, yerr=yerr, fmt="o", ms=4, color="#1f77b4", ecolor="#9ecae1", label="data")
+    tv = ds.true_values or {}
+    if "theta" in tv and "b_perp" in tv:
+        theta, b_perp = float(np.asarray(tv["theta"])), float(np.asarray(tv["b_perp"]))
+        grid = np.linspace(x.min() - 0.2, x.max() + 0.2, 50)
+        m, b = math.tan(theta), b_perp / math.cos(theta)
+        ax.plot(grid, m * grid + b, "k--", lw=1, label=f"true line y = {m:.2g} x + {b:.2g}")
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.legend(fontsize=8, frameon=False)
+    return fig
+
+
 SPEC = ModelSpec(
     name="linreg_outliers",
     description="Straight-line fit with a Gaussian outlier background (5 latents, 15 points); "
@@ -132,6 +153,7 @@ SPEC = ModelSpec(
     reference_kind="nuts",
     default_data_seed=12,
     size_defaults={},
+    data_plot=data_plot,
     notes="Seed 12 is the document's data set, seed 123 its second. The manual guide's "
     "bg_sigma_sigma uses constraints.less_than(bg_sigma_mu/2) in the document, which NumPyro "
     "freezes at SVI.init (bound 0.25, and unbounded below, so negative scales are allowed); here "

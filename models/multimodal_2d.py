@@ -162,6 +162,7 @@ SPEC = ModelSpec(
     reference_kind="quadrature",
     default_data_seed=0,
     size_defaults={},
+    data_uses_seed=False,
     exact_sampler=exact_sampler,
     exact_moments=exact_moments,
     log_evidence=log_evidence,

@@ -49,126 +49,10 @@ def colors_for(names: Sequence[str]) -> dict[str, str]:
 
 
 def data_plot(spec: ModelSpec, ds: Dataset):
-    """A plot of the model's data, or NoPlot saying why there is none."""
-    fn = _DATA_PLOTS.get(spec.name, _generic_data)
-    fig = fn(spec, ds)
+    """A plot of the model's data: the model's own ``data_plot`` if it has one, else histograms
+    of its array arguments, or NoPlot saying why there is none."""
+    fig = spec.data_plot(ds) if spec.data_plot is not None else _generic_data(spec, ds)
     fig.tight_layout()
-    return fig
-
-
-def _arr(ds: Dataset, key: str) -> np.ndarray:
-    return np.asarray(ds.model_kwargs[key], dtype=float)
-
-
-def _coin(spec, ds):
-    flips = _arr(ds, "data")
-    heads, tails = int(flips.sum()), int(flips.size - flips.sum())
-    fig, ax = plt.subplots(figsize=(3.6, 2.6))
-    ax.bar(["heads", "tails"], [heads, tails], color=["#1f77b4", "#ff7f0e"])
-    for i, v in enumerate((heads, tails)):
-        ax.text(i, v, str(v), ha="center", va="bottom")
-    ax.set_ylabel("count")
-    ax.set_title(f"{flips.size} coin flips", fontsize=10)
-    ax.set_ylim(0, max(heads, tails) * 1.2 + 1)
-    return fig
-
-
-def _gamma(spec, ds):
-    from scipy import stats
-
-    z = _arr(ds, "z")
-    fig, ax = plt.subplots(figsize=(4.2, 2.8))
-    ax.hist(z, bins=25, density=True, color="#9ecae1", edgecolor="white", label=f"z (n={z.size})")
-    truth = (ds.true_values or {}).get("concentration")
-    if truth is not None:
-        grid = np.linspace(0, max(z.max(), 1e-3) * 1.05, 200)
-        c = float(np.asarray(truth))
-        ax.plot(grid, stats.gamma(c).pdf(grid), color="k", lw=1.2, label=f"Gamma({c:g}, 1)")
-    ax.set_xlabel("z")
-    ax.set_ylabel("density")
-    ax.legend(fontsize=8, frameon=False)
-    return fig
-
-
-def _dirichlet(spec, ds):
-    import importlib
-
-    module = importlib.import_module(spec.model.__module__)
-    obs = np.asarray(module.OBSERVATIONS)
-    k = int(getattr(module, "K", obs.max() + 1))
-    counts = np.bincount(obs, minlength=k)
-    fig, ax = plt.subplots(figsize=(4.6, 2.6))
-    ax.bar(np.arange(k), counts, color="#1f77b4")
-    ax.set_xticks(np.arange(k))
-    ax.set_xlabel("category")
-    ax.set_ylabel("observations")
-    alpha = ds.model_kwargs.get("alpha_scale")
-    title = f"{obs.size} categorical observations"
-    if alpha is not None:
-        title += f"; Dirichlet prior concentration {float(alpha):g}"
-    ax.set_title(title, fontsize=9)
-    return fig
-
-
-def _linreg(spec, ds):
-    x, y, yerr = _arr(ds, "x"), _arr(ds, "y"), _arr(ds, "yerr")
-    fig, ax = plt.subplots(figsize=(4.4, 3.2))
-    ax.errorbar(x, y, yerr=yerr, fmt="o", ms=4, color="#1f77b4", ecolor="#9ecae1", label="data")
-    tv = ds.true_values or {}
-    if "theta" in tv and "b_perp" in tv:
-        theta, b_perp = float(np.asarray(tv["theta"])), float(np.asarray(tv["b_perp"]))
-        grid = np.linspace(x.min() - 0.2, x.max() + 0.2, 50)
-        m, b = math.tan(theta), b_perp / math.cos(theta)
-        ax.plot(grid, m * grid + b, "k--", lw=1, label=f"true line y = {m:.2g} x + {b:.2g}")
-    ax.set_xlabel("x")
-    ax.set_ylabel("y")
-    ax.legend(fontsize=8, frameon=False)
-    return fig
-
-
-def _hierarchical(spec, ds):
-    group = np.asarray(ds.model_kwargs["I"]).astype(int)
-    x, y, e = _arr(ds, "X"), _arr(ds, "Y"), _arr(ds, "E")
-    n_groups = int(ds.model_kwargs.get("n_groups", group.max() + 1))
-    cols = min(4, n_groups)
-    rows = math.ceil(n_groups / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.3 * cols, 1.9 * rows), sharex=True, sharey=True,
-                             squeeze=False)
-    tv = ds.true_values or {}
-    m_true, c_true = tv.get("m"), tv.get("c")
-    grid = np.linspace(x.min(), x.max(), 20)
-    for j, ax in enumerate(axes.ravel()):
-        if j >= n_groups:
-            ax.set_visible(False)
-            continue
-        sel = group == j
-        ax.errorbar(x[sel], y[sel], yerr=e[sel], fmt="o", ms=3, color="#1f77b4",
-                    ecolor="#9ecae1", elinewidth=0.8)
-        if m_true is not None and c_true is not None:
-            ax.plot(grid, float(m_true[j]) * grid + float(c_true[j]), "k--", lw=0.8)
-        ax.set_title(f"group {j} (n={int(sel.sum())})", fontsize=8)
-        ax.tick_params(labelsize=7)
-    fig.supxlabel("x", fontsize=9)
-    fig.supylabel("y", fontsize=9)
-    fig.tight_layout()
-    return fig
-
-
-def _bnn(spec, ds):
-    x, y = _arr(ds, "x"), _arr(ds, "y")
-    fig, ax = plt.subplots(figsize=(4.0, 3.2))
-    for label, color in ((0, "#1f77b4"), (1, "#d62728")):
-        sel = y == label
-        ax.scatter(x[sel, 0], x[sel, 1], s=10, color=color, label=f"class {label} (train)")
-    if "x_test" in ds.extras:
-        xt, yt = np.asarray(ds.extras["x_test"], float), np.asarray(ds.extras["y_test"], float)
-        for label, color in ((0, "#1f77b4"), (1, "#d62728")):
-            sel = yt == label
-            ax.scatter(xt[sel, 0], xt[sel, 1], s=10, facecolors="none", edgecolors=color,
-                       linewidths=0.6, label=f"class {label} (test)")
-    ax.set_xlabel("x1")
-    ax.set_ylabel("x2")
-    ax.legend(fontsize=7, frameon=False, loc="best")
     return fig
 
 
@@ -189,16 +73,6 @@ def _generic_data(spec, ds):
         ax.set_title(f"{key} ({arr.size} values)", fontsize=9)
     fig.tight_layout()
     return fig
-
-
-_DATA_PLOTS = {
-    "coin": _coin,
-    "gamma_concentration": _gamma,
-    "dirichlet_categorical": _dirichlet,
-    "linreg_outliers": _linreg,
-    "hierarchical_linreg": _hierarchical,
-    "bnn": _bnn,
-}
 
 
 # --- loss curves --------------------------------------------------------------------------------
@@ -290,13 +164,10 @@ def interval_plot(series: Mapping[str, Mapping[str, np.ndarray]], sites: Sequenc
 def predictive_plane_plot(spec: ModelSpec, ds: Dataset, draws_by_name: Mapping[str, dict],
                           scores: Mapping[str, str], max_draws: int = 200, grid_points: int = 40):
     """Posterior mean predicted probability of class 1 over the 2-D input plane, one panel per
-    chain, from stored draws through the model module's ``draw_probs`` (array math, no inference).
+    chain, from stored draws through the model's ``draw_probs`` (array math, no inference).
     """
-    import importlib
-
-    module = importlib.import_module(spec.model.__module__)
-    if not hasattr(module, "draw_probs"):
-        raise NoPlot("The model module has no draw_probs function for a predictive plot.")
+    if spec.draw_probs is None:
+        raise NoPlot("The model has no draw_probs function for a predictive plot.")
     x = np.asarray(ds.model_kwargs["x"], dtype=float)
     y = np.asarray(ds.model_kwargs["y"], dtype=float)
     if x.ndim != 2 or x.shape[1] != 2:
@@ -318,7 +189,7 @@ def predictive_plane_plot(spec: ModelSpec, ds: Dataset, draws_by_name: Mapping[s
         draws = draws_by_name[name]
         n = len(next(iter(draws.values())))
         take = np.sort(rng.choice(n, size=min(n, max_draws), replace=False))
-        probs = module.draw_probs({k: np.asarray(v)[take] for k, v in draws.items()}, plane, "test")
+        probs = spec.draw_probs({k: np.asarray(v)[take] for k, v in draws.items()}, plane, "test")
         p = probs.mean(axis=0).reshape(grid_points, grid_points)
         mappable = ax.contourf(g1, g2, p, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.8)
         ax.contour(g1, g2, p, levels=[0.5], colors="k", linewidths=0.8)

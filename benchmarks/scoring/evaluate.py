@@ -130,15 +130,15 @@ def _worst(a: tuple[str, str], b: tuple[str, str] | None) -> tuple[str, str]:
 _REF_PREDICTIVE: dict[tuple, tuple[np.ndarray, float, float]] = {}
 
 
-def _reference_predictive(spec, ds, reference, module) -> tuple[np.ndarray, float, float]:
+def _reference_predictive(spec, ds, reference) -> tuple[np.ndarray, float, float]:
     """Once per reference: predictive probabilities of its first half, the MAD between its two
     halves (the noise floor) and its own held-out lpd."""
     key = _ref_key(reference)
     if key not in _REF_PREDICTIVE:
         ref = reference.draws
         half = len(next(iter(ref.values()))) // 2
-        probs_ref = module.predictive_probs({k: v[:half] for k, v in ref.items()}, ds)
-        probs_ref2 = module.predictive_probs({k: v[half:] for k, v in ref.items()}, ds)
+        probs_ref = spec.predictive_probs({k: v[:half] for k, v in ref.items()}, ds)
+        probs_ref2 = spec.predictive_probs({k: v[half:] for k, v in ref.items()}, ds)
         floor = metrics.predictive_agreement(probs_ref2, probs_ref)["pred_prob_mad"]
         lpd = spec.predictive_check(ref, ds).get("test_lpd", math.nan)
         _REF_PREDICTIVE[key] = (probs_ref, floor, lpd)
@@ -147,12 +147,9 @@ def _reference_predictive(spec, ds, reference, module) -> tuple[np.ndarray, floa
 
 def _predictive(spec, ds, flat, reference, out) -> tuple[str, str]:
     """Predictive-space judgement (bnn): held-out lpd, accuracy, and agreement of probabilities."""
-    from importlib import import_module
-
-    module = import_module(spec.model.__module__)
     out.update(spec.predictive_check(flat, ds))
-    probs_q = module.predictive_probs(flat, ds)
-    probs_ref, floor, ref_lpd = _reference_predictive(spec, ds, reference, module)
+    probs_q = spec.predictive_probs(flat, ds)
+    probs_ref, floor, ref_lpd = _reference_predictive(spec, ds, reference)
     out.update(metrics.predictive_agreement(probs_q, probs_ref))
     out["pred_prob_mad_floor"] = floor
     out["ref_test_lpd"] = ref_lpd

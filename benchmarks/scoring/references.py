@@ -61,12 +61,9 @@ def _gate_space(spec: ModelSpec, ds: Dataset):
     probability of each held-out point. Returns draws (chain, draw, ...) -> [(chain, draw)]."""
     if spec.predictive_check is None:
         return chain_components
-    from importlib import import_module
-
-    module = import_module(spec.model.__module__)
 
     def predictive(draws):
-        per_chain = [module.draw_probs({k: v[j] for k, v in draws.items()}, ds, "test")
+        per_chain = [spec.draw_probs({k: v[j] for k, v in draws.items()}, ds, "test")
                      for j in range(next(iter(draws.values())).shape[0])]
         probs = np.stack(per_chain)  # (chain, draw, point)
         return list(probs.transpose(2, 0, 1))
