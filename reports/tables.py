@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks.grid import schema
+from benchmarks.scoring import columns
 from benchmarks.scoring import metrics as bench_metrics
 
 VERDICT_RANK = {"pass": 0, "warn": 1, "fail": 2}
@@ -53,27 +53,10 @@ TABLE_METRICS: tuple[tuple[str, str], ...] = (
     ("num_draws", "num_draws"),
 )
 
-_DERIVED_INFO = {
-    "wall_s": ("s", "compile_s + run_s: the compile of the whole program plus this seed's run"),
-    "speedup_wall": ("x", "NUTS wall time / this method's wall time (median over seeds)"),
-    "speedup_run": ("x", "NUTS run_s / this method's run_s, compile excluded"),
-    "speedup_grad": ("x", "NUTS gradient evaluations / this method's"),
-    "test_lpd": ("nats", "held-out log predictive density per test point (higher is better)"),
-    "ref_test_lpd": ("nats", "the reference posterior's held-out log predictive density"),
-    "test_accuracy": ("fraction", "held-out accuracy of the posterior mean probability"),
-}
-
 
 def metric_info(name: str) -> tuple[str, str]:
-    """(unit, description) of a table metric."""
-    if name in _DERIVED_INFO:
-        return _DERIVED_INFO[name]
-    if name in bench_metrics.METRIC_INFO:
-        return bench_metrics.METRIC_INFO[name]
-    for col in schema.COLUMNS:
-        if col.name == name:
-            return col.unit, col.description
-    return "", ""
+    """(unit, description) of a table metric, from the one table of columns."""
+    return columns.info(name)
 
 
 def _num(df: pd.DataFrame, col: str) -> pd.Series:

@@ -1,11 +1,16 @@
-"""The README documents every results column and every metric the suite writes."""
+"""The README documents every results column and every metric the suite writes: its two column
+tables are exactly what the one table of columns (``benchmarks.scoring.columns``) renders, and
+every column a run writes is in that table."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from benchmarks.grid.schema import COLUMNS
-from benchmarks.scoring.metrics import METRIC_INFO
+from benchmarks.scoring import columns
+from benchmarks.scoring.metrics import AGREEMENT_KEYS, METRIC_INFO
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -14,3 +19,65 @@ def test_every_column_and_metric_is_in_the_readme():
     missing = [c.name for c in COLUMNS if f"`{c.name}`" not in README]
     missing += [k for k in METRIC_INFO if f"`{k}`" not in README]
     assert not missing, f"README lacks: {missing}"
+
+
+def test_readme_tables_are_the_generated_ones():
+    """Fix a failure with ``python -m benchmarks.scoring.columns README.md``."""
+    found = columns.readme_tables(README)
+    for heading, kinds in columns.README_TABLES.items():
+        assert found[heading] == columns.markdown_table(*kinds), heading
+    assert columns.with_readme_tables(README) == README
+
+
+def test_one_entry_per_name_and_complete_facts():
+    names = [c.name for c in columns.TABLE]
+    assert len(names) == len(set(names))
+    for c in columns.TABLE:
+        assert c.kind in (columns.RUN, columns.SCORE, columns.JUDGEMENT, columns.REPORT), c
+        assert len(c.description) > 10, c
+        assert bool(c.dtype) == (c.kind == columns.RUN), c  # the store types run columns only
+    assert columns.FLOORED == (*AGREEMENT_KEYS, "pred_prob_mad")
+    assert all(unit for unit, _ in METRIC_INFO.values())
+
+
+def test_the_report_describes_every_metric_it_shows():
+    from reports import tables
+
+    for name, _ in tables.TABLE_METRICS:
+        unit, description = tables.metric_info(name)
+        assert description, name
+
+
+def _written_columns(spec, method: str, draws: dict, reference_draws: dict) -> set[str]:
+    from benchmarks.scoring.evaluate import evaluate
+    from benchmarks.scoring.references import Reference
+
+    ds = spec.make_data()
+    row = {"final_elbo": -10.0, "min_ess_bulk": 150.0, "min_ess_tail": 150.0, "max_rhat": 1.0,
+           "divergences": 0, "run_s": 1.0, "compile_s": 1.0, "grad_evals": 1000.0}
+    reference = Reference(spec.name, "exact", reference_draws, {"ok": True})
+    elbos = np.random.default_rng(0).normal(size=64)
+    out = set(evaluate(spec, ds, method, row, draws, reference, elbos))
+    out |= set(evaluate(spec, ds, method, row, draws, None, elbos))
+    return out
+
+
+def test_every_column_a_run_writes_is_in_the_table():
+    """The scoring columns of ok rows, for an SVI guide, NUTS and a predictive-space model."""
+    from models import REGISTRY
+
+    rng = np.random.default_rng(0)
+    coin = REGISTRY["coin"]
+    written = _written_columns(coin, "manual:beta", {"latent_fairness": rng.beta(13, 9, 400)},
+                               {"latent_fairness": rng.beta(13, 9, 4000)})
+    written |= _written_columns(coin, "nuts", {"latent_fairness": rng.beta(13, 9, (2, 200))},
+                                {"latent_fairness": rng.beta(13, 9, 4000)})
+    shapes = {"nn/layers.0.kernel": (2, 4), "nn/layers.0.bias": (4,),
+              "nn/layers.1.kernel": (4, 3), "nn/layers.1.bias": (3,),
+              "nn/layers.2.kernel": (3, 1), "nn/layers.2.bias": (1,)}
+    written |= _written_columns(REGISTRY["bnn"], "autonormal",
+                                {k: rng.normal(size=(20, *s)) for k, s in shapes.items()},
+                                {k: rng.normal(size=(40, *s)) for k, s in shapes.items()})
+    stale = {c.name for c in columns.of_kind(columns.SCORE, columns.JUDGEMENT)} - written
+    assert not stale, f"the table lists columns no run writes: {sorted(stale)}"
+    assert not written - set(columns.BY_NAME), sorted(written - set(columns.BY_NAME))

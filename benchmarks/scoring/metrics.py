@@ -3,8 +3,9 @@
 Every metric compares draws from an approximation ``q`` (an SVI guide, or NUTS) with draws from a
 trusted reference posterior, component by component, in units of the reference standard deviation
 so that numbers are comparable across parameters and models. ``METRIC_INFO`` lists each name with
-its unit and a one-line description; ``noise_floor`` gives the value each metric takes when ``q``
-is exact, so that a report can separate approximation error from Monte Carlo noise.
+its unit and a one-line description (read from ``benchmarks.scoring.columns``, the one table of
+columns); ``noise_floor`` gives the value each metric takes when ``q`` is exact, so that a report
+can separate approximation error from Monte Carlo noise.
 
 Joint distance: ``joint_sliced_w1`` is the sliced 1-Wasserstein distance between the two sample
 sets after standardising both by the reference mean and sd (average 1-D W1 over 200 fixed random
@@ -28,7 +29,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
-from benchmarks.scoring import arviz_adapter
+from benchmarks.scoring import arviz_adapter, columns
 
 SLICED_DIRECTIONS = 200
 SLICED_SEED = 20240611
@@ -57,72 +58,10 @@ IDEAL: dict[str, float] = {
     "ref_mass_in_q90_worst": Q90_NOMINAL,
 }
 
-METRIC_INFO: dict[str, tuple[str, str]] = {
-    "std_mean_err_max": (
-        "ref sd",
-        "largest |mean_q - mean_ref| / sd_ref over components",
-    ),
-    "std_mean_err_mean": (
-        "ref sd",
-        "average |mean_q - mean_ref| / sd_ref over components",
-    ),
-    "sd_log_ratio_max": (
-        "log ratio",
-        "largest |log(sd_q / sd_ref)| over components (log 1.5 = 0.405)",
-    ),
-    "sd_ratio_worst": (
-        "ratio",
-        "sd_q / sd_ref of the component with the largest |log ratio| (<1: q too narrow)",
-    ),
-    "w1_max": (
-        "ref sd",
-        "largest marginal 1-Wasserstein distance / sd_ref over components",
-    ),
-    "w1_mean": (
-        "ref sd",
-        "average marginal 1-Wasserstein distance / sd_ref over components",
-    ),
-    "joint_sliced_w1": (
-        "ref sd",
-        "sliced 1-Wasserstein (200 directions) between standardised joint draws",
-    ),
-    "corr_err_max": (
-        "correlation",
-        "largest absolute error in the correlation matrix (0 for one component)",
-    ),
-    "ref_mass_in_q90_mean": (
-        "fraction",
-        "average fraction of reference draws inside q's central 90% interval (ideal 0.9)",
-    ),
-    "ref_mass_in_q90_worst": (
-        "fraction",
-        "the component's fraction of reference draws in q's 90% interval farthest from 0.9",
-    ),
-    "approx_nonfinite_frac": (
-        "fraction",
-        "fraction of approximation draws with a non-finite component (>0: metrics are NaN)",
-    ),
-    "psis_khat": (
-        "shape",
-        "Pareto k-hat of log p(x,z) - log q(z) (Yao et al. 2018; >0.7 unreliable)",
-    ),
-    "kl_exact": (
-        "nats",
-        "KL(q || p) = log Z - ELBO, where the evidence log Z is known exactly",
-    ),
-    "ess_per_second": (
-        "1/s",
-        "effective sample size per second of wall time",
-    ),
-    "ess_per_grad_eval": (
-        "1/eval",
-        "effective sample size per gradient evaluation",
-    ),
-    "pred_prob_mad": (
-        "probability",
-        "mean absolute difference of predictive probabilities, q versus reference",
-    ),
-}
+#: Unit and one-line meaning of every number scoring writes to a results row (the ``score`` entries
+#: of the one column table, ``benchmarks.scoring.columns``): name -> (unit, description).
+METRIC_INFO: dict[str, tuple[str, str]] = {c.name: (c.unit, c.description)
+                                           for c in columns.of_kind(columns.SCORE)}
 
 
 def deviation(key: str, value: float) -> float:

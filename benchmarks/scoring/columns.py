@@ -1,0 +1,221 @@
+"""Every column of the results table, and every number the report derives from them: one table.
+
+Each entry states a name once, with its unit and meaning (and, for run columns, its pandas dtype).
+Everything else reads it: the grid's schema (``benchmarks.grid.schema.COLUMNS``: the run columns
+the store types), the metric descriptions (``benchmarks.scoring.metrics.METRIC_INFO``), the
+report's metric table (``reports.tables.metric_info``) and the README's two column tables
+(``markdown_table``; ``tests/test_schema.py`` checks the README holds exactly what it renders).
+
+Kinds, in the order of a results row:
+
+* ``run``: written for every run by the grid runner; the store gives them their dtype.
+* ``score``: numbers scoring writes for an ok run (agreement metrics, their noise floors,
+  diagnostics, held-out scores); the store infers their dtype (float64).
+* ``judgement``: the verdict of an ok run and whether its reference could be trusted.
+* ``report``: derived by the report from the columns above; never stored.
+
+A leaf module (it imports nothing of the suite), so that every layer from scoring upwards can read
+it. Regenerate the README's tables with ``python -m benchmarks.scoring.columns README.md``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+RUN, SCORE, JUDGEMENT, REPORT = "run", "score", "judgement", "report"
+
+
+class Column(NamedTuple):
+    name: str
+    dtype: str  # pandas dtype of a run column; "" where the store infers it
+    unit: str
+    description: str
+    kind: str = RUN
+
+
+def _run(name: str, dtype: str, unit: str, description: str) -> Column:
+    return Column(name, dtype, unit, description, RUN)
+
+
+def _score(name: str, unit: str, description: str) -> Column:
+    return Column(name, "", unit, description, SCORE)
+
+
+#: Agreement metrics (``benchmarks.scoring.metrics.agreement``), in order, with unit and meaning.
+_AGREEMENT: tuple[tuple[str, str, str], ...] = (
+    ("std_mean_err_max", "ref sd", "largest |mean_q - mean_ref| / sd_ref over components"),
+    ("std_mean_err_mean", "ref sd", "average |mean_q - mean_ref| / sd_ref over components"),
+    ("sd_log_ratio_max", "log ratio",
+     "largest |log(sd_q / sd_ref)| over components (log 1.5 = 0.405)"),
+    ("sd_ratio_worst", "ratio",
+     "sd_q / sd_ref of the component with the largest |log ratio| (<1: q too narrow)"),
+    ("w1_max", "ref sd", "largest marginal 1-Wasserstein distance / sd_ref over components"),
+    ("w1_mean", "ref sd", "average marginal 1-Wasserstein distance / sd_ref over components"),
+    ("joint_sliced_w1", "ref sd",
+     "sliced 1-Wasserstein (200 directions) between standardised joint draws"),
+    ("corr_err_max", "correlation",
+     "largest absolute error in the correlation matrix (0 for one component)"),
+    ("ref_mass_in_q90_mean", "fraction",
+     "average fraction of reference draws inside q's central 90% interval (ideal 0.9)"),
+    ("ref_mass_in_q90_worst", "fraction",
+     "the component's fraction of reference draws in q's 90% interval farthest from 0.9"),
+)
+
+TABLE: tuple[Column, ...] = (
+    _run("model", "string", "", "registered model name"),
+    _run("method", "string", "", "nuts, manual:<guide> or an autoguide name"),
+    _run("seed", "Int64", "", "inference seed (jax.random.PRNGKey(seed))"),
+    _run("profile", "string", "", "smoke, quick or paper"),
+    _run("settings_hash", "string", "", "hash of model, method, settings and data; --resume key"),
+    _run("settings", "string", "json", "the run's settings"),
+    _run("data", "string", "json", "data seed and size parameters"),
+    _run("status", "string", "", "ok, failed or not_applicable"),
+    _run("error", "string", "", "why a run failed or does not apply (one line)"),
+    _run("warning", "string", "", "what an ok run should not hide (divergences, no plateau)"),
+    _run("started_at", "string", "ISO 8601", "when the run's program started (UTC)"),
+    _run("jax_version", "string", "", "jax version"),
+    _run("numpyro_version", "string", "", "numpyro version"),
+    _run("xla_flags", "string", "", "XLA_FLAGS in force (the smoke profile lowers optimisation)"),
+    _run("seeds_in_program", "Int64", "", "seeds compiled and run together under vmap"),
+    _run("jobs", "Int64", "", "worker processes sharing the machine (>1: contended timings)"),
+    _run("compile_s", "float64", "s", "trace, lower and compile of the whole program"),
+    _run("cache_hit", "boolean", "", "the compile was served from JAX's persistent cache"),
+    _run("program_run_s", "float64", "s", "run time of the compiled program (all its seeds)"),
+    _run("run_s", "float64", "s", "this seed's share of program_run_s"),
+    _run("grad_evals", "float64", "count",
+         "NUTS: leapfrog steps incl. warm-up, all chains; SVI: steps x particles x inner steps"),
+    _run("latent_dim", "Int64", "", "unconstrained latent dimension"),
+    _run("num_draws", "Int64", "", "posterior draws kept (all chains)"),
+    _run("num_steps", "Int64", "", "SVI optimisation steps"),
+    _run("num_particles", "Int64", "", "SVI ELBO particles per step"),
+    _run("final_loss_mean", "float64", "nats",
+         "SVI loss, mean of the finite losses over the last 10% of steps"),
+    _run("final_loss_sd", "float64", "nats", "SVI loss, sd over the last 10% of steps"),
+    _run("final_elbo", "float64", "nats", "ELBO from final_elbo_particles fresh particles"),
+    _run("final_elbo_se", "float64", "nats", "Monte Carlo standard error of final_elbo"),
+    _run("converged_step", "float64", "step",
+         "plateau rule of benchmarks/scoring/convergence.py; NaN: none"),
+    _run("nan_count", "Int64", "count", "non-finite losses in the trace"),
+    _run("first_nan_step", "float64", "step", "first non-finite loss; NaN if none"),
+    _run("divergences", "Int64", "count", "NUTS divergent transitions after warm-up, all chains"),
+    _run("max_rhat", "float64", "", "NUTS worst rank-normalised split R-hat over components"),
+    _run("min_ess_bulk", "float64", "draws", "NUTS smallest bulk ESS over components"),
+    _run("min_ess_tail", "float64", "draws", "NUTS smallest tail ESS over components"),
+    _run("min_bfmi", "float64", "", "NUTS smallest E-BFMI over chains"),
+    *(_score(name, unit, description) for name, unit, description in _AGREEMENT),
+    _score("approx_nonfinite_frac", "fraction",
+           "fraction of approximation draws with a non-finite component (>0: metrics are NaN)"),
+    *(_score(f"{name}_floor", unit,
+             f"Monte Carlo noise floor of {name}: its distance from the ideal value for exact "
+             "draws (two disjoint subsets of the reference)")
+      for name, unit, _ in _AGREEMENT),
+    _score("floor_n_approx", "draws",
+           "draws playing q in the noise floors: the run's draws (NUTS: its bulk ESS), at most "
+           "half the reference"),
+    _score("floor_n_ref", "draws", "draws playing the reference in the noise floors (the rest)"),
+    _score("psis_khat", "shape",
+           "Pareto k-hat of log p(x,z) - log q(z) (Yao et al. 2018; >0.7 unreliable)"),
+    _score("kl_exact", "nats", "KL(q || p) = log Z - ELBO, where the evidence log Z is known exactly"),
+    _score("ess_per_second", "1/s", "effective sample size per second of wall time"),
+    _score("ess_per_grad_eval", "1/eval", "effective sample size per gradient evaluation"),
+    _score("pred_prob_mad", "probability",
+           "mean absolute difference of predictive probabilities, q versus reference"),
+    _score("pred_prob_mad_floor", "probability",
+           "Monte Carlo noise floor of pred_prob_mad: the same metric between the two halves of "
+           "the reference"),
+    _score("test_lpd", "nats", "held-out log predictive density per test point (higher is better)"),
+    _score("ref_test_lpd", "nats", "the reference posterior's held-out log predictive density"),
+    _score("test_accuracy", "fraction", "held-out accuracy of the posterior mean probability"),
+    Column("reference_ok", "", "", "1 if the run's reference passed its checks, 0 if it failed "
+           "them or none is stored (the verdict reason then says so)", JUDGEMENT),
+    Column("verdict", "", "", "pass, warn or fail: the worst level any judged metric's excess "
+           "over its noise floor reaches (NUTS: also its own diagnostics); empty if the "
+           "evaluation failed", JUDGEMENT),
+    Column("verdict_reason", "", "", "the metrics that set the verdict, or why there is none",
+           JUDGEMENT),
+    Column("wall_s", "", "s", "compile_s + run_s: the compile of the whole program plus this "
+           "seed's run", REPORT),
+    Column("speedup_wall", "", "x", "NUTS wall time / this method's wall time (median over seeds)",
+           REPORT),
+    Column("speedup_run", "", "x", "NUTS run_s / this method's run_s, compile excluded", REPORT),
+    Column("speedup_grad", "", "x", "NUTS gradient evaluations / this method's", REPORT),
+)
+
+BY_NAME: dict[str, Column] = {c.name: c for c in TABLE}
+
+#: The metrics that come with a ``<metric>_floor`` column.
+FLOORED: tuple[str, ...] = tuple(c.name.removesuffix("_floor") for c in TABLE
+                                 if c.name.endswith("_floor"))
+
+
+def of_kind(*kinds: str) -> tuple[Column, ...]:
+    """The entries of the given kinds, in table order."""
+    return tuple(c for c in TABLE if c.kind in kinds)
+
+
+def info(name: str) -> tuple[str, str]:
+    """(unit, description) of a column or derived number; ("", "") if the table lacks it."""
+    col = BY_NAME.get(name)
+    return (col.unit, col.description) if col is not None else ("", "")
+
+
+def markdown_table(*kinds: str) -> str:
+    """The entries of ``kinds`` as a Markdown table (column | unit | meaning) for the README;
+    numbers the report derives are marked as such."""
+    lines = ["| column | unit | meaning |", "| --- | --- | --- |"]
+    for c in of_kind(*kinds):
+        meaning = c.description.replace("|", "\\|")
+        if c.kind == REPORT:
+            meaning += "; derived by the report, not stored"
+        lines.append(f"| `{c.name}` | {c.unit} | {meaning} |")
+    return "\n".join(lines)
+
+
+#: The README's two tables: its section heading -> the kinds it lists.
+README_TABLES: dict[str, tuple[str, ...]] = {
+    "## One run, one row": (RUN,),
+    "## References and agreement metrics": (SCORE, JUDGEMENT, REPORT),
+}
+
+
+def _table_span(lines: list[str], heading: str) -> tuple[int, int]:
+    """[start, end) of the first Markdown table after ``heading`` (a line of its own)."""
+    try:
+        at = lines.index(heading)
+    except ValueError:
+        raise ValueError(f"README has no section {heading!r}") from None
+    start = next((i for i in range(at + 1, len(lines)) if lines[i].startswith("|")), None)
+    if start is None or any(lines[i].startswith("## ") for i in range(at + 1, start)):
+        raise ValueError(f"README section {heading!r} has no table")
+    end = start
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    return start, end
+
+
+def readme_tables(text: str) -> dict[str, str]:
+    """The column tables as they stand in README text: section heading -> table."""
+    lines = text.split("\n")
+    out = {}
+    for heading in README_TABLES:
+        start, end = _table_span(lines, heading)
+        out[heading] = "\n".join(lines[start:end])
+    return out
+
+
+def with_readme_tables(text: str) -> str:
+    """README text with its column tables replaced by the ones this table renders."""
+    lines = text.split("\n")
+    for heading, kinds in README_TABLES.items():
+        start, end = _table_span(lines, heading)
+        lines[start:end] = markdown_table(*kinds).split("\n")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m benchmarks.scoring.columns README.md: regenerate its tables
+    import sys
+    from pathlib import Path
+
+    for arg in sys.argv[1:]:
+        path = Path(arg)
+        path.write_text(with_readme_tables(path.read_text()))
