@@ -18,7 +18,7 @@ if str(REPO) not in sys.path:  # the suite is not installed in the venv; import 
     sys.path.insert(0, str(REPO))
 
 from benchmarks.regress import Run, RunError, compare, main  # noqa: E402
-from benchmarks.regress import gate as regress  # noqa: E402
+from benchmarks.regress import thresholds as regress  # noqa: E402
 
 SVI = "benchmarks/regress/perf/test_svi_perf.py::test_svi_steps[coin-autonormal]"
 NUTS = "benchmarks/regress/perf/test_nuts_perf.py::test_nuts_draws[coin-nuts]"

@@ -2,7 +2,7 @@
 
 import sys
 
-from benchmarks.regress.gate import main
+from benchmarks.regress.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())
