@@ -1,0 +1,144 @@
+"""What every page of the report shares: the build context, the links between pages, one cell per
+(model, method), and each model's data key and stored reference."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reports import loader
+from reports.loader import Results, slug
+from reports.tables import Summary, fmt, fmt_speedup
+
+MANUAL_COLUMN = "manual"
+RHAT_OK = 1.01  # NUTS cells flag a larger max R-hat (or any divergence) in red
+
+
+@dataclass
+class Context:
+    """What the page writers read: the results, the page lists, the summaries and the nav bar."""
+
+    results: Results
+    out: Path
+    models: list[str]
+    methods: list[str]
+    expected: dict[str, list[str]]
+    summaries: dict[tuple[str, str], Summary]
+    nav: dict[str, Any]
+    env: Any
+    log: Callable[[str], None]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def registry() -> dict[str, Any]:
+    from models import REGISTRY
+
+    return REGISTRY
+
+
+def expected_methods(spec) -> list[str]:
+    from benchmarks.inference.methods import methods_for
+
+    return methods_for(spec)
+
+
+def model_href(model: str) -> str:
+    return f"models/{slug(model)}.html"
+
+
+def method_href(method: str) -> str:
+    return f"methods/{slug(method)}.html"
+
+
+def column_of(method: str) -> str:
+    """The leaderboard column of a method: its own, or one column for all manual guides."""
+    from benchmarks.inference.methods import MANUAL_PREFIX
+
+    return MANUAL_COLUMN if method.startswith(MANUAL_PREFIX) else method
+
+
+def new_counts() -> dict[str, int]:
+    return {"pass": 0, "warn": 0, "fail": 0, "failed": 0, "na": 0, "missing": 0}
+
+
+def count(counts: dict[str, int], s: Summary) -> None:
+    """Add one (model, method) to verdict and status counts (``new_counts``)."""
+    if s.status == "missing":
+        counts["missing"] += 1
+    elif s.status == "not_applicable":
+        counts["na"] += 1
+    elif s.status == "failed":
+        counts["failed"] += 1
+    elif s.verdict in counts:
+        counts[s.verdict] += 1
+
+
+def entry(s: Summary, root: str) -> dict[str, Any]:
+    """One (model, method) cell as the templates show it; ``root`` leads back to the report root."""
+    from benchmarks.inference.methods import MANUAL_PREFIX
+
+    name, value, floor = s.key_metric()
+    title = f"{s.model} × {s.method}: {s.label} ({s.counts_text})"
+    if s.reason:
+        title += f" — {s.reason}"
+    if s.warnings:
+        title += f" — warnings: {'; '.join(s.warnings)}"
+    return {
+        "s": s,
+        "title": title,
+        "manual": s.method.startswith(MANUAL_PREFIX),
+        "nuts": s.method == "nuts",
+        "short": s.method[len(MANUAL_PREFIX):] if s.method.startswith(MANUAL_PREFIX) else s.method,
+        "method_href": method_href(s.method),
+        "method_href_model": root + method_href(s.method),
+        "metric_name": name,
+        "metric": fmt(value),
+        "floor": fmt(floor),
+        "khat": fmt(s.value("psis_khat")),
+        "speed_wall": fmt_speedup(s.value("speedup_wall")),
+        "speed_run": fmt_speedup(s.value("speedup_run")),
+        "speed_grad": fmt_speedup(s.value("speedup_grad")),
+        "wall": fmt(s.value("wall_s")),
+        "grads": fmt(s.value("grad_evals")),
+        "rhat": fmt(s.value("max_rhat"), 4),
+        "ess": fmt(round(s.value("min_ess_bulk")) if np.isfinite(s.value("min_ess_bulk"))
+                   else math.nan),
+        "nuts_suspect": bool(s.value("max_rhat") > RHAT_OK or s.value("divergences") > 0),
+        "note_id": 0,
+    }
+
+
+def data_key(ctx: Context, model: str) -> dict[str, Any]:
+    """The data key of the model's rows (the first that parses), else its registered default."""
+    df = ctx.results.df
+    rows = df[df["model"] == model] if len(df) else df
+    for text in rows.get("data", []):
+        key = loader.parse_json(text)
+        if key:
+            return key
+    spec = registry().get(model)
+    if spec is not None:
+        return spec.data_key()
+    return {}
+
+
+def reference_for(ctx: Context, model: str):
+    return loader.find_reference(ctx.results, model, data_key(ctx, model))
+
+
+def reference_badge(ctx: Context, model: str) -> dict[str, Any] | None:
+    """The leaderboard's reference column for a model, or None without a stored reference."""
+    ref = reference_for(ctx, model)
+    if ref is None:
+        return None
+    p = ref.provenance
+    failed = [str(c) for c in p.get("failed_checks") or []]
+    title = ("reference passed its checks" if p.get("ok")
+             else "reference failed: " + "; ".join(failed))
+    return {"kind": str(p.get("kind", "?")), "quality": str(p.get("quality", "")),
+            "ok": bool(p.get("ok", False)), "title": title}

@@ -1,0 +1,219 @@
+"""The figures of a model page, each made under guard: the data, the posterior (corner plot and
+per-group intervals, or the predictive plane of a model judged in predictive space), the loss
+curves and NUTS's trace and energy. A plot that fails becomes a note on the page, never a crash.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from benchmarks.scoring.draws import component_columns
+from reports import corner, plots
+from reports.context import Context
+from reports.loader import slug
+from reports.tables import Summary, fmt
+
+
+@dataclass
+class Figure:
+    """One image of a page, or the reason there is none."""
+
+    alt: str
+    src: str = ""
+    caption: str = ""
+    error: str = ""  # the plot raised: "plot failed: <error>"
+    note: str = ""  # nothing to plot, and why
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Draws:
+    """The draws a model page shows: the reference, NUTS and every ok guide at one seed."""
+
+    chains: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # {site: (n, *shape)}
+    shown: list[str] = field(default_factory=list)  # "<method> seed <k>"
+    notes: list[str] = field(default_factory=list)  # draws that could not be loaded, and why
+    nuts_raw: tuple[dict, dict] | None = None  # NUTS (chain, draw) draws and its other arrays
+    losses: dict[str, np.ndarray] = field(default_factory=dict)
+    converged: dict[str, float] = field(default_factory=dict)
+    colors: dict[str, str] = field(default_factory=dict)
+
+
+class FigureMaker:
+    """Makes the figures of one model page, each guarded, into img/<model>/."""
+
+    def __init__(self, ctx: Context, model: str) -> None:
+        self.ctx = ctx
+        self.model = model
+        self.dir = ctx.out / "img" / slug(model)
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def make(self, name: str, alt: str, fn: Callable[[], Any], caption: str = "") -> Figure:
+        fig = Figure(alt=alt, caption=caption)
+        t0 = time.perf_counter()
+        try:
+            result = fn()
+        except plots.NoPlot as exc:
+            fig.note = str(exc)
+            return fig
+        except Exception as exc:  # a plot that fails becomes a note, never a crash
+            text = str(exc).strip()
+            fig.error = f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+            self.ctx.log(f"report: {self.model} {name} plot failed: {fig.error}")
+            return fig
+        notes: list[str] = []
+        if isinstance(result, tuple):
+            result, notes = result
+        path = self.dir / f"{name}.png"
+        try:
+            plots.save(result, path)
+        except Exception as exc:
+            fig.error = f"saving failed: {type(exc).__name__}: {exc}"
+            return fig
+        fig.src = f"../img/{slug(self.model)}/{name}.png"
+        fig.notes = list(notes)
+        self.ctx.timings[f"{self.model}/{name}"] = time.perf_counter() - t0
+        return fig
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+
+def data_figure(figs: FigureMaker, model: str, spec, ds, ds_error: str) -> Figure:
+    fig = Figure(alt=f"{model} data")
+    if spec is None:
+        fig.note = "The model is not in the registry: its data cannot be drawn."
+    elif ds is None:
+        fig.error = f"could not make the data: {ds_error}"
+    else:
+        fig = figs.make("data", f"{model} data", lambda: plots.data_plot(spec, ds))
+    return fig
+
+
+# --- posterior: corner and intervals, or the predictive plane ------------------------------------
+
+
+def posterior_figures(figs: FigureMaker, model: str, spec, ds, draws: Draws,
+                      summaries: list[Summary]) -> tuple[dict[str, Figure | None], list[str]]:
+    """({"corner", "intervals", "predictive"} figures, the corner's component columns)."""
+    chains = draws.chains
+    shapes_src = chains.get("reference") or chains.get("nuts") or next(iter(chains.values()), None)
+    columns, vector_sites = ([], [])
+    if shapes_src is not None:
+        columns, vector_sites = corner.choose(corner.site_shapes(shapes_src))
+    if spec is not None and spec.predictive_check is not None:
+        return _predictive_figures(figs, model, spec, ds, chains, summaries), columns
+    return _corner_figures(figs, model, ds, draws, columns, vector_sites), columns
+
+
+def _predictive_figures(figs: FigureMaker, model: str, spec, ds, chains, summaries
+                        ) -> dict[str, Figure | None]:
+    corner_fig = Figure(alt=f"{model} corner plot", note=(
+        "No corner plot: the weight-space posterior is multimodal (hidden-unit permutations "
+        "and sign flips), so weights are not comparable across methods. The predictive plot "
+        "below compares the methods where they are comparable."))
+    scores = {}
+    for s in summaries:
+        v = s.value("pred_prob_mad")
+        if np.isfinite(v):
+            scores[s.method] = f"pred_prob_mad {fmt(v)}"
+    pred_fig = figs.make(
+        "predictive", f"{model} predictive probability",
+        lambda: _predictive(spec, ds, chains, scores),
+        caption="Posterior mean predicted probability of class 1 over the input plane, from "
+                "at most 200 stored draws per method (training points shown); the black line "
+                "is the 0.5 decision boundary.")
+    return {"corner": corner_fig, "intervals": None, "predictive": pred_fig}
+
+
+def _corner_figures(figs: FigureMaker, model: str, ds, draws: Draws, columns: list[str],
+                    vector_sites: list[str]) -> dict[str, Figure | None]:
+    chains, colors = draws.chains, draws.colors
+    truth = corner.truth_components(ds.true_values if ds is not None else None, columns)
+    flat = {name: component_columns(d) for name, d in chains.items()}
+    caption = ("ChainConsumer corner plot: reference (shaded), NUTS and every guide, "
+               f"{corner.MAX_DRAWS} draws at most per chain; dashed lines: true values "
+               "of the simulated data." if truth else
+               "ChainConsumer corner plot: reference (shaded), NUTS and every guide, "
+               f"{corner.MAX_DRAWS} draws at most per chain.")
+    if vector_sites:
+        caption += (" High-dimensional model: the corner shows the population-level "
+                    "parameters; the per-group parameters are below as intervals.")
+    corner_fig = figs.make(
+        "corner", f"{model} corner plot",
+        lambda: _corner(flat, columns, colors, truth), caption=caption)
+    corner_fig.notes = draws.notes + corner_fig.notes
+    interval_fig = None
+    if vector_sites:
+        true_vals = dict(ds.true_values or {}) if ds is not None else None
+        interval_fig = figs.make(
+            "intervals", f"{model} per-group intervals",
+            lambda: plots.interval_plot(chains, vector_sites, colors, true_vals),
+            caption="Mean ± sd of each component of the vector sites, per method "
+                    "(crosses: true values).")
+    return {"corner": corner_fig, "intervals": interval_fig, "predictive": None}
+
+
+def _corner(flat, columns, colors, truth):
+    if not columns:
+        raise plots.NoPlot("No draws to plot: no reference and no ok run.")
+    return corner.corner_plot(flat, columns, colors, truth)
+
+
+def _predictive(spec, ds, chains, scores):
+    if ds is None:
+        raise plots.NoPlot("The data could not be made: no predictive plot.")
+    if not chains:
+        raise plots.NoPlot("No draws to plot: no reference and no ok run.")
+    return plots.predictive_plane_plot(spec, ds, chains, scores)
+
+
+# --- loss curves and NUTS diagnostics ------------------------------------------------------------
+
+
+def loss_figure(figs: FigureMaker, model: str, draws: Draws) -> Figure:
+    return figs.make("loss", f"{model} loss curves",
+                     lambda: plots.loss_plot(draws.losses, draws.converged, draws.colors),
+                     caption="Loss of every ok guide (the shown seed), smoothed over 1% of the "
+                             "steps, on a log step axis; circles mark the converged step of "
+                             "the plateau rule (none: no plateau).")
+
+
+def nuts_figures(figs: FigureMaker, model: str, nuts_raw, columns: list[str]
+                 ) -> tuple[Figure, Figure]:
+    """(trace, energy) of the shown NUTS run, on the sites of the corner's columns."""
+    from benchmarks.scoring import arviz_adapter
+
+    if nuts_raw is None:
+        none = "No ok NUTS run with a stored artifact: no trace or energy plot."
+        return (Figure(alt=f"{model} NUTS trace", note=none),
+                Figure(alt=f"{model} NUTS energy", note=""))
+    draws, other = nuts_raw
+    sites = []
+    for c in columns:
+        site = c.split("[", 1)[0]
+        if site in draws and site not in sites:
+            sites.append(site)
+    if not sites:
+        sites = sorted(draws)[:3]
+    sites = sites[:6]
+    diverging = other.get("diverging")
+    trace = figs.make(
+        "trace", f"{model} NUTS trace",
+        lambda: arviz_adapter.plot_trace({s: draws[s] for s in sites}, diverging=diverging),
+        caption="ArviZ trace plot of NUTS (shown seed): per-chain densities and traces of "
+                f"{', '.join(sites)}; vector sites drawn one line per component; bars at the "
+                "bottom mark divergent transitions.")
+    if "energy" in other:
+        energy = figs.make("energy", f"{model} NUTS energy",
+                           lambda: arviz_adapter.plot_energy(other["energy"]),
+                           caption="ArviZ energy plot: marginal energy against energy transitions "
+                                   "(similar widths: good exploration; E-BFMI per chain).")
+    else:
+        energy = Figure(alt=f"{model} NUTS energy", note="The NUTS artifact has no energy array.")
+    return trace, energy
