@@ -13,131 +13,34 @@ JSON that is not a pytest-benchmark run (the gate's ``comparison.json``) is list
 corrupt file is skipped with a note on the page, never a crash. Series are kept apart by timer
 (wall ``perf_counter`` versus the gate's CPU ``process_time``) since their times do not compare.
 No network, relative links only, Jinja2 with autoescape.
+
+The data behind the page (runs grouped by commit, series, steps, figure changes, accuracy rows)
+is computed in ``history_data``; the step threshold, the deterministic figures and their
+tolerances and the accuracy keys are the gate's (``thresholds``).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
-import math
-import re
-import statistics
 import sys
-from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
-STEP_THRESHOLD = 0.50  # as benchmarks.regress.TIME_THRESHOLD: a step beyond this is listed
-FIGURE_KEYS = ("grad_evals", "grad_evals_warmup", "divergences", "final_loss")
-FINAL_LOSS_RTOL = 5e-6
-ACCURACY_KEYS = ("w1_max", "std_mean_err_max", "sd_log_ratio_max")
+from benchmarks.regress.history_data import (
+    Commit,
+    accuracy,
+    figure_changes,
+    load_commits,
+    series,
+    steps,
+)
+from benchmarks.regress.thresholds import ACCURACY_FLOOR_FACTOR, ACCURACY_KEYS, TIME_THRESHOLD
+
 GROUP_ORDER = ("svi", "nuts", "accuracy")
-
-
-@dataclass
-class RunRecord:
-    path: str
-    commit: str
-    dirty: bool
-    commit_time: str
-    branch: str
-    run_time: str
-    machine: str
-    role: str
-    benchmarks: list[dict[str, Any]]
-
-
-@dataclass
-class Commit:
-    key: str  # commit id, "+dirty" when the tree had changes
-    commit_time: str
-    first_run: str
-    runs: list[RunRecord] = field(default_factory=list)
-
-    @property
-    def label(self) -> str:
-        short = self.key[:7] + ("+" if self.key.endswith("+dirty") else "")
-        day = self.commit_time[:10]
-        return f"{short}\n{day}" if day else short
-
-
-def _load(path: Path, root: Path, notes: list[str]) -> RunRecord | None:
-    rel = path.relative_to(root).as_posix()
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        notes.append(f"{rel}: skipped, corrupt or unreadable ({type(exc).__name__})")
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
-        notes.append(f"{rel}: skipped, not a pytest-benchmark run")
-        return None
-    benches = [b for b in data["benchmarks"]
-               if isinstance(b, dict) and isinstance(b.get("stats"), dict)]
-    if len(benches) != len(data["benchmarks"]):
-        notes.append(f"{rel}: {len(data['benchmarks']) - len(benches)} malformed benchmark "
-                     "entries ignored")
-    ci = data.get("commit_info") if isinstance(data.get("commit_info"), dict) else {}
-    mi = data.get("machine_info") if isinstance(data.get("machine_info"), dict) else {}
-    extra = data.get("svi_bench") if isinstance(data.get("svi_bench"), dict) else {}
-    cpu = mi.get("cpu") if isinstance(mi.get("cpu"), dict) else {}
-    machine = " / ".join(str(x) for x in (mi.get("node"), cpu.get("brand_raw")) if x)
-    return RunRecord(
-        path=rel,
-        commit=str(ci.get("id") or "unknown"),
-        dirty=bool(ci.get("dirty")),
-        commit_time=str(ci.get("time") or ci.get("author_time") or ""),
-        branch=str(ci.get("branch") or ""),
-        run_time=str(data.get("datetime") or ""),
-        machine=machine,
-        role=str(extra.get("role") or ""),
-        benchmarks=benches,
-    )
-
-
-_PASS_RE = re.compile(r"-pass\d+(?=\]$)")
-
-
-def _name(bench: dict[str, Any]) -> str:
-    """The benchmark's name without its pass (the perf suite runs every case in passes)."""
-    return _PASS_RE.sub("", str(bench.get("name") or bench.get("fullname") or "?"))
-
-
-def _timer(bench: dict[str, Any]) -> str:
-    options = bench.get("options") if isinstance(bench.get("options"), dict) else {}
-    return str(options.get("timer") or "?")
-
-
-def _num(x: Any) -> float | None:
-    return float(x) if isinstance(x, int | float) and math.isfinite(x) else None
-
-
-def _series(commits: list[Commit]) -> dict[tuple[str, str, str], dict[int, dict[str, float]]]:
-    """(group, benchmark, timer) -> commit index -> {median, lo, hi} in seconds."""
-    acc: dict[tuple[str, str, str], dict[int, list[dict[str, Any]]]] = defaultdict(
-        lambda: defaultdict(list))
-    for i, c in enumerate(commits):
-        for run in c.runs:
-            for b in run.benchmarks:
-                name = _name(b)
-                acc[(str(b.get("group") or "other"), name, _timer(b))][i].append(b["stats"])
-    out: dict[tuple[str, str, str], dict[int, dict[str, float]]] = {}
-    for key, by_commit in acc.items():
-        points = {}
-        for i, stats in by_commit.items():
-            med = [m for s in stats if (m := _num(s.get("median"))) is not None]
-            lo = [m for s in stats if (m := _num(s.get("min"))) is not None]
-            hi = [m for s in stats if (m := _num(s.get("max"))) is not None]
-            if med:
-                points[i] = {"median": statistics.median(med), "lo": min(lo or med),
-                             "hi": max(hi or med), "runs": len(med)}
-        if points:
-            out[key] = points
-    return out
 
 
 def _short(name: str) -> str:
@@ -184,7 +87,8 @@ def _plot_times(group: str, series: dict, commits: list[Commit], path: Path,
 
 def _plot_accuracy(rows: list[dict[str, Any]], commits: list[Commit], path: Path) -> None:
     key = ACCURACY_KEYS[0]
-    fig, ax, cmap = _axes(f"accuracy: {key} per commit (dotted: 3 x its noise floor)",
+    fig, ax, cmap = _axes(f"accuracy: {key} per commit (dotted: {ACCURACY_FLOOR_FACTOR:g} x its "
+                          "noise floor)",
                           f"{key} (reference sd)", commits)
     index = {c.key[:10]: i for i, c in enumerate(commits)}
     names = sorted({r["benchmark"] for r in rows})
@@ -196,81 +100,13 @@ def _plot_accuracy(rows: list[dict[str, Any]], commits: list[Commit], path: Path
         color = cmap(n % 20)
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, lw=1.4, color=color,
                 label=_short(name))
-        floors = [(p[0], 3 * p[2]) for p in pts if p[2] is not None]
+        floors = [(p[0], ACCURACY_FLOOR_FACTOR * p[2]) for p in pts if p[2] is not None]
         if floors:
             ax.plot([f[0] for f in floors], [f[1] for f in floors], ls=":", lw=1, color=color)
     ax.set_ylim(bottom=0)
     if names:
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.savefig(path, dpi=100)
-
-
-def _steps(series: dict, commits: list[Commit]) -> list[dict[str, Any]]:
-    """Consecutive commits whose median differs by more than ``STEP_THRESHOLD``."""
-    out = []
-    for (group, name, timer), pts in series.items():
-        if group not in ("svi", "nuts"):
-            continue
-        xs = sorted(pts)
-        for a, b in zip(xs, xs[1:], strict=False):
-            ratio = pts[b]["median"] / pts[a]["median"] if pts[a]["median"] > 0 else math.nan
-            if math.isfinite(ratio) and (ratio > 1 + STEP_THRESHOLD
-                                         or ratio < 1 / (1 + STEP_THRESHOLD)):
-                out.append({"benchmark": name, "timer": timer, "from": commits[a].key[:10],
-                            "to": commits[b].key[:10], "ratio": ratio,
-                            "kind": "slower" if ratio > 1 else "faster"})
-    return sorted(out, key=lambda r: (-abs(math.log(r["ratio"])), r["benchmark"]))
-
-
-def _figure_changes(commits: list[Commit]) -> list[dict[str, Any]]:
-    """Changes of deterministic figures between consecutive commits that measured them."""
-    last: dict[tuple[str, str], tuple[str, Any]] = {}
-    out = []
-    for c in commits:
-        seen: dict[tuple[str, str], Any] = {}
-        for run in c.runs:
-            for b in run.benchmarks:
-                info = b.get("extra_info") if isinstance(b.get("extra_info"), dict) else {}
-                for key in FIGURE_KEYS:
-                    if key in info and (_name(b), key) not in seen:
-                        seen[(_name(b), key)] = info[key]
-        for k, value in sorted(seen.items()):
-            if k in last:
-                prev_commit, prev = last[k]
-                if not _same(prev, value, FINAL_LOSS_RTOL if k[1] == "final_loss" else 0.0):
-                    out.append({"benchmark": k[0], "figure": k[1], "from": prev_commit[:10],
-                                "to": c.key[:10], "old": _fmt(prev), "new": _fmt(value)})
-            last[k] = (c.key, value)
-    return out
-
-
-def _fmt(x: Any) -> str:
-    return f"{x:.8g}" if isinstance(x, float) else str(x)
-
-
-def _same(a: Any, b: Any, rtol: float) -> bool:
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return abs(a - b) <= rtol * max(abs(a), abs(b), 1.0)
-    return a == b
-
-
-def _accuracy(commits: list[Commit]) -> list[dict[str, Any]]:
-    rows = []
-    for c in commits:
-        done = set()
-        for run in c.runs:
-            for b in run.benchmarks:
-                info = b.get("extra_info") if isinstance(b.get("extra_info"), dict) else {}
-                acc, floor = info.get("accuracy"), info.get("accuracy_floor") or {}
-                name = _name(b)
-                if not isinstance(acc, dict) or name in done:
-                    continue
-                done.add(name)
-                rows.append({"commit": c.key[:10], "benchmark": name,
-                             "verdict": info.get("verdict", ""),
-                             "metrics": [(k, _num(acc.get(k)), _num(floor.get(k)))
-                                         for k in ACCURACY_KEYS]})
-    return rows
 
 
 _TEMPLATE = """<!doctype html>
@@ -347,43 +183,27 @@ def build_history(history_dir: Path, out_dir: Path) -> Path | None:
     if not history_dir.is_dir():
         return None
     notes: list[str] = []
-    out_resolved = out_dir.resolve()
-    runs = []
-    for path in sorted(history_dir.rglob("*.json")):
-        if out_resolved in path.resolve().parents:
-            continue  # never read our own output back
-        run = _load(path, history_dir, notes)
-        if run is not None:
-            runs.append(run)
+    runs, commits = load_commits(history_dir, out_dir, notes)
     if not runs:
         return None
 
-    by_key: dict[str, Commit] = {}
-    for run in runs:
-        key = run.commit + ("+dirty" if run.dirty else "")
-        c = by_key.setdefault(key, Commit(key, run.commit_time, run.run_time))
-        c.runs.append(run)
-        c.first_run = min(c.first_run, run.run_time)
-    commits = sorted(by_key.values(), key=lambda c: (_when(c.commit_time), c.first_run, c.key))
-    runs.sort(key=lambda r: (_when(r.commit_time), r.run_time, r.path))
-
-    series = _series(commits)
-    timers = {k[2] for k in series}
+    by_series = series(commits)
+    timers = {k[2] for k in by_series}
     out_dir.mkdir(parents=True, exist_ok=True)
-    groups = sorted({k[0] for k in series},
+    groups = sorted({k[0] for k in by_series},
                     key=lambda g: (GROUP_ORDER.index(g) if g in GROUP_ORDER else 99, g))
-    accuracy = _accuracy(commits)
+    acc_rows = accuracy(commits)
     group_pages = []
     for g in groups:
         image = f"history_{_safe(g)}.png"
-        if g == "accuracy" and accuracy:  # its time includes compilation: plot what it gates
-            _plot_accuracy(accuracy, commits, out_dir / image)
+        if g == "accuracy" and acc_rows:  # its time includes compilation: plot what it gates
+            _plot_accuracy(acc_rows, commits, out_dir / image)
         else:
-            _plot_times(g, series, commits, out_dir / image, show_timer=len(timers) > 1)
+            _plot_times(g, by_series, commits, out_dir / image, show_timer=len(timers) > 1)
         group_pages.append({"name": g, "image": image})
 
     latest = []
-    for (g, name, timer), pts in sorted(series.items()):
+    for (g, name, timer), pts in sorted(by_series.items()):
         i = max(pts)
         p = pts[i]
         latest.append({"group": g, "name": name, "timer": timer, "commit": commits[i].key[:10],
@@ -393,25 +213,14 @@ def build_history(history_dir: Path, out_dir: Path) -> Path | None:
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     page = env.from_string(_TEMPLATE).render(
         runs=runs, commits=commits, notes=notes, groups=group_pages, latest=latest,
-        steps=_steps(series, commits), figure_changes=_figure_changes(commits),
-        accuracy=accuracy, accuracy_keys=ACCURACY_KEYS, threshold=STEP_THRESHOLD,
+        steps=steps(by_series, commits), figure_changes=figure_changes(commits),
+        accuracy=acc_rows, accuracy_keys=ACCURACY_KEYS, threshold=TIME_THRESHOLD,
         source=history_dir.as_posix(),
         built=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )
     target = out_dir / "history.html"
     target.write_text(page)
     return target
-
-
-def _when(text: str) -> str:
-    """ISO time normalised to UTC for sorting (unparseable: sorted last, by text)."""
-    try:
-        t = dt.datetime.fromisoformat(text)
-    except (TypeError, ValueError):
-        return "~" + str(text)
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.UTC)
-    return t.astimezone(dt.UTC).isoformat()
 
 
 def _safe(name: str) -> str:
