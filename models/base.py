@@ -1,7 +1,7 @@
 """The model contract: what every registered model declares.
 
 Modelled on inference_gym targets and posteriordb posteriors: one module per model, an explicit
-registry, and one contract test (``tests/test_model_contract.py``) that every model must pass.
+registry, and one contract (``models.contract.check_spec``) that every model must pass.
 """
 
 from __future__ import annotations
