@@ -160,7 +160,7 @@ def _run_svi_cell(cell, ds, info, keys, rows, out_dir, reference_fn) -> None:
     s = cell.settings
     make_guide = methods.guide_factory(cell.spec, cell.method, s.guide_options)
     fit = fit_svi(keys, cell.spec.model, make_guide, ds.model_kwargs, info.sites, s)
-    inner = s.guide_options.get("K", 4) if cell.method == "autodais" else 1  # AutoDAIS K=4 default
+    inner = methods.inner_steps(cell.method, s.guide_options)  # K for AutoDAIS, else 1
     for i, row in enumerate(rows):
         draws = {k: v[i] for k, v in fit.draws.items()}
         summary = diagnostics.svi_trace_summary(fit.losses[i], fit.particle_elbos[i])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 HASH_SEED = "0"
@@ -62,22 +63,29 @@ def cache_hits() -> int:
     return _cache_hit_count
 
 
-def compile_and_run(program, *args):
-    """Compile ``program`` (a jitted function) ahead of time, then run it once.
+def compile_timed(program, *args):
+    """Compile ``program`` (a jitted function) ahead of time for ``args``.
 
-    Returns ``(host outputs, compile_s, run_s, cache_hit)``: compile time (trace, lower, compile)
-    apart from run time (the compiled call up to ``block_until_ready``), and whether the compile
-    was served from the persistent cache.
+    Returns ``(compiled, compile_s, cache_hit)``: the compiled function, the time to trace, lower
+    and compile it, and whether the compile was served from the persistent cache.
     """
-    import time
-
-    import jax
-
     hits_before = cache_hits()
     start = time.perf_counter()
     compiled = program.lower(*args).compile()
     compile_s = time.perf_counter() - start
-    cache_hit = cache_hits() > hits_before
+    return compiled, compile_s, cache_hits() > hits_before
+
+
+def compile_and_run(program, *args):
+    """Compile ``program`` (a jitted function) ahead of time, then run it once.
+
+    Returns ``(host outputs, compile_s, run_s, cache_hit)``: compile time (``compile_timed``)
+    apart from run time (the compiled call up to ``block_until_ready``), and whether the compile
+    was served from the persistent cache.
+    """
+    import jax
+
+    compiled, compile_s, cache_hit = compile_timed(program, *args)
     start = time.perf_counter()
     out = jax.block_until_ready(compiled(*args))
     run_s = time.perf_counter() - start

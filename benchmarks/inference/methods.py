@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from numpyro.infer import autoguide
@@ -18,6 +19,8 @@ AUTOGUIDES: dict[str, type[autoguide.AutoGuide]] = {
     "autoiaf": autoguide.AutoIAFNormal,
 }
 FLOW_GUIDES = ("autobnaf", "autoiaf")
+AUTODAIS_DEFAULT_K: int = inspect.signature(autoguide.AutoDAIS).parameters["K"].default
+"""NumPyro's default number of AutoDAIS annealing steps (``K``)."""
 MANUAL_PREFIX = "manual:"
 
 
@@ -55,3 +58,10 @@ def guide_factory(spec: ModelSpec, method: str, guide_options: dict[str, Any]) -
         return lambda: guide
     cls = AUTOGUIDES[method]
     return lambda: cls(spec.model, **guide_options)
+
+
+def inner_steps(method: str, guide_options: Mapping[str, Any]) -> int:
+    """Gradient evaluations per particle and SVI step: ``K`` for AutoDAIS (its annealing steps,
+    ``AUTODAIS_DEFAULT_K`` unless set), 1 for every other guide. The grid and the perf suite both
+    count ``grad_evals`` as steps x particles x this."""
+    return guide_options.get("K", AUTODAIS_DEFAULT_K) if method == "autodais" else 1

@@ -2,6 +2,8 @@
 
 Uses NumPyro's kernel API (``NUTS.init`` / ``NUTS.sample`` in ``lax.scan``) rather than ``MCMC.run``
 so the whole run is one ahead-of-time compiled function whose compile time is measured apart.
+Its building blocks (``make_nuts``, ``nuts_init``, ``nuts_step``) also build the perf suite's
+timed programs, so the grid and the regression gate time the same kernel.
 """
 
 from __future__ import annotations
@@ -30,6 +32,34 @@ class NUTSRun(NamedTuple):
     cache_hit: bool
 
 
+def make_nuts(model: Callable[..., None], settings: NUTSSettings) -> NUTS:
+    """The NUTS kernel of the settings' target acceptance and tree depth."""
+    return NUTS(
+        model,
+        target_accept_prob=settings.target_accept_prob,
+        max_tree_depth=settings.max_tree_depth,
+    )
+
+
+def nuts_init(kernel: NUTS, rng_key: jax.Array, settings: NUTSSettings,
+              model_kwargs: Mapping[str, Any]) -> Any:
+    """The kernel's initial state for ``settings.num_warmup`` adaptation steps (one chain per
+    key when ``rng_key`` is a batch of keys)."""
+    return kernel.init(rng_key, settings.num_warmup, model_args=(), model_kwargs=model_kwargs)
+
+
+def nuts_step(kernel: NUTS, model_kwargs: Mapping[str, Any],
+              record: Callable[[Any], Any]) -> Callable[[Any, Any], tuple]:
+    """The ``lax.scan`` body of one ``kernel.sample`` step: ``(state, _) -> (state, record(state))``.
+    One body for warm-up and sampling, so JAX traces it once."""
+
+    def step(state, _):
+        state = kernel.sample(state, (), model_kwargs)
+        return state, record(state)
+
+    return step
+
+
 def build_nuts_program(
     model: Callable[..., None],
     model_kwargs: Mapping[str, Any],
@@ -39,17 +69,12 @@ def build_nuts_program(
     """The per-chain NUTS program: ``rng_key -> (draws, warmup steps, steps, diverging, energy)``."""
 
     def program(rng_key: jax.Array) -> tuple:
-        kernel = NUTS(
-            model,
-            target_accept_prob=settings.target_accept_prob,
-            max_tree_depth=settings.max_tree_depth,
+        kernel = make_nuts(model, settings)
+        state = nuts_init(kernel, rng_key, settings, model_kwargs)
+
+        step = nuts_step(
+            kernel, model_kwargs, lambda s: (s.z, s.num_steps, s.diverging, s.energy)
         )
-        state = kernel.init(rng_key, settings.num_warmup, model_args=(), model_kwargs=model_kwargs)
-
-        def step(state, _):
-            state = kernel.sample(state, (), model_kwargs)
-            return state, (state.z, state.num_steps, state.diverging, state.energy)
-
         state, warm = jax.lax.scan(step, state, None, length=settings.num_warmup)
         state, (z, num_steps, diverging, energy) = jax.lax.scan(
             step, state, None, length=settings.num_samples

@@ -7,12 +7,16 @@ compiled program; the timed program takes the warmed-up state (with a fresh key 
 runs ``NUTS_DRAWS[model]`` sample steps. Settings come from the ``smoke`` profile (learning
 rate, particles, warm-up, tree depth), so a PR that changes them changes the deterministic
 figures.
+
+The programs are built from the grid's own building blocks (``benchmarks.inference.svi`` and
+``nuts``), compiled with its compile timer (``jax_setup.compile_timed``), and gradient
+evaluations are counted by its rule (``methods.inner_steps``): a change to how the grid fits is
+a change to what the suite times.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,14 +24,19 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import numpyro
-from numpyro.infer import NUTS, SVI, Trace_ELBO
 
 from benchmarks.grid.profiles import settings_for
 from benchmarks.inference import jax_setup
 from benchmarks.inference.introspect import latent_info
-from benchmarks.inference.methods import guide_factory, methods_for, not_applicable_reason
+from benchmarks.inference.methods import (
+    guide_factory,
+    inner_steps,
+    methods_for,
+    not_applicable_reason,
+)
+from benchmarks.inference.nuts import make_nuts, nuts_init, nuts_step
 from benchmarks.inference.settings import NUTSSettings, SVISettings
+from benchmarks.inference.svi import svi_init_and_run
 from models import REGISTRY, ModelSpec
 
 PROFILE = "smoke"
@@ -127,10 +136,8 @@ def skip_reason(case: Case) -> tuple[ModelSpec, Any, str | None]:
 
 
 def _compile(fn: Callable, *args: Any) -> tuple[Any, float, bool]:
-    hits = jax_setup.cache_hits()
-    start = time.perf_counter()
-    compiled = jax.jit(fn).lower(*args).compile()
-    return compiled, time.perf_counter() - start, jax_setup.cache_hits() > hits
+    """(compiled ``fn``, compile seconds, served from the persistent cache)."""
+    return jax_setup.compile_timed(jax.jit(fn), *args)
 
 
 @dataclass
@@ -163,25 +170,12 @@ def svi_program(spec: ModelSpec, method: str, model_kwargs: Any, steps: int | No
     steps = steps or SVI_STEPS[spec.name]
     settings = dataclasses.replace(settings_for(PROFILE, spec.name, method), num_steps=steps)
     make_guide = guide_factory(spec, method, settings.guide_options)
-
-    def make_svi() -> SVI:
-        return SVI(spec.model, make_guide(), numpyro.optim.Adam(settings.learning_rate),
-                   Trace_ELBO(num_particles=settings.num_particles))
-
-    def init(key: jax.Array) -> Any:
-        return make_svi().init(key, **model_kwargs)
-
-    def run(state: Any) -> tuple[Any, jax.Array]:
-        svi = make_svi()
-        svi.init(state.rng_key, **model_kwargs)  # sets up this guide instance; result unused
-        return jax.lax.scan(lambda s, _: svi.update(s, **model_kwargs), state, None, length=steps)
-
+    init, run = svi_init_and_run(spec.model, make_guide, model_kwargs, settings)
     key = jax.random.PRNGKey(FIGURE_SEED)
     init_c, init_s, hit_init = _compile(init, key)
     run_c, run_s, hit_run = _compile(run, init_c(key))
-    inner = settings.guide_options.get("K", 4) if method == "autodais" else 1  # as the runner
-    return SVIProgram(init_c, run_c, settings, steps * settings.num_particles * inner, run_s,
-                      init_s, hit_init and hit_run)
+    grad_evals = steps * settings.num_particles * inner_steps(method, settings.guide_options)
+    return SVIProgram(init_c, run_c, settings, grad_evals, run_s, init_s, hit_init and hit_run)
 
 
 @dataclass
@@ -206,17 +200,14 @@ def nuts_program(spec: ModelSpec, model_kwargs: Any, draws: int | None = None,
     and compile the ``draws``-step sampling program that the benchmark times."""
     draws = draws or NUTS_DRAWS[spec.name]
     settings = settings_for(PROFILE, spec.name, "nuts")
-    kernel = NUTS(spec.model, target_accept_prob=settings.target_accept_prob,
-                  max_tree_depth=settings.max_tree_depth)
+    kernel = make_nuts(spec.model, settings)
     keys = jax.random.split(jax.random.PRNGKey(FIGURE_SEED), chains)
-    state = kernel.init(keys, settings.num_warmup, model_args=(), model_kwargs=dict(model_kwargs))
+    state = nuts_init(kernel, keys, settings, dict(model_kwargs))
+
+    step = nuts_step(kernel, model_kwargs, lambda s: (s.num_steps, s.diverging, s.accept_prob))
 
     def steps(n: int) -> Callable:
         def program(state: Any) -> tuple[Any, tuple]:
-            def step(s, _):
-                s = kernel.sample(s, (), model_kwargs)
-                return s, (s.num_steps, s.diverging, s.accept_prob)
-
             return jax.lax.scan(step, state, None, length=n)
 
         return program
