@@ -3,7 +3,8 @@
 * ``--perf-full`` (or ``SVI_PERF_FULL=1``): every model x method instead of the default selection.
 * ``--perf-rounds N``: timed rounds per benchmark and pass (default ``programs.ROUNDS``).
 * ``--perf-passes N``: every timed case runs N times, pass-major (default ``programs.PASSES``);
-  its benchmarks are named ``...[case-pass<k>]`` and ``benchmarks.regress`` merges them.
+  its benchmarks are named ``...[case-pass<k>]`` (``thresholds.pass_id``) and
+  ``benchmarks.regress.runs`` merges them (``thresholds.series_name``).
 * XLA runs single-threaded unless ``XLA_FLAGS`` is set, so a round's CPU time is one core's work:
   on a small machine shared with other jobs a multi-threaded Eigen pool waits at its barriers
   whenever another process holds a core, and the gate times CPU, not wall, time.
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 from pathlib import Path
 
 import pytest
@@ -28,6 +28,7 @@ os.environ.setdefault("XLA_FLAGS", PERF_XLA_FLAGS)  # before JAX creates its CPU
 
 from benchmarks.inference import jax_setup  # noqa: E402
 from benchmarks.regress.perf import programs  # noqa: E402
+from benchmarks.regress.thresholds import pass_id, series_name  # noqa: E402
 
 _OUTCOMES: dict[str, dict[str, str]] = {}
 
@@ -56,7 +57,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(
             "the perf suite needs PYTHONHASHSEED=0 (NumPyro's ELBO iterates over a set, so the "
             "final losses it compares exactly depend on it); rerun as "
-            "PYTHONHASHSEED=0 pytest benchmarks/perf"
+            "PYTHONHASHSEED=0 pytest benchmarks/regress/perf"
         )
     jax_setup.configure_jax()
 
@@ -78,11 +79,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             metafunc.parametrize(fixture, [str(c) for c in cases], ids=[c.id for c in cases])
     if "perf_pass" in metafunc.fixturenames:  # last: ids end in "-pass<k>"
         n = _passes(metafunc.config)
-        metafunc.parametrize("perf_pass", range(1, n + 1), ids=[f"pass{k}" for k in
-                                                                range(1, n + 1)])
-
-
-_PASS_RE = re.compile(r"-pass\d+(?=\]$)")
+        metafunc.parametrize("perf_pass", range(1, n + 1), ids=[pass_id(k) for k in range(1, n + 1)])
 
 
 def _only(config: pytest.Config) -> set[str]:
@@ -94,8 +91,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     pass 2, ... (stable otherwise)."""
     only = _only(config)
     if only:
-        keep = [i for i in items if _PASS_RE.sub("", i.nodeid) in only]
-        dropped = [i for i in items if _PASS_RE.sub("", i.nodeid) not in only]
+        keep = [i for i in items if series_name(i.nodeid) in only]
+        dropped = [i for i in items if series_name(i.nodeid) not in only]
         if dropped:
             config.hook.pytest_deselected(items=dropped)
         items[:] = keep
@@ -140,7 +137,7 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json:
 
     output_json["svi_bench"] = {
         "schema": 1,
-        "source_root": str(Path(programs.__file__).resolve().parents[2]),
+        "source_root": str(Path(programs.__file__).resolve().parents[3]),  # the repository
         "full": _full(config),
         "role": os.environ.get("SVI_BENCH_ROLE", ""),
         "partial": bool(_only(config)),
