@@ -72,7 +72,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def regress(session: nox.Session) -> None:
-    """Performance and accuracy regression gate over ``benchmarks/perf`` (pytest-benchmark).
+    """Performance and accuracy regression gate over ``benchmarks/regress/perf`` (pytest-benchmark).
 
     Default: this working tree (head) against ``HEAD`` (base), interleaved ABBA in 3 alternations
     of separate pytest-benchmark runs; JSON under ``.benchmarks/gate/<time>/`` and head runs
@@ -81,7 +81,8 @@ def regress(session: nox.Session) -> None:
     noise floor. Arguments after ``--`` replace the default command of
     ``python -m benchmarks.regress``, e.g. ``nox -s regress -- gate --base origin/main``,
     ``nox -s regress -- run`` (one run, compared with the previous autosave) or
-    ``nox -s regress -- history --out results/report``.
+    ``nox -s regress -- history --out results/report`` (the runtime-history page of
+    ``benchmarks/regress/history.py``).
     """
     _install(session, "[test]")
     args = session.posargs or ["gate", "--base", "HEAD"]
