@@ -81,7 +81,8 @@ def check_spec(spec: ModelSpec) -> list[Check]:
     """Every check of the model contract on ``spec``, in order (never raises for the model's
     sake: a model function that raises is a failed check)."""
     ctx = Context(spec)
-    guides = spec.guides if isinstance(spec.guides, Mapping) else {}
+    guides = getattr(spec, "guides", None)
+    guides = guides if isinstance(guides, Mapping) else {}
     plan: list[tuple[str, tuple[str, ...], CheckFn]] = []
     for step in PLAN:
         plan.append(step)
