@@ -21,7 +21,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def _bench(name: str, group: str, median: float, **extra) -> dict:
     return {
-        "group": group, "name": name, "fullname": f"benchmarks/perf/x.py::{name}",
+        "group": group, "name": name, "fullname": f"benchmarks/regress/perf/x.py::{name}",
         "stats": {"min": median * 0.9, "max": median * 1.3, "median": median, "mean": median,
                   "stddev": median * 0.1, "rounds": 12, "iterations": 1},
         "extra_info": extra, "options": {"timer": "process_time"},
