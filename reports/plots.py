@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from benchmarks.scoring.draws import component_names  # noqa: E402
 from models import Dataset, ModelSpec  # noqa: E402
 
 DPI = 80
@@ -133,11 +134,12 @@ def interval_plot(series: Mapping[str, Mapping[str, np.ndarray]], sites: Sequenc
     names = [n for n in series if any(s in series[n] for s in sites)]
     width = 0.7
     for ax, site in zip(axes[:, 0], sites, strict=True):
-        k = None
+        k, labels = None, []
         for j, name in enumerate(names):
             draws = series[name].get(site)
             if draws is None:
                 continue
+            labels = component_names(site, np.shape(draws)[1:])
             draws = np.asarray(draws, dtype=float).reshape(len(draws), -1)
             k = draws.shape[1]
             offset = (j - (len(names) - 1) / 2) * width / max(1, len(names))
@@ -150,7 +152,7 @@ def interval_plot(series: Mapping[str, Mapping[str, np.ndarray]], sites: Sequenc
                 ax.plot(np.arange(k), t, "kx", ms=6, label="true value")
         if k is not None:
             ax.set_xticks(np.arange(k))
-            ax.set_xticklabels([f"{site}[{i}]" for i in range(k)], fontsize=7,
+            ax.set_xticklabels(labels, fontsize=7,
                                rotation=45 if k > 10 else 0)
         ax.set_ylabel(f"{site} (mean ± sd)", fontsize=8)
     axes[0, 0].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
