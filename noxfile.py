@@ -30,7 +30,7 @@ def _install(session: nox.Session, extras: str = "") -> None:
 def bench(session: nox.Session) -> None:
     """Run the grid (default: quick profile, 3 seeds) and regenerate the HTML report.
 
-    Arguments after ``--`` are passed to ``python -m benchmarks run`` and win over the defaults,
+    Arguments after ``--`` are passed to ``svi-bench run`` and win over the defaults,
     e.g. ``nox -s bench -- --profile smoke --models coin``.
     """
     _install(session)
@@ -39,10 +39,10 @@ def bench(session: nox.Session) -> None:
     if "--out" in args:
         out = args[args.index("--out") + 1]
     session.run(
-        "python", "-m", "benchmarks", "run", "--profile", "quick", "--seeds", "3", "--out", out,
+        "svi-bench", "run", "--profile", "quick", "--seeds", "3", "--out", out,
         *args, env=ENV,
     )
-    session.run("python", "-m", "reports", "build", "--results", out, "--out", f"{out}/report",
+    session.run("svi-bench", "report", "--results", out, "--out", f"{out}/report",
                 env=ENV)
 
 
@@ -51,7 +51,7 @@ def report(session: nox.Session) -> None:
     """Rebuild the HTML report from existing results without running inference."""
     _install(session)
     out = session.posargs[0] if session.posargs else RESULTS
-    session.run("python", "-m", "reports", "build", "--results", out, "--out", f"{out}/report",
+    session.run("svi-bench", "report", "--results", out, "--out", f"{out}/report",
                 env=ENV)
 
 
@@ -79,11 +79,11 @@ def regress(session: nox.Session) -> None:
     autosaved under ``.benchmarks/``; fails on a slowdown beyond the measured noise, a changed
     deterministic figure (NUTS gradient evaluations, final loss) or an accuracy drift beyond the
     noise floor. Arguments after ``--`` replace the default command of
-    ``python -m benchmarks.regress``, e.g. ``nox -s regress -- gate --base origin/main``,
+    ``python -m svi_bench.benchmarks.regress``, e.g. ``nox -s regress -- gate --base origin/main``,
     ``nox -s regress -- run`` (one run, compared with the previous autosave) or
     ``nox -s regress -- history --out results/report`` (the runtime-history page of
     ``benchmarks/regress/history.py``).
     """
     _install(session, "[test]")
     args = session.posargs or ["gate", "--base", "HEAD"]
-    session.run("python", "-m", "benchmarks.regress", *args, env=ENV)
+    session.run("python", "-m", "svi_bench.benchmarks.regress", *args, env=ENV)

@@ -1,11 +1,8 @@
-"""``python -m benchmarks``: re-executes itself with a fixed PYTHONHASHSEED, then runs the CLI."""
+"""``python -m svi_bench.benchmarks``: the same as the ``svi-bench`` console command."""
 
 import sys
 
-from benchmarks.inference.jax_setup import ensure_hash_seed
+from svi_bench.benchmarks.console import main
 
 if __name__ == "__main__":
-    ensure_hash_seed(sys.argv[1:])
-    from benchmarks.cli import main
-
     sys.exit(main())

@@ -1,4 +1,4 @@
-"""The command line: ``python -m benchmarks list | run | reference``.
+"""svi-bench: can SVI replace NUTS for this model? ``list | run | reference | report``.
 
 Bad input (unknown model, method or profile, impossible settings, a corrupt results file) exits 2
 with one line naming what is wrong and what is valid; results already on disk are never lost.
@@ -49,7 +49,7 @@ def _pairs(items: list[str], what: str) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="svi-bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("list", help="every model and method of the grid")
     run = sub.add_parser("run", help="run a slice of the grid and write the results tables")
@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", type=int, default=1,
                      help="worker processes, one model each (default 1: uncontended timings)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sub.add_parser("report", add_help=False,
+                   help="build the HTML report of a results folder (svi-bench report --help)")
     ref = sub.add_parser("reference", help="build (or check) a model's reference posterior")
     ref.add_argument("--model", required=True, help="registered model name")
     ref.add_argument("--out", default="results", help="output folder (default ./results)")
@@ -93,9 +95,9 @@ def _parse_seeds(text: str) -> list[int]:
 
 
 def _cmd_list() -> int:
-    from benchmarks.inference import methods
-    from benchmarks.inference.introspect import latent_info
-    from models import REGISTRY
+    from svi_bench.benchmarks.inference import methods
+    from svi_bench.benchmarks.inference.introspect import latent_info
+    from svi_bench.models import REGISTRY
 
     print(f"{'model':22} {'dim':>4} {'reference':10} source")
     for spec in REGISTRY.values():
@@ -109,10 +111,10 @@ def _cmd_list() -> int:
 
 
 def _resolve(args: argparse.Namespace):
-    from benchmarks.grid import profiles, runner
-    from benchmarks.inference import methods
-    from benchmarks.inference.settings import NUTSSettings, SVISettings
-    from models import REGISTRY
+    from svi_bench.benchmarks.grid import profiles, runner
+    from svi_bench.benchmarks.inference import methods
+    from svi_bench.benchmarks.inference.settings import NUTSSettings, SVISettings
+    from svi_bench.models import REGISTRY
 
     if args.profile not in profiles.PROFILES:
         raise UsageError(f"unknown profile {args.profile!r}; valid: {', '.join(profiles.PROFILES)}")
@@ -154,12 +156,12 @@ def _resolve(args: argparse.Namespace):
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from benchmarks.inference import jax_setup
+    from svi_bench.benchmarks.inference import jax_setup
 
     cells = _resolve(args)
     if not 1 <= args.jobs <= (os.cpu_count() or 1) * 4:
         raise UsageError(f"--jobs must be between 1 and {(os.cpu_count() or 1) * 4}, got {args.jobs}")
-    from benchmarks.grid import runner, store
+    from svi_bench.benchmarks.grid import runner, store
 
     try:
         results = store.ResultsStore(Path(args.out))
@@ -203,10 +205,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_reference(args: argparse.Namespace) -> int:
-    from benchmarks.inference import jax_setup
-    from benchmarks.inference.introspect import latent_info
-    from benchmarks.scoring.references import QUALITIES, get_reference, reference_paths
-    from models import REGISTRY
+    from svi_bench.benchmarks.inference import jax_setup
+    from svi_bench.benchmarks.inference.introspect import latent_info
+    from svi_bench.benchmarks.scoring.references import QUALITIES, get_reference, reference_paths
+    from svi_bench.models import REGISTRY
 
     if args.model not in REGISTRY:
         raise UsageError(f"unknown model {args.model!r}; valid: {', '.join(REGISTRY)}")

@@ -8,7 +8,7 @@ written elsewhere joins with ``register(spec)``.
 
 from __future__ import annotations
 
-from models import (
+from svi_bench.models import (
     bnn,
     coin,
     correlated_gaussian,
@@ -18,7 +18,7 @@ from models import (
     linreg_outliers,
     multimodal_2d,
 )
-from models.base import Dataset, ModelSpec
+from svi_bench.models.base import Dataset, ModelSpec
 
 REGISTRY: dict[str, ModelSpec] = {
     spec.name: spec

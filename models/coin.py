@@ -12,8 +12,7 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
 from scipy import special, stats
-
-from models.base import Dataset, ModelSpec
+from svi_bench.models.base import Dataset, ModelSpec
 
 
 def model(data: jnp.ndarray) -> None:

@@ -21,8 +21,7 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from scipy import special
-
-from models.base import Dataset, ModelSpec
+from svi_bench.models.base import Dataset, ModelSpec
 
 K = 12
 OBSERVATIONS = (2, 2, 2, 2, 2, 5, 5, 5)

@@ -19,8 +19,7 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from scipy import special, stats
-
-from models.base import Dataset, ModelSpec
+from svi_bench.models.base import Dataset, ModelSpec
 
 GRID_POINTS = 4001
 """Grid points at ``refine=1``; the grid spans about +-14 posterior sds around the mode."""

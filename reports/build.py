@@ -1,6 +1,6 @@
 """Build the static report folder: index.html, models/<name>.html, methods/<name>.html, img/.
 
-Reads only what ``python -m benchmarks run`` stored (results table, run artifacts, references);
+Reads only what ``svi-bench run`` stored (results table, run artifacts, references);
 never runs inference. Any plot that fails becomes a visible note; a missing or failed run shows as
 such; the build fails only on unusable input (ReportError, exit 2 in the CLI).
 
@@ -17,14 +17,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from reports import environment as envinfo
-from reports import loader, tables, templates
-from reports.context import Context, expected_methods, method_href, model_href, registry
-from reports.index_page import write_index
-from reports.loader import ReportError, Results
-from reports.method_page import write_method_page
-from reports.model_page import write_model_page
-from reports.tables import Summary
+from svi_bench.reports import environment as envinfo
+from svi_bench.reports import loader, tables, templates
+from svi_bench.reports.context import Context, expected_methods, method_href, model_href, registry
+from svi_bench.reports.index_page import write_index
+from svi_bench.reports.loader import ReportError, Results
+from svi_bench.reports.method_page import write_method_page
+from svi_bench.reports.model_page import write_model_page
+from svi_bench.reports.tables import Summary
 
 __all__ = ["ReportError", "build_report"]
 
@@ -81,7 +81,7 @@ def _prepare_out(out_dir: Path, results_dir: Path) -> None:
                           "choose a new or empty folder (a previous report is overwritten)")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / MARKER).write_text("written by python -m reports build; safe to overwrite\n")
+        (out_dir / MARKER).write_text("written by svi-bench report; safe to overwrite\n")
         for sub in ("models", "methods", "img"):
             if (out_dir / sub).exists():
                 shutil.rmtree(out_dir / sub)
@@ -121,7 +121,7 @@ def _history(history_dir: Path | None, out_dir: Path, log) -> tuple[str, str]:
     if history_dir is None:
         return "", ""
     try:
-        from benchmarks.regress.history import build_history
+        from svi_bench.benchmarks.regress.history import build_history
     except ImportError as exc:
         return "", f"not available ({type(exc).__name__}: {exc})"
     try:

@@ -1,4 +1,4 @@
-"""The command line: ``python -m reports build --results DIR --out DIR [--history DIR]``.
+"""The command line: ``svi-bench report --results DIR --out DIR [--history DIR]``.
 
 Bad input (a missing results folder, a corrupt results table) exits 2 with one line on stderr.
 """
@@ -22,12 +22,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m reports",
+    parser = _Parser(prog="svi-bench report",
                      description="Static HTML report of a results folder.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     build = sub.add_parser("build", help="build the report folder from existing results")
     build.add_argument("--results", default="results",
-                       help="results folder of `python -m benchmarks run` (default ./results)")
+                       help="results folder of `svi-bench run` (default ./results)")
     build.add_argument("--out", default="report", help="report folder to write (default ./report)")
     build.add_argument("--history", default=".benchmarks",
                        help="pytest-benchmark storage for the runtime history "
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
-        from reports.build import ReportError, build_report
+        from svi_bench.reports.build import ReportError, build_report
 
         log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
         try:

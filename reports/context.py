@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from reports import loader
-from reports.loader import Results, slug
-from reports.tables import Summary, fmt, fmt_speedup
+from svi_bench.reports import loader
+from svi_bench.reports.loader import Results, slug
+from svi_bench.reports.tables import Summary, fmt, fmt_speedup
 
 MANUAL_COLUMN = "manual"
 RHAT_OK = 1.01  # NUTS cells flag a larger max R-hat (or any divergence) in red
@@ -36,13 +35,13 @@ class Context:
 
 
 def registry() -> dict[str, Any]:
-    from models import REGISTRY
+    from svi_bench.models import REGISTRY
 
     return REGISTRY
 
 
 def expected_methods(spec) -> list[str]:
-    from benchmarks.inference.methods import methods_for
+    from svi_bench.benchmarks.inference.methods import methods_for
 
     return methods_for(spec)
 
@@ -57,7 +56,7 @@ def method_href(method: str) -> str:
 
 def column_of(method: str) -> str:
     """The leaderboard column of a method: its own, or one column for all manual guides."""
-    from benchmarks.inference.methods import MANUAL_PREFIX
+    from svi_bench.benchmarks.inference.methods import MANUAL_PREFIX
 
     return MANUAL_COLUMN if method.startswith(MANUAL_PREFIX) else method
 
@@ -80,7 +79,7 @@ def count(counts: dict[str, int], s: Summary) -> None:
 
 def entry(s: Summary, root: str) -> dict[str, Any]:
     """One (model, method) cell as the templates show it; ``root`` leads back to the report root."""
-    from benchmarks.inference.methods import MANUAL_PREFIX
+    from svi_bench.benchmarks.inference.methods import MANUAL_PREFIX
 
     name, value, floor = s.key_metric()
     title = f"{s.model} × {s.method}: {s.label} ({s.counts_text})"

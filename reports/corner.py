@@ -12,9 +12,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-
-from benchmarks.scoring.draws import component_columns, component_names
-from reports.plots import NoPlot
+from svi_bench.benchmarks.scoring.draws import component_columns, component_names
+from svi_bench.reports.plots import NoPlot
 
 MAX_CORNER = 8  # scalar components beyond which only population-level parameters are shown
 MAX_DRAWS = 2000

@@ -9,8 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pandas as pd
-
-from reports.loader import Results
+from svi_bench.reports.loader import Results
 
 _MACHINE_COLUMNS = ("cpu", "machine", "platform", "host", "hostname")
 

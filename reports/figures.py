@@ -11,12 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-from benchmarks.scoring.draws import component_columns
-from reports import corner, plots
-from reports.context import Context
-from reports.loader import slug
-from reports.tables import Summary, fmt
+from svi_bench.benchmarks.scoring.draws import component_columns
+from svi_bench.reports import corner, plots
+from svi_bench.reports.context import Context
+from svi_bench.reports.loader import slug
+from svi_bench.reports.tables import Summary, fmt
 
 
 @dataclass
@@ -187,7 +186,7 @@ def loss_figure(figs: FigureMaker, model: str, draws: Draws) -> Figure:
 def nuts_figures(figs: FigureMaker, model: str, nuts_raw, columns: list[str]
                  ) -> tuple[Figure, Figure]:
     """(trace, energy) of the shown NUTS run, on the sites of the corner's columns."""
-    from benchmarks.scoring import arviz_adapter
+    from svi_bench.benchmarks.scoring import arviz_adapter
 
     if nuts_raw is None:
         none = "No ok NUTS run with a stored artifact: no trace or energy plot."

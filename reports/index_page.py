@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from reports import environment as envinfo
-from reports.context import (
+from svi_bench.reports import environment as envinfo
+from svi_bench.reports.context import (
     MANUAL_COLUMN,
     Context,
     column_of,
@@ -22,7 +21,7 @@ from reports.context import (
     reference_badge,
     registry,
 )
-from reports.tables import Summary, fmt_speedup
+from svi_bench.reports.tables import Summary, fmt_speedup
 
 
 def write_index(ctx: Context, path: Path, history_note: str) -> None:

@@ -14,8 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from benchmarks.grid import store
+from svi_bench.benchmarks.grid import store
 
 PROFILE_ORDER = ("paper", "quick", "smoke")
 
@@ -57,10 +56,10 @@ def load(results_dir: Path, profile: str | None = None) -> Results:
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise ReportError(f"results folder {results_dir} does not exist; "
-                          "run `python -m benchmarks run --out DIR` first")
+                          "run `svi-bench run --out DIR` first")
     if not (results_dir / "results.parquet").is_file():
         raise ReportError(f"no results.parquet in {results_dir}; "
-                          "run `python -m benchmarks run --out DIR` first")
+                          "run `svi-bench run --out DIR` first")
     try:
         df = store.load_results(results_dir)
     except store.ResultsError as exc:

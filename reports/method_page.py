@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from reports.context import Context, count, entry, method_href, model_href, new_counts
+from svi_bench.reports.context import Context, count, entry, method_href, model_href, new_counts
 
 
 def method_description(method: str, registry) -> str:
     """One paragraph: NUTS, an autoguide (its class docstring) or a manual guide (its owners')."""
-    from benchmarks.inference.methods import AUTOGUIDES, MANUAL_PREFIX
+    from svi_bench.benchmarks.inference.methods import AUTOGUIDES, MANUAL_PREFIX
 
     if method == "nuts":
         return ("NumPyro's No-U-Turn Sampler: the MCMC baseline every guide is compared with "

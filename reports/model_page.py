@@ -13,12 +13,11 @@ import math
 from typing import Any
 
 import numpy as np
-
-from benchmarks.scoring.draws import merge_draw_axes
-from reports import figures, loader, plots, tables
-from reports.context import Context, data_key, entry, method_href, model_href, reference_for
-from reports.figures import Draws
-from reports.tables import Summary, fmt, fmt_speedup
+from svi_bench.benchmarks.scoring.draws import merge_draw_axes
+from svi_bench.reports import figures, loader, plots, tables
+from svi_bench.reports.context import Context, data_key, entry, method_href, model_href, reference_for
+from svi_bench.reports.figures import Draws
+from svi_bench.reports.tables import Summary, fmt, fmt_speedup
 
 
 def write_model_page(ctx: Context, model: str, spec) -> None:

@@ -14,9 +14,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from benchmarks.scoring import columns
-from benchmarks.scoring import metrics as bench_metrics
+from svi_bench.benchmarks.scoring import columns
+from svi_bench.benchmarks.scoring import metrics as bench_metrics
 
 VERDICT_RANK = {"pass": 0, "warn": 1, "fail": 2}
 
@@ -243,7 +242,7 @@ def summarise(df: pd.DataFrame, model: str, method: str, nuts: Summary | None = 
 
 def method_order(methods: Iterable[str]) -> list[str]:
     """nuts, then manual guides (sorted), then autoguides in the suite's order, then others."""
-    from benchmarks.inference.methods import AUTOGUIDES, MANUAL_PREFIX
+    from svi_bench.benchmarks.inference.methods import AUTOGUIDES, MANUAL_PREFIX
 
     auto = list(AUTOGUIDES)
 

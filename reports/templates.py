@@ -89,7 +89,7 @@ BASE = """<!doctype html>
 {% block content %}{% endblock %}
 </main>
 <footer>Profile {{ nav.profile }} · settings hash {{ nav.digest }} · built {{ nav.built }}
-  by <code>python -m reports build</code> from existing results (no inference is run).</footer>
+  by <code>svi-bench report</code> from existing results (no inference is run).</footer>
 </body>
 </html>
 """

@@ -18,11 +18,13 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+CONSOLE = Path(sys.executable).parent / "svi-bench"
+
+
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """``python -m benchmarks ARGS`` in a subprocess, as a user would run it."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "benchmarks", *args], capture_output=True,
-                          text=True, cwd=cwd or REPO, env=env, timeout=1800)
+    """``svi-bench ARGS`` (the installed console command) in a subprocess, as a user runs it."""
+    return subprocess.run([str(CONSOLE), *args], capture_output=True, text=True, cwd=cwd or REPO,
+                          timeout=1800)
 
 
 @pytest.fixture(scope="session")

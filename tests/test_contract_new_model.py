@@ -21,9 +21,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # the suite is not installed in the venv; import it from the repo
     sys.path.insert(0, str(REPO))
 
-import models  # noqa: E402
-from models import Dataset  # noqa: E402
-from models.contract import ContractError, assert_spec, check_spec  # noqa: E402
+from svi_bench import models  # noqa: E402
+from svi_bench.models import Dataset  # noqa: E402
+from svi_bench.models.contract import ContractError, assert_spec, check_spec  # noqa: E402
 
 MODEL_FILE = '''
 """A Normal mean with a Normal(0, 1) prior and unit-variance observations."""
@@ -34,7 +34,7 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
-from models import Dataset, ModelSpec
+from svi_bench.models import Dataset, ModelSpec
 
 Y = [0.3, 1.1, 0.8, 1.9, 1.2]
 

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
-
-from benchmarks.scoring.convergence import final_loss, nan_summary, plateau_step
+from svi_bench.benchmarks.scoring.convergence import final_loss, nan_summary, plateau_step
 
 
 def test_plateau_of_an_exponential_decay_is_where_it_enters_the_noise_band():

@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # the suite is not installed in the venv; import it from the repo
     sys.path.insert(0, str(REPO))
 
-from benchmarks.regress.history import build_history  # noqa: E402
+from svi_bench.benchmarks.regress.history import build_history  # noqa: E402
 
 SVI = "test_svi_steps[coin-autonormal]"
 NUTS = "test_nuts_draws[coin-nuts]"

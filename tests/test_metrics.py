@@ -15,8 +15,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # the suite is not installed in the venv; import it from the repo
     sys.path.insert(0, str(REPO))
 
-from benchmarks.scoring.draws import flatten_draws  # noqa: E402
-from benchmarks.scoring.metrics import (  # noqa: E402
+from svi_bench.benchmarks.scoring.draws import flatten_draws  # noqa: E402
+from svi_bench.benchmarks.scoring.metrics import (  # noqa: E402
     AGREEMENT_KEYS,
     IDEAL,
     METRIC_INFO,

@@ -30,10 +30,10 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # the suite is not installed in the venv; import it from the repo
     sys.path.insert(0, str(REPO))
 
-import models  # noqa: E402
-from models.base import ModelSpec  # noqa: E402
-from models.contract import PLAN, Check, check_spec  # noqa: E402
-from models.contract.tools import grid_summary, latent_shapes, model_trace  # noqa: E402
+from svi_bench import models  # noqa: E402
+from svi_bench.models.base import ModelSpec  # noqa: E402
+from svi_bench.models.contract import PLAN, Check, check_spec  # noqa: E402
+from svi_bench.models.contract.tools import grid_summary, latent_shapes, model_trace  # noqa: E402
 
 SEEDS_DIR = REPO.parent / "shared" / "seeds"
 SPECS = list(models.REGISTRY.values())
@@ -234,7 +234,7 @@ def test_predictive_check_returns_floats(spec: ModelSpec) -> None:
 
 
 def test_bnn_sites_and_predictive_probs() -> None:
-    from models import bnn
+    from svi_bench.models import bnn
 
     ds = bnn.SPEC.make_data()
     latents = latent_shapes(trace_of(bnn.SPEC, ds))
@@ -266,7 +266,7 @@ def test_bnn_sites_and_predictive_probs() -> None:
 
 
 def test_bnn_predictive_check_arithmetic(monkeypatch: pytest.MonkeyPatch) -> None:
-    from models import bnn
+    from svi_bench.models import bnn
 
     ds = bnn.SPEC.make_data()
     y = np.asarray(ds.extras["y_test"], dtype=np.float64)
@@ -279,7 +279,7 @@ def test_bnn_predictive_check_arithmetic(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_correlated_gaussian_constants() -> None:
-    from models import correlated_gaussian as cg
+    from svi_bench.models import correlated_gaussian as cg
 
     cov = cg.covariance()
     np.testing.assert_allclose(cov, [[5.0, 4.0], [4.0, 5.0]], atol=1e-12)
@@ -290,7 +290,7 @@ def test_correlated_gaussian_constants() -> None:
 
 
 def test_multimodal_factor_equals_document_form() -> None:
-    from models import multimodal_2d as mm
+    from svi_bench.models import multimodal_2d as mm
 
     rng = np.random.default_rng(0)
     x, y = rng.uniform(-20, 20, size=(2, 10_000))
@@ -304,7 +304,7 @@ def test_multimodal_factor_equals_document_form() -> None:
 
 
 def test_dirichlet_evidence_formula() -> None:
-    from models import dirichlet_categorical as dc
+    from svi_bench.models import dirichlet_categorical as dc
 
     for alpha in (1.0, 0.02):
         ds = dc.SPEC.make_data(alpha_scale=alpha)
@@ -317,7 +317,7 @@ def test_dirichlet_evidence_formula() -> None:
 
 
 def test_linreg_outliers_data_shape() -> None:
-    from models import linreg_outliers as lo
+    from svi_bench.models import linreg_outliers as lo
 
     x, y, yerr = lo.gen_data(12)
     assert x.shape == y.shape == yerr.shape == (15,)
@@ -329,7 +329,7 @@ def test_linreg_outliers_data_shape() -> None:
 
 
 def test_linreg_guide_scale_stays_below_half_mean() -> None:
-    from models import linreg_outliers as lo
+    from svi_bench.models import linreg_outliers as lo
 
     ds = lo.SPEC.make_data()
     tr = handlers.trace(handlers.seed(lo.guide_independent, 0)).get_trace(**ds.model_kwargs)
@@ -341,7 +341,7 @@ def test_linreg_guide_scale_stays_below_half_mean() -> None:
 
 
 def test_hierarchical_dimension() -> None:
-    from models import hierarchical_linreg as hl
+    from svi_bench.models import hierarchical_linreg as hl
 
     for j in (8, 3):
         ds = hl.SPEC.make_data(n_groups=j)

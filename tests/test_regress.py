@@ -17,8 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # the suite is not installed in the venv; import it from the repo
     sys.path.insert(0, str(REPO))
 
-from benchmarks.regress import Run, RunError, compare, main  # noqa: E402
-from benchmarks.regress import thresholds as regress  # noqa: E402
+from svi_bench.benchmarks.regress import Run, RunError, compare, main  # noqa: E402
+from svi_bench.benchmarks.regress import thresholds as regress  # noqa: E402
 
 SVI = "benchmarks/regress/perf/test_svi_perf.py::test_svi_steps[coin-autonormal]"
 NUTS = "benchmarks/regress/perf/test_nuts_perf.py::test_nuts_draws[coin-nuts]"
@@ -307,9 +307,9 @@ def test_cli_compare_exit_status_and_summary(tmp_path, capsys):
 
 
 def test_default_selection_covers_every_model_and_method():
-    from benchmarks.inference.methods import methods_for
-    from benchmarks.regress.perf import programs
-    from models import REGISTRY
+    from svi_bench.benchmarks.inference.methods import methods_for
+    from svi_bench.benchmarks.regress.perf import programs
+    from svi_bench.models import REGISTRY
 
     selected = {*programs.DEFAULT_SVI, *programs.DEFAULT_NUTS}
     assert {c.model for c in selected} == set(REGISTRY)

@@ -8,7 +8,6 @@ corrupt, a model that is not in the registry, and every other registered model w
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import types
@@ -23,10 +22,10 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # the suite is not installed in the venv; import it from the repo
     sys.path.insert(0, str(REPO))
 
-from benchmarks.grid import store  # noqa: E402
-from models import REGISTRY  # noqa: E402
-from reports import build as build_module  # noqa: E402
-from reports.cli import main  # noqa: E402
+from svi_bench.benchmarks.grid import store  # noqa: E402
+from svi_bench.models import REGISTRY  # noqa: E402
+from svi_bench.reports import build as build_module  # noqa: E402
+from svi_bench.reports.cli import main  # noqa: E402
 
 INJECTION = "<script>alert(1)</script>"
 NA_REASON = "AutoBNAFNormal needs a latent dimension of at least 2 (test)"
@@ -187,13 +186,13 @@ def test_environment_and_history_note(report):
 
 
 def test_history_failure_is_a_note(monkeypatch, tmp_path):
-    fake = types.ModuleType("benchmarks.regress.history")
+    fake = types.ModuleType("svi_bench.benchmarks.regress.history")
 
     def broken(history_dir, out_dir):
         raise RuntimeError("boom")
 
     fake.build_history = broken
-    monkeypatch.setitem(sys.modules, "benchmarks.regress.history", fake)
+    monkeypatch.setitem(sys.modules, "svi_bench.benchmarks.regress.history", fake)
     link, note = build_module._history(tmp_path, tmp_path, lambda m: None)
     assert link == "" and "boom" in note
 
@@ -247,9 +246,8 @@ def test_unknown_option_exits_2(capsys):
 
 
 def test_command_line_entry_point(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "reports", "build", "--results",
+    proc = subprocess.run([str(Path(sys.executable).parent / "svi-bench"), "report", "--results",
                            str(tmp_path / "missing"), "--out", str(tmp_path / "r")],
-                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "does not exist" in proc.stderr

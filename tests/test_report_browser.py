@@ -20,8 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # the suite is not installed in the venv; import it from the repo
     sys.path.insert(0, str(REPO))
 
-from models import REGISTRY  # noqa: E402
-from reports.build import build_report  # noqa: E402
+from svi_bench.models import REGISTRY  # noqa: E402
+from svi_bench.reports.build import build_report  # noqa: E402
 
 pytestmark = pytest.mark.browser
 

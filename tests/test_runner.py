@@ -8,11 +8,10 @@ import numpyro
 import numpyro.distributions as dist
 import pandas as pd
 import pytest
-
-from benchmarks.grid import store
-from benchmarks.grid.runner import plan, run_grid
-from benchmarks.inference import jax_setup
-from models import Dataset, ModelSpec
+from svi_bench.benchmarks.grid import store
+from svi_bench.benchmarks.grid.runner import plan, run_grid
+from svi_bench.benchmarks.inference import jax_setup
+from svi_bench.models import Dataset, ModelSpec
 
 jax_setup.configure_jax()
 

@@ -7,10 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
-from benchmarks.grid.schema import COLUMNS
-from benchmarks.scoring import columns
-from benchmarks.scoring.metrics import AGREEMENT_KEYS, METRIC_INFO
+from svi_bench.benchmarks.grid.schema import COLUMNS
+from svi_bench.benchmarks.scoring import columns
+from svi_bench.benchmarks.scoring.metrics import AGREEMENT_KEYS, METRIC_INFO
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -22,7 +21,7 @@ def test_every_column_and_metric_is_in_the_readme():
 
 
 def test_readme_tables_are_the_generated_ones():
-    """Fix a failure with ``python -m benchmarks.scoring.columns README.md``."""
+    """Fix a failure with ``python -m svi_bench.benchmarks.scoring.columns README.md``."""
     found = columns.readme_tables(README)
     for heading, kinds in columns.README_TABLES.items():
         assert found[heading] == columns.markdown_table(*kinds), heading
@@ -41,7 +40,7 @@ def test_one_entry_per_name_and_complete_facts():
 
 
 def test_the_report_describes_every_metric_it_shows():
-    from reports import tables
+    from svi_bench.reports import tables
 
     for name, _ in tables.TABLE_METRICS:
         unit, description = tables.metric_info(name)
@@ -49,8 +48,8 @@ def test_the_report_describes_every_metric_it_shows():
 
 
 def _written_columns(spec, method: str, draws: dict, reference_draws: dict) -> set[str]:
-    from benchmarks.scoring.evaluate import evaluate
-    from benchmarks.scoring.references import Reference
+    from svi_bench.benchmarks.scoring.evaluate import evaluate
+    from svi_bench.benchmarks.scoring.references import Reference
 
     ds = spec.make_data()
     row = {"final_elbo": -10.0, "min_ess_bulk": 150.0, "min_ess_tail": 150.0, "max_rhat": 1.0,
@@ -64,7 +63,7 @@ def _written_columns(spec, method: str, draws: dict, reference_draws: dict) -> s
 
 def test_every_column_a_run_writes_is_in_the_table():
     """The scoring columns of ok rows, for an SVI guide, NUTS and a predictive-space model."""
-    from models import REGISTRY
+    from svi_bench.models import REGISTRY
 
     rng = np.random.default_rng(0)
     coin = REGISTRY["coin"]

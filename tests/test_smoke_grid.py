@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-from benchmarks.grid import store
-from benchmarks.inference import methods
-from benchmarks.inference.introspect import latent_info
-from models import REGISTRY
+from svi_bench.benchmarks.grid import store
+from svi_bench.benchmarks.inference import methods
+from svi_bench.benchmarks.inference.introspect import latent_info
+from svi_bench.models import REGISTRY
 
 
 def test_every_model_and_method_has_a_row(smoke_results):

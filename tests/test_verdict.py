@@ -13,9 +13,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # the suite is not installed in the venv; import it from the repo
     sys.path.insert(0, str(REPO))
 
-from benchmarks.scoring import verdict as verdict_module  # noqa: E402
-from benchmarks.scoring.metrics import METRIC_INFO, agreement, noise_floor  # noqa: E402
-from benchmarks.scoring.verdict import FLOOR_MARGIN, THRESHOLDS, verdict  # noqa: E402
+from svi_bench.benchmarks.scoring import verdict as verdict_module  # noqa: E402
+from svi_bench.benchmarks.scoring.metrics import METRIC_INFO, agreement, noise_floor  # noqa: E402
+from svi_bench.benchmarks.scoring.verdict import FLOOR_MARGIN, THRESHOLDS, verdict  # noqa: E402
 
 CORR_SIGMA = np.array([[5.0, 4.0], [4.0, 5.0]])  # marginal sd sqrt(5), correlation 0.8
 MEAN_FIELD_SD = 1 / math.sqrt(np.linalg.inv(CORR_SIGMA)[0, 0])  # AutoNormal's fit: 1.342

@@ -1,6 +1,6 @@
 """The document's linreg_outliers experiment as written there: MCMC.run and svi.run with progress bars.
 
-Same work as ``python -m benchmarks run --profile paper --models linreg_outliers --methods
+Same work as ``svi-bench run --profile paper --models linreg_outliers --methods
 nuts,manual:independent,autodiagonalnormal,automvn --seeds 1``: NUTS 1000 warm-up + 20000 draws,
 then three guides for 10000 steps x 8 particles at Adam 1e-3, each followed by 40000 posterior
 draws. Prints the wall time of each stage and in total; used for the side-by-side timing.
@@ -15,8 +15,7 @@ import numpyro
 from numpyro import infer
 from numpyro.infer import SVI, Predictive, Trace_ELBO
 from numpyro.infer.autoguide import AutoDiagonalNormal, AutoMultivariateNormal
-
-from models import linreg_outliers
+from svi_bench.models import linreg_outliers
 
 
 def main() -> None:

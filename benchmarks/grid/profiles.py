@@ -7,7 +7,7 @@ import hashlib
 import json
 from typing import Any
 
-from benchmarks.inference.settings import NUTSSettings, Settings, SVISettings
+from svi_bench.benchmarks.inference.settings import NUTSSettings, Settings, SVISettings
 
 PROFILES = ("smoke", "quick", "paper")
 

@@ -17,19 +17,18 @@ from typing import Any
 import jax
 import numpy as np
 import numpyro
-
-from benchmarks.artifacts import save_artifact
-from benchmarks.grid import store
-from benchmarks.grid.profiles import settings_for, settings_hash, with_overrides
-from benchmarks.inference import methods
-from benchmarks.inference.introspect import LatentInfo, latent_info
-from benchmarks.inference.nuts import run_nuts
-from benchmarks.inference.settings import NUTSSettings, Settings
-from benchmarks.inference.svi import fit_svi
-from benchmarks.scoring import diagnostics
-from benchmarks.scoring.evaluate import evaluate
-from benchmarks.scoring.references import Reference, get_reference
-from models import Dataset, ModelSpec
+from svi_bench.benchmarks.artifacts import save_artifact
+from svi_bench.benchmarks.grid import store
+from svi_bench.benchmarks.grid.profiles import settings_for, settings_hash, with_overrides
+from svi_bench.benchmarks.inference import methods
+from svi_bench.benchmarks.inference.introspect import LatentInfo, latent_info
+from svi_bench.benchmarks.inference.nuts import run_nuts
+from svi_bench.benchmarks.inference.settings import NUTSSettings, Settings
+from svi_bench.benchmarks.inference.svi import fit_svi
+from svi_bench.benchmarks.scoring import diagnostics
+from svi_bench.benchmarks.scoring.evaluate import evaluate
+from svi_bench.benchmarks.scoring.references import Reference, get_reference
+from svi_bench.models import Dataset, ModelSpec
 
 
 @dataclass(frozen=True)
@@ -233,7 +232,7 @@ def run_model_cells(
 
 def _worker(cells: Sequence[Cell], profile: str, out_dir, score: bool) -> list[tuple[int, list]]:
     """One model's cells in a worker process (``--jobs``): set up JAX, run, return the rows."""
-    from benchmarks.inference import jax_setup
+    from svi_bench.benchmarks.inference import jax_setup
 
     jax_setup.configure_jax()
     return [(i, rows) for i, (_, rows) in enumerate(run_model_cells(cells, profile, out_dir, score))]

@@ -7,8 +7,8 @@ columns every row has, in order and with their pandas dtype, the row key and the
 
 from __future__ import annotations
 
-from benchmarks.scoring.columns import RUN, Column, of_kind
-from benchmarks.scoring.columns import markdown_table as _markdown_table
+from svi_bench.benchmarks.scoring.columns import RUN, Column, of_kind
+from svi_bench.benchmarks.scoring.columns import markdown_table as _markdown_table
 
 #: The run columns, in order: every row has them and the store gives them these dtypes. Scoring
 #: adds the ``score`` and ``judgement`` columns of ``benchmarks.scoring.columns`` to ok rows.

@@ -17,7 +17,7 @@ DEFAULT_CACHE_DIR = Path(os.environ.get("SVI_BENCH_CACHE", Path.home() / ".cache
 
 
 
-def ensure_hash_seed(argv: list[str], module: str = "benchmarks") -> None:
+def ensure_hash_seed(argv: list[str], module: str = "svi_bench.benchmarks") -> None:
     """Re-execute this process with ``PYTHONHASHSEED`` fixed unless it already is."""
     if os.environ.get("PYTHONHASHSEED") == HASH_SEED:
         return

@@ -14,9 +14,8 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 from numpyro.infer import NUTS
-
-from benchmarks.inference import jax_setup
-from benchmarks.inference.settings import NUTSSettings
+from svi_bench.benchmarks.inference import jax_setup
+from svi_bench.benchmarks.inference.settings import NUTSSettings
 
 
 class NUTSRun(NamedTuple):

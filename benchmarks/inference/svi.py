@@ -19,9 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 from numpyro.infer import SVI, Predictive, Trace_ELBO
-
-from benchmarks.inference import jax_setup
-from benchmarks.inference.settings import SVISettings
+from svi_bench.benchmarks.inference import jax_setup
+from svi_bench.benchmarks.inference.settings import SVISettings
 
 
 class SVIFit(NamedTuple):

@@ -1,8 +1,8 @@
-"""``python -m benchmarks.regress``: the regression gate's command line."""
+"""``python -m svi_bench.benchmarks.regress``: the regression gate's command line."""
 
 import sys
 
-from benchmarks.regress.cli import main
+from svi_bench.benchmarks.regress.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,6 +1,6 @@
 """Regression gate for the perf suite (``benchmarks/regress/perf``): interleaved base-vs-head runs.
 
-Command line (``python -m benchmarks.regress``):
+Command line (``python -m svi_bench.benchmarks.regress``):
 
 * ``gate --base REF [--head REF] [--alternations 3] [--confirm 2]``: the interleaved gate (head:
   the working tree by default, uncommitted changes included; a ref is checked out in a temporary
@@ -31,10 +31,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks.regress.comparator import Comparison, compare
-from benchmarks.regress.gate import REPO, gate, run_suite
-from benchmarks.regress.runs import Run, RunError, latest_autosave
-from benchmarks.regress.thresholds import DEFAULT_ALTERNATIONS, DEFAULT_CONFIRM, TIME_THRESHOLD, TIMER
+from svi_bench.benchmarks.regress.comparator import Comparison, compare
+from svi_bench.benchmarks.regress.gate import REPO, gate, run_suite
+from svi_bench.benchmarks.regress.runs import Run, RunError, latest_autosave
+from svi_bench.benchmarks.regress.thresholds import (
+    DEFAULT_ALTERNATIONS,
+    DEFAULT_CONFIRM,
+    TIME_THRESHOLD,
+    TIMER,
+)
 
 
 def _emit(result: Comparison, summary: Path | None, title: str = "Benchmark gate") -> int:
@@ -48,7 +53,7 @@ def _emit(result: Comparison, summary: Path | None, title: str = "Benchmark gate
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.regress",
+    parser = argparse.ArgumentParser(prog="python -m svi_bench.benchmarks.regress",
                                      description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -132,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = _emit(result, args.summary, "Benchmark run vs the previous run (time not gated)")
         return code if args.report_only else (code or status)
     if args.command == "history":
-        from benchmarks.regress.history import build_history
+        from svi_bench.benchmarks.regress.history import build_history
 
         page = build_history(args.runs, args.out)
         print(page or f"[regress] no pytest-benchmark runs under {args.runs}")

@@ -32,9 +32,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from benchmarks.regress.runs import Run
-from benchmarks.regress.summary import render_markdown
-from benchmarks.regress.thresholds import (
+from svi_bench.benchmarks.regress.runs import Run
+from svi_bench.benchmarks.regress.summary import render_markdown
+from svi_bench.benchmarks.regress.thresholds import (
     ACCURACY_FLOOR_FACTOR,
     ACCURACY_KEYS,
     FAIL,
@@ -114,7 +114,7 @@ def _fmt(x: Any) -> str:
 
 
 def _deviation(key: str, value: float) -> float:
-    from benchmarks.scoring.metrics import deviation  # NumPy/SciPy only; keeps this module light
+    from svi_bench.benchmarks.scoring.metrics import deviation  # NumPy/SciPy only; keeps this module light
 
     return deviation(key, value)
 

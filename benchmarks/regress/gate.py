@@ -30,9 +30,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.regress.comparator import Comparison, Finding, compare
-from benchmarks.regress.runs import Run, RunError
-from benchmarks.regress.thresholds import (
+from svi_bench.benchmarks.regress.comparator import Comparison, Finding, compare
+from svi_bench.benchmarks.regress.runs import Run, RunError
+from svi_bench.benchmarks.regress.thresholds import (
     DEFAULT_ALTERNATIONS,
     DEFAULT_CONFIRM,
     FAIL,
@@ -78,11 +78,29 @@ def run_suite(tree: Path, json_out: Path, role: str, pytest_args: Sequence[str] 
         cmd += ["--benchmark-autosave", f"--benchmark-storage=file://{autosave_to.resolve()}"]
     cmd += list(pytest_args)
     env = suite_env(role)
-    env["PYTHONPATH"] = os.pathsep.join([str(tree), *filter(None, [env.get("PYTHONPATH")])])
+    env["PYTHONPATH"] = os.pathsep.join([str(import_root(tree)),
+                                         *filter(None, [env.get("PYTHONPATH")])])
     log(f"[regress] {role}: {' '.join(cmd[1:4])} ... in {tree}")
     proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
     tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
     return proc.returncode, tail
+
+
+def import_root(tree: Path) -> Path:
+    """A folder where ``svi_bench.models``, ``.benchmarks`` and ``.reports`` are ``tree``'s folders.
+
+    The project installs its folders under the ``svi_bench`` namespace; an editable install of
+    another checkout would otherwise win. Put first on ``PYTHONPATH``, this regular package is
+    found before any installed namespace.
+    """
+    root = Path(tempfile.mkdtemp(prefix="svi-bench-import-"))
+    package = root / "svi_bench"
+    package.mkdir()
+    (package / "__init__.py").write_text('"""svi_bench of a checkout measured by the gate."""\n')
+    for name in ("models", "benchmarks", "reports"):
+        if (tree / name).is_dir():
+            (package / name).symlink_to(tree.resolve() / name, target_is_directory=True)
+    return root
 
 
 @dataclass

@@ -29,8 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-
-from benchmarks.regress.history_data import (
+from svi_bench.benchmarks.regress.history_data import (
     Commit,
     accuracy,
     figure_changes,
@@ -38,7 +37,7 @@ from benchmarks.regress.history_data import (
     series,
     steps,
 )
-from benchmarks.regress.thresholds import ACCURACY_FLOOR_FACTOR, ACCURACY_KEYS, TIME_THRESHOLD
+from svi_bench.benchmarks.regress.thresholds import ACCURACY_FLOOR_FACTOR, ACCURACY_KEYS, TIME_THRESHOLD
 
 GROUP_ORDER = ("svi", "nuts", "accuracy")
 
@@ -126,7 +125,7 @@ code{font-size:.9em}
 <code>{{ source }}</code>, built {{ built }}. X axis: commits in commit-time order
 (<code>+</code>: uncommitted changes); line: median round time, band: fastest to slowest round.
 Times of different timers are separate series. Regression gating is done by
-<code>python -m benchmarks.regress gate</code> (interleaved base vs head); this page shows when a
+<code>python -m svi_bench.benchmarks.regress gate</code> (interleaved base vs head); this page shows when a
 change happened.</p>
 {% if notes %}<h2>Notes</h2><ul>{% for n in notes %}<li class="note">{{ n }}</li>{% endfor %}</ul>
 {% endif %}
@@ -228,7 +227,7 @@ def _safe(name: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.regress.history",
+    parser = argparse.ArgumentParser(prog="python -m svi_bench.benchmarks.regress.history",
                                      description="Build history.html from pytest-benchmark runs")
     parser.add_argument("history_dir", type=Path, help="folder of stored runs (e.g. .benchmarks)")
     parser.add_argument("out_dir", type=Path)

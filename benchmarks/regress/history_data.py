@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.regress.thresholds import (
+from svi_bench.benchmarks.regress.thresholds import (
     ACCURACY_KEYS,
     STRICT_FIGURES,
     TIME_GROUPS,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.regress.thresholds import series_name
+from svi_bench.benchmarks.regress.thresholds import series_name
 
 
 class RunError(ValueError):

@@ -8,10 +8,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from benchmarks.regress.thresholds import FAIL, INFO, WARN
+from svi_bench.benchmarks.regress.thresholds import FAIL, INFO, WARN
 
 if TYPE_CHECKING:
-    from benchmarks.regress.comparator import Comparison
+    from svi_bench.benchmarks.regress.comparator import Comparison
 
 
 def render_markdown(cmp: Comparison, title: str = "Benchmark gate") -> str:

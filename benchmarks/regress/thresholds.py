@@ -66,7 +66,7 @@ DEFAULT_ALTERNATIONS = 3
 DEFAULT_CONFIRM = 2
 NOISE: dict[str, Any] = {
     "machine": "2-core KVM guest shared with other jobs (load average 3-8)",
-    "command": "python -m benchmarks.regress gate --base SHA --head SHA --suite-from DIR",
+    "command": "python -m svi_bench.benchmarks.regress gate --base SHA --head SHA --suite-from DIR",
     "gates": 5,
     "ratios": 75,
     "gate_statistic": {"min": 0.815, "p5": 0.955, "median": 1.000, "p95": 1.229, "max": 1.417},

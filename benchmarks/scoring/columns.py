@@ -15,7 +15,7 @@ Kinds, in the order of a results row:
 * ``report``: derived by the report from the columns above; never stored.
 
 A leaf module (it imports nothing of the suite), so that every layer from scoring upwards can read
-it. Regenerate the README's tables with ``python -m benchmarks.scoring.columns README.md``.
+it. Regenerate the README's tables with ``python -m svi_bench.benchmarks.scoring.columns README.md``.
 """
 
 from __future__ import annotations
@@ -212,7 +212,7 @@ def with_readme_tables(text: str) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # python -m benchmarks.scoring.columns README.md: regenerate its tables
+if __name__ == "__main__":  # python -m svi_bench.benchmarks.scoring.columns README.md: regenerate its tables
     import sys
     from pathlib import Path
 

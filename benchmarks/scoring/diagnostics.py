@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-
-from benchmarks.scoring import arviz_adapter, convergence
-from benchmarks.scoring.draws import chain_components
+from svi_bench.benchmarks.scoring import arviz_adapter, convergence
+from svi_bench.benchmarks.scoring.draws import chain_components
 
 
 def nuts_diagnostics(

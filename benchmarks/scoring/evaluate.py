@@ -12,12 +12,11 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-
-from benchmarks.scoring import metrics
-from benchmarks.scoring.draws import flatten_draws, merge_draw_axes
-from benchmarks.scoring.references import Reference
-from benchmarks.scoring.verdict import verdict
-from models import Dataset, ModelSpec
+from svi_bench.benchmarks.scoring import metrics
+from svi_bench.benchmarks.scoring.draws import flatten_draws, merge_draw_axes
+from svi_bench.benchmarks.scoring.references import Reference
+from svi_bench.benchmarks.scoring.verdict import verdict
+from svi_bench.models import Dataset, ModelSpec
 
 FLOOR_REPEATS = 5
 FLOOR_SEED = 7

@@ -28,8 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats
-
-from benchmarks.scoring import arviz_adapter, columns
+from svi_bench.benchmarks.scoring import arviz_adapter, columns
 
 SLICED_DIRECTIONS = 200
 SLICED_SEED = 20240611

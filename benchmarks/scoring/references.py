@@ -25,13 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from benchmarks.artifacts import load_artifact, save_artifact
-from benchmarks.inference import jax_setup
-from benchmarks.inference.settings import NUTSSettings
-from benchmarks.scoring import arviz_adapter
-from benchmarks.scoring.draws import chain_components, merge_draw_axes
-from models import Dataset, ModelSpec
+from svi_bench.benchmarks.artifacts import load_artifact, save_artifact
+from svi_bench.benchmarks.inference import jax_setup
+from svi_bench.benchmarks.inference.settings import NUTSSettings
+from svi_bench.benchmarks.scoring import arviz_adapter
+from svi_bench.benchmarks.scoring.draws import chain_components, merge_draw_axes
+from svi_bench.models import Dataset, ModelSpec
 
 REFERENCE_DRAWS = 20_000
 NUTS_GATES = {
@@ -230,8 +229,7 @@ def _nuts(spec: ModelSpec, ds: Dataset, seed: int, sites: tuple[str, ...], log,
           quality: str) -> tuple[dict, dict]:
 
     import jax
-
-    from benchmarks.inference.nuts import run_nuts
+    from svi_bench.benchmarks.inference.nuts import run_nuts
 
     settings, max_samples = NUTS_REFERENCE[quality]
     if quality == "full" and spec.reference_nuts:

@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from benchmarks.scoring.metrics import deviation
+from svi_bench.benchmarks.scoring.metrics import deviation
 
 #: metric -> (warn, fail) thresholds on the excess over the noise floor; see the module table.
 THRESHOLDS: dict[str, tuple[float, float]] = {

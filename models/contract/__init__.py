@@ -19,10 +19,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from models.base import ModelSpec
-from models.contract import model_checks as m
-from models.contract import reference_checks as r
-from models.contract.tools import Context, Fail
+from svi_bench.models.base import ModelSpec
+from svi_bench.models.contract import model_checks as m
+from svi_bench.models.contract import reference_checks as r
+from svi_bench.models.contract.tools import Context, Fail
 
 CheckFn = Callable[[Context], "str | None"]
 

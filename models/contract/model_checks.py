@@ -11,10 +11,9 @@ import sys
 from collections.abc import Callable, Mapping
 
 import numpy as np
-
-from models.base import Dataset, ModelSpec
-from models.contract import tools as ck
-from models.contract.tools import Context, Fail
+from svi_bench.models.base import Dataset, ModelSpec
+from svi_bench.models.contract import tools as ck
+from svi_bench.models.contract.tools import Context, Fail
 
 REFERENCE_KINDS = ("exact", "quadrature", "nuts")
 OPTIONAL_FUNCTIONS = ("exact_sampler", "exact_moments", "log_evidence", "log_density_grid",

@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-
-from models.contract import tools as ck
-from models.contract.tools import Context, Fail
+from svi_bench.models.contract import tools as ck
+from svi_bench.models.contract.tools import Context, Fail
 
 SAMPLER_DRAWS = 256
 MOMENT_DRAWS = 200_000

@@ -10,8 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from numpyro import handlers
 from scipy import special
-
-from models.base import Dataset, ModelSpec
+from svi_bench.models.base import Dataset, ModelSpec
 
 
 class Fail(Exception):

@@ -2,6 +2,6 @@
 
 Run with ``pytest benchmarks/regress/perf`` (not collected by the default ``pytest``, whose
 testpaths is ``tests``); ``--perf-full`` (or ``SVI_PERF_FULL=1``) selects every model x method
-instead of the small default selection. ``python -m benchmarks.regress`` runs it interleaved
+instead of the small default selection. ``python -m svi_bench.benchmarks.regress`` runs it interleaved
 base-vs-head and gates the result; see ``benchmarks/regress/gate.py``.
 """

@@ -26,9 +26,9 @@ import pytest
 PERF_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 os.environ.setdefault("XLA_FLAGS", PERF_XLA_FLAGS)  # before JAX creates its CPU backend
 
-from benchmarks.inference import jax_setup  # noqa: E402
-from benchmarks.regress.perf import programs  # noqa: E402
-from benchmarks.regress.thresholds import pass_id, series_name  # noqa: E402
+from svi_bench.benchmarks.inference import jax_setup  # noqa: E402
+from svi_bench.benchmarks.regress.perf import programs  # noqa: E402
+from svi_bench.benchmarks.regress.thresholds import pass_id, series_name  # noqa: E402
 
 _OUTCOMES: dict[str, dict[str, str]] = {}
 

@@ -24,20 +24,19 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-from benchmarks.grid.profiles import settings_for
-from benchmarks.inference import jax_setup
-from benchmarks.inference.introspect import latent_info
-from benchmarks.inference.methods import (
+from svi_bench.benchmarks.grid.profiles import settings_for
+from svi_bench.benchmarks.inference import jax_setup
+from svi_bench.benchmarks.inference.introspect import latent_info
+from svi_bench.benchmarks.inference.methods import (
     guide_factory,
     inner_steps,
     methods_for,
     not_applicable_reason,
 )
-from benchmarks.inference.nuts import make_nuts, nuts_init, nuts_step
-from benchmarks.inference.settings import NUTSSettings, SVISettings
-from benchmarks.inference.svi import svi_init_and_run
-from models import REGISTRY, ModelSpec
+from svi_bench.benchmarks.inference.nuts import make_nuts, nuts_init, nuts_step
+from svi_bench.benchmarks.inference.settings import NUTSSettings, SVISettings
+from svi_bench.benchmarks.inference.svi import svi_init_and_run
+from svi_bench.models import REGISTRY, ModelSpec
 
 PROFILE = "smoke"
 """Settings (learning rate, particles, warm-up, tree depth) of the timed programs."""

@@ -13,12 +13,11 @@ from __future__ import annotations
 import math
 
 import pytest
-
-from benchmarks.grid import runner
-from benchmarks.inference.introspect import latent_info
-from benchmarks.regress.perf import programs
-from benchmarks.scoring.metrics import AGREEMENT_KEYS
-from benchmarks.scoring.references import get_reference
+from svi_bench.benchmarks.grid import runner
+from svi_bench.benchmarks.inference.introspect import latent_info
+from svi_bench.benchmarks.regress.perf import programs
+from svi_bench.benchmarks.scoring.metrics import AGREEMENT_KEYS
+from svi_bench.benchmarks.scoring.references import get_reference
 
 
 def _num(value: object) -> float | None:

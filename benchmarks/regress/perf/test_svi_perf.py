@@ -11,8 +11,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 import pytest
-
-from benchmarks.regress.perf import programs
+from svi_bench.benchmarks.regress.perf import programs
 
 
 def _prepare(case: programs.Case) -> tuple[programs.SVIProgram, dict]:
