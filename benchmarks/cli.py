@@ -70,11 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("report", add_help=False,
                    help="build the HTML report of a results folder (svi-bench report --help)")
     ref = sub.add_parser("reference", help="build (or check) a model's reference posterior")
-    ref.add_argument("--model", required=True, help="registered model name")
+    ref.add_argument("--model", required=True,
+                     help="registered model name, a comma list, or all")
     ref.add_argument("--out", default="results", help="output folder (default ./results)")
     ref.add_argument("--quality", default="full", help="full (gated) or smoke (cheap, fails gates)")
     ref.add_argument("--size", action="append", default=[], metavar="MODEL.KEY=VALUE")
     ref.add_argument("--rebuild", action="store_true", help="rebuild even if a valid one is stored")
+    ref.add_argument("--ship", action="store_true",
+                     help="also store it among the references shipped with the suite "
+                          "(models/references/; commit them)")
     return parser
 
 
@@ -207,31 +211,42 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_reference(args: argparse.Namespace) -> int:
     from svi_bench.benchmarks.inference import jax_setup
     from svi_bench.benchmarks.inference.introspect import latent_info
-    from svi_bench.benchmarks.scoring.references import QUALITIES, get_reference, reference_paths
+    from svi_bench.benchmarks.scoring.references import (
+        QUALITIES,
+        SHIPPED_DIR,
+        get_reference,
+        reference_paths,
+    )
     from svi_bench.models import REGISTRY
 
-    if args.model not in REGISTRY:
-        raise UsageError(f"unknown model {args.model!r}; valid: {', '.join(REGISTRY)}")
+    names = list(REGISTRY) if args.model == "all" else _csv(args.model)
+    for name in names or [args.model]:
+        if name not in REGISTRY:
+            raise UsageError(f"unknown model {name!r}; valid: all, {', '.join(REGISTRY)}")
     if args.quality not in QUALITIES:
         raise UsageError(f"unknown quality {args.quality!r}; valid: {', '.join(QUALITIES)}")
-    spec = REGISTRY[args.model]
-    size = {}
-    for key, value in _pairs(args.size, "--size").items():
+    if args.ship and args.quality != "full":
+        raise UsageError("--ship stores full-quality references only; drop --quality or --ship")
+    sizes = _pairs(args.size, "--size")
+    for key in sizes:
         model, _, param = key.partition(".")
-        if model != spec.name or param not in spec.size_defaults:
-            valid = ", ".join(f"{spec.name}.{k}" for k in spec.size_defaults) or "none"
-            raise UsageError(f"--size {key!r} does not apply; valid: {valid}")
-        size[param] = value
+        if model not in names or param not in REGISTRY[model].size_defaults:
+            valid = ", ".join(f"{n}.{k}" for n in names for k in REGISTRY[n].size_defaults)
+            raise UsageError(f"--size {key!r} does not apply; valid: {valid or 'none'}")
     jax_setup.configure_jax()
-    data_key = spec.data_key(**size)
-    ds = spec.data_for(data_key)
-    info = latent_info(spec.model, ds.model_kwargs)
-    ref = get_reference(spec, ds, data_key, info.sites, Path(args.out), quality=args.quality,
-                        rebuild=args.rebuild)
-    path = reference_paths(Path(args.out), spec, data_key, args.quality)[1]
-    state = "ok" if ref.ok else f"FAILED: {ref.failure}"
-    n = len(next(iter(ref.draws.values())))
-    print(f"{spec.name}: {ref.kind} reference, {n} draws, {state} -> {path}")
+    for name in names:
+        spec = REGISTRY[name]
+        size = {k.partition(".")[2]: v for k, v in sizes.items() if k.partition(".")[0] == name}
+        data_key = spec.data_key(**size)
+        ds = spec.data_for(data_key)
+        info = latent_info(spec.model, ds.model_kwargs)
+        ref = get_reference(spec, ds, data_key, info.sites, Path(args.out), quality=args.quality,
+                            rebuild=args.rebuild, ship=args.ship)
+        path = reference_paths(SHIPPED_DIR if args.ship else Path(args.out), spec, data_key,
+                               args.quality)[0]
+        state = "ok" if ref.ok else f"FAILED: {ref.failure}"
+        n = len(next(iter(ref.draws.values())))
+        print(f"{spec.name}: {ref.kind} reference, {n} draws, {state} -> {path}")
     return 0
 
 

@@ -37,6 +37,7 @@ from flax import nnx
 from numpyro import handlers
 from numpyro.contrib.module import random_nnx_module
 from scipy import special
+
 from svi_bench.models.base import Dataset, ModelSpec
 
 HIDDEN_LAYERS = [4, 3]

@@ -12,6 +12,7 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
 from scipy import special, stats
+
 from svi_bench.models.base import Dataset, ModelSpec
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
+
 from svi_bench.models.base import Dataset, ModelSpec
 
 SIG1, SIG2, THETA = 1.0, 3.0, 45 * np.pi / 180

@@ -21,6 +21,7 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from scipy import special
+
 from svi_bench.models.base import Dataset, ModelSpec
 
 K = 12

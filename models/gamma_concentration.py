@@ -19,6 +19,7 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from scipy import special, stats
+
 from svi_bench.models.base import Dataset, ModelSpec
 
 GRID_POINTS = 4001

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
+
 from svi_bench.models.base import Dataset, ModelSpec
 
 XMIN, XMAX = -10, 10  # range of x values

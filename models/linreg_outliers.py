@@ -20,6 +20,7 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import MixtureGeneral, constraints
+
 from svi_bench.models.base import Dataset, ModelSpec
 
 TRUE_FRAC = 0.8  # fraction of points on the line (the document's comment calls it outliers)

@@ -24,6 +24,7 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
 from scipy import special
+
 from svi_bench.models.base import Dataset, ModelSpec
 
 SIG1, SIG2, B = 0.5, 2.0, 5.0

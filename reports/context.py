@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from svi_bench.reports import loader
 from svi_bench.reports.loader import Results, slug
 from svi_bench.reports.tables import Summary, fmt, fmt_speedup

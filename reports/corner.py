@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+
 from svi_bench.benchmarks.scoring.draws import component_columns, component_names
 from svi_bench.reports.plots import NoPlot
 

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pandas as pd
+
 from svi_bench.reports.loader import Results
 
 _MACHINE_COLUMNS = ("cpu", "machine", "platform", "host", "hostname")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from svi_bench.benchmarks.scoring.draws import component_columns
 from svi_bench.reports import corner, plots
 from svi_bench.reports.context import Context

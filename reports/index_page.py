@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from svi_bench.reports import environment as envinfo
 from svi_bench.reports.context import (
     MANUAL_COLUMN,

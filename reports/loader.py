@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from svi_bench.benchmarks.grid import store
+from svi_bench.benchmarks.scoring import arviz_adapter
 
 PROFILE_ORDER = ("paper", "quick", "smoke")
 
@@ -43,7 +45,7 @@ class Results:
 @dataclass
 class StoredReference:
     json_path: Path
-    npz_path: Path
+    draws_path: Path
     provenance: dict[str, Any]
 
     @property
@@ -96,7 +98,7 @@ def _scan_references(folder: Path) -> tuple[list[StoredReference], list[str]]:
         except Exception as exc:
             notes.append(f"{path.name}: unreadable provenance ({type(exc).__name__})")
             continue
-        refs.append(StoredReference(path, path.with_suffix(".npz"), prov))
+        refs.append(StoredReference(path, path.with_suffix(".nc"), prov))
     return refs, notes
 
 
@@ -128,14 +130,14 @@ def find_reference(results: Results, model: str,
 
 def load_reference_draws(ref: StoredReference) -> tuple[dict[str, np.ndarray] | None, str]:
     """Reference draws {site: (n, *shape)}, or (None, why not)."""
-    if not ref.npz_path.is_file():
-        return None, f"reference draws {ref.npz_path.name} are missing"
+    if not ref.draws_path.is_file():
+        return None, f"reference draws {ref.draws_path.name} are missing"
     try:
-        draws, _ = store.load_artifact(ref.npz_path)
+        draws, _ = arviz_adapter.load_posterior(ref.draws_path)
     except Exception as exc:
-        return None, f"reference draws {ref.npz_path.name} are unreadable ({type(exc).__name__})"
+        return None, f"reference draws {ref.draws_path.name} are unreadable ({type(exc).__name__})"
     if not draws:
-        return None, f"reference draws {ref.npz_path.name} hold no sites"
+        return None, f"reference draws {ref.draws_path.name} hold no sites"
     return draws, ""
 
 

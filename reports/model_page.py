@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 import numpy as np
+
 from svi_bench.benchmarks.scoring.draws import merge_draw_axes
 from svi_bench.reports import figures, loader, plots, tables
 from svi_bench.reports.context import Context, data_key, entry, method_href, model_href, reference_for

@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+
 from svi_bench.benchmarks.scoring.draws import component_names  # noqa: E402
 from svi_bench.models import Dataset, ModelSpec  # noqa: E402
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from svi_bench.benchmarks.scoring import columns
 from svi_bench.benchmarks.scoring import metrics as bench_metrics
 

@@ -8,6 +8,7 @@ import numpyro
 import numpyro.distributions as dist
 import pandas as pd
 import pytest
+
 from svi_bench.benchmarks.grid import store
 from svi_bench.benchmarks.grid.runner import plan, run_grid
 from svi_bench.benchmarks.inference import jax_setup

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from svi_bench.benchmarks.cli import main
 from svi_bench.models import REGISTRY
-
 from tests.conftest import run_cli
 
 

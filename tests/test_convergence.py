@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from svi_bench.benchmarks.scoring.convergence import final_loss, nan_summary, plateau_step
 
 

@@ -6,11 +6,11 @@ import dataclasses
 import json
 
 import numpy as np
+
 from svi_bench.benchmarks.inference import jax_setup
 from svi_bench.benchmarks.inference.introspect import latent_info
 from svi_bench.benchmarks.scoring.references import get_reference, reference_paths
 from svi_bench.models import REGISTRY
-
 from tests.test_runner import TOY
 
 jax_setup.configure_jax()

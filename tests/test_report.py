@@ -23,6 +23,7 @@ if str(REPO) not in sys.path:  # the suite is not installed in the venv; import 
     sys.path.insert(0, str(REPO))
 
 from svi_bench.benchmarks.grid import store  # noqa: E402
+from svi_bench.benchmarks.scoring import arviz_adapter  # noqa: E402
 from svi_bench.models import REGISTRY  # noqa: E402
 from svi_bench.reports import build as build_module  # noqa: E402
 from svi_bench.reports.cli import main  # noqa: E402
@@ -81,7 +82,8 @@ def results_dir(tmp_path_factory) -> Path:
     store.artifact_path(out, "coin", "manual:normal", 0).write_bytes(b"not an npz")
     refs = out / "references"
     refs.mkdir()
-    store.save_artifact(refs / "coin__test.npz", {"latent_fairness": rng.beta(13, 9, size=5000)})
+    arviz_adapter.save_posterior(refs / "coin__test.nc",
+                                 {"latent_fairness": rng.beta(13, 9, size=5000)}, {})
     (refs / "coin__test.json").write_text(json.dumps({
         "model": "coin", "kind": "exact", "quality": "full", "ok": True, "failed_checks": [],
         "data": COIN_DATA, "checks": {"latent_fairness_mean_z": 0.2}, "draws": 5000,

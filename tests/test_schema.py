@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
 from svi_bench.benchmarks.grid.schema import COLUMNS
 from svi_bench.benchmarks.scoring import columns
 from svi_bench.benchmarks.scoring.metrics import AGREEMENT_KEYS, METRIC_INFO

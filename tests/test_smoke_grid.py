@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
 from svi_bench.benchmarks.grid import store
 from svi_bench.benchmarks.inference import methods
 from svi_bench.benchmarks.inference.introspect import latent_info

@@ -15,6 +15,7 @@ import numpyro
 from numpyro import infer
 from numpyro.infer import SVI, Predictive, Trace_ELBO
 from numpyro.infer.autoguide import AutoDiagonalNormal, AutoMultivariateNormal
+
 from svi_bench.models import linreg_outliers
 
 

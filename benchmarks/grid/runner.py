@@ -17,6 +17,7 @@ from typing import Any
 import jax
 import numpy as np
 import numpyro
+
 from svi_bench.benchmarks.artifacts import save_artifact
 from svi_bench.benchmarks.grid import store
 from svi_bench.benchmarks.grid.profiles import settings_for, settings_hash, with_overrides

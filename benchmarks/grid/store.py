@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
 from svi_bench.benchmarks.artifacts import atomic_write, load_artifact, save_artifact
 from svi_bench.benchmarks.grid.schema import COLUMN_NAMES, COLUMNS, KEY, STATUSES
 

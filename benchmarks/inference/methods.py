@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from numpyro.infer import autoguide
+
 from svi_bench.models import ModelSpec
 
 AUTOGUIDES: dict[str, type[autoguide.AutoGuide]] = {

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 from numpyro.infer import NUTS
+
 from svi_bench.benchmarks.inference import jax_setup
 from svi_bench.benchmarks.inference.settings import NUTSSettings
 

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 from numpyro.infer import SVI, Predictive, Trace_ELBO
+
 from svi_bench.benchmarks.inference import jax_setup
 from svi_bench.benchmarks.inference.settings import SVISettings
 

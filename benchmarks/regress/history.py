@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+
 from svi_bench.benchmarks.regress.history_data import (
     Commit,
     accuracy,

@@ -104,3 +104,38 @@ def plot_energy(energy: np.ndarray, figsize: tuple[float, float] = (4.5, 3.2)):
     fig = ax.figure
     fig.tight_layout()
     return fig
+
+
+# --- draws on disk as ArviZ InferenceData (netCDF) ----------------------------------------------
+
+
+def save_posterior(path, draws: dict[str, np.ndarray], attrs: dict[str, str]) -> None:
+    """Write ``{site: (n, *shape)}`` as the posterior group (one chain) of a netCDF file that
+    ``az.from_netcdf`` opens; ``attrs`` (strings) go on the posterior group. Atomic: written to a
+    temporary file, then renamed over ``path``."""
+    from pathlib import Path
+
+    from svi_bench.benchmarks.artifacts import atomic_write
+
+    path = Path(path)
+    posterior = {k: np.asarray(v)[None] for k, v in draws.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idata = az.from_dict(posterior=posterior)
+    idata.posterior.attrs.update(attrs)
+    atomic_write(path, idata.to_netcdf)
+
+
+def load_posterior(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """``({site: (chain * draw, *shape)}, posterior attrs)`` from a netCDF file of ``save_posterior``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idata = az.from_netcdf(str(path))
+    posterior = idata.posterior
+    draws = {}
+    for name, var in posterior.data_vars.items():
+        values = np.asarray(var.values)
+        draws[str(name)] = values.reshape(-1, *values.shape[2:])
+    attrs = {str(k): str(v) for k, v in posterior.attrs.items()}
+    posterior.close()
+    return draws, attrs

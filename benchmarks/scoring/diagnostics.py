@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+
 from svi_bench.benchmarks.scoring import arviz_adapter, convergence
 from svi_bench.benchmarks.scoring.draws import chain_components
 

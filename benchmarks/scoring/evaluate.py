@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+
 from svi_bench.benchmarks.scoring import metrics
 from svi_bench.benchmarks.scoring.draws import flatten_draws, merge_draw_axes
 from svi_bench.benchmarks.scoring.references import Reference

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats
+
 from svi_bench.benchmarks.scoring import arviz_adapter, columns
 
 SLICED_DIRECTIONS = 200

@@ -4,18 +4,17 @@ Kinds: ``exact`` (the model's exact sampler), ``quadrature`` (draws from the mod
 grid, with the grid error stated) and ``nuts`` (long NUTS that must pass posteriordb-style gates:
 >= 4 chains, >= 10,000 retained draws thinned until lag-1 autocorrelation < 0.05, max R-hat < 1.01,
 bulk and tail ESS >= half the retained draws, no divergences, E-BFMI > 0.2). A reference that fails
-a gate is stored as failed with the reasons; verdicts that lean on it say so. Files: an npz of
-draws and a JSON of provenance; a reference whose hashes no longer match, or whose file is
-corrupt, is rebuilt with a message. Never pickled.
+a gate is stored as failed with the reasons; verdicts that lean on it say so. Files: the
+draws as ArviZ netCDF (``az.from_netcdf`` opens them) and a JSON of provenance; a reference whose
+hashes no longer match, or whose file is corrupt, is rebuilt with a message. Never pickled. The
+builders are in ``reference_builders``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import inspect
 import json
-import math
 import platform
 import shutil
 import sys
@@ -25,50 +24,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from svi_bench.benchmarks.artifacts import load_artifact, save_artifact
+
+from svi_bench import models
+from svi_bench.benchmarks.artifacts import atomic_write
 from svi_bench.benchmarks.inference import jax_setup
-from svi_bench.benchmarks.inference.settings import NUTSSettings
 from svi_bench.benchmarks.scoring import arviz_adapter
-from svi_bench.benchmarks.scoring.draws import chain_components, merge_draw_axes
+from svi_bench.benchmarks.scoring.reference_builders import (
+    QUALITIES,
+    build_exact,
+    build_nuts,
+    build_quadrature,
+    recipe_hash,
+)
 from svi_bench.models import Dataset, ModelSpec
-
-REFERENCE_DRAWS = 20_000
-NUTS_GATES = {
-    "min_chains": 4,
-    "min_draws": 10_000,
-    "max_lag1_autocorr": 0.05,
-    "max_rhat": 1.01,
-    "min_ess_fraction": 0.5,
-    "max_divergences": 0,
-    "min_bfmi": 0.2,
-}
-NUTS_REFERENCE = {
-    # quality -> (first run, cap on draws per chain when rerunning to keep enough after thinning)
-    "full": (NUTSSettings(num_warmup=2000, num_samples=5000, num_chains=4,
-                          target_accept_prob=0.98), 250_000),
-    # The smoke profile's reference is deliberately cheap (the smoke NUTS settings, so one seed
-    # shares its compiled program); it fails the draw gate and says so.
-    "smoke": (NUTSSettings(num_warmup=150, num_samples=150, num_chains=4), 150),
-}
-QUALITIES = tuple(NUTS_REFERENCE)
-REFERENCE_BUDGET_S = {"full": 240.0, "smoke": 30.0}  # run time a NUTS reference may take
-
-
-def _gate_space(spec: ModelSpec, ds: Dataset):
-    """What the NUTS gates are computed on: each scalar latent component, or (for models judged
-    in predictive space, whose weight posterior is symmetric and multimodal) the predictive
-    probability of each held-out point. Returns draws (chain, draw, ...) -> [(chain, draw)]."""
-    if spec.predictive_check is None:
-        return chain_components
-
-    def predictive(draws):
-        per_chain = [spec.draw_probs({k: v[j] for k, v in draws.items()}, ds, "test")
-                     for j in range(next(iter(draws.values())).shape[0])]
-        probs = np.stack(per_chain)  # (chain, draw, point)
-        return list(probs.transpose(2, 0, 1))
-
-    predictive.description = "predictive probabilities of the test split"
-    return predictive
 
 
 @dataclass
@@ -114,267 +82,110 @@ def _versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
+REFERENCE_SEED = 20_251_121
+SHIPPED_DIR = Path(models.__file__).resolve().parent
+"""The built-in models' references ship with the suite in ``models/references/`` (package data):
+a fresh machine builds none (``svi-bench reference --model all --ship`` regenerates them)."""
+
+
 def reference_paths(out_dir: Path, spec: ModelSpec, data_key: dict[str, Any],
                     quality: str = "full") -> tuple[Path, Path]:
+    """(draws ``.nc``, provenance ``.json``) of a reference under ``out_dir/references``."""
     tag = hashlib.sha256(json.dumps(data_key, sort_keys=True).encode()).hexdigest()[:8]
     suffix = "" if quality == "full" or spec.reference_kind != "nuts" else f"__{quality}"
     base = Path(out_dir) / "references" / f"{spec.name}__{tag}{suffix}"
-    return base.with_suffix(".npz"), base.with_suffix(".json")
+    return base.with_suffix(".nc"), base.with_suffix(".json")
 
 
-# --- builders -------------------------------------------------------------------------------
-
-
-def _exact(spec: ModelSpec, ds: Dataset, seed: int) -> tuple[dict, dict]:
-    draws = spec.exact_sampler(np.random.default_rng(seed), REFERENCE_DRAWS, ds)
-    checks, failed = {}, []
-    if spec.exact_moments is not None:
-        for site, (mean, sd) in spec.exact_moments(ds).items():
-            d = np.asarray(draws[site], dtype=float)
-            n, sd = len(d), np.asarray(sd, dtype=float)
-            z_mean = np.max(np.abs(d.mean(0) - mean) / (sd / math.sqrt(n)))
-            # The sd's standard error sqrt((mu4 - sd^4) / n) / (2 sd) allows for heavy tails.
-            mu4 = np.mean((d - d.mean(0)) ** 4, axis=0)
-            sd_se = np.sqrt(np.maximum(mu4 - sd**4, 0.0) / n) / (2 * sd)
-            z_sd = np.max(np.abs(d.std(0) - sd) / np.maximum(sd_se, 1e-12 * sd))
-            checks[f"{site}_mean_z"] = float(z_mean)
-            checks[f"{site}_sd_z"] = float(z_sd)
-            if z_mean > 5 or z_sd > 5:
-                failed.append(f"{site}: exact draws disagree with the analytic moments "
-                              f"(z = {z_mean:.1f} for the mean, {z_sd:.1f} for the sd)")
-    return draws, {"method": "exact sampler", "draws": REFERENCE_DRAWS, "checks": checks,
-                   "failed_checks": failed}
-
-
-def _grid_draws(axes: list[np.ndarray], logp: np.ndarray, n: int, rng) -> np.ndarray:
-    """Draws from a density tabulated on a grid: pick a node by mass, jitter within its cell."""
-    p = np.exp(logp - logp.max()).ravel()
-    p /= p.sum()
-    idx = np.unravel_index(rng.choice(p.size, size=n, p=p), logp.shape)
-    cols = []
-    for ax, i in zip(axes, idx, strict=True):
-        step = float(ax[1] - ax[0])
-        cols.append(np.clip(ax[i] + rng.uniform(-0.5, 0.5, size=n) * step, ax[0], ax[-1]))
-    return np.stack(cols, axis=-1)
-
-
-def _grid_moments(axes: list[np.ndarray], logp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    w = np.exp(logp - logp.max())
-    w /= w.sum()
-    grids = np.meshgrid(*axes, indexing="ij")
-    mean = np.array([(w * g).sum() for g in grids])
-    sd = np.sqrt(np.array([(w * (g - m) ** 2).sum() for g, m in zip(grids, mean, strict=True)]))
-    return mean, sd
-
-
-def _quadrature(spec: ModelSpec, ds: Dataset, seed: int, sites: tuple[str, ...]) -> tuple[dict, dict]:
-    axes, logp = spec.log_density_grid(ds)
-    mean, sd = _grid_moments(axes, logp)
-    coarse = tuple(slice(None, None, 2) for _ in axes)
-    mean_c, sd_c = _grid_moments([a[::2] for a in axes], logp[coarse])
-    grid_error = float(max(np.max(np.abs(mean - mean_c) / sd), np.max(np.abs(sd_c / sd - 1))))
-    edge_mass = _edge_mass(logp)
-    failed = []
-    if grid_error > 0.01:
-        failed.append(f"grid error {grid_error:.3g} sd (coarse vs fine grid) exceeds 0.01")
-    if edge_mass > 1e-6:
-        failed.append(f"posterior mass {edge_mass:.2g} on the grid's edge: grid too narrow")
-    samples = _grid_draws(axes, logp, REFERENCE_DRAWS, np.random.default_rng(seed))
-    if len(sites) != samples.shape[1]:
-        raise ValueError(f"{spec.name}: grid has {samples.shape[1]} axes for sites {sites}")
-    draws = {site: samples[:, i] for i, site in enumerate(sites)}
-    provenance = {"method": "quadrature", "grid_points": [len(a) for a in axes],
-                  "draws": REFERENCE_DRAWS,
-                  "checks": {"grid_error_sd": grid_error, "edge_mass": edge_mass,
-                             "grid_mean": mean.tolist(), "grid_sd": sd.tolist()},
-                  "failed_checks": failed}
-    return draws, provenance
-
-
-def _edge_mass(logp: np.ndarray) -> float:
-    w = np.exp(logp - logp.max())
-    w /= w.sum()
-    inner = w[tuple(slice(1, -1) for _ in range(w.ndim))].sum()
-    return float(1.0 - inner)
-
-
-def _lag1(x: np.ndarray) -> float:
-    x = x - x.mean()
-    denom = float(np.dot(x, x))
-    return float(np.dot(x[:-1], x[1:]) / denom) if denom > 0 else 0.0
-
-
-def _autocorr(chains: np.ndarray, max_lag: int) -> np.ndarray:
-    """Autocorrelation at lags 0..max_lag of each chain of (chain, draw) draws (FFT)."""
-    x = chains - chains.mean(axis=1, keepdims=True)
-    n = x.shape[1]
-    f = np.fft.rfft(x, n=2 * n, axis=1)
-    acov = np.fft.irfft(f * np.conj(f), axis=1)[:, : max_lag + 1]
-    return acov / np.maximum(acov[:, :1], 1e-300)
-
-
-def _thin_factor(components: list[np.ndarray]) -> int:
-    """Smallest t at which every chain's autocorrelation of every component is below the gate.
-
-    Estimated on the unthinned chains, where it is precise; the thinned chains' own lag-1
-    autocorrelation is recorded as a check.
-    """
-    max_lag = min(1000, components[0].shape[1] // 4)
-    worst = np.max(np.abs(np.concatenate([_autocorr(c, max_lag) for c in components])), axis=0)
-    below = np.flatnonzero(worst < NUTS_GATES["max_lag1_autocorr"])
-    return int(below[0]) if below.size else max_lag
-
-
-def _nuts(spec: ModelSpec, ds: Dataset, seed: int, sites: tuple[str, ...], log,
-          quality: str) -> tuple[dict, dict]:
-
-    import jax
-    from svi_bench.benchmarks.inference.nuts import run_nuts
-
-    settings, max_samples = NUTS_REFERENCE[quality]
-    if quality == "full" and spec.reference_nuts:
-        settings = dataclasses.replace(settings, **spec.reference_nuts)
-    gate_space = _gate_space(spec, ds)
-    budget_note = ""
-    while True:
-        run = run_nuts(jax.random.PRNGKey(seed)[None], spec.reference_model or spec.model,
-                       ds.model_kwargs, sites, settings)
-        draws = {k: v[0] for k, v in run.draws.items()}  # (chains, samples, *shape)
-        thin = _thin_factor(gate_space(draws))
-        kept_per_chain = len(range(0, settings.num_samples, thin))
-        kept = kept_per_chain * settings.num_chains
-        if kept >= NUTS_GATES["min_draws"] or settings.num_samples >= max_samples or budget_note:
-            break
-        # 15% margin: the thinning estimated on the longer run is often a little larger.
-        need = math.ceil(NUTS_GATES["min_draws"] / settings.num_chains * thin * 1.15)
-        per_iteration = run.run_s / (settings.num_warmup + settings.num_samples)
-        affordable = int(REFERENCE_BUDGET_S[quality] / per_iteration) - settings.num_warmup
-        if need > affordable:
-            budget_note = (f"enough draws would need {need} per chain, about "
-                           f"{per_iteration * (need + settings.num_warmup):.0f} s, beyond the "
-                           f"{REFERENCE_BUDGET_S[quality]} s budget")
-            need = max(affordable, settings.num_samples)
-            if need == settings.num_samples:
-                break
-        log(f"{spec.name}: thinning by {thin} keeps {kept} draws; rerunning with {need} per chain")
-        settings = dataclasses.replace(settings, num_samples=min(need, max_samples))
-    thinned = {k: v[:, ::thin] for k, v in draws.items()}
-    tcomps = gate_space(thinned)
-    divergences = int(run.diverging[0].sum())
-    rhat = max(arviz_adapter.rhat(c) for c in tcomps)
-    ess_b = min(arviz_adapter.ess_bulk(c) for c in tcomps)
-    ess_t = min(arviz_adapter.ess_tail(c) for c in tcomps)
-    bfmi = float(np.min(arviz_adapter.bfmi(run.energy[0])))
-    checks = {"chains": settings.num_chains, "retained_draws": kept, "thin": thin,
-              "max_rhat": rhat, "min_ess_bulk": ess_b, "min_ess_tail": ess_t,
-              "divergences": divergences, "min_bfmi": bfmi,
-              "max_lag1_autocorr": max(_lag1(c[j]) for c in tcomps for j in range(c.shape[0]))}
-    g = NUTS_GATES
-    failed = []
-    if settings.num_chains < g["min_chains"]:
-        failed.append(f"{settings.num_chains} chains < {g['min_chains']}")
-    if kept < g["min_draws"]:
-        failed.append(f"{kept} retained draws < {g['min_draws']}"
-                      + (f" ({budget_note})" if budget_note else ""))
-    if not rhat < g["max_rhat"]:
-        failed.append(f"max R-hat {rhat:.4f} >= {g['max_rhat']}")
-    if not min(ess_b, ess_t) >= g["min_ess_fraction"] * kept:
-        failed.append(f"min ESS bulk/tail {min(ess_b, ess_t):.0f} < {g['min_ess_fraction']} x {kept}")
-    lag1_limit = g["max_lag1_autocorr"] + 2.0 / math.sqrt(kept_per_chain)  # estimation noise
-    if not checks["max_lag1_autocorr"] < lag1_limit:
-        failed.append(f"thinned lag-1 autocorrelation {checks['max_lag1_autocorr']:.3f} >= {lag1_limit:.3f}")
-    if divergences > g["max_divergences"]:
-        failed.append(f"{divergences} divergences")
-    if not bfmi > g["min_bfmi"]:
-        failed.append(f"E-BFMI {bfmi:.3f} <= {g['min_bfmi']}")
-    flat = merge_draw_axes(thinned, 2)
-    settings_json = dataclasses.asdict(settings)
-    return flat, {"method": "nuts", "settings": settings_json, "gates": g, "checks": checks,
-                  "gate_space": getattr(gate_space, "description", "latent components"),
-                  "parameterisation": ("the model's reference_model (an equivalent "
-                                       "reparameterisation)" if spec.reference_model else "the model"),
-                  "failed_checks": failed, "draws": int(kept),
-                  "compile_s": run.compile_s, "run_s": run.run_s}
+def save_reference(draws_path: Path, json_path: Path, draws: dict[str, np.ndarray],
+                   provenance: dict[str, Any]) -> None:
+    """Draws as ArviZ netCDF (provenance also in the posterior group's attrs) plus the JSON."""
+    text = json.dumps(provenance, indent=2, sort_keys=True, default=float)
+    draws_path.parent.mkdir(parents=True, exist_ok=True)
+    arviz_adapter.save_posterior(draws_path, {k: np.asarray(v) for k, v in draws.items()},
+                                 {"provenance": text})
+    atomic_write(json_path, lambda tmp: Path(tmp).write_text(text + "\n"))
 
 
 # --- load or build ----------------------------------------------------------------------------
 
 
-def _provenance_base(spec: ModelSpec, ds: Dataset, data_key: dict[str, Any], seed: int,
-                     quality: str) -> dict:
+def expected_provenance(spec: ModelSpec, ds: Dataset, data_key: dict[str, Any], seed: int,
+                        quality: str) -> dict:
+    """What a stored reference's provenance must say to be used for this data and recipe."""
     if spec.reference_kind != "nuts":
         quality = "full"  # exact and quadrature references cost nothing to make well
     return {"model": spec.name, "kind": spec.reference_kind, "seed": seed, "data": data_key,
             "quality": quality, "data_hash": data_hash(ds), "source_hash": source_hash(spec),
-            "recipe_hash": _recipe_hash(spec, quality)}
+            "recipe_hash": recipe_hash(spec, quality)}
 
 
-def _recipe_hash(spec: ModelSpec, quality: str) -> str:
-    """Hash of how a reference of this kind is made: a change of settings or gates rebuilds it."""
-    recipe = {"draws": REFERENCE_DRAWS, "kind": spec.reference_kind}
-    if spec.reference_kind == "nuts":
-        settings, cap = NUTS_REFERENCE[quality]
-        recipe.update(settings=dataclasses.asdict(settings), cap=cap, gates=NUTS_GATES,
-                      budget=REFERENCE_BUDGET_S[quality], model_overrides=dict(spec.reference_nuts))
-    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+def load_reference(draws_path: Path, json_path: Path, expected: dict[str, Any]
+                   ) -> tuple[Reference | None, str]:
+    """The stored reference if it is intact and its hashes match, else (None, why not).
 
-
-def load_reference(path_npz: Path, path_json: Path, expected: dict[str, Any]) -> tuple[Reference | None, str]:
-    """The stored reference if it is intact and its hashes match, else (None, why not)."""
-    if not path_npz.exists() or not path_json.exists():
+    Library versions are recorded, not compared: only the data, the model's source and the
+    recipe (settings, gates) make a reference stale."""
+    if not draws_path.exists() and not json_path.exists():
         return None, "no stored reference"
+    if not draws_path.exists():
+        return None, f"stored reference {draws_path.stem} lacks its draws ({draws_path.name})"
     try:
-        provenance = json.loads(path_json.read_text())
-        draws, _ = load_artifact(path_npz)
+        provenance = json.loads(json_path.read_text())
+        if not isinstance(provenance, dict):
+            raise ValueError("provenance is not a JSON object")
+        draws, _ = arviz_adapter.load_posterior(draws_path)
     except Exception as exc:
-        return None, f"stored reference is corrupt ({type(exc).__name__})"
+        return None, f"stored reference {draws_path.stem} is corrupt ({type(exc).__name__})"
     for key in ("data_hash", "source_hash", "recipe_hash", "kind", "seed", "quality"):
         if provenance.get(key) != expected[key]:
-            return None, f"stored reference is stale ({key} changed)"
+            return None, f"stored reference {draws_path.stem} is stale ({key} changed)"
     if not draws:
-        return None, "stored reference has no draws"
+        return None, f"stored reference {draws_path.stem} has no draws"
     return Reference(provenance["model"], provenance["kind"], draws, provenance), ""
 
 
 def get_reference(spec: ModelSpec, ds: Dataset, data_key: dict[str, Any], sites: tuple[str, ...],
-                  out_dir: Path, quality: str = "full", seed: int = 20_251_121,
-                  rebuild: bool = False, log=lambda msg: print(msg, file=sys.stderr)) -> Reference:
-    """Load the model's reference from ``out_dir/references``, else from the shared cache
-    (``$SVI_BENCH_CACHE/references``, copied into ``out_dir`` so results stay self-contained),
-    else build it and store it in both: a long NUTS reference is paid for once per machine."""
+                  out_dir: Path, quality: str = "full", seed: int = REFERENCE_SEED,
+                  rebuild: bool = False, log=lambda msg: print(msg, file=sys.stderr),
+                  ship: bool = False) -> Reference:
+    """The model's reference, from the first valid of: ``out_dir/references``, the references
+    shipped with the suite, the machine's cache (``$SVI_BENCH_CACHE/references``); a copy found
+    elsewhere is copied into ``out_dir`` so results stay self-contained. Otherwise it is built and
+    stored in ``out_dir`` and the cache (and, with ``ship``, among the shipped references)."""
     if quality not in QUALITIES:
         raise ValueError(f"unknown reference quality {quality!r}; valid: {', '.join(QUALITIES)}")
-    path_npz, path_json = reference_paths(out_dir, spec, data_key, quality)
-    cache_npz, cache_json = reference_paths(jax_setup.DEFAULT_CACHE_DIR, spec, data_key, quality)
-    expected = _provenance_base(spec, ds, data_key, seed, quality)
+    here = reference_paths(out_dir, spec, data_key, quality)
+    shipped = reference_paths(SHIPPED_DIR, spec, data_key, quality)
+    cached = reference_paths(jax_setup.DEFAULT_CACHE_DIR, spec, data_key, quality)
+    expected = expected_provenance(spec, ds, data_key, seed, quality)
     if not rebuild:
-        ref, why = load_reference(path_npz, path_json, expected)
-        if ref is not None:
-            return ref
-        if why != "no stored reference":
-            log(f"{spec.name}: {why}; rebuilding the reference")
-        cached, _ = load_reference(cache_npz, cache_json, expected)
-        if cached is not None:
-            path_npz.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(cache_npz, path_npz)
-            shutil.copyfile(cache_json, path_json)
-            return cached
+        for where, paths in (("results folder", here), ("shipped", shipped), ("cache", cached)):
+            ref, why = load_reference(*paths, expected)
+            if ref is not None:
+                if paths != here:
+                    here[0].parent.mkdir(parents=True, exist_ok=True)
+                    for src, dst in zip(paths, here, strict=True):
+                        shutil.copyfile(src, dst)
+                if ship and paths != shipped:
+                    save_reference(*shipped, ref.draws, ref.provenance)
+                return ref
+            if why != "no stored reference":
+                log(f"{spec.name}: {why} ({where}); not used")
+        log(f"{spec.name}: building the {quality} {spec.reference_kind} reference")
     start = time.perf_counter()
     if spec.reference_kind == "exact":
-        draws, prov = _exact(spec, ds, seed)
+        draws, prov = build_exact(spec, ds, seed)
     elif spec.reference_kind == "quadrature":
-        draws, prov = _quadrature(spec, ds, seed, sites)
+        draws, prov = build_quadrature(spec, ds, seed, sites)
     else:
-        draws, prov = _nuts(spec, ds, seed, sites, log, quality)
+        draws, prov = build_nuts(spec, ds, seed, sites, log, quality)
     provenance = {**expected, **prov, "versions": _versions(),
                   "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                   "build_s": time.perf_counter() - start}
     provenance["ok"] = not provenance["failed_checks"]
-    text = json.dumps(provenance, indent=2, sort_keys=True, default=float)
-    for npz, meta in ((path_npz, path_json), (cache_npz, cache_json)):
-        npz.parent.mkdir(parents=True, exist_ok=True)
-        save_artifact(npz, {k: np.asarray(v) for k, v in draws.items()})
-        meta.write_text(text)
+    for paths in (here, cached, *((shipped,) if ship else ())):
+        save_reference(*paths, draws, provenance)
     if not provenance["ok"]:
         log(f"{spec.name}: reference FAILED its checks: {'; '.join(provenance['failed_checks'])}")
     return Reference(spec.name, spec.reference_kind, draws, provenance)

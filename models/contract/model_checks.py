@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Mapping
 
 import numpy as np
+
 from svi_bench.models.base import Dataset, ModelSpec
 from svi_bench.models.contract import tools as ck
 from svi_bench.models.contract.tools import Context, Fail

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+
 from svi_bench.models.contract import tools as ck
 from svi_bench.models.contract.tools import Context, Fail
 

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from numpyro import handlers
 from scipy import special
+
 from svi_bench.models.base import Dataset, ModelSpec
 
 

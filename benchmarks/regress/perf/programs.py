@@ -24,6 +24,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+
 from svi_bench.benchmarks.grid.profiles import settings_for
 from svi_bench.benchmarks.inference import jax_setup
 from svi_bench.benchmarks.inference.introspect import latent_info

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from svi_bench.benchmarks.grid import runner
 from svi_bench.benchmarks.inference.introspect import latent_info
 from svi_bench.benchmarks.regress.perf import programs

@@ -11,6 +11,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 import pytest
+
 from svi_bench.benchmarks.regress.perf import programs
 
 
