@@ -109,33 +109,48 @@ def plot_energy(energy: np.ndarray, figsize: tuple[float, float] = (4.5, 3.2)):
 # --- draws on disk as ArviZ InferenceData (netCDF) ----------------------------------------------
 
 
+SLASH = "~"
+"""netCDF (HDF5) names cannot hold "/", which NumPyro module sites use (``nn/layers.0.bias``):
+it is stored as this character, and ``site_names`` in the group's attrs maps names back."""
+
+
+def netcdf_name(site: str) -> str:
+    """The variable name a site gets in netCDF files."""
+    return site.replace("/", SLASH)
+
+
 def save_posterior(path, draws: dict[str, np.ndarray], attrs: dict[str, str]) -> None:
     """Write ``{site: (n, *shape)}`` as the posterior group (one chain) of a netCDF file that
     ``az.from_netcdf`` opens; ``attrs`` (strings) go on the posterior group. Atomic: written to a
     temporary file, then renamed over ``path``."""
+    import json
     from pathlib import Path
 
     from svi_bench.benchmarks.artifacts import atomic_write
 
     path = Path(path)
-    posterior = {k: np.asarray(v)[None] for k, v in draws.items()}
+    posterior = {netcdf_name(k): np.asarray(v)[None] for k, v in draws.items()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         idata = az.from_dict(posterior=posterior)
     idata.posterior.attrs.update(attrs)
+    idata.posterior.attrs["site_names"] = json.dumps({netcdf_name(k): k for k in draws})
     atomic_write(path, idata.to_netcdf)
 
 
 def load_posterior(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """``({site: (chain * draw, *shape)}, posterior attrs)`` from a netCDF file of ``save_posterior``."""
+    import json
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         idata = az.from_netcdf(str(path))
     posterior = idata.posterior
+    attrs = {str(k): str(v) for k, v in posterior.attrs.items()}
+    names = json.loads(attrs.pop("site_names", "{}"))
     draws = {}
     for name, var in posterior.data_vars.items():
         values = np.asarray(var.values)
-        draws[str(name)] = values.reshape(-1, *values.shape[2:])
-    attrs = {str(k): str(v) for k, v in posterior.attrs.items()}
+        draws[names.get(str(name), str(name))] = values.reshape(-1, *values.shape[2:])
     posterior.close()
     return draws, attrs
