@@ -80,9 +80,20 @@ def load(results_dir: Path, profile: str | None = None) -> Results:
         chosen = None
     if chosen is not None:
         df = df[df["profile"] == chosen]
-    df = df.reset_index(drop=True)
+    df = latest_variant(df).reset_index(drop=True)
     refs, notes = _scan_references(results_dir / "references")
     return Results(results_dir, df, chosen, sorted(p for p in profiles if p != chosen), refs, notes)
+
+
+def latest_variant(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, method, seed): a folder may hold several settings variants of a run
+    (different settings hashes or data); the report shows the most recent one (``started_at``)."""
+    if df.empty or "started_at" not in df.columns:
+        return df
+    order = df.assign(_at=df["started_at"].astype("string").fillna("")).sort_values(
+        "_at", kind="stable")
+    latest = order.drop_duplicates(["model", "method", "seed"], keep="last")
+    return df.loc[sorted(latest.index)]
 
 
 def _scan_references(folder: Path) -> tuple[list[StoredReference], list[str]]:
@@ -141,14 +152,20 @@ def load_reference_draws(ref: StoredReference) -> tuple[dict[str, np.ndarray] | 
     return draws, ""
 
 
-def load_run(results_dir: Path, model: str, method: str, seed: int
+def load_run(results_dir: Path, row: dict[str, Any]
              ) -> tuple[dict[str, np.ndarray] | None, dict[str, np.ndarray], str]:
-    """(draws, other arrays, "") of one run's artifact, or (None, {}, why not)."""
-    path = store.artifact_path(results_dir, model, method, int(seed))
+    """(draws, other arrays, "") of the artifact of one results row, or (None, {}, why not).
+    The row's ``artifact`` column names the file; without one, the path it would have."""
+    rel = row.get("artifact")
+    if isinstance(rel, str) and rel:
+        path = Path(results_dir) / rel
+    else:
+        path = store.artifact_path(results_dir, str(row["model"]), str(row["method"]),
+                                   int(row["seed"]), str(row.get("settings_hash", "")))
     if not path.is_file():
         return None, {}, f"artifact {path.name} is missing"
     try:
-        draws, other = store.load_artifact(path)
+        draws, other, _ = arviz_adapter.load_run(path)
     except Exception as exc:
         return None, {}, f"artifact {path.name} is unreadable ({type(exc).__name__})"
     return draws, other, ""

@@ -80,7 +80,8 @@ def load_draws(ctx: Context, model: str, methods: list[str], ref, has_rows: bool
         seed = _shown_seed(df, model, method) if has_rows else None
         if seed is None:
             continue
-        run, other, why = loader.load_run(ctx.results.results_dir, model, method, seed)
+        run, other, why = loader.load_run(ctx.results.results_dir,
+                                          _run_row(df, model, method, seed))
         if run is None:
             draws.notes.append(f"{method}: {why}")
             continue
@@ -103,6 +104,11 @@ def _shown_seed(df, model: str, method: str) -> int | None:
     if not seeds:
         return None
     return 0 if 0 in seeds else seeds[0]
+
+
+def _run_row(df, model: str, method: str, seed: int) -> dict:
+    rows = df[(df["model"] == model) & (df["method"] == method) & (df["seed"] == seed)]
+    return rows.iloc[0].to_dict()
 
 
 def _row_value(df, model: str, method: str, seed: int, col: str) -> float:

@@ -12,6 +12,7 @@ import pytest
 from svi_bench.benchmarks.grid import store
 from svi_bench.benchmarks.grid.runner import plan, run_grid
 from svi_bench.benchmarks.inference import jax_setup
+from svi_bench.benchmarks.scoring import arviz_adapter
 from svi_bench.models import REGISTRY, ModelSpec
 
 jax_setup.configure_jax()
@@ -76,8 +77,9 @@ def test_exact_kl_is_near_zero_for_the_exact_family_and_not_for_mean_field(resul
 
 def test_automvn_recovers_the_documents_sigmas_and_angle(results):
     """The document recovers sigmas 1.007 and 3.013 at 44.1 degrees from scale_tril."""
-    draws, _ = store.load_artifact(
-        store.artifact_path(results.attrs["out"], "correlated_gaussian", "automvn", 0))
+    df = pd.read_parquet(results.attrs["out"] / "results.parquet")
+    row = df[(df.model == "correlated_gaussian") & (df.method == "automvn") & (df.seed == 0)]
+    draws, _, _ = arviz_adapter.load_run(results.attrs["out"] / row.artifact.iloc[0])
     cov = np.cov(np.stack([draws["x"], draws["y"]]))
     eigval, eigvec = np.linalg.eigh(cov)
     sigmas = np.sqrt(eigval)

@@ -71,15 +71,19 @@ def results_dir(tmp_path_factory) -> Path:
     results = store.ResultsStore(out)
     results.add(rows)
     nuts_draws = {"latent_fairness": rng.beta(13, 9, size=(2, 60))}
-    store.save_artifact(store.artifact_path(out, "coin", "nuts", 0), nuts_draws,
-                        energy=rng.normal(size=(2, 60)), diverging=np.zeros((2, 60), bool),
-                        num_steps=np.full((2, 60), 3), num_steps_warmup=np.full((2, 60), 3))
+    arviz_adapter.save_run(store.artifact_path(out, "coin", "nuts", 0, "hash-nuts"), nuts_draws,
+                           {}, nuts={"energy": rng.normal(size=(2, 60)),
+                                 "diverging": np.zeros((2, 60), bool),
+                                 "num_steps": np.full((2, 60), 3),
+                                 "num_steps_warmup": np.full((2, 60), 3)})
     for seed in (0, 1):
-        store.save_artifact(store.artifact_path(out, "coin", "manual:beta", seed),
-                            {"latent_fairness": rng.beta(13, 9, size=400)},
-                            losses=15 + 5 * np.exp(-np.arange(300) / 30) + rng.normal(0, .1, 300),
-                            particle_elbos=rng.normal(size=100))
-    store.artifact_path(out, "coin", "manual:normal", 0).write_bytes(b"not an npz")
+        arviz_adapter.save_run(
+            store.artifact_path(out, "coin", "manual:beta", seed, "hash-manual:beta"),
+            {"latent_fairness": rng.beta(13, 9, size=400)}, {},
+            svi={"losses": 15 + 5 * np.exp(-np.arange(300) / 30) + rng.normal(0, .1, 300),
+                 "particle_elbos": rng.normal(size=100)})
+    store.artifact_path(out, "coin", "manual:normal", 0, "hash-manual:normal").write_bytes(
+        b"not a netCDF file")
     refs = out / "references"
     refs.mkdir()
     arviz_adapter.save_posterior(refs / "coin__test.nc",

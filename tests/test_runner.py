@@ -12,6 +12,7 @@ import pytest
 from svi_bench.benchmarks.grid import store
 from svi_bench.benchmarks.grid.runner import plan, run_grid
 from svi_bench.benchmarks.inference import jax_setup
+from svi_bench.benchmarks.scoring import arviz_adapter
 from svi_bench.models import Dataset, ModelSpec
 
 jax_setup.configure_jax()
@@ -62,7 +63,8 @@ def test_a_guide_forced_to_nan_fails_and_the_grid_goes_on(tmp_path):
     assert (nan_rows.nan_count == 50).all() and (nan_rows.first_nan_step == 0).all()
     assert (df[df.method != "manual:nan"].status == "ok").all()
     # the failed run's loss trace is kept for the report
-    _, other = store.load_artifact(store.artifact_path(tmp_path, "toy", "manual:nan", 0))
+    artifact = df[(df.method == "manual:nan") & (df.seed == 0)].artifact.iloc[0]
+    _, other, _ = arviz_adapter.load_run(tmp_path / artifact)
     assert np.isnan(other["losses"]).all()
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from svi_bench.benchmarks.grid import store
 from svi_bench.benchmarks.inference import methods
 from svi_bench.benchmarks.inference.introspect import latent_info
+from svi_bench.benchmarks.scoring import arviz_adapter
 from svi_bench.models import REGISTRY
 
 
@@ -51,8 +51,7 @@ def test_artifacts_hold_only_latent_sites(smoke_results):
     for row in df[df.status == "ok"].itertuples():
         spec = REGISTRY[row.model]
         sites = set(latent_info(spec.model, spec.make_data().model_kwargs).sites)
-        draws, other = store.load_artifact(
-            store.artifact_path(smoke_results, row.model, row.method, row.seed))
+        draws, other, _ = arviz_adapter.load_run(smoke_results / row.artifact)
         assert set(draws) == sites, (row.model, row.method)
         assert all(np.all(np.isfinite(v)) for v in draws.values())
         assert ("losses" in other) == (row.method != "nuts")

@@ -18,7 +18,6 @@ import jax
 import numpy as np
 import numpyro
 
-from svi_bench.benchmarks.artifacts import save_artifact
 from svi_bench.benchmarks.grid import store
 from svi_bench.benchmarks.grid.profiles import settings_for, settings_hash, with_overrides
 from svi_bench.benchmarks.inference import methods
@@ -26,7 +25,7 @@ from svi_bench.benchmarks.inference.introspect import LatentInfo, latent_info
 from svi_bench.benchmarks.inference.nuts import run_nuts
 from svi_bench.benchmarks.inference.settings import NUTSSettings, Settings
 from svi_bench.benchmarks.inference.svi import fit_svi
-from svi_bench.benchmarks.scoring import diagnostics
+from svi_bench.benchmarks.scoring import arviz_adapter, diagnostics
 from svi_bench.benchmarks.scoring.evaluate import evaluate
 from svi_bench.benchmarks.scoring.references import Reference, get_reference
 from svi_bench.models import Dataset, ModelSpec
@@ -61,6 +60,7 @@ def _base_row(cell: Cell, seed: int, profile: str) -> dict[str, Any]:
         "status": "ok",
         "error": "",
         "warning": "",
+        "artifact": "",
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "jax_version": jax.__version__,
         "numpyro_version": numpyro.__version__,
@@ -147,11 +147,9 @@ def _run_nuts_cell(cell, ds, info, keys, rows, out_dir, reference_fn) -> None:
             warnings.append(f"{diag['divergences']} divergent transitions after warm-up")
         if not all(np.all(np.isfinite(v)) for v in draws.values()):
             row.update(status="failed", error="non-finite NUTS draws")
-        save_artifact(
-            store.artifact_path(out_dir, cell.spec.name, cell.method, row["seed"]), draws,
-            energy=run.energy[i], diverging=run.diverging[i], num_steps=run.num_steps[i],
-            num_steps_warmup=run.num_steps_warmup[i],
-        )
+        _save_run(out_dir, cell, row, draws, nuts={
+            "energy": run.energy[i], "diverging": run.diverging[i],
+            "num_steps": run.num_steps[i], "num_steps_warmup": run.num_steps_warmup[i]})
         row["warning"] = "; ".join(warnings)
         _score(cell, ds, row, draws, reference_fn)
 
@@ -187,11 +185,23 @@ def _run_svi_cell(cell, ds, info, keys, rows, out_dir, reference_fn) -> None:
             if np.isnan(summary["converged_step"]):
                 warnings.append("loss shows no plateau by the plateau rule")
             row["warning"] = "; ".join(warnings)
-        save_artifact(
-            store.artifact_path(out_dir, cell.spec.name, cell.method, row["seed"]), draws,
-            losses=fit.losses[i], particle_elbos=fit.particle_elbos[i],
-        )
+        _save_run(out_dir, cell, row, draws,
+                  svi={"losses": fit.losses[i], "particle_elbos": fit.particle_elbos[i]})
         _score(cell, ds, row, draws, reference_fn, fit.particle_elbos[i])
+
+
+_ATTRS = ("model", "method", "seed", "profile", "settings_hash", "settings", "data", "status")
+
+
+def _save_run(out_dir, cell: Cell, row: dict, draws, **groups) -> None:
+    """The run's draws as InferenceData netCDF (path in ``row["artifact"]``); a failed re-run
+    never overwrites the artifact of an ok run of the same identity."""
+    path = store.artifact_path(out_dir, cell.spec.name, cell.method, row["seed"], cell.hash)
+    if row["status"] != "ok" and path.is_file() and arviz_adapter.run_status(path) == "ok":
+        return
+    attrs = {k: str(row[k]) for k in _ATTRS}
+    arviz_adapter.save_run(path, draws, attrs, **groups)
+    row["artifact"] = path.relative_to(out_dir).as_posix()
 
 
 def run_model_cells(
@@ -259,7 +269,8 @@ def run_grid(
     for cell in cells:
         todo = [
             s for s in cell.seeds
-            if not (resume and results.done((cell.spec.name, cell.method, s, profile), cell.hash))
+            if not (resume and results.done(
+                store.identity({**_base_row(cell, s, profile), "seed": s})))
         ]
         if on_cell and not todo:
             on_cell(cell, 0)

@@ -1,4 +1,4 @@
-"""The results table: one row per (model, method, seed), every metric a named number with a unit.
+"""The results table: one row per run identity (KEY), every metric a named number with a unit.
 
 The columns and their facts (dtype, unit, meaning) are stated once, in
 ``benchmarks.scoring.columns.TABLE``; this module gives the grid what it needs of them: the run
@@ -15,7 +15,8 @@ from svi_bench.benchmarks.scoring.columns import markdown_table as _markdown_tab
 COLUMNS: tuple[Column, ...] = of_kind(RUN)
 
 COLUMN_NAMES = tuple(c.name for c in COLUMNS)
-KEY = ("model", "method", "seed", "profile")
+#: A run's identity: different settings or data add rows, never replace another identity's rows.
+KEY = ("model", "method", "seed", "settings_hash", "data")
 STATUSES = ("ok", "failed", "not_applicable")
 
 

@@ -3,13 +3,14 @@ run's artifact lives."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from svi_bench.benchmarks.artifacts import atomic_write, load_artifact, save_artifact
+from svi_bench.benchmarks.artifacts import atomic_write
 from svi_bench.benchmarks.grid.schema import COLUMN_NAMES, COLUMNS, KEY, STATUSES
 
 
@@ -35,6 +36,9 @@ def _frame(rows: Iterable[Mapping[str, Any]], extra_columns: Iterable[str] = ())
 def load_results(out_dir: Path) -> pd.DataFrame:
     """The results table in ``out_dir`` (empty if none); a corrupt or foreign file raises."""
     path = Path(out_dir) / "results.parquet"
+    if path.is_dir():
+        raise ResultsError(f"results file {path} is a directory, not a parquet file; "
+                           "move it away or choose another --out")
     if not path.exists():
         return _frame([])
     try:
@@ -44,34 +48,67 @@ def load_results(out_dir: Path) -> pd.DataFrame:
             f"results file {path} is corrupt ({type(exc).__name__}); "
             "move it away or choose another --out"
         ) from None
-    missing = [c for c in KEY + ("status", "settings_hash") if c not in df.columns]
+    missing = [c for c in KEY + ("status",) if c not in df.columns]
     if missing:
         raise ResultsError(f"results file {path} lacks columns {missing}; not a results table")
+    if not pd.api.types.is_integer_dtype(df["seed"]):
+        raise ResultsError(f"results file {path} has a {df['seed'].dtype} seed column; "
+                           "valid: integer seeds (move it away or choose another --out)")
     bad = sorted(set(df["status"].dropna()) - set(STATUSES))
     if bad:
         raise ResultsError(f"results file {path} has unknown status {bad[0]!r}; valid: {STATUSES}")
     return df
 
 
+def identity(row: Mapping[str, Any]) -> tuple:
+    """A run's identity (``schema.KEY``): model, method, seed, settings hash and data key."""
+    return tuple(int(row[k]) if k == "seed" else row[k] for k in KEY)
+
+
+def check_writable(out_dir: Path) -> None:
+    """Create ``out_dir`` (and ``runs/``) and prove it writable, before anything is computed."""
+    out_dir = Path(out_dir)
+    for parent in (out_dir, *out_dir.parents):
+        if parent.exists() and not parent.is_dir():
+            raise ResultsError(f"--out {out_dir}: {parent} is a file, not a folder; "
+                               "valid: a folder that exists or can be created")
+    try:
+        (out_dir / "runs").mkdir(parents=True, exist_ok=True)
+        for folder in (out_dir, out_dir / "runs"):
+            probe = folder / f".write-test-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ResultsError(f"--out {out_dir} is not writable ({reason}); "
+                           "valid: a folder you can write to") from None
+
+
 class ResultsStore:
-    """Rows keyed by (model, method, seed, profile); a new row replaces the old one with its key."""
+    """Rows keyed by run identity (``identity``): a row replaces only the row of its own identity,
+    and never an ok row by a failed one (that failure is kept in ``kept_back`` for the summary)."""
 
     def __init__(self, out_dir: Path) -> None:
         self.out_dir = Path(out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        (self.out_dir / "runs").mkdir(exist_ok=True)
         existing = load_results(self.out_dir)
+        check_writable(self.out_dir)
         self._rows: dict[tuple, dict[str, Any]] = {
-            tuple(r[k] for k in KEY): r for r in existing.to_dict("records")
+            identity(r): r for r in existing.to_dict("records")
         }
+        self.kept_back: list[dict[str, Any]] = []
 
-    def done(self, key: tuple, settings_hash: str) -> bool:
+    def done(self, key: tuple) -> bool:
+        """True when the run of identity ``key`` is stored and ok (a null status is not done)."""
         row = self._rows.get(key)
-        return row is not None and row.get("settings_hash") == settings_hash
+        return row is not None and row.get("status") == "ok"
 
     def add(self, rows: Iterable[Mapping[str, Any]]) -> None:
         for row in rows:
-            self._rows[tuple(row[k] for k in KEY)] = dict(row)
+            key = identity(row)
+            if self.done(key) and row.get("status") != "ok":
+                self.kept_back.append(dict(row))
+                continue
+            self._rows[key] = dict(row)
         self.save()
 
     def frame(self) -> pd.DataFrame:
@@ -84,10 +121,11 @@ class ResultsStore:
         atomic_write(self.out_dir / "results.csv", lambda p: df.to_csv(p, index=False))
 
 
-def artifact_path(out_dir: Path, model: str, method: str, seed: int) -> Path:
+def artifact_path(out_dir: Path, model: str, method: str, seed: int, settings_hash: str) -> Path:
+    """``runs/<model>__<method>__seed<k>__<settings hash>.nc``: variants never overwrite each other."""
     safe_method = method.replace(":", "-")
-    return Path(out_dir) / "runs" / f"{model}__{safe_method}__seed{seed}.npz"
+    return Path(out_dir) / "runs" / f"{model}__{safe_method}__seed{seed}__{settings_hash}.nc"
 
 
-__all__ = ["ResultsError", "ResultsStore", "artifact_path", "load_artifact", "load_results",
-           "save_artifact"]
+__all__ = ["ResultsError", "ResultsStore", "artifact_path", "check_writable", "identity",
+           "load_results"]

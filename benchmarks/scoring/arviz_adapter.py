@@ -154,3 +154,86 @@ def load_posterior(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         draws[names.get(str(name), str(name))] = values.reshape(-1, *values.shape[2:])
     posterior.close()
     return draws, attrs
+
+
+# --- one run's artifact: InferenceData netCDF (posterior, sample_stats, warm-up, SVI trace) -----
+
+#: ArviZ names in the file -> the names the suite uses in memory (``load_run`` returns these).
+_NUTS_STATS = {"diverging": "diverging", "energy": "energy", "n_steps": "num_steps"}
+_SVI_VARS = {"loss": ("losses", "step"), "particle_elbo": ("particle_elbos", "particle")}
+
+
+def save_run(path, draws: dict[str, np.ndarray], attrs: dict[str, str], *,
+             nuts: dict[str, np.ndarray] | None = None,
+             svi: dict[str, np.ndarray] | None = None) -> None:
+    """One run as InferenceData netCDF, so ``az.from_netcdf`` then ``az.summary`` just work.
+
+    NUTS: ``draws`` are ``(chain, draw, *shape)``; ``nuts`` holds ``energy``, ``diverging``,
+    ``num_steps`` (chain, draw) -> group ``sample_stats`` (``energy``, ``diverging``, ``n_steps``)
+    and ``num_steps_warmup`` (chain, warm-up draw) -> group ``warmup_sample_stats`` (``n_steps``).
+    SVI: ``draws`` are ``(draw, *shape)`` and stored as one chain; ``svi`` holds ``losses`` (step)
+    and ``particle_elbos`` (particle) -> group ``svi`` (``loss``, ``particle_elbo``).
+    ``attrs`` (strings) go on the posterior group; ``inference`` records which kind it is.
+    """
+    from pathlib import Path
+
+    import xarray as xr
+
+    from svi_bench.benchmarks.artifacts import atomic_write
+
+    kind = "nuts" if nuts is not None else "svi"
+    posterior = {k: np.asarray(v) if kind == "nuts" else np.asarray(v)[None]
+                 for k, v in draws.items()}
+    groups: dict[str, object] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        groups["posterior"] = az.convert_to_dataset(posterior)
+        if nuts is not None:
+            stats = {name: np.asarray(nuts[ours]) for name, ours in _NUTS_STATS.items()
+                     if ours in nuts}
+            groups["sample_stats"] = az.convert_to_dataset(stats)
+            if "num_steps_warmup" in nuts:
+                groups["warmup_sample_stats"] = az.convert_to_dataset(
+                    {"n_steps": np.asarray(nuts["num_steps_warmup"])})
+        if svi is not None:
+            groups["svi"] = xr.Dataset({name: (dim, np.asarray(svi[ours]))
+                                        for name, (ours, dim) in _SVI_VARS.items() if ours in svi})
+        idata = az.InferenceData(**groups)
+    idata.posterior.attrs.update({**attrs, "inference": kind})
+    atomic_write(Path(path), idata.to_netcdf)
+
+
+def load_run(path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, str]]:
+    """``(draws, other arrays, posterior attrs)`` of a ``save_run`` file, in the layout given to
+    ``save_run`` (NUTS draws ``(chain, draw, ...)``, SVI draws ``(draw, ...)``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idata = az.from_netcdf(str(path))
+    attrs = {str(k): str(v) for k, v in idata.posterior.attrs.items()}
+    squeeze = attrs.get("inference") == "svi"
+    draws = {str(k): np.asarray(v.values)[0] if squeeze else np.asarray(v.values)
+             for k, v in idata.posterior.data_vars.items()}
+    other: dict[str, np.ndarray] = {}
+    groups = set(idata.groups())
+    if "sample_stats" in groups:
+        for name, ours in _NUTS_STATS.items():
+            if name in idata.sample_stats:
+                other[ours] = np.asarray(idata.sample_stats[name].values)
+    if "warmup_sample_stats" in groups and "n_steps" in idata.warmup_sample_stats:
+        other["num_steps_warmup"] = np.asarray(idata.warmup_sample_stats["n_steps"].values)
+    if "svi" in groups:
+        for name, (ours, _) in _SVI_VARS.items():
+            if name in idata.svi:
+                other[ours] = np.asarray(idata.svi[name].values)
+    for group in groups:
+        getattr(idata, group).close()
+    return draws, other, attrs
+
+
+def run_status(path) -> str:
+    """The ``status`` a run artifact records (``""`` if unreadable): an ok artifact is never
+    overwritten by a failed re-run."""
+    try:
+        return load_run(path)[2].get("status", "")
+    except Exception:
+        return ""

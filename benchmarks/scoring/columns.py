@@ -66,12 +66,17 @@ TABLE: tuple[Column, ...] = (
     _run("method", "string", "", "nuts, manual:<guide> or an autoguide name"),
     _run("seed", "Int64", "", "inference seed (jax.random.PRNGKey(seed))"),
     _run("profile", "string", "", "smoke, quick or paper"),
-    _run("settings_hash", "string", "", "hash of model, method, settings and data; --resume key"),
+    _run("settings_hash", "string", "",
+         "hash of model, method, settings and data; with model, method, seed and data the "
+         "run's identity (--resume skips identities already ok)"),
     _run("settings", "string", "json", "the run's settings"),
     _run("data", "string", "json", "data seed and size parameters"),
     _run("status", "string", "", "ok, failed or not_applicable"),
     _run("error", "string", "", "why a run failed or does not apply (one line)"),
     _run("warning", "string", "", "what an ok run should not hide (divergences, no plateau)"),
+    _run("artifact", "string", "path",
+         "the run's draws as ArviZ InferenceData netCDF (az.from_netcdf), relative to the "
+         "results folder; empty if none was written"),
     _run("started_at", "string", "ISO 8601", "when the run's program started (UTC)"),
     _run("jax_version", "string", "", "jax version"),
     _run("numpyro_version", "string", "", "numpyro version"),
