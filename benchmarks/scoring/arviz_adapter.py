@@ -175,6 +175,7 @@ def save_run(path, draws: dict[str, np.ndarray], attrs: dict[str, str], *,
     and ``particle_elbos`` (particle) -> group ``svi`` (``loss``, ``particle_elbo``).
     ``attrs`` (strings) go on the posterior group; ``inference`` records which kind it is.
     """
+    import json
     from pathlib import Path
 
     import xarray as xr
@@ -182,7 +183,7 @@ def save_run(path, draws: dict[str, np.ndarray], attrs: dict[str, str], *,
     from svi_bench.benchmarks.artifacts import atomic_write
 
     kind = "nuts" if nuts is not None else "svi"
-    posterior = {k: np.asarray(v) if kind == "nuts" else np.asarray(v)[None]
+    posterior = {netcdf_name(k): np.asarray(v) if kind == "nuts" else np.asarray(v)[None]
                  for k, v in draws.items()}
     groups: dict[str, object] = {}
     with warnings.catch_warnings():
@@ -199,7 +200,8 @@ def save_run(path, draws: dict[str, np.ndarray], attrs: dict[str, str], *,
             groups["svi"] = xr.Dataset({name: (dim, np.asarray(svi[ours]))
                                         for name, (ours, dim) in _SVI_VARS.items() if ours in svi})
         idata = az.InferenceData(**groups)
-    idata.posterior.attrs.update({**attrs, "inference": kind})
+    idata.posterior.attrs.update({**attrs, "inference": kind,
+                                  "site_names": json.dumps({netcdf_name(k): k for k in draws})})
     atomic_write(Path(path), idata.to_netcdf)
 
 
@@ -209,9 +211,12 @@ def load_run(path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[s
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         idata = az.from_netcdf(str(path))
+    import json
+
     attrs = {str(k): str(v) for k, v in idata.posterior.attrs.items()}
+    names = json.loads(attrs.pop("site_names", "{}"))
     squeeze = attrs.get("inference") == "svi"
-    draws = {str(k): np.asarray(v.values)[0] if squeeze else np.asarray(v.values)
+    draws = {names.get(str(k), str(k)): np.asarray(v.values)[0] if squeeze else np.asarray(v.values)
              for k, v in idata.posterior.data_vars.items()}
     other: dict[str, np.ndarray] = {}
     groups = set(idata.groups())
