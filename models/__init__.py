@@ -18,7 +18,7 @@ from svi_bench.models import (
     linreg_outliers,
     multimodal_2d,
 )
-from svi_bench.models.base import Dataset, ModelSpec
+from svi_bench.models.base import Dataset, ModelSpec, SizeParam
 
 REGISTRY: dict[str, ModelSpec] = {
     spec.name: spec
@@ -64,4 +64,4 @@ def get_model(name: str) -> ModelSpec:
         raise ValueError(f"unknown model {name!r}; valid: {', '.join(REGISTRY)}") from None
 
 
-__all__ = ["REGISTRY", "Dataset", "ModelSpec", "get_model", "register", "unregister"]
+__all__ = ["REGISTRY", "Dataset", "ModelSpec", "SizeParam", "get_model", "register", "unregister"]

@@ -16,6 +16,42 @@ ReferenceKind = Literal["exact", "quadrature", "nuts"]
 
 
 @dataclass(frozen=True)
+class SizeParam:
+    """A size parameter's type and valid range, so ``--size n_groups=2.5`` is refused rather than
+    silently run as 2 groups. ``low``/``high`` are inclusive unless ``low_open``."""
+
+    type: type = int
+    low: float | None = 1
+    high: float | None = None
+    low_open: bool = False
+
+    def describe(self) -> str:
+        kind = "an integer" if self.type is int else "a finite number"
+        parts = [] if self.low is None else [f"{'>' if self.low_open else '>='} {self.low:g}"]
+        parts += [] if self.high is None else [f"<= {self.high:g}"]
+        return f"{kind} {' and '.join(parts)}".strip()
+
+    def parse(self, name: str, value: Any) -> int | float:
+        """``value`` (a number or its text) as this parameter's type; ValueError naming the range."""
+        bad = ValueError(f"size parameter {name} must be {self.describe()}, got {value!r}")
+        if isinstance(value, bool):
+            raise bad
+        try:
+            if self.type is int:
+                if isinstance(value, float) or not str(value).strip().lstrip("+-").isdigit():
+                    raise bad
+                number: int | float = int(value)
+            else:
+                number = float(value)
+        except (TypeError, ValueError):
+            raise bad from None
+        if not np.isfinite(number) or (self.high is not None and number > self.high) or (
+                self.low is not None and (number <= self.low if self.low_open else number < self.low)):
+            raise bad
+        return number
+
+
+@dataclass(frozen=True)
 class Dataset:
     """One realisation of a model's data.
 
@@ -50,6 +86,9 @@ class ModelSpec:
     reference_kind: ReferenceKind
     default_data_seed: int = 0
     size_defaults: Mapping[str, int | float] = field(default_factory=dict)
+    size_params: Mapping[str, SizeParam] = field(default_factory=dict)
+    """Type and range of size parameters; undeclared ones follow their default's type: integers
+    >= 1, floats > 0 (``size_param``)."""
     exact_sampler: Callable[[np.random.Generator, int, Dataset], dict[str, np.ndarray]] | None = None
     exact_moments: Callable[[Dataset], dict[str, tuple[np.ndarray, np.ndarray]]] | None = None
     log_evidence: Callable[[Dataset], float] | None = None
@@ -88,7 +127,17 @@ class ModelSpec:
                 f"model {self.name!r} has no size parameter {sorted(unknown)}; "
                 f"valid: {sorted(self.size_defaults) or 'none'}"
             )
+        size = {k: self.size_param(k).parse(k, v) for k, v in size.items()}
         return {"seed": self.default_data_seed if seed is None else seed, **self.size_defaults, **size}
+
+    def size_param(self, name: str) -> SizeParam:
+        """The declared type and range of size parameter ``name``, or one derived from its
+        default (integers >= 1, floats > 0)."""
+        if name in self.size_params:
+            return self.size_params[name]
+        if isinstance(self.size_defaults.get(name), float):
+            return SizeParam(float, 0.0, low_open=True)
+        return SizeParam(int, 1)
 
     def data_for(self, key: Mapping[str, Any]) -> Dataset:
         """The data a ``data_key`` names."""
