@@ -1,4 +1,7 @@
-"""svi-bench: can SVI replace NUTS for this model? ``list | run | reference | report``.
+"""svi-bench: can SVI replace NUTS for this model? ``list | run | reference | check | report``.
+
+``--model-file path.py`` and ``--model package.module[:NAME]`` (repeatable) add a user's models to
+``list``, ``run``, ``reference`` and ``check`` (see ``benchmarks.grid.model_sources``).
 
 Bad input (unknown model, method or profile, impossible settings, a corrupt results file) exits 2
 with one line naming what is wrong and what is valid; results already on disk are never lost.
@@ -48,11 +51,25 @@ def _pairs(items: list[str], what: str) -> dict[str, Any]:
     return out
 
 
+def _add_sources(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model-file", action="append", default=[], metavar="PATH",
+                        help="a Python file defining SPEC = ModelSpec(...) or SPECS (repeatable)")
+    parser.add_argument("--model", dest="model_refs", action="append", default=[],
+                        metavar="MODULE[:NAME]",
+                        help="an importable module (or module:NAME) giving ModelSpecs (repeatable)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="svi-bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    sub.add_parser("list", help="every model and method of the grid")
+    _add_sources(sub.add_parser("list", help="every model and method of the grid"))
+    check = sub.add_parser("check", help="run the model contract on user models, one line a check")
+    _add_sources(check)
+    check.add_argument("--models", default="",
+                       help="comma-separated registered names to check (default: the given files"
+                            " and modules)")
     run = sub.add_parser("run", help="run a slice of the grid and write the results tables")
+    _add_sources(run)
     run.add_argument("--profile", default="quick", help="smoke, quick or paper (default quick)")
     run.add_argument("--models", default="", help="comma-separated model names (default: all)")
     run.add_argument("--methods", default="", help="comma-separated methods (default: all)")
@@ -70,8 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("report", add_help=False,
                    help="build the HTML report of a results folder (svi-bench report --help)")
     ref = sub.add_parser("reference", help="build (or check) a model's reference posterior")
-    ref.add_argument("--model", required=True,
-                     help="registered model name, a comma list, or all")
+    _add_sources(ref)  # --model NAME (a registered name, a comma list or all) or MODULE:NAME
     ref.add_argument("--out", default="results", help="output folder (default ./results)")
     ref.add_argument("--quality", default="full", help="full (gated) or smoke (cheap, fails gates)")
     ref.add_argument("--size", action="append", default=[], metavar="MODEL.KEY=VALUE")
@@ -98,22 +114,6 @@ def _parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def _cmd_list() -> int:
-    from svi_bench.benchmarks.inference import methods
-    from svi_bench.benchmarks.inference.introspect import latent_info
-    from svi_bench.models import REGISTRY
-
-    print(f"{'model':22} {'dim':>4} {'reference':10} source")
-    for spec in REGISTRY.values():
-        ds = spec.make_data()
-        dim = latent_info(spec.model, ds.model_kwargs).unconstrained_dim
-        print(f"{spec.name:22} {dim:>4} {spec.reference_kind:10} {spec.source}")
-        print(f"{'':22}      {spec.description}")
-        print(f"{'':22}      methods: {', '.join(methods.methods_for(spec))}")
-    print("\nmethods: " + methods.describe_valid_methods())
-    return 0
-
-
 def _resolve(args: argparse.Namespace):
     from svi_bench.benchmarks.grid import profiles, runner
     from svi_bench.benchmarks.inference import methods
@@ -122,11 +122,17 @@ def _resolve(args: argparse.Namespace):
 
     if args.profile not in profiles.PROFILES:
         raise UsageError(f"unknown profile {args.profile!r}; valid: {', '.join(profiles.PROFILES)}")
-    names = _csv(args.models) or list(REGISTRY)
+    from svi_bench.benchmarks import model_commands
+
+    wanted, origins = model_commands.load_sources(args)
+    names = (_csv(args.models) + wanted
+             or [n for n, o in origins.items() if model_commands.asked(o)] or list(REGISTRY))
     for name in names:
         if name not in REGISTRY:
             raise UsageError(f"unknown model {name!r}; valid: {', '.join(REGISTRY)}")
     specs = [REGISTRY[n] for n in names]
+    model_commands.check_contract(specs, origins)
+    args.origins = origins
     method_names = _csv(args.methods) or None
     for m in method_names or []:
         if not methods.is_known_method(m):
@@ -171,6 +177,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
         results = store.ResultsStore(Path(args.out))
     except store.ResultsError as exc:
         raise UsageError(str(exc)) from None
+    user = sorted({c.spec.name for c in cells} & set(args.origins))
+    if args.jobs > 1 and user:
+        raise UsageError(f"--jobs {args.jobs} runs registered built-in models only (worker "
+                         f"processes cannot import {', '.join(user)}): drop --jobs")
+    from svi_bench.benchmarks.grid import model_sources
+
+    try:
+        model_sources.write_record(results.out_dir, {c.spec.name for c in cells}, args.origins)
+    except OSError as exc:
+        raise UsageError(f"cannot write {Path(args.out) / model_sources.RECORD}: "
+                         f"{exc.strerror or exc}") from None
     if args.profile == "smoke":
         # Smoke runs test plumbing, not speed: XLA's cheapest optimisation compiles ~2.5x faster.
         os.environ.setdefault("XLA_FLAGS", jax_setup.SMOKE_XLA_FLAGS)
@@ -180,6 +197,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     bar = tqdm(total=total, unit="run", disable=args.no_progress, dynamic_ncols=True)
     counts = {"ok": 0, "failed": 0, "not_applicable": 0}
+    failures: list[str] = []
 
     def on_cell(cell, todo):
         bar.set_description(f"{cell.spec.name} x {cell.method} ({todo} seeds)")
@@ -188,6 +206,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     def on_done(cell, rows):
         for row in rows:
             counts[row["status"]] += 1
+            if row["status"] == "failed":
+                failures.append(f"failed: {row['model']} x {row['method']} seed {row['seed']}: "
+                                f"{row['error']}")
         if args.jobs > 1:
             bar.set_description(f"done {cell.spec.name} x {cell.method}")
         bar.update(len(rows))
@@ -201,6 +222,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"interrupted: results so far are in {results.out_dir}/results.parquet", file=sys.stderr)
         return 130
     bar.close()
+    for line in failures:
+        print(line)
     print(
         f"{counts['ok']} ok, {counts['failed']} failed, {counts['not_applicable']} not applicable "
         f"in {time.perf_counter() - start:.0f} s -> {results.out_dir / 'results.parquet'}"
@@ -209,6 +232,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_reference(args: argparse.Namespace) -> int:
+    from svi_bench.benchmarks import model_commands
     from svi_bench.benchmarks.inference import jax_setup
     from svi_bench.benchmarks.inference.introspect import latent_info
     from svi_bench.benchmarks.scoring.references import (
@@ -219,8 +243,13 @@ def _cmd_reference(args: argparse.Namespace) -> int:
     )
     from svi_bench.models import REGISTRY
 
-    names = list(REGISTRY) if args.model == "all" else _csv(args.model)
-    for name in names or [args.model]:
+    wanted, origins = model_commands.load_sources(args)
+    names = list(REGISTRY) if wanted == ["all"] else (
+        wanted or [n for n, o in origins.items() if model_commands.asked(o)])
+    if not names:
+        raise UsageError("reference needs --model NAME (a registered model, a comma list or all)"
+                         " or --model-file PATH")
+    for name in names:
         if name not in REGISTRY:
             raise UsageError(f"unknown model {name!r}; valid: all, {', '.join(REGISTRY)}")
     if args.quality not in QUALITIES:
@@ -233,29 +262,43 @@ def _cmd_reference(args: argparse.Namespace) -> int:
         if model not in names or param not in REGISTRY[model].size_defaults:
             valid = ", ".join(f"{n}.{k}" for n in names for k in REGISTRY[n].size_defaults)
             raise UsageError(f"--size {key!r} does not apply; valid: {valid or 'none'}")
+    if args.ship and any(n in origins for n in names):
+        raise UsageError("--ship stores the built-in models' references only; drop --ship for "
+                         f"{', '.join(n for n in names if n in origins)}")
     jax_setup.configure_jax()
+    failed = 0
     for name in names:
         spec = REGISTRY[name]
         size = {k.partition(".")[2]: v for k, v in sizes.items() if k.partition(".")[0] == name}
-        data_key = spec.data_key(**size)
-        ds = spec.data_for(data_key)
-        info = latent_info(spec.model, ds.model_kwargs)
-        ref = get_reference(spec, ds, data_key, info.sites, Path(args.out), quality=args.quality,
-                            rebuild=args.rebuild, ship=args.ship)
+        try:
+            data_key = spec.data_key(**size)
+            ds = spec.data_for(data_key)
+            info = latent_info(spec.model, ds.model_kwargs)
+            ref = get_reference(spec, ds, data_key, info.sites, Path(args.out),
+                                quality=args.quality, rebuild=args.rebuild, ship=args.ship)
+        except Exception as exc:  # a user model that raises: one line, the other models go on
+            failed += 1
+            text = (str(exc).strip().splitlines() or [""])[0]
+            print(f"{name}: reference FAILED: {type(exc).__name__}: {text}"[:400])
+            continue
         path = reference_paths(SHIPPED_DIR if args.ship else Path(args.out), spec, data_key,
                                args.quality)[0]
         state = "ok" if ref.ok else f"FAILED: {ref.failure}"
         n = len(next(iter(ref.draws.values())))
         print(f"{spec.name}: {ref.kind} reference, {n} draws, {state} -> {path}")
-    return 0
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
+        from svi_bench.benchmarks import model_commands
+
         if args.command == "list":
-            return _cmd_list()
+            return model_commands.cmd_list(args)
+        if args.command == "check":
+            return model_commands.cmd_check(args)
         if args.command == "run":
             return _cmd_run(args)
         if args.command == "reference":

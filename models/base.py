@@ -117,6 +117,11 @@ class ModelSpec:
     model's array arguments when it is None; a model whose observations are fixed inside it (not
     in ``model_kwargs``) needs its own to show them."""
     notes: str = ""
+    extra_sites: tuple[str, ...] = ()
+    """Deterministic sites (``numpyro.deterministic``) scored like latent sites, e.g. a non-centred
+    model's ``theta = mu + tau * theta_raw``: their draws are stored and scored (SVI: the model
+    replayed on the guide's draws; NUTS: its postprocessing). An ``exact_sampler`` must return them;
+    other references compute them from the model."""
 
     def data_key(self, seed: int | None = None, **size: Any) -> dict[str, Any]:
         """What identifies this model's data: the data seed and every size parameter (defaults

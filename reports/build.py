@@ -39,7 +39,11 @@ def build_report(results_dir: Path, out_dir: Path, history_dir: Path | None = No
     out_dir = Path(out_dir)
     _prepare_out(out_dir, Path(results_dir))
 
-    reg = registry()
+    model_notes: list[str] = []
+    reg = registry(results.results_dir, model_notes)
+    for note in model_notes:
+        log(f"report: {note}")
+    results.reference_notes.extend(model_notes)
     models, methods, expected = _pages(results, reg)
     summaries: dict[tuple[str, str], Summary] = {}
     for m in models:

@@ -35,10 +35,19 @@ class Context:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def registry() -> dict[str, Any]:
+def registry(results_dir: Path | None = None, notes: list[str] | None = None) -> dict[str, Any]:
+    """The registered models plus those a results folder records (``models.json``: user files
+    and modules re-imported when unchanged); what cannot be restored is one line in ``notes``."""
     from svi_bench.models import REGISTRY
 
-    return REGISTRY
+    if results_dir is None:
+        return REGISTRY
+    from svi_bench.benchmarks.grid.model_sources import restore
+
+    specs, found = restore(Path(results_dir))
+    if notes is not None:
+        notes.extend(found)
+    return {**REGISTRY, **specs}
 
 
 def expected_methods(spec) -> list[str]:

@@ -21,6 +21,8 @@ LAYERS: tuple[tuple[str, int], ...] = (
     ("benchmarks.scoring", 2),
     ("benchmarks.grid", 3),
     ("benchmarks.cli", 4),
+    ("benchmarks.model_commands", 4),
+    ("benchmarks.api", 4),
     ("benchmarks.__main__", 6),
     ("benchmarks.console", 6),
     ("benchmarks.baselines", 4),

@@ -132,7 +132,8 @@ def run_cell(cell: Cell, ds: Dataset, info: LatentInfo, profile: str, out_dir,
 
 def _run_nuts_cell(cell, ds, info, keys, rows, out_dir, reference_fn) -> None:
     s: NUTSSettings = cell.settings
-    run = run_nuts(keys, cell.spec.model, ds.model_kwargs, info.sites, s)
+    sites = info.sites + tuple(cell.spec.extra_sites)  # postprocessing gives deterministic sites
+    run = run_nuts(keys, cell.spec.model, ds.model_kwargs, sites, s)
     for i, row in enumerate(rows):
         draws = {k: v[i] for k, v in run.draws.items()}
         diag = diagnostics.nuts_diagnostics(draws, run.diverging[i], run.energy[i])
@@ -157,7 +158,8 @@ def _run_nuts_cell(cell, ds, info, keys, rows, out_dir, reference_fn) -> None:
 def _run_svi_cell(cell, ds, info, keys, rows, out_dir, reference_fn) -> None:
     s = cell.settings
     make_guide = methods.guide_factory(cell.spec, cell.method, s.guide_options)
-    fit = fit_svi(keys, cell.spec.model, make_guide, ds.model_kwargs, info.sites, s)
+    fit = fit_svi(keys, cell.spec.model, make_guide, ds.model_kwargs, info.sites, s,
+                  tuple(cell.spec.extra_sites))
     inner = methods.inner_steps(cell.method, s.guide_options)  # K for AutoDAIS, else 1
     for i, row in enumerate(rows):
         draws = {k: v[i] for k, v in fit.draws.items()}

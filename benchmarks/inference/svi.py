@@ -82,8 +82,10 @@ def build_svi_program(
     model_kwargs: Mapping[str, Any],
     latent_sites: Sequence[str],
     settings: SVISettings,
+    extra_sites: Sequence[str] = (),
 ) -> Callable[[jax.Array], tuple]:
-    """The per-seed SVI program: ``rng_key -> (losses, draws, particle_elbos, params_finite)``."""
+    """The per-seed SVI program: ``rng_key -> (losses, draws, particle_elbos, params_finite)``.
+    ``extra_sites`` (deterministic sites) are drawn by replaying the model on the guide's draws."""
 
     def program(rng_key: jax.Array) -> tuple:
         fit_key, draw_key, elbo_key = jax.random.split(rng_key, 3)
@@ -99,6 +101,10 @@ def build_svi_program(
             draw_key, **model_kwargs
         )
         draws = {site: draws[site] for site in latent_sites}
+        if extra_sites:  # only then: the built-in models' programs stay exactly as they were
+            det = Predictive(model, posterior_samples=draws, return_sites=list(extra_sites))(
+                jax.random.fold_in(draw_key, 1), **model_kwargs)
+            draws.update({site: det[site] for site in extra_sites})
         single = Trace_ELBO(num_particles=1)
         keys = jax.random.split(elbo_key, settings.final_elbo_particles)
         particle_losses = jax.lax.map(
@@ -116,11 +122,11 @@ def fit_svi(
     model_kwargs: Mapping[str, Any],
     latent_sites: Sequence[str],
     settings: SVISettings,
+    extra_sites: Sequence[str] = (),
 ) -> SVIFit:
     """Fit one guide for every key in ``rng_keys`` (shape (seeds, 2)) in one compiled program."""
-    program = jax.jit(
-        jax.vmap(build_svi_program(model, make_guide, model_kwargs, latent_sites, settings))
-    )
+    program = jax.jit(jax.vmap(
+        build_svi_program(model, make_guide, model_kwargs, latent_sites, settings, extra_sites)))
     out, compile_s, run_s, cache_hit = jax_setup.compile_and_run(program, rng_keys)
     losses, draws, particle_elbos, finite = out
     return SVIFit(

@@ -244,3 +244,16 @@ def recipe_hash(spec: ModelSpec, quality: str) -> str:
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def with_extra_sites(spec: ModelSpec, ds: Dataset, draws: dict[str, np.ndarray],
+                     seed: int) -> dict[str, np.ndarray]:
+    """``draws`` plus the spec's ``extra_sites`` (deterministic sites) the builder did not give,
+    computed by replaying the model on the latent draws."""
+    missing = [s for s in getattr(spec, "extra_sites", ()) if s not in draws]
+    if not missing:
+        return draws
+    import jax
+    from numpyro.infer import Predictive
+
+    det = Predictive(spec.model, posterior_samples={k: np.asarray(v) for k, v in draws.items()},
+                     return_sites=missing)(jax.random.PRNGKey(seed), **ds.model_kwargs)
+    return {**draws, **{s: np.asarray(det[s]) for s in missing}}

@@ -35,6 +35,7 @@ from svi_bench.benchmarks.scoring.reference_builders import (
     build_nuts,
     build_quadrature,
     recipe_hash,
+    with_extra_sites,
 )
 from svi_bench.models import Dataset, ModelSpec
 
@@ -180,6 +181,7 @@ def get_reference(spec: ModelSpec, ds: Dataset, data_key: dict[str, Any], sites:
         draws, prov = build_quadrature(spec, ds, seed, sites)
     else:
         draws, prov = build_nuts(spec, ds, seed, sites, log, quality)
+    draws = with_extra_sites(spec, ds, draws, seed)
     provenance = {**expected, **prov, "versions": _versions(),
                   "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                   "build_s": time.perf_counter() - start}

@@ -41,6 +41,7 @@ PLAN: tuple[tuple[str, tuple[str, ...], CheckFn], ...] = (
     ("data_dtypes", ("data",), m.data_dtypes),
     ("model_trace", ("data",), m.model_trace),
     ("true_values", ("model_trace",), m.true_values),
+    ("extra_sites", ("model_trace",), m.extra_sites),
     ("autonormal", ("model_trace",), m.autonormal),
     ("reference_model", ("model_trace",), m.reference_model),
     ("exact_sampler", ("model_trace",), r.exact_sampler),

@@ -182,6 +182,20 @@ def model_trace(ctx: Context) -> str:
     return f"latent sites: {', '.join(f'{k} {v}' for k, v in ctx.latents.items())}"
 
 
+def extra_sites(ctx: Context) -> str | None:
+    names = ctx.spec.extra_sites
+    if not names:
+        return "none"
+    if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+        raise Fail(f"extra_sites is {names!r}: give a tuple of site names, e.g. ('theta',)")
+    trace = ck.model_trace(ctx.spec.model, ctx.kwargs)
+    bad = [n for n in names if trace.get(n, {}).get("type") != "deterministic"]
+    if bad:
+        raise Fail(f"extra_sites {bad} are not deterministic sites of the model: name sites the "
+                   "model records with numpyro.deterministic(name, value)")
+    return f"scored deterministic sites: {', '.join(names)}"
+
+
 def true_values(ctx: Context) -> str | None:
     truth = ctx.ds.true_values
     if not truth:

@@ -1,0 +1,244 @@
+"""Where models come from: the built-in registry, a user's file, a module, an installed package.
+
+``--model-file path.py`` (the file is imported under a unique name in ``sys.modules``, since
+references hash the model's module source), ``--model package.module[:NAME]`` and the entry-point
+group ``svi_bench.models`` each give a ``ModelSpec`` or a list of them. ``load_sources`` registers
+them and returns where each came from; ``record``/``read_record`` keep that in ``DIR/models.json``
+so the report can load the specs of whatever models a results folder holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.metadata
+import importlib.util
+import inspect
+import json
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from svi_bench import models
+from svi_bench.benchmarks.artifacts import atomic_write
+from svi_bench.models import ModelSpec
+
+ENTRY_POINT_GROUP = "svi_bench.models"
+RECORD = "models.json"
+USER_PACKAGE = "svi_bench_user_models"
+
+
+class SourceError(Exception):
+    """A model source cannot be used; the message is the one line the user sees."""
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def module_name_for(path: Path) -> str:
+    """A unique, stable module name for a model file: its stem plus a hash of its full path."""
+    path = Path(path).resolve()
+    stem = "".join(c if c.isalnum() or c == "_" else "_" for c in path.stem)
+    return f"{USER_PACKAGE}.{stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:10]}"
+
+
+def _specs_of(obj: Any, where: str) -> list[ModelSpec]:
+    """The ModelSpecs an object names: a ModelSpec, a list/tuple of them, or a module's
+    ``SPECS``, ``SPEC`` or (failing both) every top-level ModelSpec."""
+    if isinstance(obj, ModelSpec):
+        return [obj]
+    if isinstance(obj, (list, tuple)):
+        bad = [type(x).__name__ for x in obj if not isinstance(x, ModelSpec)]
+        if bad or not obj:
+            raise SourceError(f"{where}: expected ModelSpec objects, got {bad or 'an empty list'}")
+        return list(obj)
+    if hasattr(obj, "__dict__") and type(obj).__name__ == "module":
+        for attr in ("SPECS", "SPEC"):
+            if hasattr(obj, attr):
+                return _specs_of(getattr(obj, attr), f"{where}:{attr}")
+        found = [v for v in vars(obj).values() if isinstance(v, ModelSpec)]
+        if found:
+            return list(dict.fromkeys(found))
+        raise SourceError(f"{where} defines no ModelSpec: add SPEC = ModelSpec(...) "
+                          "(from svi_bench.models import ModelSpec)")
+    raise SourceError(f"{where} is a {type(obj).__name__}, not a ModelSpec or a list of them")
+
+
+def load_file(path: str | Path) -> list[ModelSpec]:
+    """Import a model file under a unique module name and return its specs."""
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(f"--model-file {path}: no such file; give the path of a .py file "
+                          "defining SPEC = ModelSpec(...)")
+    if path.suffix != ".py":
+        raise SourceError(f"--model-file {path}: not a .py file")
+    name = module_name_for(path)
+    spec = importlib.util.spec_from_file_location(name, path.resolve())
+    if spec is None or spec.loader is None:
+        raise SourceError(f"--model-file {path}: cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # before executing: references hash the source via sys.modules
+    try:
+        spec.loader.exec_module(module)
+    except BaseException as exc:
+        sys.modules.pop(name, None)
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise SourceError(f"--model-file {path}: import failed: {_one_line(exc)}") from None
+    return _specs_of(module, f"--model-file {path}")
+
+
+def load_module(ref: str) -> list[ModelSpec]:
+    """``package.module`` or ``package.module:NAME`` -> its specs."""
+    module_name, _, attr = ref.partition(":")
+    if not module_name:
+        raise SourceError(f"--model {ref!r}: give package.module or package.module:NAME")
+    try:
+        module = importlib.import_module(module_name)
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise SourceError(f"--model {ref}: import failed: {_one_line(exc)}") from None
+    if not attr:
+        return _specs_of(module, f"--model {ref}")
+    if not hasattr(module, attr):
+        raise SourceError(f"--model {ref}: module {module_name} has no attribute {attr!r}")
+    return _specs_of(getattr(module, attr), f"--model {ref}")
+
+
+def _origin_of_file(path: Path) -> dict[str, Any]:
+    return {"kind": "file", "path": str(Path(path).resolve()), "sha256": file_sha256(path)}
+
+
+def _origin_of_module(spec: ModelSpec, kind: str, ref: str) -> dict[str, Any]:
+    module = inspect.getmodule(spec.model)
+    file = getattr(module, "__file__", None)
+    origin = {"kind": kind, "module": ref, "path": str(file or "")}
+    if file and Path(file).is_file():
+        origin["sha256"] = file_sha256(Path(file))
+    return origin
+
+
+def origin_of(name: str) -> dict[str, Any]:
+    """The origin of a model that is already registered (built-ins and ``models.register``)."""
+    spec = models.REGISTRY[name]
+    module = getattr(inspect.getmodule(spec.model), "__name__", "")
+    if module.startswith("svi_bench.models."):
+        return {"kind": "builtin", "module": module}
+    return _origin_of_module(spec, "module", module)
+
+
+def _register(spec: ModelSpec, origin: dict[str, Any], origins: dict[str, dict]) -> None:
+    name = spec.name
+    taken = models.REGISTRY.get(name)
+    if taken is not None and taken is not spec:
+        before = origins.get(name) or origin_of(name)
+        where = before.get("path") or before.get("module") or before["kind"]
+        here = origin.get("path") or origin.get("module")
+        raise SourceError(f"model name {name!r} from {here} is already taken by {where} "
+                          f"({before['kind']}): rename one of them")
+    models.register(spec)
+    origins[name] = origin
+
+
+def load_entry_points(origins: dict[str, dict], warn: Callable[[str], None]) -> None:
+    """Register the models installed packages declare in the ``svi_bench.models`` group; a
+    failing entry point is one warning, never an error for the other models."""
+    try:
+        eps = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    except Exception as exc:  # a broken installed distribution
+        warn(f"warning: cannot list entry points {ENTRY_POINT_GROUP}: {_one_line(exc)}")
+        return
+    for ep in eps:
+        try:
+            specs = _specs_of(ep.load(), f"entry point {ep.name} ({ep.value})")
+            for spec in specs:
+                if models.REGISTRY.get(spec.name) is spec:
+                    continue
+                _register(spec, _origin_of_module(spec, "entry_point", ep.value), origins)
+        except Exception as exc:
+            msg = str(exc) if isinstance(exc, SourceError) else _one_line(exc)
+            warn(f"warning: entry point {ep.name} ({ep.value}) skipped: {msg}")
+
+
+def load_sources(files: Iterable[str] = (), modules: Iterable[str] = (),
+                 entry_points: bool = True,
+                 warn: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
+                 ) -> dict[str, dict[str, Any]]:
+    """Register the models of ``files``, ``modules`` and (optionally) installed entry points;
+    return {name: origin} of every model they gave. Raises SourceError on an asked-for source."""
+    origins: dict[str, dict[str, Any]] = {}
+    if entry_points:
+        load_entry_points(origins, warn)
+    for path in files:
+        for spec in load_file(path):
+            _register(spec, _origin_of_file(Path(path)), origins)
+    for ref in modules:
+        for spec in load_module(ref):
+            _register(spec, _origin_of_module(spec, "module", ref), origins)
+    return origins
+
+
+def write_record(out_dir: Path, names: Iterable[str], origins: dict[str, dict]) -> Path:
+    """Add the origin of each model in ``names`` to ``out_dir/models.json`` (atomically)."""
+    path = Path(out_dir) / RECORD
+    record = read_record(out_dir)[0]
+    for name in names:
+        record[name] = origins.get(name) or origin_of(name)
+    text = json.dumps(record, indent=2, sort_keys=True) + "\n"
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    return path
+
+
+def read_record(out_dir: Path) -> tuple[dict[str, dict], str]:
+    """(the folder's {name: origin}, "" or why it could not be read)."""
+    path = Path(out_dir) / RECORD
+    if not path.is_file():
+        return {}, ""
+    try:
+        record = json.loads(path.read_text())
+        if not isinstance(record, dict) or not all(isinstance(v, dict) for v in record.values()):
+            raise ValueError("not a JSON object of objects")
+    except Exception as exc:
+        return {}, f"{path} is unreadable ({_one_line(exc)}); model origins unknown"
+    return record, ""
+
+
+def restore(out_dir: Path) -> tuple[dict[str, ModelSpec], list[str]]:
+    """The specs of the models recorded in ``out_dir/models.json`` (built-ins from the registry,
+    files and modules re-imported when unchanged) and one note per model that could not be."""
+    record, why = read_record(out_dir)
+    notes = [why] if why else []
+    specs: dict[str, ModelSpec] = {}
+    for name, origin in record.items():
+        if name in models.REGISTRY:  # a built-in, or a model this process registered
+            specs[name] = models.REGISTRY[name]
+            continue
+        try:
+            if origin.get("kind") == "file":
+                path = Path(str(origin.get("path", "")))
+                if not path.is_file():
+                    raise SourceError(f"model file {path} is gone")
+                if file_sha256(path) != origin.get("sha256"):
+                    raise SourceError(f"model file {path} changed since the run (sha256 differs)")
+                found = load_file(path)
+            elif origin.get("kind") in ("module", "entry_point"):
+                found = load_module(str(origin.get("module", "")))
+            else:
+                found = []
+            match = [s for s in found if s.name == name]
+            if not match:
+                raise SourceError(f"{origin.get('path') or origin.get('module')} no longer "
+                                  f"defines model {name!r}")
+            specs[name] = match[0]
+        except Exception as exc:
+            msg = str(exc) if isinstance(exc, SourceError) else _one_line(exc)
+            notes.append(f"model {name}: {msg}; its page shows the results without the spec")
+    return specs, notes

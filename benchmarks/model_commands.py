@@ -1,0 +1,99 @@
+"""The model-facing sub-commands: ``list`` and ``check``, and loading ``--model-file``/``--model``.
+
+Kept apart from ``benchmarks.cli`` (the grid's ``run`` and ``reference``) so each stays small.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from svi_bench.benchmarks.cli import UsageError, _csv
+
+
+def split_model_refs(refs: list[str]) -> tuple[list[str], list[str]]:
+    """``--model`` values: (registered names, module sources). ``MODULE:NAME`` and dotted names
+    that are not registered models are modules; anything else names models (``reference``)."""
+    from svi_bench.models import REGISTRY
+
+    names, modules = [], []
+    for ref in refs:
+        if ":" in ref or ("." in ref and ref not in REGISTRY):
+            modules.append(ref)
+        else:
+            names += _csv(ref)
+    return names, modules
+
+
+def load_sources(args: argparse.Namespace) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """Register the models of --model-file/--model (and installed entry points): (names asked
+    for by --model NAME, {name: origin} of every model a source gave)."""
+    from svi_bench.benchmarks.grid import model_sources
+
+    names, modules = split_model_refs(getattr(args, "model_refs", []))
+    try:
+        origins = model_sources.load_sources(args.model_file, modules)
+    except model_sources.SourceError as exc:
+        raise UsageError(str(exc)) from None
+    return names, origins
+
+
+def asked(origin: dict[str, Any]) -> bool:
+    return origin.get("kind") in ("file", "module")
+
+
+def check_contract(specs, origins: dict[str, dict[str, Any]]) -> None:
+    """A user model that breaks the contract is bad input: its first failure and where to look."""
+    from svi_bench.models.contract import check_spec
+
+    for spec in specs:
+        if spec.name not in origins:
+            continue
+        failed = [c for c in check_spec(spec) if not c.ok and not c.skipped]
+        if failed:
+            raise UsageError(f"model {spec.name!r} breaks the model contract ({failed[0]}); "
+                             f"`svi-bench check` lists every check")
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from svi_bench.models import REGISTRY
+    from svi_bench.models.contract import check_spec
+
+    names, origins = load_sources(args)
+    names += _csv(args.models)
+    names += [n for n, o in origins.items() if asked(o)]
+    if not names:
+        raise UsageError("check needs --model-file PATH, --model MODULE[:NAME] or --models NAMES")
+    for name in names:
+        if name not in REGISTRY:
+            raise UsageError(f"unknown model {name!r}; valid: {', '.join(REGISTRY)}")
+    failures = 0
+    for name in dict.fromkeys(names):
+        print(f"model {name}:")
+        for check in check_spec(REGISTRY[name]):
+            failures += not check.ok
+            print(f"  {check}")
+    print(f"{failures} check(s) failed" if failures else "all checks passed")
+    return 1 if failures else 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from svi_bench.benchmarks.inference import methods
+    from svi_bench.benchmarks.inference.introspect import latent_info
+    from svi_bench.models import REGISTRY
+
+    load_sources(args)
+    print(f"{'model':22} {'dim':>4} {'reference':10} source")
+    for spec in REGISTRY.values():
+        try:
+            ds = spec.make_data()
+            dim = latent_info(spec.model, ds.model_kwargs).unconstrained_dim
+        except Exception as exc:  # a user model that raises: one line, the others still listed
+            print(f"{spec.name:22} cannot be listed: {type(exc).__name__}: "
+                  f"{(str(exc).strip().splitlines() or [''])[0]}"[:300])
+            continue
+        print(f"{spec.name:22} {dim:>4} {spec.reference_kind:10} {spec.source}")
+        print(f"{'':22}      {spec.description}")
+        print(f"{'':22}      methods: {', '.join(methods.methods_for(spec))}")
+    print("\nmethods: " + methods.describe_valid_methods())
+    return 0
