@@ -10,6 +10,7 @@ with one line naming what is wrong and what is valid; results already on disk ar
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -98,20 +99,65 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+MAX_SEED = 2**32 - 1  # jax.random.PRNGKey takes a uint32 seed
+MAX_SEED_COUNT = 10_000
+
+
 def _parse_seeds(text: str) -> list[int]:
     try:
         if "," in text:
             seeds = [int(s) for s in _csv(text)]
+            if not seeds:
+                raise UsageError(f"--seeds {text!r} lists no seed; valid: a count N or a comma "
+                                 "list of integers like 0,4,7")
         else:
             n = int(text)
-            if n < 1:
-                raise UsageError(f"--seeds must be at least 1, got {n}")
+            if not 1 <= n <= MAX_SEED_COUNT:
+                raise UsageError(f"--seeds count must be between 1 and {MAX_SEED_COUNT}, got {n}")
             seeds = list(range(n))
     except ValueError:
         raise UsageError(f"--seeds takes a count N or a comma list of integers, got {text!r}") from None
-    if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise UsageError(f"--seeds must be distinct non-negative integers, got {text!r}")
+    if any(not 0 <= s <= MAX_SEED for s in seeds) or len(set(seeds)) != len(seeds):
+        raise UsageError(f"--seeds must be distinct integers from 0 to {MAX_SEED} (uint32), "
+                         f"got {text!r}")
     return seeds
+
+
+def _json_object(key: str, text: Any) -> dict[str, Any]:
+    """A --set value that must be a JSON object (``guide_options``)."""
+    try:
+        value = json.loads(str(text))
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise UsageError(f"--set {key}={text!s} is not a JSON object; valid: e.g. "
+                         f"--set {key}='{{\"K\": 8}}'")
+    return value
+
+
+def _check_overrides(overrides: dict[str, Any]) -> None:
+    """Every --set value checked by the settings it belongs to, whichever methods run."""
+    import dataclasses
+
+    from svi_bench.benchmarks.inference.settings import NUTSSettings, SVISettings
+
+    valid = (SVISettings(num_steps=1, num_particles=1, learning_rate=0.1, num_draws=1),
+             NUTSSettings(num_warmup=1, num_samples=1, num_chains=1))
+    for key, value in overrides.items():
+        for base in valid:
+            if key in base.__dataclass_fields__:
+                try:
+                    dataclasses.replace(base, **{key: value}).validate()
+                except ValueError as exc:
+                    raise UsageError(f"--set {key}={value}: {exc}") from None
+
+
+def _size_value(spec, key: str, param: str, value: Any) -> int | float:
+    """``value`` typed and range-checked by the size declaration of ``spec``."""
+    try:
+        return spec.size_param(param).parse(param, value)
+    except ValueError as exc:
+        raise UsageError(f"--size {key}={value!s}: {exc}") from None
 
 
 def _resolve(args: argparse.Namespace):
@@ -150,13 +196,16 @@ def _resolve(args: argparse.Namespace):
         if param not in REGISTRY[model].size_defaults:
             valid = ", ".join(REGISTRY[model].size_defaults) or "none"
             raise UsageError(f"model {model!r} has no size parameter {param!r}; valid: {valid}")
-        sizes.setdefault(model, {})[param] = value
+        sizes.setdefault(model, {})[param] = _size_value(REGISTRY[model], key, param, value)
     overrides = _pairs(args.set, "--set")
+    if "guide_options" in overrides:
+        overrides["guide_options"] = _json_object("guide_options", overrides["guide_options"])
     known = {f for cls in (SVISettings, NUTSSettings)
              for f in cls.__dataclass_fields__}
     for key in overrides:
         if key not in known:
             raise UsageError(f"unknown setting {key!r}; valid: {', '.join(sorted(known))}")
+    _check_overrides(overrides)
     try:
         cells = list(runner.plan(specs, method_names, _parse_seeds(args.seeds), args.profile,
                                  overrides, sizes))
@@ -224,6 +273,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     bar.close()
     for line in failures:
         print(line)
+    for row in results.kept_back:
+        print(f"kept the earlier ok row of {row['model']} x {row['method']} seed {row['seed']}: "
+              f"the re-run failed: {row['error']}")
     print(
         f"{counts['ok']} ok, {counts['failed']} failed, {counts['not_applicable']} not applicable "
         f"in {time.perf_counter() - start:.0f} s -> {results.out_dir / 'results.parquet'}"
@@ -262,9 +314,16 @@ def _cmd_reference(args: argparse.Namespace) -> int:
         if model not in names or param not in REGISTRY[model].size_defaults:
             valid = ", ".join(f"{n}.{k}" for n in names for k in REGISTRY[n].size_defaults)
             raise UsageError(f"--size {key!r} does not apply; valid: {valid or 'none'}")
+        sizes[key] = _size_value(REGISTRY[model], key, param, sizes[key])
     if args.ship and any(n in origins for n in names):
         raise UsageError("--ship stores the built-in models' references only; drop --ship for "
                          f"{', '.join(n for n in names if n in origins)}")
+    from svi_bench.benchmarks.grid import store
+
+    try:
+        store.check_writable(Path(args.out), "references")
+    except store.ResultsError as exc:
+        raise UsageError(str(exc)) from None
     jax_setup.configure_jax()
     failed = 0
     for name in names:

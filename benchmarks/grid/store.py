@@ -65,16 +65,16 @@ def identity(row: Mapping[str, Any]) -> tuple:
     return tuple(int(row[k]) if k == "seed" else row[k] for k in KEY)
 
 
-def check_writable(out_dir: Path) -> None:
-    """Create ``out_dir`` (and ``runs/``) and prove it writable, before anything is computed."""
+def check_writable(out_dir: Path, sub: str = "runs") -> None:
+    """Create ``out_dir/sub`` and prove both writable, before anything is computed."""
     out_dir = Path(out_dir)
     for parent in (out_dir, *out_dir.parents):
         if parent.exists() and not parent.is_dir():
             raise ResultsError(f"--out {out_dir}: {parent} is a file, not a folder; "
                                "valid: a folder that exists or can be created")
     try:
-        (out_dir / "runs").mkdir(parents=True, exist_ok=True)
-        for folder in (out_dir, out_dir / "runs"):
+        (out_dir / sub).mkdir(parents=True, exist_ok=True)
+        for folder in (out_dir, out_dir / sub):
             probe = folder / f".write-test-{os.getpid()}"
             probe.write_bytes(b"")
             probe.unlink()
