@@ -188,6 +188,16 @@ def test_a_results_table_with_text_seeds_is_refused(folder, capsys, no_compute):
     assert _fingerprint(folder) == before
 
 
+def test_a_results_table_with_a_missing_seed_is_refused(folder, capsys, no_compute):
+    def null_seed(df):
+        df["seed"] = df["seed"].astype("Int64")
+        df.loc[0, "seed"] = None
+    _rewrite_results(folder, null_seed)
+    before = _fingerprint(folder)
+    _refused([*RUN, "--out", str(folder)], capsys, "seed column", "valid: integer seeds")
+    assert _fingerprint(folder) == before
+
+
 def test_a_results_file_that_is_a_directory_is_named_as_such(tmp_path, capsys, no_compute):
     (tmp_path / "results.parquet").mkdir()
     _refused([*RUN, "--out", str(tmp_path)], capsys, "is a directory, not a parquet file")
@@ -217,6 +227,18 @@ def test_a_reference_json_that_is_not_an_object_is_rebuilt_with_a_message(folder
     assert "is corrupt" in err and "not used" in err, err
     for path in paths:
         assert isinstance(json.loads(path.read_text()), dict)
+
+
+def test_a_bad_reference_json_in_the_results_folder_costs_no_metrics(folder, capsys):
+    for path in (folder / "references").glob("coin__*.json"):
+        path.write_text('"nonsense"')
+    argv = [*RUN, "--out", str(folder), "--methods", "manual:beta", "--set", "num_steps=300"]
+    assert cli.main(argv) == 0
+    assert "is corrupt" in capsys.readouterr().err
+    df = pd.read_parquet(folder / "results.parquet")
+    new = df[df.settings.str.contains('"num_steps": 300')]
+    assert len(new) == 1 and new.verdict.isin(["pass", "warn", "fail"]).all()
+    assert new.w1_max.notna().all()
 
 
 def _toy_model(y=None):

@@ -51,7 +51,7 @@ def load_results(out_dir: Path) -> pd.DataFrame:
     missing = [c for c in KEY + ("status",) if c not in df.columns]
     if missing:
         raise ResultsError(f"results file {path} lacks columns {missing}; not a results table")
-    if not pd.api.types.is_integer_dtype(df["seed"]):
+    if not pd.api.types.is_integer_dtype(df["seed"]) or df["seed"].isna().any():
         raise ResultsError(f"results file {path} has a {df['seed'].dtype} seed column; "
                            "valid: integer seeds (move it away or choose another --out)")
     bad = sorted(set(df["status"].dropna()) - set(STATUSES))
