@@ -129,7 +129,7 @@ def _origin_of_module(spec: ModelSpec, kind: str, ref: str) -> dict[str, Any]:
 def origin_of(name: str) -> dict[str, Any]:
     """The origin of a model that is already registered (built-ins and ``models.register``)."""
     spec = models.REGISTRY[name]
-    module = getattr(inspect.getmodule(spec.model), "__name__", "")
+    module = _module_of(spec)
     if module.startswith("svi_bench.models."):
         return {"kind": "builtin", "module": module}
     return _origin_of_module(spec, "module", module)
@@ -138,14 +138,20 @@ def origin_of(name: str) -> dict[str, Any]:
 def _register(spec: ModelSpec, origin: dict[str, Any], origins: dict[str, dict]) -> None:
     name = spec.name
     taken = models.REGISTRY.get(name)
+    if taken is not None and _module_of(taken) == _module_of(spec) != "":
+        taken = None  # the same file or module loaded again: the new spec replaces the old
     if taken is not None and taken is not spec:
         before = origins.get(name) or origin_of(name)
         where = before.get("path") or before.get("module") or before["kind"]
         here = origin.get("path") or origin.get("module")
         raise SourceError(f"model name {name!r} from {here} is already taken by {where} "
                           f"({before['kind']}): rename one of them")
-    models.register(spec)
+    models.register(spec, replace=True)
     origins[name] = origin
+
+
+def _module_of(spec: ModelSpec) -> str:
+    return str(getattr(inspect.getmodule(spec.model), "__name__", ""))
 
 
 def load_entry_points(origins: dict[str, dict], warn: Callable[[str], None]) -> None:

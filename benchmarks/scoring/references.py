@@ -69,8 +69,18 @@ def data_hash(ds: Dataset) -> str:
 
 
 def source_hash(spec: ModelSpec) -> str:
+    """Hash of the model module's source (a model defined in a notebook, whose module has no
+    file: of the model function's source, or failing that its bytecode)."""
     module = sys.modules[spec.model.__module__]
-    return hashlib.sha256(inspect.getsource(module).encode()).hexdigest()[:16]
+    try:
+        text = inspect.getsource(module).encode()
+    except (OSError, TypeError):
+        try:
+            text = inspect.getsource(spec.model).encode()
+        except (OSError, TypeError):
+            code = spec.model.__code__
+            text = code.co_code + repr(code.co_consts).encode()
+    return hashlib.sha256(text).hexdigest()[:16]
 
 
 def _versions() -> dict[str, str]:

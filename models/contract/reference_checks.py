@@ -20,7 +20,11 @@ MOMENT_DRAWS = 200_000
 PRIOR_DRAWS = 32
 
 
-def _latent_draws(ctx: Context, draws, who: str, n: int) -> None:
+def _latent_draws(ctx: Context, draws, who: str, n: int) -> dict:
+    """The latent sites' draws, checked; ``extra_sites`` may be given too (else references
+    compute them from the model) and are left out."""
+    if isinstance(draws, Mapping):
+        draws = {k: v for k, v in draws.items() if k not in set(ctx.spec.extra_sites)}
     if not isinstance(draws, Mapping) or set(draws) != set(ctx.latents):
         got = sorted(draws) if isinstance(draws, Mapping) else type(draws).__name__
         raise Fail(f"{who} returned {got}, not the latent sites {sorted(ctx.latents)}: return "
@@ -28,6 +32,7 @@ def _latent_draws(ctx: Context, draws, who: str, n: int) -> None:
     for site, shape in ctx.latents.items():
         if np.shape(draws[site]) != (n, *shape):
             raise Fail(f"{who} gave {site} shape {np.shape(draws[site])}: want {(n, *shape)}")
+    return draws
 
 
 def exact_sampler(ctx: Context) -> str | None:
@@ -35,7 +40,7 @@ def exact_sampler(ctx: Context) -> str | None:
     if spec.exact_sampler is None:
         return "none"
     draws = spec.exact_sampler(np.random.default_rng(0), SAMPLER_DRAWS, ctx.ds)
-    _latent_draws(ctx, draws, "exact_sampler", SAMPLER_DRAWS)
+    draws = _latent_draws(ctx, draws, "exact_sampler", SAMPLER_DRAWS)
     if not np.all(np.isfinite(ck.batched_log_joint(spec, ctx.ds, draws))):
         raise Fail("some exact draws have a non-finite log joint under the model: return values "
                    "in the constrained space, inside every prior's support")
