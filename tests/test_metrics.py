@@ -97,6 +97,21 @@ def test_sliced_w1_helper_matches_scipy():
 # --- exact samples sit at the noise floor ------------------------------------------------------
 
 
+def _max_abs_z(corr: float) -> tuple[float, float]:
+    """Mean and sd of max_j |Z_j| for a standard normal pair with correlation ``corr`` (one
+    component if ``corr`` is None): the standardised mean error of exact draws, in sqrt(2/n)."""
+    if corr is None:
+        return E_ABS_Z, math.sqrt(1 - 2 / math.pi)
+    z = np.random.default_rng(0).multivariate_normal([0, 0], [[1, corr], [corr, 1]], 2_000_000)
+    m = np.abs(z).max(axis=1)
+    return float(m.mean()), float(m.std())
+
+
+# sampler -> (correlation of its components, floor repeats): the 1-D case is cheap, so it
+# averages more splits and its band below is tighter.
+FLOOR_CASES = {"gauss2": (COV2[0, 1] / math.sqrt(COV2[0, 0] * COV2[1, 1]), 20), "beta1": (None, 100)}
+
+
 @pytest.mark.parametrize("name", sorted(SAMPLERS))
 def test_exact_samples_are_within_their_noise_floor(name):
     sample = SAMPLERS[name]
@@ -104,13 +119,19 @@ def test_exact_samples_are_within_their_noise_floor(name):
     n = 4000
     approx, ref = sample(rng, n), sample(rng, n)
     metrics = agreement(approx, ref)
+    corr, repeats = FLOOR_CASES[name]
     with pytest.warns(UserWarning, match="halves of 2000"):
-        floors = noise_floor(ref, n, rng, repeats=20)
+        floors = noise_floor(ref, n, rng, repeats=repeats)
     assert floors["floor_n_approx"] == floors["floor_n_ref"] == 2000
 
     # The floor is the size of Monte Carlo noise, not a catch-all: the standardised mean error
-    # of two independent n-samples is |N(0, 2/n)|, mean sqrt(2/n) * E|Z| per component.
-    assert 0.4 < floors["std_mean_err_max_floor"] / math.sqrt(2 / n) < 2.0
+    # of two independent n-samples is |N(0, 2/n)| per component, so the floor (rescaled from
+    # the halves to n versus n) is sqrt(2/n) times the mean of max_j |Z_j| over ``repeats``
+    # random splits: within 4 of its standard errors of the analytic mean (E|Z| = 0.798 in 1-D).
+    ratio = floors["std_mean_err_max_floor"] / math.sqrt(2 / n)
+    mean, sd = _max_abs_z(corr)
+    assert abs(ratio - mean) < 4 * sd / math.sqrt(repeats), (ratio, mean, sd / math.sqrt(repeats))
+    assert 0.4 < ratio < 2.0
     for key in AGREEMENT_KEYS:
         floor = floors[f"{key}_floor"]
         assert floor < 0.05, key
@@ -152,6 +173,39 @@ def test_noise_floor_rescales_small_reference_to_the_actual_sizes():
         ratio = from_halves[f"{key}_floor"] / measured[f"{key}_floor"]
         tight = key.startswith(("w1", "joint"))  # the least noisy metrics: a sharper check
         assert (0.7 < ratio < 1.4) if tight else (0.5 < ratio < 2.0), (key, ratio)
+
+
+def test_noise_floor_rescale_is_exact_for_a_common_split():
+    """With a common random seed the splits, hence the raw deviations, are the same, so floors
+    for different target sizes differ exactly by the documented factor: the floor of n draws
+    against a reference of a draws over the one against b draws is
+    sqrt((1/n + 1/a) / (1/n + 1/b)), for every metric."""
+    ref = gauss2(np.random.default_rng(13), 3000)
+    n, a, b = 500, 1000, 40_000
+    at_a = noise_floor(ref, n, np.random.default_rng(5), repeats=4, n_ref=a)
+    at_b = noise_floor(ref, n, np.random.default_rng(5), repeats=4, n_ref=b)
+    expected = math.sqrt((1 / n + 1 / a) / (1 / n + 1 / b))
+    assert expected > 1.1  # the rescale is large enough that its absence shows
+    for key in AGREEMENT_KEYS:
+        assert at_a[f"{key}_floor"] / at_b[f"{key}_floor"] == pytest.approx(expected, rel=1e-12), key
+
+
+def test_noise_floor_from_halves_is_rescaled_exactly():
+    """Halves of a small reference (n/2 against n/2) are rescaled to n draws against the whole
+    reference: sqrt((1/n + 1/n) / (2/n + 2/n)) = sqrt(1/2) times the raw mean deviation. The raw
+    value is the floor of n/2 draws against n/2 (scale 1) from the same seed, hence the same
+    splits; without the rescale the ratio would be 1 (the halves floor sqrt(2) too large)."""
+    n = 1000
+    ref = gauss2(np.random.default_rng(17), n)
+    with pytest.warns(UserWarning, match="halves of 500"):
+        from_halves = noise_floor(ref, n, np.random.default_rng(3), repeats=4)
+    raw = noise_floor(ref, n // 2, np.random.default_rng(3), repeats=4, n_ref=n // 2)
+    assert (raw["floor_n_approx"], raw["floor_n_ref"]) == (from_halves["floor_n_approx"],
+                                                           from_halves["floor_n_ref"]) == (500, 500)
+    expected = math.sqrt((1 / n + 1 / n) / (1 / (n // 2) + 1 / (n // 2)))
+    for key in AGREEMENT_KEYS:
+        ratio = from_halves[f"{key}_floor"] / raw[f"{key}_floor"]
+        assert ratio == pytest.approx(expected, rel=1e-12), (key, ratio)
 
 
 def test_noise_floor_keys():
