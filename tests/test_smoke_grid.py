@@ -10,6 +10,20 @@ from svi_bench.benchmarks.inference.introspect import latent_info
 from svi_bench.benchmarks.scoring import arviz_adapter
 from svi_bench.models import REGISTRY
 
+#: Every smoke-grid row that is not ``ok``, with the reason it must give. A method that starts
+#: failing at run time, or a method that stops (or starts) applying, changes this set: update it
+#: on purpose, never by accident. Every other row of the grid must be ok.
+FLOW_NEEDS_2D = "needs a latent dimension of at least 2 (NumPyro refuses latent dim = 1)"
+EXPECTED_NOT_OK: dict[tuple[str, str], tuple[str, str]] = {
+    ("coin", "autobnaf"): ("not_applicable", "AutoBNAFNormal " + FLOW_NEEDS_2D),
+    ("coin", "autoiaf"): ("not_applicable", "AutoIAFNormal " + FLOW_NEEDS_2D),
+    ("gamma_concentration", "autobnaf"): ("not_applicable", "AutoBNAFNormal " + FLOW_NEEDS_2D),
+    ("gamma_concentration", "autoiaf"): ("not_applicable", "AutoIAFNormal " + FLOW_NEEDS_2D),
+}
+#: The smoke profile's NUTS references are deliberately cheap (README, References): they fail
+#: the draw gate, and every verdict that leans on them must say so.
+CHEAP_REFERENCE_FAILURE = "reference failed its checks ("
+
 
 def test_every_model_and_method_has_a_row(smoke_results):
     df = pd.read_parquet(smoke_results / "results.parquet")
@@ -55,3 +69,42 @@ def test_artifacts_hold_only_latent_sites(smoke_results):
         assert set(draws) == sites, (row.model, row.method)
         assert all(np.all(np.isfinite(v)) for v in draws.values())
         assert ("losses" in other) == (row.method != "nuts")
+
+
+def test_exactly_the_expected_rows_fail_or_do_not_apply(smoke_results):
+    """The grid's rows are pinned: every (model, method) of the registry once, the expected
+    non-ok rows with their reasons, and every other row ok (a method broken at run time fails
+    here, whatever the count of ok rows)."""
+    df = pd.read_parquet(smoke_results / "results.parquet")
+    expected_rows = {(spec.name, m) for spec in REGISTRY.values() for m in methods.methods_for(spec)}
+    assert len(df) == len(expected_rows)
+    assert set(zip(df.model, df.method, strict=True)) == expected_rows
+    assert set(EXPECTED_NOT_OK) <= expected_rows, "EXPECTED_NOT_OK names a row the grid lacks"
+    not_ok = df[df.status != "ok"]
+    got = {(r.model, r.method): (r.status, r.error) for r in not_ok.itertuples()}
+    unexpected = {k: v for k, v in got.items() if k not in EXPECTED_NOT_OK}
+    assert not unexpected, f"rows that should be ok: {unexpected}"
+    missing = {k: v for k, v in EXPECTED_NOT_OK.items() if k not in got}
+    assert not missing, f"rows expected not ok but ok: {missing}"
+    for key, (status, reason) in EXPECTED_NOT_OK.items():
+        assert got[key][0] == status, (key, got[key])
+        assert reason in got[key][1], (key, got[key][1])
+
+
+def test_verdicts_on_cheap_smoke_references_say_so(smoke_results):
+    """README: the smoke profile's NUTS references fail their draw gate on purpose, so every
+    verdict leaning on one carries ``reference_ok`` False and the reason; verdicts on exact and
+    quadrature references carry ``reference_ok`` True and no such note."""
+    df = pd.read_parquet(smoke_results / "results.parquet")
+    ok = df[df.status == "ok"]
+    cheap = {spec.name for spec in REGISTRY.values() if spec.reference_kind == "nuts"}
+    assert cheap == {"linreg_outliers", "hierarchical_linreg", "bnn"}
+    for row in ok.itertuples():
+        reason = str(row.verdict_reason)
+        if row.model in cheap:
+            assert row.reference_ok == 0, (row.model, row.method, row.reference_ok)
+            assert reason.startswith(CHEAP_REFERENCE_FAILURE), (row.model, row.method, reason)
+            assert "retained draws < 10000" in reason, (row.model, row.method, reason)
+        else:
+            assert row.reference_ok == 1, (row.model, row.method, row.reference_ok)
+            assert "reference failed" not in reason, (row.model, row.method, reason)
