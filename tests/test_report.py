@@ -257,3 +257,94 @@ def test_command_line_entry_point(tmp_path):
                           capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "does not exist" in proc.stderr
+
+
+# --------------------------------------------------------------------------- what a cell shows
+
+
+class _Cells(HTMLParser):
+    """The leaderboard's entries: per model row, every ``div.entry`` with its classes, title and
+    whitespace-normalised text (nested elements included)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model: str | None = None
+        self.column = -1
+        self.entries: list[dict] = []
+        self._depth = 0  # div depth inside the current entry (0: not in one)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "tr":
+            self.model, self.column = attrs.get("data-model"), -1
+        elif tag == "td" and self.model:
+            self.column += 1
+        elif tag == "div" and self._depth:
+            self._depth += 1
+        elif tag == "div" and self.model and "entry" in (attrs.get("class") or "").split():
+            self._depth = 1
+            self.entries.append({"model": self.model, "column": self.column,
+                                 "classes": attrs["class"].split(), "title": attrs.get("title", ""),
+                                 "text": ""})
+
+    def handle_endtag(self, tag):
+        if tag == "div" and self._depth:
+            self._depth -= 1
+        elif tag == "tr":
+            self.model = None
+
+    def handle_data(self, data):
+        if self._depth:
+            self.entries[-1]["text"] += " " + data  # one element, one word boundary
+
+    def entry(self, model: str, method: str) -> dict:
+        found = [e for e in self.entries if e["model"] == model
+                 and e["title"].startswith(f"{model} × {method}:")]
+        assert len(found) == 1, (model, method, [e["title"] for e in self.entries])
+        e = found[0]
+        return {**e, "text": " ".join(e["text"].split())}
+
+
+@pytest.fixture(scope="module")
+def cells(report) -> _Cells:
+    parser = _Cells()
+    parser.feed((report / "index.html").read_text())
+    return parser
+
+
+def test_cell_shows_the_worst_verdict_over_seeds_and_the_speed_ups(cells):
+    """manual:beta has a warn seed and a pass seed: the cell is warn (2 of 2 seeds ok, with the
+    warning mark). Its headline metric is the median w1_max over the seeds, (0.3 + 0.1) / 2, with
+    its floor; the speed-ups over NUTS are wall (2 + 0.5) / (1 + 0.1), run 0.5 / 0.1 and gradient
+    evaluations 1000 / 300, and k-hat is the one seed's 0.4."""
+    e = cells.entry("coin", "manual:beta")
+    assert "verdict-warn" in e["classes"]
+    assert e["title"].startswith("coin × manual:beta: warn (1 pass, 1 warn of 2 seeds)")
+    assert "w1_max=0.3 beyond warn threshold 0.2" in e["title"]
+    assert "warnings: loss shows no plateau" in e["title"]
+    assert e["text"] == ("beta warn 2/2 ok ⚠ w1_max 0.2 (floor 0.07) "
+                         "2.3× wall · 5× run · 3.3× grads k-hat 0.4"), e["text"]
+
+
+def test_cell_of_a_failing_guide_without_floor_and_of_nuts(cells):
+    e = cells.entry("coin", "manual:normal")
+    assert "verdict-fail" in e["classes"]
+    # no floor stored: none shown; the same run time as NUTS, a third of its gradients
+    assert e["text"] == "normal fail w1_max 2 1× wall · 1× run · 3.3× grads", e["text"]
+    nuts = cells.entry("coin", "nuts")
+    assert "verdict-pass" in nuts["classes"]
+    assert nuts["text"] == ("pass w1_max 0.12 (floor 0.15) 2.5 s wall · 1,000 grads "
+                            "R-hat 1.01 · ESS 300"), nuts["text"]
+    assert "speed" not in nuts["text"] and "×" not in nuts["text"]
+
+
+def test_cells_of_failed_and_not_applicable_runs(cells):
+    failed = cells.entry("coin", "autonormal")
+    assert "status-failed" in failed["classes"] and failed["text"].startswith("failed [")
+    assert "failed: ValueError: " + INJECTION in failed["title"]  # the parser unescapes
+    na = cells.entry("coin", "autobnaf")
+    assert "status-na" in na["classes"] and na["text"].startswith("n/a [")
+    assert NA_REASON in na["title"]
+    # a method column without a row for a registered model says so
+    missing = cells.entry("gamma_concentration", "nuts")
+    assert "status-missing" in missing["classes"] and missing["text"] == "not run"
