@@ -295,18 +295,39 @@ def test_mean_field_on_correlated_gaussian_is_measured():
 
 
 def test_khat_small_for_exact_guide():
-    """Conjugate normal model: q is the exact posterior, log w = log Z up to rounding."""
+    """Conjugate normal model. The exact posterior as q gives log w = log Z up to rounding, where
+    a Pareto fit would only describe rounding noise: exactly constant weights are the ideal -inf.
+    A guide of the exact family slightly off the posterior (mean 0.1 sd off, sd 5% too narrow)
+    has log weights that really vary, with a Pareto tail of k = 1 - 0.95^2 = 0.1: small."""
     rng = np.random.default_rng(17)
     y = rng.normal(1.0, 1.0, size=20)
     post_var = 1 / (1 + y.size)
     post_mean = post_var * y.sum()
-    z = rng.normal(post_mean, math.sqrt(post_var), size=4000)
-    log_joint = stats.norm.logpdf(z) + stats.norm.logpdf(y[:, None], z, 1.0).sum(axis=0)
-    log_q = stats.norm.logpdf(z, post_mean, math.sqrt(post_var))
+    post_sd = math.sqrt(post_var)
+
+    def log_weights(z, mean, sd):
+        log_joint = stats.norm.logpdf(z) + stats.norm.logpdf(y[:, None], z, 1.0).sum(axis=0)
+        return log_joint, stats.norm.logpdf(z, mean, sd)
+
+    log_joint, log_q = log_weights(rng.normal(post_mean, post_sd, size=4000), post_mean, post_sd)
     assert np.ptp(log_joint - log_q) < 1e-9
-    assert psis_khat(log_joint, log_q) < 0.5
     # Exactly constant weights: ArviZ cannot fit a tail; reported as the ideal -inf, not +inf.
     assert psis_khat(np.full(50, 3.0), np.zeros(50)) == -math.inf
+
+    mean, sd = post_mean + 0.1 * post_sd, 0.95 * post_sd
+    log_joint, log_q = log_weights(rng.normal(mean, sd, size=4000), mean, sd)
+    assert np.ptp(log_joint - log_q) > 0.1  # a real tail to fit, not rounding
+    assert psis_khat(log_joint, log_q) < 0.5
+
+
+@pytest.mark.parametrize("s", [0.95, 0.8, 0.6])
+def test_khat_follows_the_tail_of_a_too_narrow_guide(s):
+    """q = N(0, s^2) for p = N(0, 1), s < 1: the weights exp(z^2 (1/s^2 - 1) / 2) have a Pareto
+    tail of shape k = 1 - s^2. At 4000 draws k-hat's sd is 0.07-0.10 with a bias of at most
+    -0.06 (100 seeds each): 0.3 is three to four of its standard errors."""
+    z = np.random.default_rng(int(100 * s)).normal(0.0, s, size=4000)
+    k = psis_khat(stats.norm.logpdf(z), stats.norm.logpdf(z, 0.0, s))
+    assert abs(k - (1 - s * s)) < 0.3, (s, k)
 
 
 def test_khat_wide_guide_good_narrow_guide_unreliable():
@@ -329,6 +350,74 @@ def test_exact_kl_matches_analytic_gaussian_kl():
     log_joint = log_z + stats.norm.logpdf(z, mu, 1.0)  # p(x, z) = Z * N(z; mu, 1)
     elbo = float(np.mean(log_joint - stats.norm.logpdf(z)))
     assert exact_kl(log_z, elbo) == pytest.approx(mu**2 / 2, abs=5 * mu / math.sqrt(n))
+
+
+# A conjugate model with an analytic evidence, and guides that stay as written (their only
+# parameter has zero gradient), so KL(q || p) is known exactly: the ELBO comes from the code.
+KL_Y = np.array([0.3, 1.9, 1.2, 0.4], dtype=np.float32)
+KL_POST_SD = math.sqrt(1 / (1 + KL_Y.size))
+KL_POST_MEAN = KL_POST_SD**2 * float(KL_Y.sum())
+
+
+def _kl_model(y):
+    import numpyro
+    import numpyro.distributions as dist
+
+    mu = numpyro.sample("mu", dist.Normal(0.0, 1.0))
+    with numpyro.plate("n", y.shape[0]):
+        numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+
+
+def _fixed_guide(shift: float, scale: float):
+    """q = N(posterior mean + shift sd, (scale sd)^2), whatever the optimiser does."""
+    def guide(y):
+        import numpyro
+        import numpyro.distributions as dist
+
+        frozen = numpyro.param("frozen", 0.0)  # zero gradient: q stays as written
+        numpyro.sample("mu", dist.Normal(KL_POST_MEAN + shift * KL_POST_SD + 0.0 * frozen,
+                                         scale * KL_POST_SD))
+    return guide
+
+
+def test_exact_kl_of_the_programs_elbo_matches_the_analytic_kl(tmp_path):
+    """``kl_exact`` of a row is log Z minus the ELBO the SVI program estimates from its
+    ``final_elbo_particles`` (grid runner, scoring, as the grid runs them): within 4 of the row's
+    own ``final_elbo_se`` of the analytic KL(N(m + d s, (k s)^2) || N(m, s^2)) =
+    -log k + (k^2 + d^2) / 2 - 1/2; 0 to rounding for the exact posterior."""
+    import jax.numpy as jnp
+
+    from svi_bench.benchmarks.grid.runner import plan, run_cell
+    from svi_bench.benchmarks.inference import jax_setup
+    from svi_bench.benchmarks.inference.introspect import latent_info
+    from svi_bench.models import Dataset, ModelSpec
+
+    jax_setup.configure_jax()
+    n = KL_Y.size
+    log_z = float(stats.multivariate_normal(np.zeros(n), np.eye(n) + 1.0).logpdf(KL_Y))
+    cases = {"exact": (0.0, 1.0), "shifted": (0.5, 0.8)}
+    spec = ModelSpec(name="conjugate_kl", description="normal mean, unit variance",
+                     source="tests", model=_kl_model,
+                     data=lambda seed: Dataset(model_kwargs={"y": jnp.asarray(KL_Y)}),
+                     guides={k: _fixed_guide(*v) for k, v in cases.items()},
+                     reference_kind="exact", log_evidence=lambda ds: log_z)
+    ds = spec.make_data()
+    info = latent_info(spec.model, ds.model_kwargs)
+    (tmp_path / "runs").mkdir()
+    cells = plan([spec], [f"manual:{k}" for k in cases], [0], "smoke",
+                 {"num_steps": 10, "num_draws": 50, "final_elbo_particles": 4000})
+    for cell in cells:
+        (row,) = run_cell(cell, ds, info, "smoke", tmp_path, lambda: None)
+        assert row["status"] == "ok", row["error"]
+        d, k = cases[cell.method.removeprefix("manual:")]
+        analytic = -math.log(k) + (k * k + d * d) / 2 - 0.5
+        assert row["kl_exact"] == pytest.approx(log_z - row["final_elbo"], abs=1e-12)
+        if d == 0 and k == 1:
+            assert row["final_elbo_se"] < 1e-6 and abs(row["kl_exact"]) < 1e-5, row
+            continue
+        se = row["final_elbo_se"]
+        assert 0 < se < 0.05, row
+        assert abs(row["kl_exact"] - analytic) < 4 * se, (cell.method, row["kl_exact"], analytic, se)
 
 
 def test_nuts_efficiency():
