@@ -113,7 +113,8 @@ def _parse_seeds(text: str) -> list[int]:
         else:
             n = int(text)
             if not 1 <= n <= MAX_SEED_COUNT:
-                raise UsageError(f"--seeds count must be between 1 and {MAX_SEED_COUNT}, got {n}")
+                raise UsageError(f"--seeds must be at least 1 and at most {MAX_SEED_COUNT}, "
+                                 f"got {n}")
             seeds = list(range(n))
     except ValueError:
         raise UsageError(f"--seeds takes a count N or a comma list of integers, got {text!r}") from None

@@ -59,7 +59,7 @@ def load(results_dir: Path, profile: str | None = None) -> Results:
     if not results_dir.is_dir():
         raise ReportError(f"results folder {results_dir} does not exist; "
                           "run `svi-bench run --out DIR` first")
-    if not (results_dir / "results.parquet").is_file():
+    if not (results_dir / "results.parquet").exists():  # a directory: load_results says so
         raise ReportError(f"no results.parquet in {results_dir}; "
                           "run `svi-bench run --out DIR` first")
     try:

@@ -74,8 +74,8 @@ def _refused(argv: list[str], capsys, *words: str) -> str:
 
 
 @pytest.mark.parametrize("setting, words", [
-    ("learning_rate=inf", ["learning_rate", "finite number > 0", "inf"]),
-    ("learning_rate=0", ["learning_rate", "finite number > 0"]),
+    ("learning_rate=inf", ["learning_rate", "must be > 0 and finite", "inf"]),
+    ("learning_rate=0", ["learning_rate", "must be > 0 and finite"]),
     ("guide_options=abc", ["guide_options=abc", "not a JSON object", "valid", '{"K": 8}']),
     ("guide_options=[1, 2]", ["guide_options", "not a JSON object", "valid"]),
     ("num_steps=2.5", ["num_steps", "positive integer", "2.5"]),

@@ -38,7 +38,7 @@ def load_results(out_dir: Path) -> pd.DataFrame:
     path = Path(out_dir) / "results.parquet"
     if path.is_dir():
         raise ResultsError(f"results file {path} is a directory, not a parquet file; "
-                           "move it away or choose another --out")
+                           "valid: a results.parquet file (move it away or use another folder)")
     if not path.exists():
         return _frame([])
     try:
@@ -52,8 +52,9 @@ def load_results(out_dir: Path) -> pd.DataFrame:
     if missing:
         raise ResultsError(f"results file {path} lacks columns {missing}; not a results table")
     if not pd.api.types.is_integer_dtype(df["seed"]) or df["seed"].isna().any():
-        raise ResultsError(f"results file {path} has a {df['seed'].dtype} seed column; "
-                           "valid: integer seeds (move it away or choose another --out)")
+        raise ResultsError(f"results file {path}: its seed column holds {df['seed'].dtype} "
+                           "values or gaps; valid: integer seeds (move it away or choose "
+                           "another --out)")
     bad = sorted(set(df["status"].dropna()) - set(STATUSES))
     if bad:
         raise ResultsError(f"results file {path} has unknown status {bad[0]!r}; valid: {STATUSES}")

@@ -24,7 +24,7 @@ class SVISettings:
         _positive(self, "num_steps", "num_particles", "num_draws", "final_elbo_particles")
         if not _number(self.learning_rate) or not math.isfinite(self.learning_rate) \
                 or not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be a finite number > 0, got {self.learning_rate!r}")
+            raise ValueError(f"learning_rate must be > 0 and finite, got {self.learning_rate!r}")
         if not isinstance(self.guide_options, dict) or not all(
                 isinstance(k, str) for k in self.guide_options):
             raise ValueError("guide_options must be a JSON object such as '{\"K\": 8}', "
