@@ -286,3 +286,16 @@ def test_compare_from_python(tmp_path):
         compare(model, {"y": y}, profile="nope", out=tmp_path / "res")
     with pytest.raises(ValueError, match="float32"):
         compare(model, {"y": y.astype(np.float64)}, name="api_bad", out=tmp_path / "res")
+
+
+def test_readme_python_api_block(tmp_path, monkeypatch):
+    """The README's ``compare`` example, verbatim: a table with one ok, scored row per method."""
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(_readme_block("Your own model", "python"), "README.md", "exec"), namespace)
+    df = namespace["df"]
+    assert sorted(df["method"]) == ["autonormal", "nuts"]
+    assert set(df["status"]) == {"ok"} and df["verdict"].isin(["pass", "warn", "fail"]).all()
+    assert (tmp_path / "my_results" / "results.parquet").is_file()
+    assert json.loads((tmp_path / "my_results" / "models.json").read_text())["my_model"]["kind"] \
+        == "python"

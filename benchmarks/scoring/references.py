@@ -71,10 +71,10 @@ def data_hash(ds: Dataset) -> str:
 def source_hash(spec: ModelSpec) -> str:
     """Hash of the model module's source (a model defined in a notebook, whose module has no
     file: of the model function's source, or failing that its bytecode)."""
-    module = sys.modules[spec.model.__module__]
+    module = sys.modules.get(getattr(spec.model, "__module__", None) or "")
     try:
         text = inspect.getsource(module).encode()
-    except (OSError, TypeError):
+    except (OSError, TypeError):  # no module (exec), or one without a file (a notebook)
         try:
             text = inspect.getsource(spec.model).encode()
         except (OSError, TypeError):
