@@ -142,3 +142,14 @@ def test_the_report_shows_the_latest_variant_of_a_run():
     })
     shown = loader.latest_variant(df)
     assert sorted(zip(shown.seed, shown.settings_hash, strict=True)) == [(0, "new"), (1, "old")]
+
+
+def test_the_report_builds_from_a_folder_with_two_variants(two_variants, tmp_path):
+    from svi_bench.reports.cli import main as report_main
+
+    assert report_main(["build", "--results", str(two_variants), "--out", str(tmp_path / "r"),
+                        "--history", str(tmp_path / "h"), "--quiet"]) == 0
+    shown = loader.load(two_variants).df
+    beta = shown[shown.method == "manual:beta"]
+    assert len(beta) == 1 and json.loads(beta.settings.iloc[0])["learning_rate"] == 0.02
+    assert (tmp_path / "r" / "index.html").is_file()
