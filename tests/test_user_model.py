@@ -299,3 +299,27 @@ def test_readme_python_api_block(tmp_path, monkeypatch):
     assert (tmp_path / "my_results" / "results.parquet").is_file()
     assert json.loads((tmp_path / "my_results" / "models.json").read_text())["my_model"]["kind"] \
         == "python"
+
+
+def test_a_run_time_failure_is_a_failed_row_and_in_the_summary(tmp_path, capsys):
+    """A model that passes the contract (default size) but raises for another size: failed rows
+    with the reason, printed at the end of the run; nothing else is lost."""
+    path = _model_file(tmp_path, "sized")
+    path.write_text(path.read_text()
+                    .replace("def data(seed=0):\n",
+                             "def data(seed=0, n=3):\n    if n > 3:\n"
+                             "        raise ValueError(f'only 3 points, asked for {n}')\n")
+                    .replace("extra_sites=", "size_defaults={'n': 3}, extra_sites="))
+    out_dir = tmp_path / "res"
+    code, out, err = _run(["run", "--model-file", str(path), "--profile", "smoke",
+                           "--methods", "autonormal", "--size", "sized.n=5", "--no-progress",
+                           "--out", str(out_dir)], capsys)
+    assert code == 0, err
+    summary = [line for line in out.splitlines() if line.startswith("failed: sized")]
+    assert summary == ["failed: sized x autonormal seed 0: model or data failed: "
+                       "ValueError: only 3 points, asked for 5"], out
+    assert "0 ok, 1 failed" in out
+    import pandas as pd
+
+    df = pd.read_parquet(out_dir / "results.parquet")
+    assert list(df["status"]) == ["failed"] and "only 3 points" in df["error"].iloc[0]
