@@ -68,6 +68,52 @@ def test_a_guide_forced_to_nan_fails_and_the_grid_goes_on(tmp_path):
     assert np.isnan(other["losses"]).all()
 
 
+EDGE = 3.0
+
+
+def _edge_model(y):
+    """The toy model with a hard edge: no mass beyond |mu| = 3 (log density -inf there)."""
+    mu = numpyro.sample("mu", dist.Normal(0.0, 1.0))
+    numpyro.factor("edge", jnp.where(jnp.abs(mu) < EDGE, 0.0, -jnp.inf))
+    with numpyro.plate("n", y.shape[0]):
+        numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+
+
+def _edge_guide(y):
+    """Starts on the edge: its first particles fall beyond it (an infinite loss), as documents'
+    guides drawing outside a prior's support do; the fit then moves inside and stays finite."""
+    loc = numpyro.param("loc", EDGE + 0.2)
+    numpyro.sample("mu", dist.Normal(loc, 0.2))
+
+
+EDGY = ModelSpec(name="edgy", description="normal mean with a hard edge", source="tests",
+                 model=_edge_model, data=_data, guides={"edge": _edge_guide},
+                 reference_kind="exact")
+
+
+def test_a_few_non_finite_losses_warn_and_the_row_stays_ok(tmp_path):
+    """Infinite losses early on, none in the last 10% of steps, finite parameters and draws: the
+    row is ok and its warning says how many losses were non-finite and where the first was."""
+    results = store.ResultsStore(tmp_path)
+    settings = {**TINY, "num_steps": 200, "learning_rate": 0.05}
+    run_grid(list(plan([EDGY], ["manual:edge"], [0, 1], "smoke", settings)), "smoke", results,
+             score=False)
+    df = pd.read_parquet(tmp_path / "results.parquet")
+    assert len(df) == 2
+    for row in df.itertuples():
+        assert row.status == "ok", row.error
+        assert row.error == ""
+        assert 0 < row.nan_count < 20 and 0 <= row.first_nan_step < 10, (row.nan_count,
+                                                                         row.first_nan_step)
+        assert (f"{row.nan_count} of 200 losses non-finite, first at step "
+                f"{int(row.first_nan_step)}") in row.warning, row.warning
+        assert np.isfinite(row.final_loss_mean) and np.isfinite(row.final_elbo)
+        _, other, _ = arviz_adapter.load_run(tmp_path / row.artifact)
+        losses = other["losses"]
+        assert int((~np.isfinite(losses)).sum()) == row.nan_count
+        assert np.all(np.isfinite(losses[-20:]))
+
+
 def test_a_broken_user_model_is_a_failed_row_not_a_crash(tmp_path):
     df = _run(tmp_path, [BROKEN, TOY], ["autonormal"])
     broken = df[df.model == "broken"]
