@@ -150,10 +150,12 @@ def gate(
     timer: str = TIMER,
     confirm: int = DEFAULT_CONFIRM,
     log=_log,
+    suite_runner=run_suite,
 ) -> Comparison:
     """Run base and head interleaved (ABBA), ``alternations`` times each, and compare; a
     benchmark that looks slower is measured in ``confirm`` more alternations, of it alone, and
-    judged on all of them."""
+    judged on all of them. ``suite_runner`` runs one side once (``run_suite``'s signature; the
+    tests pass their own)."""
     if alternations < 1:
         raise ValueError(f"alternations must be >= 1, got {alternations}")
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -189,8 +191,8 @@ def gate(
                 role = tree.label
                 path = out / f"{role}-{i + 1}.json"
                 save = REPO / ".benchmarks" if autosave and role == "head" and not extra else None
-                code, tail = run_suite(tree.path, path, role, [*pytest_args, *extra], save, log,
-                                       timer)
+                code, tail = suite_runner(tree.path, path, role, [*pytest_args, *extra], save,
+                                          log, timer)
                 try:
                     run = Run.load(path)
                 except RunError as exc:
