@@ -319,3 +319,17 @@ def test_default_selection_covers_every_model_and_method():
     assert all(c.model in programs.SVI_STEPS for c in programs.svi_cases(full=True))
     assert all(c.model in programs.NUTS_DRAWS for c in programs.nuts_cases(full=True))
     assert len(programs.svi_cases(full=True)) > len(programs.DEFAULT_SVI)
+
+
+def test_accuracy_benchmark_asserts_the_verdicts_known_by_construction():
+    """The perf suite's accuracy benchmark fails on a changed verdict where the answer is known
+    (and so does the gate): every pinned case is one the suite can run, and the default
+    selection holds a pinned pass and a pinned fail."""
+    from svi_bench.benchmarks.regress.perf import programs
+    from svi_bench.benchmarks.regress.perf import test_accuracy as accuracy
+
+    full = {str(c) for c in programs.accuracy_cases(full=True)}
+    assert set(accuracy.EXPECTED_VERDICT) <= full
+    default = {str(c): accuracy.EXPECTED_VERDICT.get(str(c)) for c in programs.DEFAULT_ACCURACY}
+    assert {"pass", "fail"} <= set(default.values())
+    assert set(accuracy.EXPECTED_VERDICT.values()) <= set(accuracy.VERDICTS)
