@@ -78,10 +78,13 @@ def run_suite(tree: Path, json_out: Path, role: str, pytest_args: Sequence[str] 
         cmd += ["--benchmark-autosave", f"--benchmark-storage=file://{autosave_to.resolve()}"]
     cmd += list(pytest_args)
     env = suite_env(role)
-    env["PYTHONPATH"] = os.pathsep.join([str(import_root(tree)),
-                                         *filter(None, [env.get("PYTHONPATH")])])
+    root = import_root(tree)
+    env["PYTHONPATH"] = os.pathsep.join([str(root), *filter(None, [env.get("PYTHONPATH")])])
     log(f"[regress] {role}: {' '.join(cmd[1:4])} ... in {tree}")
-    proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
+    try:
+        proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)  # symlinks only: the checkout is untouched
     tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
     return proc.returncode, tail
 
