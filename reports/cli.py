@@ -25,7 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="svi-bench report",
                      description="Static HTML report of a results folder.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    build = sub.add_parser("build", help="build the report folder from existing results")
+    build = sub.add_parser("build", prog="svi-bench report",
+                           help="build the report folder from existing results")
     build.add_argument("--results", default="results",
                        help="results folder of `svi-bench run` (default ./results)")
     build.add_argument("--out", default="report", help="report folder to write (default ./report)")
