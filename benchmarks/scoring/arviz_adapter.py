@@ -119,41 +119,54 @@ def netcdf_name(site: str) -> str:
     return site.replace("/", SLASH)
 
 
-def save_posterior(path, draws: dict[str, np.ndarray], attrs: dict[str, str]) -> None:
-    """Write ``{site: (n, *shape)}`` as the posterior group (one chain) of a netCDF file that
-    ``az.from_netcdf`` opens; ``attrs`` (strings) go on the posterior group. Atomic: written to a
-    temporary file, then renamed over ``path``."""
+def _save(path, posterior: dict[str, np.ndarray], attrs: dict[str, str], **groups) -> None:
+    """Write InferenceData: ``posterior`` ``{site: (chain, draw, *shape)}`` with ``attrs`` (strings)
+    and the site-name map on its group, plus any other ``groups`` (datasets); atomically."""
     import json
     from pathlib import Path
 
     from svi_bench.benchmarks.artifacts import atomic_write
 
-    path = Path(path)
-    posterior = {netcdf_name(k): np.asarray(v)[None] for k, v in draws.items()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        idata = az.from_dict(posterior=posterior)
-    idata.posterior.attrs.update(attrs)
-    idata.posterior.attrs["site_names"] = json.dumps({netcdf_name(k): k for k in draws})
-    atomic_write(path, idata.to_netcdf)
+        dataset = az.convert_to_dataset({netcdf_name(k): np.asarray(v) for k, v in posterior.items()})
+        idata = az.InferenceData(posterior=dataset, **groups)
+    idata.posterior.attrs.update(
+        {**attrs, "site_names": json.dumps({netcdf_name(k): k for k in posterior})})
+    atomic_write(Path(path), idata.to_netcdf)
 
 
-def load_posterior(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """``({site: (chain * draw, *shape)}, posterior attrs)`` from a netCDF file of ``save_posterior``."""
+def _read(path):
+    """``(idata, {site: (chain, draw, *shape)}, posterior attrs)`` of a file ``_save`` wrote;
+    the caller closes the groups."""
     import json
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         idata = az.from_netcdf(str(path))
-    posterior = idata.posterior
-    attrs = {str(k): str(v) for k, v in posterior.attrs.items()}
+    attrs = {str(k): str(v) for k, v in idata.posterior.attrs.items()}
     names = json.loads(attrs.pop("site_names", "{}"))
-    draws = {}
-    for name, var in posterior.data_vars.items():
-        values = np.asarray(var.values)
-        draws[names.get(str(name), str(name))] = values.reshape(-1, *values.shape[2:])
-    posterior.close()
-    return draws, attrs
+    draws = {names.get(str(k), str(k)): np.asarray(v.values)
+             for k, v in idata.posterior.data_vars.items()}
+    return idata, draws, attrs
+
+
+def _close(idata) -> None:
+    for group in idata.groups():
+        getattr(idata, group).close()
+
+
+def save_posterior(path, draws: dict[str, np.ndarray], attrs: dict[str, str]) -> None:
+    """Write ``{site: (n, *shape)}`` as the posterior group (one chain) of a netCDF file that
+    ``az.from_netcdf`` opens; ``attrs`` (strings) go on the posterior group."""
+    _save(path, {k: np.asarray(v)[None] for k, v in draws.items()}, attrs)
+
+
+def load_posterior(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """``({site: (chain * draw, *shape)}, posterior attrs)`` from a netCDF file of ``save_posterior``."""
+    idata, draws, attrs = _read(path)
+    _close(idata)
+    return {k: v.reshape(-1, *v.shape[2:]) for k, v in draws.items()}, attrs
 
 
 # --- one run's artifact: InferenceData netCDF (posterior, sample_stats, warm-up, SVI trace) -----
@@ -175,20 +188,14 @@ def save_run(path, draws: dict[str, np.ndarray], attrs: dict[str, str], *,
     and ``particle_elbos`` (particle) -> group ``svi`` (``loss``, ``particle_elbo``).
     ``attrs`` (strings) go on the posterior group; ``inference`` records which kind it is.
     """
-    import json
-    from pathlib import Path
-
     import xarray as xr
 
-    from svi_bench.benchmarks.artifacts import atomic_write
-
     kind = "nuts" if nuts is not None else "svi"
-    posterior = {netcdf_name(k): np.asarray(v) if kind == "nuts" else np.asarray(v)[None]
+    posterior = {k: np.asarray(v) if kind == "nuts" else np.asarray(v)[None]
                  for k, v in draws.items()}
     groups: dict[str, object] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        groups["posterior"] = az.convert_to_dataset(posterior)
         if nuts is not None:
             stats = {name: np.asarray(nuts[ours]) for name, ours in _NUTS_STATS.items()
                      if ours in nuts}
@@ -196,28 +203,18 @@ def save_run(path, draws: dict[str, np.ndarray], attrs: dict[str, str], *,
             if "num_steps_warmup" in nuts:
                 groups["warmup_sample_stats"] = az.convert_to_dataset(
                     {"n_steps": np.asarray(nuts["num_steps_warmup"])})
-        if svi is not None:
-            groups["svi"] = xr.Dataset({name: (dim, np.asarray(svi[ours]))
-                                        for name, (ours, dim) in _SVI_VARS.items() if ours in svi})
-        idata = az.InferenceData(**groups)
-    idata.posterior.attrs.update({**attrs, "inference": kind,
-                                  "site_names": json.dumps({netcdf_name(k): k for k in draws})})
-    atomic_write(Path(path), idata.to_netcdf)
+    if svi is not None:
+        groups["svi"] = xr.Dataset({name: (dim, np.asarray(svi[ours]))
+                                    for name, (ours, dim) in _SVI_VARS.items() if ours in svi})
+    _save(path, posterior, {**attrs, "inference": kind}, **groups)
 
 
 def load_run(path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, str]]:
     """``(draws, other arrays, posterior attrs)`` of a ``save_run`` file, in the layout given to
     ``save_run`` (NUTS draws ``(chain, draw, ...)``, SVI draws ``(draw, ...)``)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        idata = az.from_netcdf(str(path))
-    import json
-
-    attrs = {str(k): str(v) for k, v in idata.posterior.attrs.items()}
-    names = json.loads(attrs.pop("site_names", "{}"))
-    squeeze = attrs.get("inference") == "svi"
-    draws = {names.get(str(k), str(k)): np.asarray(v.values)[0] if squeeze else np.asarray(v.values)
-             for k, v in idata.posterior.data_vars.items()}
+    idata, draws, attrs = _read(path)
+    if attrs.get("inference") == "svi":
+        draws = {k: v[0] for k, v in draws.items()}
     other: dict[str, np.ndarray] = {}
     groups = set(idata.groups())
     if "sample_stats" in groups:
@@ -230,8 +227,7 @@ def load_run(path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[s
         for name, (ours, _) in _SVI_VARS.items():
             if name in idata.svi:
                 other[ours] = np.asarray(idata.svi[name].values)
-    for group in groups:
-        getattr(idata, group).close()
+    _close(idata)
     return draws, other, attrs
 
 
