@@ -27,8 +27,14 @@ from svi_bench.benchmarks.inference.settings import NUTSSettings, Settings
 from svi_bench.benchmarks.inference.svi import fit_svi
 from svi_bench.benchmarks.scoring import arviz_adapter, diagnostics
 from svi_bench.benchmarks.scoring.evaluate import evaluate
-from svi_bench.benchmarks.scoring.references import Reference, get_reference
+from svi_bench.benchmarks.scoring.references import (
+    Reference,
+    data_hash,
+    get_reference,
+    source_hash,
+)
 from svi_bench.models import Dataset, ModelSpec
+from svi_bench.models.contract.precision_checks import cast_floats, precision_scope
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,7 @@ def _base_row(cell: Cell, seed: int, profile: str) -> dict[str, Any]:
         "profile": profile,
         "settings_hash": cell.hash,
         "settings": json.dumps(dataclasses.asdict(cell.settings), sort_keys=True),
+        "precision": cell.settings.precision,
         "data": json.dumps(cell.data_key, sort_keys=True),
         "status": "ok",
         "error": "",
@@ -83,7 +90,8 @@ def plan(
         size = (sizes or {}).get(spec.name, {})
         data_key = spec.data_key(**size)
         for method in method_names or methods.methods_for(spec):
-            settings = settings_for(profile, spec.name, method)
+            settings = dataclasses.replace(settings_for(profile, spec.name, method),
+                                           precision=spec.precision)
             kind_overrides = {
                 k: v for k, v in overrides.items()
                 if k in {f.name for f in dataclasses.fields(settings)}
@@ -130,16 +138,23 @@ def run_cell(cell: Cell, ds: Dataset, info: LatentInfo, profile: str, out_dir,
     return rows
 
 
+def _program_key(cell: Cell, ds: Dataset) -> dict[str, str]:
+    """What defines the cell's program besides what fit_svi/run_nuts see: a warm run with the same
+    key loads the stored executable instead of tracing (benchmarks/inference/executables.py)."""
+    return {"cell": cell.hash, "model": cell.spec.name, "method": cell.method,
+            "source_hash": source_hash(cell.spec), "data_hash": data_hash(ds)}
+
+
 def _run_nuts_cell(cell, ds, info, keys, rows, out_dir, reference_fn) -> None:
     s: NUTSSettings = cell.settings
     sites = info.sites + tuple(cell.spec.extra_sites)  # postprocessing gives deterministic sites
-    run = run_nuts(keys, cell.spec.model, ds.model_kwargs, sites, s)
+    run = run_nuts(keys, cell.spec.model, ds.model_kwargs, sites, s, _program_key(cell, ds))
     for i, row in enumerate(rows):
         draws = {k: v[i] for k, v in run.draws.items()}
         diag = diagnostics.nuts_diagnostics(draws, run.diverging[i], run.energy[i])
         row.update(
-            compile_s=run.compile_s, cache_hit=run.cache_hit, program_run_s=run.run_s,
-            run_s=run.run_s / len(rows),
+            compile_s=run.compile_s, cache_hit=run.cache_hit, cache=run.cache,
+            program_run_s=run.run_s, run_s=run.run_s / len(rows),
             grad_evals=float(run.num_steps_warmup[i].sum() + run.num_steps[i].sum()),
             num_draws=s.num_chains * s.num_samples, **diag,
         )
@@ -159,14 +174,15 @@ def _run_svi_cell(cell, ds, info, keys, rows, out_dir, reference_fn) -> None:
     s = cell.settings
     make_guide = methods.guide_factory(cell.spec, cell.method, s.guide_options)
     fit = fit_svi(keys, cell.spec.model, make_guide, ds.model_kwargs, info.sites, s,
-                  tuple(cell.spec.extra_sites))
+                  tuple(cell.spec.extra_sites), _program_key(cell, ds))
     inner = methods.inner_steps(cell.method, s.guide_options)  # K for AutoDAIS, else 1
     for i, row in enumerate(rows):
         draws = {k: v[i] for k, v in fit.draws.items()}
         summary = diagnostics.svi_trace_summary(fit.losses[i], fit.particle_elbos[i])
         row.update(
-            compile_s=fit.compile_s, cache_hit=fit.cache_hit, program_run_s=fit.run_s,
-            run_s=fit.run_s / len(rows), grad_evals=float(s.num_steps * s.num_particles * inner),
+            compile_s=fit.compile_s, cache_hit=fit.cache_hit, cache=fit.cache,
+            program_run_s=fit.run_s, run_s=fit.run_s / len(rows),
+            grad_evals=float(s.num_steps * s.num_particles * inner),
             num_draws=s.num_draws, num_steps=s.num_steps, num_particles=s.num_particles, **summary,
         )
         problems, warnings = [], []
@@ -220,35 +236,35 @@ def run_model_cells(
             if key not in references:
                 ds, info = data_cache[key]
                 references[key] = get_reference(cell.spec, ds, cell.data_key, info.sites,
-                                                out_dir, quality=quality)
+                                                out_dir, quality=quality,
+                                                precision=cell.settings.precision)
             return references[key]
         return fetch
 
-    for cell in cells:
-        if before:
-            before(cell)
-        key = json.dumps(cell.data_key, sort_keys=True)
+    def rows_of(cell: Cell) -> list[dict]:
+        # data, reference, programs and scoring all in the cell's precision
+        key = json.dumps([cell.data_key, cell.settings.precision], sort_keys=True)
         try:
             if key not in data_cache:
                 ds = cell.spec.data_for(cell.data_key)
+                if cell.settings.precision != cell.spec.precision:  # --set precision=...
+                    ds = dataclasses.replace(ds, model_kwargs=cast_floats(
+                        ds.model_kwargs, cell.settings.precision))
                 data_cache[key] = (ds, latent_info(cell.spec.model, ds.model_kwargs))
             ds, info = data_cache[key]
         except Exception as exc:  # a broken user model: record it, go on with the grid
             rows = [_base_row(cell, s, profile) for s in cell.seeds]
             for row in rows:
                 row.update(status="failed", error=f"model or data failed: {one_line(exc)}")
-        else:
-            ref_fn = reference_for(cell, key) if score else None
-            rows = run_cell(cell, ds, info, profile, out_dir, ref_fn)
+            return rows
+        return run_cell(cell, ds, info, profile, out_dir, reference_for(cell, key) if score else None)
+
+    for cell in cells:
+        if before:
+            before(cell)
+        with precision_scope(cell.settings.precision):  # left before yielding: no leak
+            rows = rows_of(cell)
         yield cell, rows
-
-
-def _worker(cells: Sequence[Cell], profile: str, out_dir, score: bool) -> list[tuple[int, list]]:
-    """One model's cells in a worker process (``--jobs``): set up JAX, run, return the rows."""
-    from svi_bench.benchmarks.inference import jax_setup
-
-    jax_setup.configure_jax()
-    return [(i, rows) for i, (_, rows) in enumerate(run_model_cells(cells, profile, out_dir, score))]
 
 
 def run_grid(
@@ -260,12 +276,14 @@ def run_grid(
     on_done: Callable[[Cell, list[dict]], None] | None = None,
     score: bool = True,
     jobs: int = 1,
+    scheduler: str | None = None,
 ) -> None:
     """Run every cell, saving after each; ``on_cell``/``on_done`` drive the progress display.
 
-    With ``jobs > 1`` the models are spread over worker processes (each model's cells stay in one
-    process, so its reference is built once); timings are then contended, which the ``jobs``
-    column records. Results are still written only by this process, after every cell.
+    With ``jobs > 1`` or a Dask ``scheduler`` address the cells run as Dask tasks
+    (``benchmarks.grid.distributed``): compiles overlap, each timed run holds the per-host lock
+    (``timing_lock``), and results are still written only by this process, after every cell.
+    With neither, everything runs here in order and Dask is never imported.
     """
     groups: dict[str, list[Cell]] = {}
     for cell in cells:
@@ -279,36 +297,22 @@ def run_grid(
         if todo:
             groups.setdefault(cell.spec.name, []).append(dataclasses.replace(cell, seeds=tuple(todo)))
 
-    def record(cell: Cell, rows: list[dict]) -> None:
+    def record(cell: Cell, rows: list[dict], workers: int = 1) -> None:
         for row in rows:
-            row["jobs"] = jobs
+            row["jobs"] = workers
+            row.setdefault("timing_lock", False)  # serial: nothing else runs, no lock needed
+            row.setdefault("lock_wait_s", 0.0)
         results.add(rows)
         if on_done:
             on_done(cell, rows)
 
-    if jobs == 1:
+    if jobs == 1 and scheduler is None:
         announce = (lambda c: on_cell(c, len(c.seeds))) if on_cell else None
         for group in groups.values():
             for cell, rows in run_model_cells(group, profile, results.out_dir, score, announce):
                 record(cell, rows)
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from svi_bench.benchmarks.grid import distributed
 
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-        futures = {pool.submit(_worker, group, profile, results.out_dir, score): group
-                   for group in groups.values()}
-        for future in as_completed(futures):
-            group = futures[future]
-            try:
-                done = future.result()
-            except Exception as exc:  # a worker died: its model's rows say so
-                done = []
-                for i, cell in enumerate(group):
-                    rows = [_base_row(cell, s, profile) for s in cell.seeds]
-                    for row in rows:
-                        row.update(status="failed", error=f"worker process failed: {one_line(exc)}")
-                    done.append((i, rows))
-            for i, rows in done:
-                record(group[i], rows)
+    distributed.run_cells(list(groups.values()), profile, results.out_dir, score, record,
+                          jobs=jobs, scheduler=scheduler)

@@ -9,12 +9,15 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+from svi_bench.benchmarks.inference import host_lock
 
 HASH_SEED = "0"
 SMOKE_XLA_FLAGS = "--xla_backend_optimization_level=0"
 DEFAULT_CACHE_DIR = Path(os.environ.get("SVI_BENCH_CACHE", Path.home() / ".cache" / "svi-bench"))
-
 
 
 def ensure_hash_seed(argv: list[str], module: str = "svi_bench.benchmarks") -> None:
@@ -27,9 +30,12 @@ def ensure_hash_seed(argv: list[str], module: str = "svi_bench.benchmarks") -> N
 
 def configure_jax(cache_dir: Path | None = None) -> Path:
     """CPU platform unless the user chose one, 64-bit off, persistent compilation cache on."""
+    global _cache_root
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     import jax
 
+    if cache_dir is not None:
+        _cache_root = Path(cache_dir)
     cache = Path(cache_dir or DEFAULT_CACHE_DIR) / "jax"
     cache.mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", str(cache))
@@ -39,8 +45,19 @@ def configure_jax(cache_dir: Path | None = None) -> Path:
     return cache
 
 
+_cache_root: Path | None = None
+
+
+def cache_root() -> Path:
+    """The suite's cache folder: ``configure_jax``'s ``cache_dir`` if it was given one, else
+    ``DEFAULT_CACHE_DIR`` (read when called, so tests can point it elsewhere)."""
+    return _cache_root or Path(DEFAULT_CACHE_DIR)
+
+
 _listener_registered = False
-_cache_hit_count = 0
+_events = {"requests": 0, "hits": 0}
+_EVENT_NAMES = {"/jax/compilation_cache/compile_requests_use_cache": "requests",
+                "/jax/compilation_cache/cache_hits": "hits"}
 
 
 def _register_cache_listener() -> None:
@@ -50,9 +67,9 @@ def _register_cache_listener() -> None:
     from jax import monitoring
 
     def listener(event: str, **_: object) -> None:
-        global _cache_hit_count
-        if event == "/jax/compilation_cache/cache_hits":
-            _cache_hit_count += 1
+        name = _EVENT_NAMES.get(event)
+        if name:
+            _events[name] += 1
 
     monitoring.register_event_listener(listener)
     _listener_registered = True
@@ -60,33 +77,71 @@ def _register_cache_listener() -> None:
 
 def cache_hits() -> int:
     """How many compiles this process has served from the persistent cache so far."""
-    return _cache_hit_count
+    return _events["hits"]
 
 
-def compile_timed(program, *args):
+JAX_CACHE = "jax"
+"""``cache`` value of a program whose own XLA compile JAX's persistent cache served."""
+
+
+def compile_timed(program, *args) -> tuple[Any, float, str]:
     """Compile ``program`` (a jitted function) ahead of time for ``args``.
 
-    Returns ``(compiled, compile_s, cache_hit)``: the compiled function, the time to trace, lower
-    and compile it, and whether the compile was served from the persistent cache.
+    Returns ``(compiled, compile_s, cache)``: the compiled function, the time to trace, lower
+    and compile it, and ``"jax"`` if JAX's persistent cache served the compile of this program
+    itself, else ``""``. Only the ``compile()`` call is watched: eager operations while tracing
+    compile (and may hit the cache for) small sub-computations, which say nothing about the
+    program. Its compile is one cache request; it counts as a hit only if every request in the
+    call hit.
     """
-    hits_before = cache_hits()
     start = time.perf_counter()
-    compiled = program.lower(*args).compile()
+    lowered = program.lower(*args)
+    before = dict(_events)
+    compiled = lowered.compile()
+    requests = _events["requests"] - before["requests"]
+    hits = _events["hits"] - before["hits"]
     compile_s = time.perf_counter() - start
-    return compiled, compile_s, cache_hits() > hits_before
+    return compiled, compile_s, JAX_CACHE if requests and hits == requests else ""
 
 
-def compile_and_run(program, *args):
-    """Compile ``program`` (a jitted function) ahead of time, then run it once.
+def compile_fresh(lowered: Any) -> Any:
+    """Compile ``lowered`` by XLA itself, bypassing JAX's persistent cache for this one program.
 
-    Returns ``(host outputs, compile_s, run_s, cache_hit)``: compile time (``compile_timed``)
-    apart from run time (the compiled call up to ``block_until_ready``), and whether the compile
-    was served from the persistent cache.
+    For programs whose executable the suite stores (``executables``): XLA's CPU client cannot
+    serialise again an executable that JAX loaded from its cache (the copy loses the compiled
+    functions and fails at run time with "Function ... not found"), so a stored executable must
+    be a freshly compiled one. The cache is switched off and back on around the call.
+    """
+    import jax
+    from jax.experimental.compilation_cache.compilation_cache import reset_cache
+
+    enabled = jax.config.jax_enable_compilation_cache
+    jax.config.update("jax_enable_compilation_cache", False)
+    reset_cache()  # JAX decides once per process whether to use the cache: decide again
+    try:
+        return lowered.compile()
+    finally:
+        jax.config.update("jax_enable_compilation_cache", enabled)
+        reset_cache()
+
+
+def compile_and_run(program, *args, identity: Mapping[str, Any] | None = None
+                    ) -> tuple[Any, float, float, str]:
+    """Get ``program`` (a jitted function) compiled for ``args``, then run it once.
+
+    Returns ``(host outputs, compile_s, run_s, cache)``: the time to get the executable
+    (``executables.load_or_compile``: loaded from the suite's executable cache when ``identity``
+    is given and an entry exists) apart from run time (the compiled call up to
+    ``block_until_ready``), and which cache served the program (``"executable"``, ``"jax"`` or
+    ``""``).
     """
     import jax
 
-    compiled, compile_s, cache_hit = compile_timed(program, *args)
-    start = time.perf_counter()
-    out = jax.block_until_ready(compiled(*args))
-    run_s = time.perf_counter() - start
-    return jax.device_get(out), compile_s, run_s, cache_hit
+    from svi_bench.benchmarks.inference import executables
+
+    compiled, compile_s, cache = executables.load_or_compile(program, args, identity)
+    with host_lock.timed_section():  # parallel workers: no other timed run on this host meanwhile
+        start = time.perf_counter()
+        out = jax.block_until_ready(compiled(*args))
+        run_s = time.perf_counter() - start
+    return jax.device_get(out), compile_s, run_s, cache

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 from numpyro.infer import NUTS
 
-from svi_bench.benchmarks.inference import jax_setup
+from svi_bench.benchmarks.inference import executables, jax_setup
 from svi_bench.benchmarks.inference.settings import NUTSSettings
 
 
@@ -27,9 +27,14 @@ class NUTSRun(NamedTuple):
     num_steps: np.ndarray  # (seeds, chains, samples)
     diverging: np.ndarray  # (seeds, chains, samples) bool
     energy: np.ndarray  # (seeds, chains, samples)
-    compile_s: float
+    compile_s: float  # time to get the executable: trace, lower, compile, or load it
     run_s: float
-    cache_hit: bool
+    cache: str  # which cache served the program: "executable", "jax" or "" (compiled)
+
+    @property
+    def cache_hit(self) -> bool:
+        """The program itself came from a cache (not a sub-computation of it)."""
+        return bool(self.cache)
 
 
 def make_nuts(model: Callable[..., None], settings: NUTSSettings) -> NUTS:
@@ -92,13 +97,20 @@ def run_nuts(
     model_kwargs: Mapping[str, Any],
     latent_sites: Sequence[str],
     settings: NUTSSettings,
+    program_key: Mapping[str, Any] | None = None,
 ) -> NUTSRun:
-    """Run ``settings.num_chains`` chains for every key in ``rng_keys`` in one compiled program."""
+    """Run ``settings.num_chains`` chains for every key in ``rng_keys`` in one compiled program.
+
+    ``program_key``: what else defines the program (model source and data hashes); with it a warm
+    run loads the stored executable instead of tracing (``executables``).
+    """
     num_seeds = rng_keys.shape[0]
     chain_keys = jax.vmap(lambda k: jax.random.split(k, settings.num_chains))(rng_keys)
     flat_keys = chain_keys.reshape(num_seeds * settings.num_chains, -1)
     program = jax.jit(jax.vmap(build_nuts_program(model, model_kwargs, latent_sites, settings)))
-    out, compile_s, run_s, cache_hit = jax_setup.compile_and_run(program, flat_keys)
+    out, compile_s, run_s, cache = jax_setup.compile_and_run(
+        program, flat_keys, identity=executables.identity(
+            "nuts", program_key, model, settings, sites=latent_sites))
     draws, warm_steps, num_steps, diverging, energy = out
 
     def unflatten(a: np.ndarray) -> np.ndarray:
@@ -113,5 +125,5 @@ def run_nuts(
         energy=unflatten(energy),
         compile_s=compile_s,
         run_s=run_s,
-        cache_hit=cache_hit,
+        cache=cache,
     )

@@ -20,7 +20,7 @@ import numpy as np
 import numpyro
 from numpyro.infer import SVI, Predictive, Trace_ELBO
 
-from svi_bench.benchmarks.inference import jax_setup
+from svi_bench.benchmarks.inference import executables, jax_setup
 from svi_bench.benchmarks.inference.settings import SVISettings
 
 
@@ -31,9 +31,14 @@ class SVIFit(NamedTuple):
     draws: dict[str, np.ndarray]  # site -> (seeds, num_draws, *shape)
     particle_elbos: np.ndarray  # (seeds, final_elbo_particles): log p(x, z) - log q(z)
     params_finite: np.ndarray  # (seeds,) bool
-    compile_s: float
+    compile_s: float  # time to get the executable: trace, lower, compile, or load it
     run_s: float
-    cache_hit: bool
+    cache: str  # which cache served the program: "executable", "jax" or "" (compiled)
+
+    @property
+    def cache_hit(self) -> bool:
+        """The program itself came from a cache (not a sub-computation of it)."""
+        return bool(self.cache)
 
 
 def make_svi(model: Callable[..., None], guide: Any, settings: SVISettings) -> SVI:
@@ -123,11 +128,18 @@ def fit_svi(
     latent_sites: Sequence[str],
     settings: SVISettings,
     extra_sites: Sequence[str] = (),
+    program_key: Mapping[str, Any] | None = None,
 ) -> SVIFit:
-    """Fit one guide for every key in ``rng_keys`` (shape (seeds, 2)) in one compiled program."""
+    """Fit one guide for every key in ``rng_keys`` (shape (seeds, 2)) in one compiled program.
+
+    ``program_key``: what else defines the program (method, model source and data hashes); with
+    it a warm run loads the stored executable instead of tracing (``executables``).
+    """
     program = jax.jit(jax.vmap(
         build_svi_program(model, make_guide, model_kwargs, latent_sites, settings, extra_sites)))
-    out, compile_s, run_s, cache_hit = jax_setup.compile_and_run(program, rng_keys)
+    out, compile_s, run_s, cache = jax_setup.compile_and_run(
+        program, rng_keys, identity=executables.identity(
+            "svi", program_key, model, settings, sites=latent_sites, extra_sites=extra_sites))
     losses, draws, particle_elbos, finite = out
     return SVIFit(
         losses=np.asarray(losses),
@@ -136,5 +148,5 @@ def fit_svi(
         params_finite=np.asarray(finite),
         compile_s=compile_s,
         run_s=run_s,
-        cache_hit=cache_hit,
+        cache=cache,
     )

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from svi_bench.benchmarks.inference.settings import NUTSSettings
+from svi_bench.benchmarks.inference.settings import NUTSSettings, identity
 from svi_bench.benchmarks.scoring import arviz_adapter
 from svi_bench.benchmarks.scoring.draws import chain_components, merge_draw_axes
 from svi_bench.models import Dataset, ModelSpec
@@ -167,7 +167,11 @@ def build_nuts(spec: ModelSpec, ds: Dataset, seed: int, sites: tuple[str, ...], 
     import jax
 
     from svi_bench.benchmarks.inference.nuts import run_nuts
+    from svi_bench.benchmarks.scoring.references import data_hash, source_hash
 
+    # a rebuilt reference (deleted, or another quality) loads its stored executable
+    program_key = {"use": "reference", "model": spec.name, "source_hash": source_hash(spec),
+                   "data_hash": data_hash(ds)}
     settings, max_samples = NUTS_REFERENCE[quality]
     if quality == "full" and spec.reference_nuts:
         settings = dataclasses.replace(settings, **spec.reference_nuts)
@@ -175,7 +179,7 @@ def build_nuts(spec: ModelSpec, ds: Dataset, seed: int, sites: tuple[str, ...], 
     budget_note = ""
     while True:
         run = run_nuts(jax.random.PRNGKey(seed)[None], spec.reference_model or spec.model,
-                       ds.model_kwargs, sites, settings)
+                       ds.model_kwargs, sites, settings, program_key)
         draws = {k: v[0] for k, v in run.draws.items()}  # (chains, samples, *shape)
         thin = _thin_factor(gate_space(draws))
         kept_per_chain = len(range(0, settings.num_samples, thin))
@@ -240,7 +244,7 @@ def recipe_hash(spec: ModelSpec, quality: str) -> str:
     recipe = {"draws": REFERENCE_DRAWS, "kind": spec.reference_kind}
     if spec.reference_kind == "nuts":
         settings, cap = NUTS_REFERENCE[quality]
-        recipe.update(settings=dataclasses.asdict(settings), cap=cap, gates=NUTS_GATES,
+        recipe.update(settings=identity(settings), cap=cap, gates=NUTS_GATES,
                       budget=REFERENCE_BUDGET_S[quality], model_overrides=dict(spec.reference_nuts))
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 

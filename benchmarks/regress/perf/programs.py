@@ -9,7 +9,8 @@ rate, particles, warm-up, tree depth), so a PR that changes them changes the det
 figures.
 
 The programs are built from the grid's own building blocks (``benchmarks.inference.svi`` and
-``nuts``), compiled with its compile timer (``jax_setup.compile_timed``), and gradient
+``nuts``), compiled or loaded as the grid's are (``executables.load_or_compile``: a warm run
+loads the stored executables instead of tracing), and gradient
 evaluations are counted by its rule (``methods.inner_steps``): a change to how the grid fits is
 a change to what the suite times.
 """
@@ -17,8 +18,11 @@ a change to what the suite times.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -26,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from svi_bench.benchmarks.grid.profiles import settings_for
-from svi_bench.benchmarks.inference import jax_setup
+from svi_bench.benchmarks.inference import executables
 from svi_bench.benchmarks.inference.introspect import latent_info
 from svi_bench.benchmarks.inference.methods import (
     guide_factory,
@@ -37,6 +41,7 @@ from svi_bench.benchmarks.inference.methods import (
 from svi_bench.benchmarks.inference.nuts import make_nuts, nuts_init, nuts_step
 from svi_bench.benchmarks.inference.settings import NUTSSettings, SVISettings
 from svi_bench.benchmarks.inference.svi import svi_init_and_run
+from svi_bench.benchmarks.scoring.references import source_hash
 from svi_bench.models import REGISTRY, ModelSpec
 
 PROFILE = "smoke"
@@ -135,9 +140,24 @@ def skip_reason(case: Case) -> tuple[ModelSpec, Any, str | None]:
     return spec, ds, not_applicable_reason(spec, case.method, info.unconstrained_dim)
 
 
-def _compile(fn: Callable, *args: Any) -> tuple[Any, float, bool]:
-    """(compiled ``fn``, compile seconds, served from the persistent cache)."""
-    return jax_setup.compile_timed(jax.jit(fn), *args)
+@functools.cache
+def _programs_source() -> str:
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+
+
+def program_identity(spec: ModelSpec, model_kwargs: Any, role: str, settings: Any,
+                     length: int) -> dict[str, str]:
+    """What defines one of the suite's programs (with what ``executables`` adds: shapes, versions,
+    flags, the suite's inference source): a warm run loads the stored executable, as the grid
+    does, instead of tracing again."""
+    return {"use": "perf", "role": role, "model": spec.name, "model_fn": spec.model.__qualname__,
+            "settings": repr(settings), "length": str(length), "source_hash": source_hash(spec),
+            "data_hash": executables.kwargs_hash(model_kwargs), "programs": _programs_source()}
+
+
+def _compile(fn: Callable, identity: dict[str, str], *args: Any) -> tuple[Any, float, str]:
+    """(compiled ``fn``, seconds to get it, the cache that served it: "executable", "jax" or "")."""
+    return executables.load_or_compile(jax.jit(fn), args, identity)
 
 
 @dataclass
@@ -148,7 +168,8 @@ class SVIProgram:
     grad_evals: int
     compile_s: float
     compile_init_s: float
-    cache_hit: bool
+    cache_hit: bool  # both programs came from a cache
+    cache: str  # the cache that served the timed program: "executable", "jax" or ""
 
     def fresh_state(self, seed: int) -> Any:
         return jax.block_until_ready(self.init(jax.random.PRNGKey(seed)))
@@ -172,10 +193,12 @@ def svi_program(spec: ModelSpec, method: str, model_kwargs: Any, steps: int | No
     make_guide = guide_factory(spec, method, settings.guide_options)
     init, run = svi_init_and_run(spec.model, make_guide, model_kwargs, settings)
     key = jax.random.PRNGKey(FIGURE_SEED)
-    init_c, init_s, hit_init = _compile(init, key)
-    run_c, run_s, hit_run = _compile(run, init_c(key))
+    ident = functools.partial(program_identity, spec, model_kwargs, settings=settings, length=steps)
+    init_c, init_s, cache_init = _compile(init, ident(role=f"svi-init:{method}"), key)
+    run_c, run_s, cache_run = _compile(run, ident(role=f"svi-run:{method}"), init_c(key))
     grad_evals = steps * settings.num_particles * inner_steps(method, settings.guide_options)
-    return SVIProgram(init_c, run_c, settings, grad_evals, run_s, init_s, hit_init and hit_run)
+    return SVIProgram(init_c, run_c, settings, grad_evals, run_s, init_s,
+                      bool(cache_init and cache_run), cache_run)
 
 
 @dataclass
@@ -186,8 +209,9 @@ class NUTSProgram:
     grad_evals_warmup: int
     compile_s: float
     compile_warmup_s: float
-    cache_hit: bool
+    cache_hit: bool  # both programs came from a cache
     draws: int
+    cache: str  # the cache that served the timed program: "executable", "jax" or ""
 
     def fresh_state(self, seed: int) -> Any:
         keys = jax.random.split(jax.random.PRNGKey(seed), NUTS_CHAINS)
@@ -212,11 +236,15 @@ def nuts_program(spec: ModelSpec, model_kwargs: Any, draws: int | None = None,
 
         return program
 
-    warm_c, warm_s, hit_warm = _compile(steps(settings.num_warmup), state)
+    warm_c, warm_s, cache_warm = _compile(
+        steps(settings.num_warmup),
+        program_identity(spec, model_kwargs, "nuts-warmup", settings, settings.num_warmup), state)
     warm_state, (warm_steps, _, _) = jax.block_until_ready(warm_c(state))
-    run_c, run_s, hit_run = _compile(steps(draws), warm_state)
+    run_c, run_s, cache_run = _compile(
+        steps(draws), program_identity(spec, model_kwargs, "nuts-draws", settings, draws),
+        warm_state)
     return NUTSProgram(run_c, warm_state, settings, int(np.sum(warm_steps)), run_s, warm_s,
-                       hit_warm and hit_run, draws)
+                       bool(cache_warm and cache_run), draws, cache_run)
 
 
 def finite_tree(tree: Any) -> bool:

@@ -1,0 +1,195 @@
+"""Compiled programs kept on disk, so a warm run skips tracing, lowering and compiling.
+
+JAX's persistent compilation cache only saves the XLA compile: a hit still traces the NumPyro
+program in Python and lowers it to compute its key, which on the paper profile costs seconds per
+cell. Here a cell's whole executable is stored (``jax.experimental.serialize_executable``) under
+a key made of everything that defines it: the caller's identity of the program (settings hash,
+model source and data hashes), the suite's own source that builds programs, the input shapes and
+dtypes, the library versions, ``XLA_FLAGS``, the backend and device, the JAX configuration that
+changes traced programs (64-bit mode, PRNG) and ``PYTHONHASHSEED``. A warm run loads it and runs
+the very same binary, so its results are bit-identical to the cold run's.
+
+Entries are a cache, never results: one file per key in ``$SVI_BENCH_CACHE/executables/``,
+written atomically; an entry that cannot be read or loaded is ignored and replaced by a fresh
+compile. Loading runs machine code, so only this machine's own cache is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import platform
+import time
+from collections.abc import Callable, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from svi_bench.benchmarks.artifacts import atomic_write
+from svi_bench.benchmarks.inference import jax_setup
+
+FORMAT = 1
+"""Layout of an entry; a change makes every older entry a miss."""
+EXECUTABLE = "executable"
+"""``cache`` value: the serialised executable was loaded (no tracing, lowering or compiling)."""
+_JAX_CONFIG = ("jax_enable_x64", "jax_default_prng_impl", "jax_threefry_partitionable",
+               "jax_default_matmul_precision", "jax_numpy_dtype_promotion",
+               "jax_use_simplified_jaxpr_constants")
+"""JAX options whose value changes the traced program of the same Python code."""
+_last_problem = ""
+
+
+def identity(program: str, program_key: Mapping[str, Any] | None, model: Callable,
+             settings: Any, **parts: Any) -> dict[str, str] | None:
+    """The identity of one of the suite's programs, or None (no caching) without the caller's
+    ``program_key``: the caller's key plus what this module can see for itself (the program's
+    kind, the model function's name, the settings, the sites drawn)."""
+    if program_key is None:
+        return None
+    name = f"{getattr(model, '__module__', '')}.{getattr(model, '__qualname__', repr(model))}"
+    return {**{k: str(v) for k, v in program_key.items()}, "program": program, "model_fn": name,
+            "settings": repr(settings), **{k: repr(tuple(v)) for k, v in parts.items()}}
+
+
+def executables_dir() -> Path:
+    """Where entries live: ``<cache root>/executables`` (the root of ``configure_jax``)."""
+    return jax_setup.cache_root() / "executables"
+
+
+@cache
+def suite_source_hash() -> str:
+    """Hash of the suite code that builds programs (``benchmarks/inference`` and the models'
+    shared ``base``): an edit there changes the program, so it must change the key. A model's
+    own module is the caller's part (its ``source_hash``), so editing one model leaves the other
+    models' entries valid."""
+    from svi_bench.models import base
+
+    h = hashlib.sha256()
+    paths = [*sorted(Path(__file__).resolve().parent.glob("*.py")), Path(base.__file__).resolve()]
+    for path in paths:
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def kwargs_hash(model_kwargs: Mapping[str, Any]) -> str:
+    """Hash of a model's keyword data (names, dtypes, shapes and bytes): a program closes over
+    its data as constants, so other data is another program."""
+    import numpy as np
+
+    h = hashlib.sha256()
+    for name in sorted(model_kwargs):
+        value = np.asarray(model_kwargs[name])
+        h.update(f"{name}|{value.dtype}|{value.shape}|".encode())
+        h.update(repr(value.tolist()).encode() if value.dtype == object
+                 else np.ascontiguousarray(value).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _version(distribution: str) -> str:
+    """Installed version of a library a model's program may use (flax: the BNN), or ""."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return ""
+
+
+def _avals(args: tuple) -> str:
+    import jax
+
+    leaves, tree = jax.tree_util.tree_flatten(args)
+    return f"{tree}|" + ";".join(repr(jax.typeof(leaf)) for leaf in leaves)
+
+
+def key_text(identity: Mapping[str, Any], args: tuple) -> str:
+    """The full description of the executable as canonical JSON (its sha256 is the entry name)."""
+    import jax
+    import jaxlib
+    import numpy as np
+    import numpyro
+
+    device = jax.devices()[0]
+    return json.dumps({
+        "format": FORMAT,
+        "identity": {k: str(v) for k, v in identity.items()},
+        "suite_source": suite_source_hash(),
+        "avals": _avals(args),
+        "versions": [jax.__version__, jaxlib.__version__, numpyro.__version__, np.__version__,
+                     _version("flax"), platform.python_version()],
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "backend": [device.platform, device.device_kind, device.client.platform_version,
+                    jax.device_count()],
+        "config": {name: str(getattr(jax.config, name, None)) for name in _JAX_CONFIG},
+        "pythonhashseed": os.environ.get("PYTHONHASHSEED", ""),
+    }, sort_keys=True)
+
+
+def entry_path(text: str) -> Path:
+    return executables_dir() / f"{hashlib.sha256(text.encode()).hexdigest()[:40]}.exe"
+
+
+def last_problem() -> str:
+    """Why the last entry was unusable or not stored ("" if it was fine): for messages and tests."""
+    return _last_problem
+
+
+def _load(path: Path, text: str) -> Any | None:
+    """The stored executable, or None if absent, for another key, corrupt or unloadable."""
+    global _last_problem
+    if not path.is_file():
+        return None
+    try:
+        from jax.experimental.serialize_executable import deserialize_and_load
+
+        entry = pickle.loads(path.read_bytes())
+        if entry.get("key") != text:
+            raise ValueError("entry was stored for another key")
+        return deserialize_and_load(entry["executable"], entry["in_tree"], entry["out_tree"])
+    except Exception as exc:  # a cache must never break a run: compile instead
+        _last_problem = f"unusable entry {path.name}: {type(exc).__name__}: {exc}"[:300]
+        return None
+
+
+def _store(path: Path, text: str, compiled: Any) -> None:
+    global _last_problem
+    try:
+        from jax.experimental.serialize_executable import serialize
+
+        blob, in_tree, out_tree = serialize(compiled)
+        data = pickle.dumps({"key": text, "executable": blob, "in_tree": in_tree,
+                             "out_tree": out_tree}, protocol=pickle.HIGHEST_PROTOCOL)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+    except Exception as exc:  # e.g. a program JAX cannot serialise: it simply stays uncached
+        _last_problem = f"not stored {path.name}: {type(exc).__name__}: {exc}"[:300]
+
+
+def load_or_compile(program: Callable, args: tuple,
+                    identity: Mapping[str, Any] | None) -> tuple[Any, float, str]:
+    """``(compiled, compile_s, cache)`` of ``program`` (a jitted function) for ``args``.
+
+    With an ``identity`` (what the caller knows defines the program: settings hash, model source
+    and data hashes, the program's role) the stored executable is loaded if there is one;
+    otherwise it is traced, lowered and compiled afresh (``jax_setup.compile_fresh``: JAX's own
+    cache cannot give a storable executable) and stored. Without an identity it is compiled by
+    ``jax_setup.compile_timed``, with JAX's persistent cache. ``compile_s`` is the wall time to get
+    the executable either way; ``cache`` is ``"executable"``, ``"jax"`` (JAX's persistent cache
+    served the compile of this program itself; only without an identity) or ``""`` (compiled).
+    """
+    global _last_problem
+    _last_problem = ""
+    if identity is None:
+        return jax_setup.compile_timed(program, *args)
+    start = time.perf_counter()
+    text = key_text(identity, args)
+    path = entry_path(text)
+    compiled = _load(path, text)
+    if compiled is not None:
+        return compiled, time.perf_counter() - start, EXECUTABLE
+    compiled = jax_setup.compile_fresh(program.lower(*args))
+    _store(path, text, compiled)
+    return compiled, time.perf_counter() - start, ""

@@ -1,0 +1,195 @@
+"""The executable cache: a warm run loads the cell's compiled program instead of tracing it, with
+bit-identical results; a corrupt or foreign entry is ignored and recompiled; ``cache`` names only
+a cache that served the program itself."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pytest
+from numpyro.infer.autoguide import AutoNormal
+
+from svi_bench.benchmarks.inference import executables, jax_setup
+from svi_bench.benchmarks.inference.nuts import run_nuts
+from svi_bench.benchmarks.inference.settings import NUTSSettings, SVISettings
+from svi_bench.benchmarks.inference.svi import fit_svi
+
+jax_setup.configure_jax()
+
+DATA = {"y": np.array([0.3, -1.2, 0.8, 2.1], dtype=np.float32)}
+SVI = SVISettings(num_steps=50, num_particles=2, learning_rate=0.05, num_draws=20,
+                  final_elbo_particles=10)
+NUTS = NUTSSettings(num_warmup=20, num_samples=20, num_chains=2)
+KEY = {"model": "toy", "source_hash": "test", "data_hash": executables.kwargs_hash(DATA)}
+
+
+def toy(y=None):
+    mu = numpyro.sample("mu", dist.Normal(0.0, 1.0))
+    numpyro.sample("obs", dist.Normal(mu, 1.0), obs=y)
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    """A private cache for this module (SVI and NUTS tests share it: a fresh compile is slow)."""
+    root = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(jax_setup, "DEFAULT_CACHE_DIR", root)
+        mp.setattr(jax_setup, "_cache_root", None)
+        yield root / "executables"
+
+
+def _keys(n: int = 2) -> jax.Array:
+    return jax.vmap(jax.random.PRNGKey)(np.arange(n, dtype=np.uint32))
+
+
+def _fit(program_key=KEY):
+    return fit_svi(_keys(), toy, lambda: AutoNormal(toy), DATA, ("mu",), SVI,
+                   program_key=program_key)
+
+
+def _same_svi(a, b) -> None:
+    assert np.array_equal(a.losses, b.losses)
+    assert np.array_equal(a.draws["mu"], b.draws["mu"])
+    assert np.array_equal(a.particle_elbos, b.particle_elbos)
+
+
+@pytest.fixture(scope="module")
+def cold_fit(cache_dir):
+    fit = _fit()
+    assert fit.cache == ""  # compiled afresh (a copy JAX loads from its cache cannot be stored)
+    return fit
+
+
+def _svi_entry(cache_dir):
+    text = executables.key_text(
+        executables.identity("svi", KEY, toy, SVI, sites=("mu",), extra_sites=()), (_keys(),))
+    path = executables.entry_path(text)
+    assert path.parent == cache_dir and path.is_file()
+    return path
+
+
+def test_warm_svi_loads_the_executable_with_identical_results(cache_dir, cold_fit):
+    _svi_entry(cache_dir)
+    warm = _fit()
+    assert warm.cache == executables.EXECUTABLE and warm.cache_hit
+    _same_svi(cold_fit, warm)
+
+
+def test_a_corrupt_entry_is_recompiled_with_identical_results(cache_dir, cold_fit):
+    entry = _svi_entry(cache_dir)
+    entry.write_bytes(entry.read_bytes()[: entry.stat().st_size // 2])  # a killed copy, say
+    again = _fit()
+    assert again.cache == ""
+    assert "unusable entry" in executables.last_problem()
+    _same_svi(cold_fit, again)
+    warm = _fit()  # the recompiled entry replaced the bad one
+    assert warm.cache == executables.EXECUTABLE
+    _same_svi(cold_fit, warm)
+
+
+def _tiny(x):
+    return jnp.sin(x) * 2.0
+
+
+@pytest.mark.parametrize("damage", [b"", b"not a pickle", pickle.dumps({"key": "x"}),
+                                    pickle.dumps([1, 2])])
+def test_any_unusable_entry_is_ignored(cache_dir, damage):
+    x = jnp.arange(3.0)
+    ident = {"test": "tiny"}
+    executables.entry_path(executables.key_text(ident, (x,))).parent.mkdir(exist_ok=True)
+    executables.entry_path(executables.key_text(ident, (x,))).write_bytes(damage)
+    compiled, _, cache = executables.load_or_compile(jax.jit(_tiny), (x,), ident)
+    assert cache == "" and executables.last_problem()
+    assert np.array_equal(compiled(x), _tiny(x))
+    compiled, _, cache = executables.load_or_compile(jax.jit(_tiny), (x,), ident)
+    assert cache == executables.EXECUTABLE and not executables.last_problem()
+    assert np.array_equal(compiled(x), _tiny(x))
+
+
+def test_an_entry_stored_for_another_key_is_not_loaded(cache_dir):
+    x = jnp.arange(3.0)
+    executables.load_or_compile(jax.jit(_tiny), (x,), {"test": "a"})
+    a = executables.entry_path(executables.key_text({"test": "a"}, (x,)))
+    b = executables.entry_path(executables.key_text({"test": "b"}, (x,)))
+    b.write_bytes(a.read_bytes())
+    _, _, cache = executables.load_or_compile(jax.jit(_tiny), (x,), {"test": "b"})
+    assert cache == "" and "another key" in executables.last_problem()
+
+
+def test_without_a_program_key_nothing_is_stored(cache_dir):
+    before = set(cache_dir.glob("*.exe"))
+    fit = _fit(program_key=None)
+    assert fit.cache != executables.EXECUTABLE
+    assert set(cache_dir.glob("*.exe")) == before
+
+
+def test_warm_nuts_loads_the_executable_with_identical_results(cache_dir):
+    cold = run_nuts(_keys(), toy, DATA, ("mu",), NUTS, program_key=KEY)
+    warm = run_nuts(_keys(), toy, DATA, ("mu",), NUTS, program_key=KEY)
+    assert cold.cache == "" and warm.cache == executables.EXECUTABLE
+    for a, b in ((cold.draws["mu"], warm.draws["mu"]), (cold.num_steps, warm.num_steps),
+                 (cold.energy, warm.energy), (cold.diverging, warm.diverging)):
+        assert np.array_equal(a, b)
+
+
+def test_the_key_covers_what_changes_the_program(monkeypatch):
+    ident = executables.identity("svi", KEY, toy, SVI, sites=("mu",), extra_sites=())
+    base = executables.key_text(ident, (_keys(),))
+    assert executables.key_text(ident, (_keys(),)) == base  # deterministic
+    assert executables.key_text(ident, (_keys(3),)) != base  # input shapes
+    other = SVISettings(**{**SVI.__dict__, "num_steps": 60})
+    assert executables.key_text(
+        executables.identity("svi", KEY, toy, other, sites=("mu",), extra_sites=()),
+        (_keys(),)) != base
+    for key in ({**KEY, "data_hash": "x"}, {**KEY, "source_hash": "x"}, {**KEY, "method": "y"}):
+        assert executables.key_text(
+            executables.identity("svi", key, toy, SVI, sites=("mu",), extra_sites=()),
+            (_keys(),)) != base
+    assert executables.key_text(
+        executables.identity("svi", KEY, toy, SVI, sites=(), extra_sites=("mu",)),
+        (_keys(),)) != base  # latent vs deterministic sites are drawn differently
+    monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=0")
+    assert executables.key_text(ident, (_keys(),)) != base
+    monkeypatch.delenv("XLA_FLAGS")
+    monkeypatch.setenv("PYTHONHASHSEED", "1")
+    assert executables.key_text(ident, (_keys(),)) != base
+    monkeypatch.setenv("PYTHONHASHSEED", "0")
+    with jax.enable_x64(True):
+        assert executables.key_text(ident, (_keys(),)) != base
+    assert executables.kwargs_hash({"y": DATA["y"] + 1}) != executables.kwargs_hash(DATA)
+    assert executables.kwargs_hash({"y": DATA["y"].astype(np.float64)}) \
+        != executables.kwargs_hash(DATA)
+
+
+def _salted(salt: float):
+    def program(x):  # a new function object: nothing cached in memory, only on disk
+        return jnp.sin(x) * 2.0 + salt
+
+    return program
+
+
+def test_the_jax_cache_counts_only_the_program_itself():
+    from jax import monitoring
+
+    salt = float(np.frombuffer(os.urandom(4), dtype=np.uint32)[0])  # a program never seen before
+    x = jnp.ones(3)
+    _, _, first = jax_setup.compile_timed(jax.jit(_salted(salt)), x)
+    assert first == ""  # a new program: compiled
+    _, _, second = jax_setup.compile_timed(jax.jit(_salted(salt)), x)
+    assert second == jax_setup.JAX_CACHE  # the same program again: JAX's persistent cache
+
+    fresh = _salted(salt + 1.0)
+
+    def traced_with_a_hit(x):
+        # what a sub-computation served by the cache while tracing reports
+        monitoring.record_event("/jax/compilation_cache/cache_hits")
+        return fresh(x)
+
+    _, _, cache = jax_setup.compile_timed(jax.jit(traced_with_a_hit), x)
+    assert cache == ""
