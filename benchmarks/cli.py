@@ -83,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--size", action="append", default=[], metavar="MODEL.KEY=VALUE",
                      help="a model size parameter, e.g. hierarchical_linreg.n_groups=16")
     run.add_argument("--jobs", type=int, default=1,
-                     help="worker processes, one model each (default 1: uncontended timings)")
+                     help="Dask worker processes on this machine (default 1: serial, no Dask)")
+    run.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="run on the Dask cluster at ADDRESS (e.g. tcp://host:8786) instead")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     sub.add_parser("report", add_help=False,
                    help="build the HTML report of a results folder (svi-bench report --help)")
@@ -218,19 +220,22 @@ def _resolve(args: argparse.Namespace):
 def _cmd_run(args: argparse.Namespace) -> int:
     from svi_bench.benchmarks.inference import jax_setup
 
+    if args.scheduler is not None and args.jobs != 1:
+        raise UsageError("give --jobs (a local cluster) or --scheduler (an existing one), not both")
     cells = _resolve(args)
     if not 1 <= args.jobs <= (os.cpu_count() or 1) * 4:
         raise UsageError(f"--jobs must be between 1 and {(os.cpu_count() or 1) * 4}, got {args.jobs}")
     from svi_bench.benchmarks.grid import runner, store
+    from svi_bench.benchmarks.grid.distributed import ClusterError
 
     try:
         results = store.ResultsStore(Path(args.out))
     except store.ResultsError as exc:
         raise UsageError(str(exc)) from None
     user = sorted({c.spec.name for c in cells} & set(args.origins))
-    if args.jobs > 1 and user:
-        raise UsageError(f"--jobs {args.jobs} runs registered built-in models only (worker "
-                         f"processes cannot import {', '.join(user)}): drop --jobs")
+    if (args.jobs > 1 or args.scheduler) and user:
+        raise UsageError(f"--jobs/--scheduler run registered built-in models only (worker "
+                         f"processes cannot import {', '.join(user)}): drop them")
     from svi_bench.benchmarks.grid import model_sources
 
     try:
@@ -259,18 +264,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
             if row["status"] == "failed":
                 failures.append(f"failed: {row['model']} x {row['method']} seed {row['seed']}: "
                                 f"{row['error']}")
-        if args.jobs > 1:
+        if args.jobs > 1 or args.scheduler:
             bar.set_description(f"done {cell.spec.name} x {cell.method}")
         bar.update(len(rows))
 
     start = time.perf_counter()
     try:
         runner.run_grid(cells, args.profile, results, resume=args.resume,
-                        on_cell=on_cell, on_done=on_done, jobs=args.jobs)
+                        on_cell=on_cell, on_done=on_done, jobs=args.jobs, scheduler=args.scheduler)
     except KeyboardInterrupt:
         bar.close()
         print(f"interrupted: results so far are in {results.out_dir}/results.parquet", file=sys.stderr)
         return 130
+    except ClusterError as exc:  # a cluster that cannot run the grid: one line, exit 2
+        bar.close()
+        raise UsageError(str(exc)) from None
     bar.close()
     for line in failures:
         print(line)

@@ -1,0 +1,187 @@
+"""The grid on Dask distributed: one task per cell, compiles concurrent, timed runs alone.
+
+``--jobs N`` starts a ``LocalCluster`` of N single-threaded worker processes; ``--scheduler
+ADDRESS`` uses a running cluster. Workers write artifacts and references into the results folder
+and share the caches, so every worker must see the same file system as the client. Only the client
+writes the results table, after every completed cell (``record``).
+
+* Each model's cells run one at a time until one of them ends with an ok row, which fetched (from
+  the results folder, the shipped references or the cache) or built the model's reference through
+  the runner's own path; then the model's other cells are submitted at once and find it stored. So
+  a reference is built once, before the rest of its model, and models overlap freely.
+* A cell's timed run holds the per-host lock (``benchmarks.inference.host_lock``): compiles
+  overlap, timed runs do not; rows say so (``timing_lock``, ``lock_wait_s``).
+* A worker that dies (``KilledWorker``) gets its cell resubmitted once; a second death is a failed
+  row ``worker died twice: ...``. Our LocalCluster's scheduler allows no retry of its own
+  (``allowed-failures`` 0) and sends one task per worker thread at a time, so a death marks only
+  the cell that was running.
+
+This module is also a Dask nanny preload (``--preload-nanny svi_bench.benchmarks.grid.distributed``
+for ``dask worker``): Dask gives workers ``PYTHONHASHSEED=6640`` unless a preload changes it, and
+the suite needs 0 (NumPyro's ELBO iterates a Python set: another seed traces another program).
+Nothing heavy is imported at module level, so the nanny stays light.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from svi_bench.benchmarks.inference import host_lock
+
+HASH_SEED = "0"  # as jax_setup.HASH_SEED; not imported from there to keep the preload light
+PRELOAD = __name__
+Record = Callable[[Any, list[dict], int], None]
+
+
+class ClusterError(RuntimeError):
+    """A cluster the grid cannot use as it stands; the message is one line for the user."""
+
+
+def dask_setup(nanny: Any) -> None:
+    """Nanny preload hook: workers start with ``PYTHONHASHSEED=0`` and the host timing lock on."""
+    for env in (nanny.pre_spawn_env, nanny.env):
+        env["PYTHONHASHSEED"] = HASH_SEED
+    nanny.env[host_lock.ENV] = "1"
+
+
+def _worker_facts() -> dict[str, Any]:
+    return {"hash_seed": os.environ.get("PYTHONHASHSEED"), "hash": hash("svi-bench")}
+
+
+def _prepare(xla_flags: str) -> None:
+    """Per task, idempotent: the lock on, the client's XLA flags where unset, JAX configured."""
+    os.environ[host_lock.ENV] = "1"
+    if xla_flags and "XLA_FLAGS" not in os.environ:
+        os.environ["XLA_FLAGS"] = xla_flags
+    from svi_bench.benchmarks.inference import jax_setup
+
+    jax_setup.configure_jax()
+
+
+def _cell_task(cell: Any, profile: str, out_dir: Any, score: bool, xla_flags: str) -> list[dict]:
+    """One cell on a worker: its rows, with whether its timed run held the host lock."""
+    _prepare(xla_flags)
+    from svi_bench.benchmarks.grid.runner import run_model_cells
+
+    before = host_lock.stats()
+    ((_, rows),) = list(run_model_cells([cell], profile, out_dir, score))
+    after = host_lock.stats()
+    for row in rows:
+        row.update(timing_lock=after.sections > before.sections,
+                   lock_wait_s=after.wait_s - before.wait_s)
+    return rows
+
+
+@contextlib.contextmanager
+def local_cluster(workers: int) -> Iterator[Any]:
+    """A LocalCluster of ``workers`` single-threaded processes set up for the grid: hash seed 0
+    and the timing lock (the preload), no scheduler retries of its own, one task per worker."""
+    import dask
+    from distributed import LocalCluster
+
+    saved = dict(os.environ)  # nannies run in this process and export their env into it
+    config = {"distributed.scheduler.allowed-failures": 0,
+              "distributed.scheduler.worker-saturation": 1.0,
+              "distributed.nanny.pre-spawn-environ": {}}
+    try:
+        with dask.config.set(config), \
+             LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                          preload_nanny=[PRELOAD], dashboard_address=None,
+                          silence_logs=40) as cluster:
+            yield cluster
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def _client(jobs: int, scheduler: str | None) -> Iterator[tuple[Any, int]]:
+    """A client with its worker count: of a new LocalCluster, or of the cluster at ``scheduler``."""
+    from distributed import Client
+
+    if not scheduler:
+        with local_cluster(jobs) as cluster, Client(cluster) as client:
+            yield client, jobs
+        return
+    try:
+        client = Client(scheduler, timeout="30s")
+    except (OSError, TimeoutError) as exc:
+        raise ClusterError(f"--scheduler {scheduler}: cannot connect ({type(exc).__name__}: {exc})") from None
+    with client:
+        client.wait_for_workers(1, timeout=300)
+        yield client, len(client.scheduler_info(n_workers=-1)["workers"])
+
+
+def _check_workers(client: Any) -> None:
+    """Refuse workers whose hash seed differs from the suite's: their programs would differ."""
+    bad = sorted(addr for addr, facts in client.run(_worker_facts).items()
+                 if facts["hash_seed"] != HASH_SEED
+                 or (os.environ.get("PYTHONHASHSEED") == HASH_SEED and facts["hash"] != hash("svi-bench")))
+    if bad:
+        raise ClusterError(
+            f"worker {bad[0]} runs with PYTHONHASHSEED != {HASH_SEED}; start workers with "
+            f"--preload-nanny {PRELOAD} (or PYTHONHASHSEED=0 and --no-nanny)")
+
+
+def _death(exc: BaseException) -> bool:
+    from distributed import KilledWorker
+    from distributed.comm import CommClosedError
+
+    return isinstance(exc, KilledWorker | CommClosedError)
+
+
+def run_cells(groups: Sequence[Sequence[Any]], profile: str, out_dir: Any, score: bool,
+              record: Record, jobs: int = 2, scheduler: str | None = None) -> None:
+    """Run every model's cells (``groups``, one list per model) on Dask; ``record(cell, rows,
+    workers)`` is called in this process as each cell completes."""
+    from distributed import as_completed
+
+    from svi_bench.benchmarks.grid.runner import _base_row, one_line
+
+    xla_flags = os.environ.get("XLA_FLAGS", "")
+    with _client(jobs, scheduler) as (client, workers):
+        _check_workers(client)
+        pending = as_completed()
+        meta: dict[Any, tuple[Any, int]] = {}
+
+        def submit(cell: Any, attempt: int) -> None:
+            key = f"cell-{cell.spec.name}-{cell.method}-{attempt}-{uuid.uuid4().hex[:8]}"
+            future = client.submit(_cell_task, cell, profile, out_dir, score, xla_flags,
+                                   key=key, pure=False)
+            meta[future] = (cell, attempt)
+            pending.add(future)
+
+        queues = [list(group) for group in groups]
+        by_model = {q[0].spec.name: q for q in queues if q}
+        for queue in by_model.values():
+            for cell in (queue[:1] if score else queue):
+                submit(cell, 1)
+            del queue[:1 if score else len(queue)]
+
+        for future in pending:
+            cell, attempt = meta.pop(future)
+            try:
+                rows = future.result()
+            except Exception as exc:  # a dead worker or a task that could not run
+                if _death(exc) and attempt == 1:
+                    submit(cell, 2)
+                    continue
+                why = "worker died twice" if _death(exc) else "task failed"
+                rows = [_base_row(cell, s, profile) for s in cell.seeds]
+                for row in rows:
+                    row.update(status="failed", error=f"{why}: {one_line(exc)}")
+            queue = by_model[cell.spec.name]
+            if queue:  # the model's reference is stored once one of its cells ran ok
+                ready = any(row["status"] == "ok" for row in rows)
+                for nxt in (list(queue) if ready else queue[:1]):
+                    submit(nxt, 1)
+                del queue[:len(queue) if ready else 1]
+            future.release()
+            record(cell, rows, workers)
+
+
+__all__ = ["ClusterError", "PRELOAD", "dask_setup", "local_cluster", "run_cells"]

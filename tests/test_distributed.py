@@ -1,0 +1,140 @@
+"""The grid on Dask: the same rows as the serial run, timed runs under the host lock, a worker that
+dies twice is a failed row and the grid goes on."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from svi_bench.benchmarks.grid import distributed as grid_dask
+from svi_bench.benchmarks.grid import store
+from svi_bench.benchmarks.grid.runner import plan, run_grid
+from svi_bench.benchmarks.inference import host_lock, jax_setup
+from svi_bench.models import REGISTRY, Dataset, ModelSpec
+
+jax_setup.configure_jax()
+
+#: Columns that may differ between a serial and a parallel run of the same grid: timings, where
+#: the executable came from, when, and the run's worker set-up.
+TIMING = {"compile_s", "run_s", "program_run_s", "cache_hit", "cache", "started_at",
+          "ess_per_second", "jobs", "artifact", "timing_lock", "lock_wait_s"}
+KEY = ["model", "method", "seed"]
+
+
+def _in_dask_worker() -> bool:
+    try:
+        from distributed import get_worker
+
+        get_worker()
+    except (ImportError, ValueError):
+        return False
+    return True
+
+
+def _doomed_data(seed: int) -> Dataset:
+    """Kills its process when called on a Dask worker (a worker dying mid-cell); fine elsewhere."""
+    if _in_dask_worker():
+        os._exit(3)
+    return REGISTRY["coin"].data(seed)
+
+
+DOOMED = ModelSpec(name="doomed", description="its worker dies", source="tests",
+                   model=REGISTRY["coin"].model, data=_doomed_data, guides={},
+                   reference_kind="exact")
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    """One 2-worker LocalCluster for this module (set up as ``--jobs 2`` sets it up)."""
+    with grid_dask.local_cluster(2) as cluster:
+        yield cluster.scheduler_address
+
+
+def _grid(out, specs, methods, **kwargs) -> pd.DataFrame:
+    cells = list(plan(specs, methods, [0], "smoke"))
+    run_grid(cells, "smoke", store.ResultsStore(out), **kwargs)
+    return pd.read_parquet(out / "results.parquet").sort_values(KEY).reset_index(drop=True)
+
+
+@pytest.mark.slow
+def test_a_two_worker_cluster_gives_the_serial_rows(tmp_path, scheduler):
+    specs = [REGISTRY["coin"], REGISTRY["gamma_concentration"]]
+    serial = _grid(tmp_path / "serial", specs, ["nuts", "autonormal"])
+    parallel = _grid(tmp_path / "dask", specs, ["nuts", "autonormal"], scheduler=scheduler)
+    assert len(serial) == len(parallel) == 4
+    assert list(serial[KEY].itertuples(index=False)) == list(parallel[KEY].itertuples(index=False))
+    assert (parallel.status == "ok").all(), parallel.error.tolist()
+    assert serial.columns.difference(parallel.columns).empty
+    for col in serial.columns.difference(sorted(TIMING)):
+        a, b = serial[col], parallel[col]
+        if pd.api.types.is_float_dtype(a):
+            assert np.array_equal(a.to_numpy(), b.to_numpy(), equal_nan=True), col
+        else:
+            assert a.astype(str).tolist() == b.astype(str).tolist(), col
+    assert (serial.jobs == 1).all() and (~serial.timing_lock).all()
+    assert (parallel.jobs == 2).all() and parallel.timing_lock.all()
+    assert (parallel.lock_wait_s >= 0).all()
+    assert sorted(p.name for p in (tmp_path / "dask" / "references").glob("*.json")) == sorted(
+        p.name for p in (tmp_path / "serial" / "references").glob("*.json"))
+
+
+@pytest.mark.slow
+def test_a_worker_that_dies_twice_is_a_failed_row_and_the_grid_goes_on(tmp_path, scheduler):
+    df = _grid(tmp_path, [DOOMED, REGISTRY["coin"]], ["autonormal"], score=False,
+               scheduler=scheduler)
+    doomed, coin = df[df.model == "doomed"], df[df.model == "coin"]
+    assert doomed.status.tolist() == ["failed"]
+    assert doomed.error.iloc[0].startswith("worker died twice: KilledWorker")
+    assert coin.status.tolist() == ["ok"]
+
+
+def test_resume_on_the_cluster_skips_done_runs(tmp_path, scheduler):
+    first = _grid(tmp_path, [REGISTRY["coin"]], ["autonormal"], score=False, scheduler=scheduler)
+    again = _grid(tmp_path, [REGISTRY["coin"]], ["autonormal"], score=False, scheduler=scheduler,
+                  resume=True)
+    assert again.started_at.tolist() == first.started_at.tolist()
+
+
+def test_the_cluster_runs_with_hash_seed_zero_and_the_lock_on(scheduler):
+    from distributed import Client
+
+    with Client(scheduler) as client:
+        facts = client.run(lambda: (os.environ.get("PYTHONHASHSEED"), host_lock.active()))
+    assert set(facts.values()) == {("0", True)}
+
+
+def test_the_timing_lock_excludes_another_process_only_when_active(tmp_path, monkeypatch):
+    monkeypatch.setenv("SVI_BENCH_CACHE", str(tmp_path))
+    probe = ("import fcntl, sys; f = open(sys.argv[1], 'a')\n"
+             "try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB); print('free')\n"
+             "except BlockingIOError: print('held')")
+
+    def other_process_sees() -> str:
+        return subprocess.run([sys.executable, "-c", probe, str(host_lock.lock_path())],
+                              capture_output=True, text=True, check=True).stdout.strip()
+
+    monkeypatch.delenv(host_lock.ENV, raising=False)
+    with host_lock.timed_section():
+        assert not host_lock.lock_path().exists()
+    monkeypatch.setenv(host_lock.ENV, "1")
+    before = host_lock.stats()
+    with host_lock.timed_section():
+        assert other_process_sees() == "held"
+    assert other_process_sees() == "free"
+    assert host_lock.stats().sections == before.sections + 1
+    assert host_lock.lock_path().parent == tmp_path / "locks"
+
+
+def test_jobs_and_scheduler_together_are_refused(tmp_path):
+    from conftest import run_cli
+
+    proc = run_cli("run", "--profile", "smoke", "--models", "coin", "--jobs", "2",
+                   "--scheduler", "tcp://127.0.0.1:1", "--out", str(tmp_path))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: give --jobs (a local cluster) or --scheduler (an existing one), not both"]
