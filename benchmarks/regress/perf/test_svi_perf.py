@@ -29,7 +29,7 @@ def _prepare(case: programs.Case) -> tuple[programs.SVIProgram, dict]:
         kind="svi", model=case.model, method=case.method, steps=s.num_steps,
         particles=s.num_particles, learning_rate=s.learning_rate, grad_evals=prog.grad_evals,
         final_loss=float(losses[-1]), compile_s=prog.compile_s,
-        compile_init_s=prog.compile_init_s, cache_hit=prog.cache_hit,
+        compile_init_s=prog.compile_init_s, cache_hit=prog.cache_hit, cache=prog.cache,
     )
     return prog, figures
 
