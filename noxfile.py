@@ -46,6 +46,28 @@ def bench(session: nox.Session) -> None:
                 env=ENV)
 
 
+STUDIES_OUT = "results-studies"
+STUDIES = ("particles", "seeds", "scaling")
+
+
+@nox.session(python=PYTHON)
+def studies(session: nox.Session) -> None:
+    """Every study (``svi-bench study --list``) at the quick profile, then the report.
+
+    Results go to ``results-studies/`` (not ``results/``: the leaderboard shows the latest
+    variant of each run, which a study's variants would replace). Arguments after ``--`` reach
+    every ``svi-bench study`` and win over the defaults, e.g. ``nox -s studies -- --resume`` or
+    ``-- --profile smoke --out DIR``.
+    """
+    _install(session)
+    args = list(session.posargs)
+    out = args[args.index("--out") + 1] if "--out" in args else STUDIES_OUT
+    for name in STUDIES:
+        session.run("svi-bench", "study", name, "--profile", "quick", "--out", out, *args,
+                    env=ENV)
+    session.run("svi-bench", "report", "--results", out, "--out", f"{out}/report", env=ENV)
+
+
 @nox.session(python=PYTHON)
 def report(session: nox.Session) -> None:
     """Rebuild the HTML report from existing results without running inference."""

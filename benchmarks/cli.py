@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from svi_bench.benchmarks import study_commands
+
 EXIT_BAD_INPUT = 2
 
 
@@ -98,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument("--ship", action="store_true",
                      help="also store it among the references shipped with the suite "
                           "(models/references/; commit them)")
+    study_commands.add_study_parser(sub)
     return parser
 
 
@@ -371,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "reference":
             return _cmd_reference(args)
+        if args.command == "study":
+            return study_commands.cmd_study(args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

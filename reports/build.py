@@ -24,6 +24,7 @@ from svi_bench.reports.index_page import write_index
 from svi_bench.reports.loader import ReportError, Results
 from svi_bench.reports.method_page import write_method_page
 from svi_bench.reports.model_page import write_model_page
+from svi_bench.reports.study_page import nav_links, write_study_pages
 from svi_bench.reports.tables import Summary
 
 __all__ = ["ReportError", "build_report"]
@@ -56,6 +57,7 @@ def build_report(results_dir: Path, out_dir: Path, history_dir: Path | None = No
         "models": [{"name": m, "href": model_href(m)} for m in models],
         "methods": [{"name": m, "href": method_href(m)} for m in methods],
         "history": history_rel,
+        "studies": nav_links(results.results_dir),
         "profile": results.profile or "unknown",
         "digest": envinfo.settings_digest(results.df),
         "built": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -70,6 +72,7 @@ def build_report(results_dir: Path, out_dir: Path, history_dir: Path | None = No
         log(f"report: {model} page in {ctx.timings[model]:.1f} s")
     for method in methods:
         write_method_page(ctx, method, reg)
+    write_study_pages(ctx)
     index = out_dir / "index.html"
     write_index(ctx, index, history_note)
     log(f"report: built in {time.perf_counter() - start:.1f} s -> {index}")

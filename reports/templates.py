@@ -84,6 +84,9 @@ BASE = """<!doctype html>
     {% for m in nav.models %}<a href="{{ root }}{{ m.href }}">{{ m.name }}</a>{% endfor %}</div>
   <div class="group"><span class="label">Methods</span>
     {% for m in nav.methods %}<a href="{{ root }}{{ m.href }}">{{ m.name }}</a>{% endfor %}</div>
+  {% if nav.get("studies") %}<div class="group"><span class="label">Studies</span>
+    {% for m in nav.studies %}<a href="{{ root }}{{ m.href }}">{{ m.name }}</a>{% endfor %}</div>
+  {% endif %}
 </header>
 <main>
 {% block content %}{% endblock %}

@@ -14,12 +14,14 @@ NAMESPACE = "svi_bench"  # the folders install as svi_bench.models, svi_bench.be
 MAX_LINES = 400
 
 #: Layers, lowest first: a module may import its own layer and the layers below it.
-LAYERS: tuple[tuple[str, int], ...] = (
+LAYERS: tuple[tuple[str, float], ...] = (
     ("models", 0),
     ("benchmarks.artifacts", 1),
     ("benchmarks.inference", 1),
     ("benchmarks.scoring", 2),
     ("benchmarks.grid", 3),
+    ("benchmarks.studies", 3.5),  # above the grid it runs, below the commands that run it
+    ("benchmarks.study_commands", 4),
     ("benchmarks.cli", 4),
     ("benchmarks.model_commands", 4),
     ("benchmarks.api", 4),

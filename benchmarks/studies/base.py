@@ -1,0 +1,229 @@
+"""A study: one question of a source document, declared as data and answered from result rows.
+
+A study names, per profile, the cells it needs (models, methods, seeds and named variants: settings
+overrides, the ``--set`` of ``run``, and model sizes, the ``--size``), how its rows reduce to a
+derived table (``derive``), the sentence that answers its question from that table (``answer``)
+and the figure that shows it. Running the cells is the grid's business
+(``benchmarks.grid.runner``); this module turns a study into the grid's cells and the stored rows
+back into the study's table. A cell two variants (or two studies) share is one run, one row: the
+study's rows are selected by run identity from its plan, never by the ``study`` column, which
+only records the study that last wrote the row.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from svi_bench.benchmarks.artifacts import atomic_write
+from svi_bench.benchmarks.grid import runner, store
+from svi_bench.benchmarks.grid.runner import Cell
+from svi_bench.benchmarks.inference import methods as method_registry
+from svi_bench.models import REGISTRY
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One named setting of a study: ``overrides`` as ``run --set``, ``sizes`` as ``run --size``
+    ({model: {param: value}}), ``params`` the numbers the derived table groups by."""
+
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    sizes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a study runs at one profile. ``methods`` empty: every method of each model (minus
+    ``exclude``); a ``manual:<guide>`` method runs only on the models that have that guide."""
+
+    models: tuple[str, ...]
+    methods: tuple[str, ...]
+    seeds: int
+    variants: tuple[Variant, ...]
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Study:
+    """A question, where it comes from, what to run per profile and how the rows answer it.
+
+    ``derive(rows) -> table`` and ``answer(table) -> sentence`` are pure functions of the numbers
+    (the sentence carries the noise that qualifies it); ``figure(rows, table)`` returns a
+    matplotlib Figure for the report.
+    """
+
+    name: str
+    question: str
+    document: str
+    section: str
+    scopes: Mapping[str, Scope]
+    derive: Callable[[pd.DataFrame], pd.DataFrame]
+    answer: Callable[[pd.DataFrame], str]
+    figure: Callable[[pd.DataFrame, pd.DataFrame], Any] | None = None
+    figure_caption: str = ""
+
+    @property
+    def source(self) -> str:
+        return f"{self.document}, \"{self.section}\""
+
+
+@dataclass(frozen=True)
+class PlannedCell:
+    """A grid cell of a study with the variants that need it (two variants may share a cell)."""
+
+    cell: Cell
+    variants: tuple[str, ...]
+
+
+def _methods_of(spec, scope: Scope) -> list[str]:
+    names = list(scope.methods) or method_registry.methods_for(spec)
+    out = []
+    for m in names:
+        if m in scope.exclude:
+            continue
+        if m.startswith(method_registry.MANUAL_PREFIX) and \
+                m[len(method_registry.MANUAL_PREFIX):] not in spec.guides:
+            continue
+        out.append(m)
+    return out
+
+
+def plan_study(study: Study, profile: str, seeds: Sequence[int] | None = None) -> list[PlannedCell]:
+    """Every cell of ``study`` at ``profile`` (``seeds`` replaces the scope's 0..N-1), each once.
+
+    Raises ValueError for a profile the study does not declare or an impossible variant."""
+    if profile not in study.scopes:
+        raise ValueError(f"study {study.name!r} has no {profile!r} profile; valid: "
+                         f"{', '.join(study.scopes)}")
+    scope = study.scopes[profile]
+    seed_list = list(seeds) if seeds is not None else list(range(scope.seeds))
+    merged: dict[tuple[str, str, str], PlannedCell] = {}
+    for variant in scope.variants:
+        models = [m for m in scope.models if not variant.sizes or m in variant.sizes]
+        for name in models:
+            spec = REGISTRY[name]
+            sizes = {k: dict(v) for k, v in variant.sizes.items()}
+            for cell in runner.plan([spec], _methods_of(spec, scope), seed_list, profile,
+                                    dict(variant.overrides), sizes):
+                key = (cell.spec.name, cell.method, cell.hash)
+                if key in merged:
+                    old = merged[key]
+                    merged[key] = replace(old, variants=old.variants + (variant.name,))
+                else:
+                    merged[key] = PlannedCell(cell, (variant.name,))
+    return list(merged.values())
+
+
+def identities(planned: Sequence[PlannedCell]) -> dict[tuple, tuple[str, ...]]:
+    """{run identity (``store.identity``): the variants that need that run}."""
+    out: dict[tuple, tuple[str, ...]] = {}
+    for p in planned:
+        data = json.dumps(p.cell.data_key, sort_keys=True)
+        for seed in p.cell.seeds:
+            key = store.identity({"model": p.cell.spec.name, "method": p.cell.method, "seed": seed,
+                                  "settings_hash": p.cell.hash, "data": data})
+            out[key] = out.get(key, ()) + p.variants
+    return out
+
+
+class TaggingStore:
+    """The results store seen through a study: every row added gets its ``study`` and ``variant``
+    columns (the variants sharing the cell, comma-joined) before it is stored. The runner calls
+    ``add`` before its ``on_done`` callback, so the tag must be set here, not there."""
+
+    def __init__(self, inner: store.ResultsStore, study: str, planned: Sequence[PlannedCell]):
+        self.inner = inner
+        self.study = study
+        self._variants = {p.cell.hash: ",".join(p.variants) for p in planned}
+
+    @property
+    def out_dir(self) -> Path:
+        return self.inner.out_dir
+
+    @property
+    def kept_back(self) -> list[dict[str, Any]]:
+        return self.inner.kept_back
+
+    def done(self, key: tuple) -> bool:
+        return self.inner.done(key)
+
+    def add(self, rows) -> None:
+        tagged = []
+        for row in rows:
+            row = dict(row)
+            row["study"] = self.study
+            row["variant"] = self._variants.get(str(row.get("settings_hash")), "")
+            tagged.append(row)
+        self.inner.add(tagged)
+
+    def frame(self) -> pd.DataFrame:
+        return self.inner.frame()
+
+
+def select_rows(study: Study, variants: Sequence[Variant], results: pd.DataFrame,
+                planned: Sequence[PlannedCell]) -> pd.DataFrame:
+    """The study's rows of ``results``, chosen by identity; a run two variants share appears once
+    per variant, with that variant's name and ``params`` as columns. Planned runs missing from
+    the table appear as rows of status ``missing``, so the derived table can count them."""
+    wanted = identities(planned)
+    params = {v.name: dict(v.params) for v in variants}
+    by_key = {store.identity(r): r for r in results.to_dict("records")} if len(results) else {}
+    out = []
+    for key, names in wanted.items():
+        row = by_key.get(key)
+        if row is None:
+            row = dict(zip(("model", "method", "seed", "settings_hash", "data"), key,
+                           strict=True), status="missing")
+        for name in dict.fromkeys(names):
+            out.append({**row, "variant": name, **params.get(name, {})})
+    return pd.DataFrame(out)
+
+
+def write_outputs(study: Study, profile: str, rows: pd.DataFrame, out_dir: Path) -> tuple[
+        pd.DataFrame, str]:
+    """Derive the table, compute the answer and write ``studies/NAME.parquet`` (the table),
+    ``NAME.rows.parquet`` (the rows it came from) and ``NAME.json`` (question, answer, profile)."""
+    folder = Path(out_dir) / "studies"
+    folder.mkdir(parents=True, exist_ok=True)
+    derived = study.derive(rows).reset_index(drop=True)
+    derived.insert(0, "profile", profile)
+    answer = study.answer(derived)
+    slim = _storable(rows)
+    atomic_write(folder / f"{study.name}.parquet", lambda p: derived.to_parquet(p, index=False))
+    atomic_write(folder / f"{study.name}.rows.parquet", lambda p: slim.to_parquet(p, index=False))
+    meta = {"study": study.name, "question": study.question, "source": study.source,
+            "profile": profile, "answer": answer, "rows": int(len(rows))}
+    text = json.dumps(meta, indent=2) + "\n"
+    atomic_write(folder / f"{study.name}.json", lambda p: Path(p).write_text(text))
+    return derived, answer
+
+
+def _storable(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows with object columns made parquet-safe (mixed types become strings)."""
+    df = rows.copy()
+    for col in df.columns:
+        if df[col].dtype == object:
+            try:
+                df[col] = pd.to_numeric(df[col])
+            except (TypeError, ValueError):
+                df[col] = df[col].map(lambda v: None if v is None or v is pd.NA
+                                      or (isinstance(v, float) and v != v) else str(v))
+    return df
+
+
+def load_outputs(out_dir: Path, name: str) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """(derived table, rows, metadata) as written by ``write_outputs``; missing parts are empty."""
+    folder = Path(out_dir) / "studies"
+    derived = pd.read_parquet(folder / f"{name}.parquet")
+    rows_path = folder / f"{name}.rows.parquet"
+    rows = pd.read_parquet(rows_path) if rows_path.is_file() else pd.DataFrame()
+    meta_path = folder / f"{name}.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    return derived, rows, meta

@@ -1,0 +1,144 @@
+"""``scaling`` (001, "SVI Vs MCMC In High Dimensions"): does SVI's advantage over NUTS grow with
+dimension, and at what dimension does each guide stop agreeing with the reference?
+
+The document fits its hierarchical regression at J = 8 groups (D = 2J + 4 = 20) and finds SVI
+faster than NUTS. Here J runs over powers of two, every size with its own reference (gated long
+NUTS of the non-centred model, except in the smoke profile), and the run time of each method is
+fitted as a power of D (a log-log slope with its standard error, ``scipy.stats.linregress``). SVI's
+advantage grows with D when NUTS's slope exceeds the guide's by more than twice their combined
+standard error.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from svi_bench.benchmarks.studies import stats
+from svi_bench.benchmarks.studies.base import Scope, Study, Variant
+
+MODEL = "hierarchical_linreg"
+METHODS = ("nuts", "autodiagonalnormal", "automvn", "autoiaf")
+
+
+def _sizes(groups: tuple[int, ...]) -> tuple[Variant, ...]:
+    return tuple(Variant(f"n_groups_{j}", {"n_groups": j}, sizes={MODEL: {"n_groups": j}})
+                 for j in groups)
+
+
+SCOPES = {
+    "smoke": Scope((MODEL,), ("nuts", "autodiagonalnormal"), 2, _sizes((2, 3, 4))),
+    "quick": Scope((MODEL,), METHODS, 3, _sizes((2, 4, 8, 16, 32, 64))),
+    "paper": Scope((MODEL,), METHODS, 3, _sizes((2, 4, 8, 16, 32, 64, 128, 256))),
+}
+
+
+def derive(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per (method, n_groups): latent dimension, times, gradient evaluations, NUTS ESS
+    per second and agreement (medians over ok seeds), plus each method's log-log slope of run
+    time and of wall time against D with standard errors (the same on every row of a method)."""
+    out = []
+    for (method, groups), group in rows.groupby(["method", "n_groups"], sort=True):
+        ok = group[group["status"] == "ok"]
+        out.append({"method": method, "n_groups": int(groups),
+                    "latent_dim": stats.median(group, "latent_dim"),
+                    **stats.group_summary(group),
+                    "ess_per_second": stats.median(ok, "ess_per_second")})
+    table = pd.DataFrame(out)
+    if table.empty:
+        return table
+    for column, name in (("run_s", "run"), ("wall_s", "wall")):
+        fits = {m: stats.loglog_slope(sub["latent_dim"], sub[column])
+                for m, sub in table.groupby("method")}
+        table[f"{name}_slope"] = table["method"].map(lambda m, f=fits: f[m][0])
+        table[f"{name}_slope_se"] = table["method"].map(lambda m, f=fits: f[m][1])
+    return table
+
+
+def _first_failure(sub: pd.DataFrame) -> str:
+    """"agrees at every D up to X" or "stops agreeing at D = X" (first fail verdict)."""
+    sub = sub.sort_values("latent_dim")
+    fails = sub[sub["verdict"] == "fail"]
+    judged = sub[sub["verdict"] != ""]
+    if judged.empty:
+        return "was never judged"
+    if fails.empty:
+        return f"agrees (no fail verdict) at every D up to {int(judged['latent_dim'].max())}"
+    return f"stops agreeing at D = {int(fails['latent_dim'].iloc[0])}"
+
+
+def answer(derived: pd.DataFrame) -> str:
+    """The slopes, whether SVI's advantage grows (beyond twice the combined se), and the first
+    dimension at which each guide fails its agreement verdict."""
+    if derived.empty:
+        return "No runs of this study are in the results."
+    slopes = derived.drop_duplicates("method").set_index("method")
+    parts = [f"{m} D^{stats.pm(r.run_slope, r.run_slope_se, 2)}" for m, r in slopes.iterrows()]
+    text = "Run time grows as " + ", ".join(parts)
+    if "nuts" in slopes.index:
+        nuts = slopes.loc["nuts"]
+        claims = []
+        for m, r in slopes.drop(index="nuts").iterrows():
+            diff = nuts.run_slope - r.run_slope
+            se = math.hypot(nuts.run_slope_se, r.run_slope_se)
+            if not np.isfinite(diff):
+                claims.append(f"{m}: not measurable")
+            elif not np.isfinite(se):
+                claims.append(f"{m}: slope gap {stats.fmt(diff, 2)} with no error estimate")
+            elif diff > 2 * se:
+                claims.append(f"{m}: grows (slope gap {stats.pm(diff, se, 2)})")
+            elif diff < -2 * se:
+                claims.append(f"{m}: shrinks (slope gap {stats.pm(diff, se, 2)})")
+            else:
+                claims.append(f"{m}: not resolved (slope gap {stats.pm(diff, se, 2)})")
+        text += ". SVI's run-time advantage over NUTS with dimension: " + "; ".join(claims)
+    guides = [f"{m} {_first_failure(sub)}" for m, sub in derived.groupby("method")]
+    text += ". Agreement: " + "; ".join(guides) + "."
+    if not derived["reference_ok"].all():
+        text += (" Some sizes' references failed their gates, so their verdicts carry little "
+                 "weight.")
+    return text
+
+
+def figure(rows: pd.DataFrame, derived: pd.DataFrame):
+    """Run time and wall time against D (log-log) per method, with the fitted power laws."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for method, sub in derived.groupby("method", sort=True):
+        sub = sub.sort_values("latent_dim")
+        for ax, column, name in ((axes[0], "run_s", "run"), (axes[1], "wall_s", "wall")):
+            slope = sub[f"{name}_slope"].iloc[0]
+            fails = sub["verdict"] == "fail"
+            line = ax.plot(sub["latent_dim"], sub[column], "o-",
+                           label=f"{method} (slope {stats.fmt(slope, 2)})")[0]
+            ax.plot(sub["latent_dim"][fails], sub[column][fails], "x", ms=10,
+                    color=line.get_color())
+    axes[0].set(xscale="log", yscale="log", xlabel="latent dimension D", ylabel="run time (s)",
+                title="run time (compile excluded), median over seeds")
+    axes[1].set(xscale="log", yscale="log", xlabel="latent dimension D",
+                ylabel="wall time (s)", title="compile + run")
+    for ax in axes:
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+STUDY = Study(
+    name="scaling",
+    question="Does SVI's advantage over NUTS grow with dimension, and at what D does each guide "
+             "stop agreeing?",
+    document="001",
+    section="SVI Vs MCMC In High Dimensions",
+    scopes=SCOPES,
+    derive=derive,
+    answer=answer,
+    figure=figure,
+    figure_caption="hierarchical_linreg at n_groups = 2, 4, 8, ... (D = 2 n_groups + 4): median "
+                   "run time (left) and wall time (right) against D on log-log axes; crosses "
+                   "mark sizes where the method's agreement verdict is fail; the legend gives "
+                   "each method's fitted slope.",
+)

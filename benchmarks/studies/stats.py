@@ -1,0 +1,114 @@
+"""The small statistics the studies' answers lean on, each returning its uncertainty with it.
+
+Binomial intervals (Wilson, through SciPy), log-log slopes with their standard error
+(``scipy.stats.linregress``), a mean with its standard error, and how a derived table summarises
+the seeds of one group: medians for times and losses, the worst verdict, the headline agreement
+metric of the model (marginal W1 in reference sd, or the predictive gap of models judged in
+predictive space).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+VERDICT_ORDER = ("pass", "warn", "fail")
+#: Agreement metrics in order of preference: the first one a row has is its headline.
+HEADLINE = ("w1_max", "pred_prob_mad")
+
+
+def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion k/n; (nan, nan) when n is 0."""
+    if n <= 0:
+        return math.nan, math.nan
+    ci = stats.binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence,
+                                                       method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def loglog_slope(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, int]:
+    """(slope, its standard error, points) of log y against log x over the finite positive
+    points; slope nan below two points, standard error nan below three (no residual left)."""
+    xa, ya = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    keep = np.isfinite(xa) & np.isfinite(ya) & (xa > 0) & (ya > 0)
+    xa, ya = xa[keep], ya[keep]
+    n = int(len(np.unique(xa)))
+    if n < 2:
+        return math.nan, math.nan, n
+    fit = stats.linregress(np.log(xa), np.log(ya))
+    return float(fit.slope), float(fit.stderr) if n >= 3 else math.nan, n
+
+
+def mean_se(values: Sequence[float]) -> tuple[float, float]:
+    """(mean, standard error over the values) of the finite values; se nan below two."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return math.nan, math.nan
+    se = float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else math.nan
+    return float(np.mean(v)), se
+
+
+def worst_verdict(verdicts: Sequence[object]) -> str:
+    """The worst of pass / warn / fail among the values; "" when none was judged."""
+    seen = [str(v) for v in verdicts if isinstance(v, str) and v in VERDICT_ORDER]
+    return max(seen, key=VERDICT_ORDER.index) if seen else ""
+
+
+def headline(rows: pd.DataFrame) -> str:
+    """The agreement metric the rows carry (first of ``HEADLINE`` with a finite value), or ""."""
+    for name in HEADLINE:
+        if name in rows.columns and np.isfinite(pd.to_numeric(rows[name], errors="coerce")).any():
+            return name
+    return ""
+
+
+def median(rows: pd.DataFrame, column: str) -> float:
+    """Median of a numeric column over the rows (nan when absent or empty)."""
+    if column not in rows.columns:
+        return math.nan
+    v = pd.to_numeric(rows[column], errors="coerce").to_numpy(dtype=float)
+    v = v[np.isfinite(v)]
+    return float(np.median(v)) if len(v) else math.nan
+
+
+def group_summary(rows: pd.DataFrame) -> dict[str, object]:
+    """What every derived table says of one group of seeds: counts, worst verdict, the headline
+    agreement metric with its noise floor, whether the reference passed its gates, and times."""
+    ok = rows[rows["status"] == "ok"] if "status" in rows.columns else rows.iloc[0:0]
+    metric = headline(ok)
+    ref_ok = pd.to_numeric(ok.get("reference_ok", pd.Series(dtype=float)), errors="coerce")
+    wall = (pd.to_numeric(ok.get("compile_s", pd.Series(dtype=float)), errors="coerce")
+            + pd.to_numeric(ok.get("run_s", pd.Series(dtype=float)), errors="coerce"))
+    return {
+        "n_seeds": int(len(rows)),
+        "n_ok": int(len(ok)),
+        "n_failed": int((rows.get("status") == "failed").sum()) if len(rows) else 0,
+        "verdict": worst_verdict(list(ok.get("verdict", []))),
+        "n_fail_verdicts": int((ok.get("verdict", pd.Series(dtype=str)) == "fail").sum()),
+        "agreement_metric": metric,
+        "agreement": median(ok, metric) if metric else math.nan,
+        "agreement_floor": median(ok, f"{metric}_floor") if metric else math.nan,
+        "reference_ok": bool(len(ref_ok.dropna()) and (ref_ok.dropna() == 1).all()),
+        "run_s": median(ok, "run_s"),
+        "compile_s": median(ok, "compile_s"),
+        "wall_s": float(np.median(wall.dropna())) if len(wall.dropna()) else math.nan,
+        "grad_evals": median(ok, "grad_evals"),
+    }
+
+
+def fmt(value: float, digits: int = 3) -> str:
+    """A number for a sentence: ``digits`` significant figures, "n/a" when not finite."""
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    return f"{value:.{digits}g}"
+
+
+def pm(value: float, se: float, digits: int = 3) -> str:
+    """``value ± se`` for a sentence (the se dropped when unknown)."""
+    return fmt(value, digits) + (f" ± {fmt(se, 2)}" if se is not None and np.isfinite(se) else
+                                 " (se unknown)")

@@ -1,0 +1,129 @@
+"""``svi-bench study NAME --profile P --out DIR`` and ``svi-bench study --list``.
+
+A study runs through the same runner and results store as ``run`` (progress bar, ``--resume``,
+failures as rows, bad input one line and exit 2), then writes its derived table and answer to
+``DIR/studies/``. Only argparse is imported at module level: ``svi-bench --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def add_study_parser(subparsers) -> None:
+    """Register the ``study`` sub-command on the ``svi-bench`` parser's sub-parsers."""
+    p = subparsers.add_parser("study", help="run one of the source documents' experiments "
+                                            "(svi-bench study --list)")
+    p.add_argument("name", nargs="?", default="", help="the study to run (see --list)")
+    p.add_argument("--list", action="store_true", help="every study, its question and source")
+    p.add_argument("--profile", default="quick", help="smoke, quick or paper (default quick)")
+    p.add_argument("--out", default="results", help="output folder (default ./results)")
+    p.add_argument("--resume", action="store_true",
+                   help="skip runs already done with the same settings hash")
+    p.add_argument("--seeds", default="",
+                   help="replace the study's seeds: a count N (0..N-1) or a list like 0,4,7")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def list_studies() -> list[str]:
+    """One line per study: name, source section, profiles, question; then the planned ones."""
+    from svi_bench.benchmarks.studies import PLANNED, STUDIES
+
+    lines = []
+    for s in STUDIES.values():
+        lines.append(f"{s.name:10s} {s.source}; profiles {', '.join(s.scopes)}\n"
+                     f"{'':10s} {s.question}")
+    for name, why in PLANNED.items():
+        lines.append(f"{name:10s} not implemented yet: {why}")
+    return lines
+
+
+def _resolve(args: argparse.Namespace):
+    """(study, planned cells) of the command line, or UsageError naming what is valid."""
+    from svi_bench.benchmarks.cli import UsageError, _parse_seeds
+    from svi_bench.benchmarks.grid.profiles import PROFILES
+    from svi_bench.benchmarks.studies import PLANNED, STUDIES
+    from svi_bench.benchmarks.studies.base import plan_study
+
+    if not args.name:
+        raise UsageError(f"study needs a NAME or --list; valid: {', '.join(STUDIES)}")
+    if args.name not in STUDIES:
+        extra = f" ({args.name} is planned, not implemented)" if args.name in PLANNED else ""
+        raise UsageError(f"unknown study {args.name!r}{extra}; valid: {', '.join(STUDIES)}")
+    study = STUDIES[args.name]
+    if args.profile not in PROFILES or args.profile not in study.scopes:
+        valid = [p for p in PROFILES if p in study.scopes]
+        raise UsageError(f"unknown profile {args.profile!r}; valid: {', '.join(valid)}")
+    seeds = _parse_seeds(args.seeds) if args.seeds else None
+    try:
+        planned = plan_study(study, args.profile, seeds)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"impossible study setting: {exc}") from None
+    return study, planned
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    """Run the study (or list them); prints its answer and where its table is."""
+    if args.list:
+        print("\n".join(list_studies()))
+        return 0
+    from svi_bench.benchmarks.cli import UsageError
+
+    study, planned = _resolve(args)
+    from svi_bench.benchmarks.grid import model_sources, store
+    from svi_bench.benchmarks.inference import jax_setup
+    from svi_bench.benchmarks.studies.running import run_study
+
+    out = Path(args.out)
+    try:
+        store.load_results(out)
+        store.check_writable(out)
+        model_sources.write_record(out, {p.cell.spec.name for p in planned}, {})
+    except store.ResultsError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
+    if args.profile == "smoke":
+        os.environ.setdefault("XLA_FLAGS", jax_setup.SMOKE_XLA_FLAGS)
+    jax_setup.configure_jax()
+    from tqdm import tqdm
+
+    total = sum(len(p.cell.seeds) for p in planned)
+    bar = tqdm(total=total, unit="run", disable=args.no_progress, dynamic_ncols=True)
+    counts = {"ok": 0, "failed": 0, "not_applicable": 0}
+    failures: list[str] = []
+
+    def on_cell(cell, todo: int) -> None:
+        bar.set_description(f"{study.name}: {cell.spec.name} x {cell.method} ({todo} seeds)")
+        bar.update(len(cell.seeds) - todo)
+
+    def on_done(cell, rows) -> None:
+        for row in rows:
+            counts[row["status"]] = counts.get(row["status"], 0) + 1
+            if row["status"] == "failed":
+                failures.append(f"failed: {row['model']} x {row['method']} seed {row['seed']} "
+                                f"({row.get('variant', '')}): {row['error']}")
+        bar.update(len(rows))
+
+    start = time.perf_counter()
+    try:
+        _, answer, results = run_study(study, args.profile, out, resume=args.resume,
+                                       on_cell=on_cell, on_done=on_done, planned=planned)
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"interrupted: results so far are in {out}/results.parquet", file=sys.stderr)
+        return 130
+    bar.close()
+    for line in failures:
+        print(line)
+    for row in results.kept_back:
+        print(f"kept the earlier ok row of {row['model']} x {row['method']} seed {row['seed']}: "
+              f"the re-run failed: {row['error']}")
+    print(f"{counts['ok']} ok, {counts['failed']} failed, {counts['not_applicable']} not "
+          f"applicable in {time.perf_counter() - start:.0f} s -> {out / 'results.parquet'}")
+    print(f"{study.name}: {study.question}\n{answer}\n-> {out / 'studies' / study.name}.parquet")
+    return 0

@@ -1,0 +1,209 @@
+"""Studies: declared as data, planned into grid cells, answered from the numbers.
+
+The derive/answer functions are checked on hand-made tables whose answer is known; the smoke
+profile of each study runs end to end through ``svi-bench study`` (rows tagged, table written,
+``--resume`` reruns nothing, the report gets a page).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from svi_bench.benchmarks.studies import PLANNED, STUDIES, particles, scaling, seeds, stats
+from svi_bench.benchmarks.studies.base import (
+    TaggingStore,
+    identities,
+    plan_study,
+    select_rows,
+)
+from tests.conftest import run_cli
+
+# --- the statistics -----------------------------------------------------------------------------
+
+
+def test_wilson_interval_matches_the_formula():
+    k, n, z = 5, 8, 1.959963984540054
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    lo, hi = stats.wilson(k, n)
+    assert lo == pytest.approx(centre - half, abs=1e-9)
+    assert hi == pytest.approx(centre + half, abs=1e-9)
+    assert all(math.isnan(v) for v in stats.wilson(0, 0))
+
+
+def test_loglog_slope_recovers_a_power_law_and_its_noise():
+    d = np.array([8, 12, 20, 36, 68])
+    slope, se, n = stats.loglog_slope(d, 3.0 * d ** 1.5)
+    assert (slope, n) == (pytest.approx(1.5), 5) and se == pytest.approx(0.0, abs=1e-9)
+    rng = np.random.default_rng(0)
+    slope, se, _ = stats.loglog_slope(d, d ** 1.5 * np.exp(rng.normal(0, 0.2, len(d))))
+    assert se > 0.01 and abs(slope - 1.5) < 4 * se
+    assert math.isnan(stats.loglog_slope([8, 12], [1.0, 2.0])[1])  # two points: no se
+
+
+# --- derive and answer on tables whose answer is known --------------------------------------------
+
+
+def _rows(**columns) -> pd.DataFrame:
+    n = len(next(iter(columns.values())))
+    base = {"status": ["ok"] * n, "verdict": ["pass"] * n, "reference_ok": [1.0] * n,
+            "run_s": [1.0] * n, "compile_s": [1.0] * n, "grad_evals": [100.0] * n}
+    return pd.DataFrame({**base, **columns})
+
+
+def _particle_rows(elbo_by_k: dict[int, float], spread: float) -> pd.DataFrame:
+    rows = []
+    for mode in (particles.FIXED, particles.BUDGET):
+        for k, elbo in elbo_by_k.items():
+            for seed, shift in enumerate((-spread, 0.0, spread)):
+                rows.append({"model": "coin", "method": "manual:beta", "seed": seed, "mode": mode,
+                             "particles": k, "num_steps": 800 // k if mode == particles.BUDGET
+                             else 100, "final_elbo": elbo + shift, "final_loss_mean": -elbo,
+                             "final_loss_sd": 1.0 / math.sqrt(k), "converged_step": 50.0,
+                             "run_s": 0.1 * k})
+    return _rows(**{k: [r[k] for r in rows] for k in rows[0]})
+
+
+def test_particles_answer_says_more_particles_pay_only_beyond_the_noise():
+    table = particles.derive(_particle_rows({1: -20.0, 8: -15.0}, spread=0.1))
+    text = particles.answer(table)
+    assert "8 particles give the best final ELBO, 5 ± 0.082 nats" in text and "so more particles pay" in text
+    assert "take the end-state loss sd from 1 to 0.354 nats for 8x the run time" in text
+    noisy = particles.answer(particles.derive(_particle_rows({1: -20.0, 8: -19.9}, spread=1.0)))
+    assert "do not clearly pay" in noisy
+    worse = particles.answer(particles.derive(_particle_rows({1: -15.0, 8: -20.0}, spread=0.1)))
+    assert "1 particle gives the best final ELBO" in worse and "do not pay" in worse
+
+
+def test_seeds_counts_worse_optima_beyond_the_loss_noise_with_an_interval():
+    loss = [20.0, 20.1, 20.3, 24.9, 30.0, 26.0]  # sd 0.5: 20.1 and 20.3 are noise, 3 are worse
+    verdict = ["pass", "pass", "fail", "fail", "fail", "pass"]
+    table = seeds.derive(_rows(model=["linreg_outliers"] * 6, method=["autodiagonalnormal"] * 6,
+                               seed=list(range(6)), final_loss_mean=loss,
+                               final_loss_sd=[0.5] * 6, verdict=verdict))
+    row = table.iloc[0]
+    assert (row.n_worse, row.n_fail_in_worse, row.n_fail_at_best) == (3, 2, 1)
+    assert (row.frac_worse_lo, row.frac_worse_hi) == pytest.approx(stats.wilson(3, 6))
+    text = seeds.answer(table)
+    assert "autodiagonalnormal on linreg_outliers on 3/6 seeds" in text
+    assert "Of the 3 seeds whose agreement verdict is fail, 2 ended in a worse optimum" in text
+
+
+def test_scaling_slopes_and_the_dimension_where_a_guide_stops_agreeing():
+    rows = []
+    for groups in (2, 4, 8, 16):
+        d = 2 * groups + 4
+        rows.append({"method": "nuts", "n_groups": groups, "latent_dim": d, "run_s": 1e-3 * d ** 2,
+                     "verdict": "pass"})
+        rows.append({"method": "autodiagonalnormal", "n_groups": groups, "latent_dim": d,
+                     "run_s": 1e-3 * d * (1 + 0.05 * (groups % 3)),
+                     "verdict": "fail" if groups >= 8 else "pass"})
+    table = scaling.derive(_rows(**{k: [r[k] for r in rows] for k in rows[0]}))
+    nuts = table[table.method == "nuts"].iloc[0]
+    assert nuts.run_slope == pytest.approx(2.0) and nuts.run_slope_se == pytest.approx(0, abs=1e-9)
+    text = scaling.answer(table)
+    assert "nuts D^2 ± 0" in text and "autodiagonalnormal: grows" in text
+    assert "autodiagonalnormal stops agreeing at D = 20" in text
+    assert "nuts agrees (no fail verdict) at every D up to 36" in text
+
+
+# --- the mechanism -------------------------------------------------------------------------------
+
+
+def test_a_cell_two_variants_share_is_planned_once_and_selected_for_both():
+    planned = plan_study(particles.STUDY, "smoke")
+    shared = [p for p in planned if len(p.variants) > 1]
+    assert [p.variants for p in shared] == [("fixed_steps_k4", "fixed_budget_k4")]
+    assert len({p.cell.hash for p in planned}) == len(planned) == 3
+    key = next(k for k, v in identities(planned).items() if len(v) > 1)
+    results = pd.DataFrame([dict(zip(("model", "method", "seed", "settings_hash", "data"), key,
+                                     strict=True), status="ok")])
+    rows = select_rows(particles.STUDY, particles.SCOPES["smoke"].variants, results, planned)
+    assert sorted(rows[rows.status == "ok"].variant) == ["fixed_budget_k4", "fixed_steps_k4"]
+    assert len(rows) == sum(len(v) for v in identities(planned).values()) == 8  # 6 runs
+    assert (rows.status == "missing").sum() == 6  # a planned run not in the table is counted
+
+
+def test_the_tagging_store_labels_rows_before_they_are_stored():
+    planned = plan_study(particles.STUDY, "smoke")
+
+    class Inner:
+        out_dir, kept_back, added = None, [], []
+
+        def add(self, rows):
+            self.added.extend(rows)
+
+    inner = Inner()
+    shared = next(p for p in planned if len(p.variants) > 1)
+    TaggingStore(inner, "particles", planned).add([{"settings_hash": shared.cell.hash}])
+    assert inner.added == [{"settings_hash": shared.cell.hash, "study": "particles",
+                            "variant": "fixed_steps_k4,fixed_budget_k4"}]
+
+
+def test_every_study_plans_at_every_profile_and_names_its_source():
+    for study in STUDIES.values():
+        assert study.document == "001" and study.section and study.question.endswith("?")
+        for profile in ("smoke", "quick", "paper"):
+            assert plan_study(study, profile), (study.name, profile)
+
+
+# --- the command line ------------------------------------------------------------------------------
+
+
+def test_study_list_names_every_study_with_its_question_and_section():
+    proc = run_cli("study", "--list")
+    assert proc.returncode == 0, proc.stderr
+    for study in STUDIES.values():
+        assert study.name in proc.stdout and study.section in proc.stdout
+        assert study.question in proc.stdout
+    assert all(name in proc.stdout for name in PLANNED)
+
+
+@pytest.mark.parametrize("args,expected", [
+    (("study", "nope", "--out", "X"), "unknown study 'nope'; valid: particles, seeds, scaling"),
+    (("study", "warm_start"), "warm_start is planned, not implemented"),
+    (("study", "particles", "--profile", "fast"), "unknown profile 'fast'; valid: smoke, quick"),
+    (("study",), "study needs a NAME or --list"),
+    (("study", "seeds", "--seeds", "0,0"), "--seeds must be distinct"),
+])
+def test_bad_study_input_is_one_line_and_exit_2(args, expected, tmp_path):
+    proc = run_cli(*args, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert expected in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "X").exists()
+
+
+@pytest.mark.slow
+def test_each_study_runs_at_smoke_resumes_and_gets_a_report_page(tmp_path):
+    out = tmp_path / "res"
+    for name in ("particles", "seeds", "scaling"):
+        proc = run_cli("study", name, "--profile", "smoke", "--out", str(out), "--no-progress")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        table = pd.read_parquet(out / "studies" / f"{name}.parquet")
+        answer = STUDIES[name].answer(table.drop(columns="profile"))
+        assert answer and answer in proc.stdout  # the printed answer is the table's
+    results = pd.read_parquet(out / "results.parquet")
+    for name in ("particles", "seeds", "scaling"):
+        mine = results[results.study == name]
+        assert len(mine) and mine.variant.str.len().gt(0).all(), name
+    assert set(results.variant[results.study == "particles"]) >= {
+        "fixed_steps_k1", "fixed_steps_k4,fixed_budget_k4"}
+    before = results.set_index(["model", "method", "seed", "settings_hash"]).started_at
+    proc = run_cli("study", "particles", "--profile", "smoke", "--out", str(out), "--resume",
+                   "--no-progress")
+    assert proc.returncode == 0 and "0 ok, 0 failed" in proc.stdout, proc.stdout + proc.stderr
+    after = pd.read_parquet(out / "results.parquet").set_index(
+        ["model", "method", "seed", "settings_hash"]).started_at
+    pd.testing.assert_series_equal(before.sort_index(), after.sort_index())
+    proc = run_cli("report", "--results", str(out), "--out", str(tmp_path / "report"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name in ("particles", "seeds", "scaling"):
+        page = (tmp_path / "report" / "studies" / f"{name}.html").read_text()
+        assert STUDIES[name].section in page and 'class="answer"' in page
+        assert f"../img/studies/{name}.png" in page, page[:2000]
+    assert 'href="studies/particles.html"' in (tmp_path / "report" / "index.html").read_text()
