@@ -112,7 +112,10 @@ def _client(jobs: int, scheduler: str | None) -> Iterator[tuple[Any, int]]:
     except (OSError, TimeoutError) as exc:
         raise ClusterError(f"--scheduler {scheduler}: cannot connect ({type(exc).__name__}: {exc})") from None
     with client:
-        client.wait_for_workers(1, timeout=300)
+        try:
+            client.wait_for_workers(1, timeout=300)
+        except TimeoutError:
+            raise ClusterError(f"--scheduler {scheduler}: no worker joined in 300 s") from None
         yield client, len(client.scheduler_info(n_workers=-1)["workers"])
 
 
