@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from svi_bench.reports import plots
@@ -45,7 +46,8 @@ written to <code>studies/{{ name }}.parquet</code> in the results folder.</p>
 <table class="study">
 <thead><tr>{% for c in columns %}<th>{{ c }}</th>{% endfor %}</tr></thead>
 <tbody>
-{% for r in table %}<tr>{% for v in r %}<td class="num">{{ v }}</td>{% endfor %}</tr>
+{% for r in table %}<tr>{% for v, num in r %}<td{% if num %} class="num"{% endif %}>{{ v }}</td>
+{% endfor %}</tr>
 {% endfor %}
 </tbody>
 </table>
@@ -125,8 +127,13 @@ def write_study_page(ctx: Context, name: str) -> None:
         source=study.source if study else meta.get("source", ""),
         profile=profile, n_rows=len(rows), answer=answer or "no answer stored",
         notes=notes, fig=fig, columns=columns,
-        table=[[fmt(v) for v in r] for r in derived[columns].itertuples(index=False)])
+        table=[[(fmt(v), _is_number(v)) for v in r]
+               for r in derived[columns].itertuples(index=False)])
     (ctx.out / study_href(name)).write_text(html)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
 
 
 def _figure(ctx: Context, name: str, study, rows: pd.DataFrame,

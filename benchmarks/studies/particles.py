@@ -134,6 +134,7 @@ def figure(rows: pd.DataFrame, derived: pd.DataFrame):
                 title="fixed gradient budget (steps x particles)")
     axes[1].axhline(0.0, color="k", lw=0.8, ls="--")
     for ax in axes:
+        stats.log_ticks(ax, derived["particles"])
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.tight_layout()

@@ -113,7 +113,7 @@ def figure(rows: pd.DataFrame, derived: pd.DataFrame):
             slope = sub[f"{name}_slope"].iloc[0]
             fails = sub["verdict"] == "fail"
             line = ax.plot(sub["latent_dim"], sub[column], "o-",
-                           label=f"{method} (slope {stats.fmt(slope, 2)})")[0]
+                           label=f"{method} (slope {stats.pm(slope, sub[f'{name}_slope_se'].iloc[0], 2)})")[0]
             ax.plot(sub["latent_dim"][fails], sub[column][fails], "x", ms=10,
                     color=line.get_color())
     axes[0].set(xscale="log", yscale="log", xlabel="latent dimension D", ylabel="run time (s)",
@@ -121,6 +121,7 @@ def figure(rows: pd.DataFrame, derived: pd.DataFrame):
     axes[1].set(xscale="log", yscale="log", xlabel="latent dimension D",
                 ylabel="wall time (s)", title="compile + run")
     for ax in axes:
+        stats.log_ticks(ax, derived["latent_dim"])
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
     fig.tight_layout()

@@ -96,7 +96,7 @@ def answer(derived: pd.DataFrame) -> str:
     else:
         text += (f". Of the {visible + hidden} seeds whose agreement verdict is fail, {visible} "
                  f"ended in a worse optimum (visible in the loss) and {hidden} reached the best "
-                 "loss (a failure of the guide family, invisible in the loss).")
+                 "loss (invisible in the loss: the best optimum itself disagrees).")
     if not judged["reference_ok"].all():
         text += " Some references failed their gates, so those verdicts carry little weight."
     return text

@@ -112,3 +112,16 @@ def pm(value: float, se: float, digits: int = 3) -> str:
     """``value ± se`` for a sentence (the se dropped when unknown)."""
     return fmt(value, digits) + (f" ± {fmt(se, 2)}" if se is not None and np.isfinite(se) else
                                  " (se unknown)")
+
+
+def log_ticks(ax, values) -> None:
+    """Label a log x axis at ``values`` as plain numbers (no minor 10^x labels)."""
+    from matplotlib.ticker import NullLocator
+
+    ticks = sorted({float(v) for v in values if np.isfinite(v) and v > 0})
+    ax.set_xticks(ticks, [stats_label(t) for t in ticks])
+    ax.xaxis.set_minor_locator(NullLocator())
+
+
+def stats_label(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.3g}"
