@@ -4,6 +4,7 @@ a cache that served the program itself."""
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 
@@ -193,3 +194,33 @@ def test_the_jax_cache_counts_only_the_program_itself():
 
     _, _, cache = jax_setup.compile_timed(jax.jit(traced_with_a_hit), x)
     assert cache == ""
+
+
+_CHOLESKY_SCRIPT = """
+import json, jax, jax.numpy as jnp, numpy as np
+from svi_bench.benchmarks.inference import executables
+a = jnp.array([[4.0, 1.0], [1.0, 3.0]])
+compiled, _, cache = executables.load_or_compile(
+    jax.jit(lambda m: jnp.linalg.cholesky(m) @ jnp.ones(2)), (a,), {"test": "cholesky"})
+print(json.dumps([cache, np.asarray(compiled(a)).tolist()]))
+"""
+
+
+def test_a_loaded_program_calling_lapack_runs_in_a_fresh_process(tmp_path):
+    """A process that loads a program using LAPACK (AutoMultivariateNormal's Cholesky) without
+    ever lowering one must set up jaxlib's LAPACK kernels itself; otherwise it crashes."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SVI_BENCH_CACHE": str(tmp_path), "PYTHONHASHSEED": "0",
+           "JAX_PLATFORMS": "cpu"}
+
+    def run() -> list[str]:
+        proc = subprocess.run([sys.executable, "-c", _CHOLESKY_SCRIPT], env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    cold, warm = run(), run()
+    assert cold[0] != executables.EXECUTABLE and warm[0] == executables.EXECUTABLE
+    assert cold[1] == warm[1]

@@ -137,12 +137,23 @@ def last_problem() -> str:
     return _last_problem
 
 
+def _prepare_runtime() -> None:
+    """Set up what lowering would have set up for a loaded program: jaxlib's CPU LAPACK kernels
+    (Cholesky, triangular solves: AutoMultivariateNormal) take their LAPACK functions from
+    SciPy only when a program using them is lowered, so a loaded program calling them without
+    this crashes the process (jax-ml/jax#29610). Raises if it cannot be done: then no load."""
+    from jax._src.lib import lapack
+
+    lapack._lapack.initialize()
+
+
 def _load(path: Path, text: str) -> Any | None:
     """The stored executable, or None if absent, for another key, corrupt or unloadable."""
     global _last_problem
     if not path.is_file():
         return None
     try:
+        _prepare_runtime()
         from jax.experimental.serialize_executable import deserialize_and_load
 
         entry = pickle.loads(path.read_bytes())
