@@ -8,11 +8,13 @@ profile of each study runs end to end through ``svi-bench study`` (rows tagged, 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from svi_bench.benchmarks import cli
 from svi_bench.benchmarks.studies import PLANNED, STUDIES, particles, scaling, seeds, stats
 from svi_bench.benchmarks.studies.base import (
     TaggingStore,
@@ -21,6 +23,7 @@ from svi_bench.benchmarks.studies.base import (
     select_rows,
 )
 from tests.conftest import run_cli
+from tests.test_report_browser import ARTIFACTS, browser  # noqa: F401 (the browser fixture)
 
 # --- the statistics -----------------------------------------------------------------------------
 
@@ -155,13 +158,12 @@ def test_every_study_plans_at_every_profile_and_names_its_source():
 # --- the command line ------------------------------------------------------------------------------
 
 
-def test_study_list_names_every_study_with_its_question_and_section():
-    proc = run_cli("study", "--list")
-    assert proc.returncode == 0, proc.stderr
+def test_study_list_names_every_study_with_its_question_and_section(capsys):
+    assert cli.main(["study", "--list"]) == 0
+    out = capsys.readouterr().out
     for study in STUDIES.values():
-        assert study.name in proc.stdout and study.section in proc.stdout
-        assert study.question in proc.stdout
-    assert all(name in proc.stdout for name in PLANNED)
+        assert study.name in out and study.section in out and study.question in out
+    assert all(name in out for name in PLANNED)
 
 
 @pytest.mark.parametrize("args,expected", [
@@ -171,24 +173,32 @@ def test_study_list_names_every_study_with_its_question_and_section():
     (("study",), "study needs a NAME or --list"),
     (("study", "seeds", "--seeds", "0,0"), "--seeds must be distinct"),
 ])
-def test_bad_study_input_is_one_line_and_exit_2(args, expected, tmp_path):
-    proc = run_cli(*args, cwd=tmp_path)
-    assert proc.returncode == 2, proc.stderr
-    assert expected in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+def test_bad_study_input_is_one_line_and_exit_2(args, expected, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(list(args)) == 2
+    err = capsys.readouterr().err
+    assert expected in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "X").exists()
 
 
-@pytest.mark.slow
-def test_each_study_runs_at_smoke_resumes_and_gets_a_report_page(tmp_path):
-    out = tmp_path / "res"
-    for name in ("particles", "seeds", "scaling"):
+@pytest.fixture(scope="module")
+def study_results(tmp_path_factory) -> Path:
+    """Every study at smoke through the command line, into one results folder."""
+    out = tmp_path_factory.mktemp("studies") / "res"
+    for name in STUDIES:
         proc = run_cli("study", name, "--profile", "smoke", "--out", str(out), "--no-progress")
         assert proc.returncode == 0, proc.stderr[-3000:]
         table = pd.read_parquet(out / "studies" / f"{name}.parquet")
         answer = STUDIES[name].answer(table.drop(columns="profile"))
         assert answer and answer in proc.stdout  # the printed answer is the table's
+    return out
+
+
+@pytest.mark.slow
+def test_each_study_runs_at_smoke_resumes_and_gets_a_report_page(study_results, tmp_path):
+    out = study_results
     results = pd.read_parquet(out / "results.parquet")
-    for name in ("particles", "seeds", "scaling"):
+    for name in STUDIES:
         mine = results[results.study == name]
         assert len(mine) and mine.variant.str.len().gt(0).all(), name
     assert set(results.variant[results.study == "particles"]) >= {
@@ -202,8 +212,26 @@ def test_each_study_runs_at_smoke_resumes_and_gets_a_report_page(tmp_path):
     pd.testing.assert_series_equal(before.sort_index(), after.sort_index())
     proc = run_cli("report", "--results", str(out), "--out", str(tmp_path / "report"))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for name in ("particles", "seeds", "scaling"):
+    for name in STUDIES:
         page = (tmp_path / "report" / "studies" / f"{name}.html").read_text()
         assert STUDIES[name].section in page and 'class="answer"' in page
         assert f"../img/studies/{name}.png" in page, page[:2000]
     assert 'href="studies/particles.html"' in (tmp_path / "report" / "index.html").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_a_study_page_in_headless_chromium(browser, study_results, tmp_path):  # noqa: F811
+    """The scaling page loads without errors, its figure decodes; a screenshot is kept."""
+    from svi_bench.reports.build import build_report
+
+    index = build_report(study_results, tmp_path / "report")
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto((index.parent / "studies" / "scaling.html").as_uri())
+    assert page.locator("p.answer").inner_text().startswith("Run time grows as")
+    assert page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "study-scaling.png"), full_page=True)
+    assert not errors, errors
