@@ -306,6 +306,7 @@ def _cmd_reference(args: argparse.Namespace) -> int:
         reference_paths,
     )
     from svi_bench.models import REGISTRY
+    from svi_bench.models.contract.precision_checks import precision_scope
 
     wanted, origins = model_commands.load_sources(args)
     names = list(REGISTRY) if wanted == ["all"] else (
@@ -343,17 +344,18 @@ def _cmd_reference(args: argparse.Namespace) -> int:
         size = {k.partition(".")[2]: v for k, v in sizes.items() if k.partition(".")[0] == name}
         try:
             data_key = spec.data_key(**size)
-            ds = spec.data_for(data_key)
-            info = latent_info(spec.model, ds.model_kwargs)
-            ref = get_reference(spec, ds, data_key, info.sites, Path(args.out),
-                                quality=args.quality, rebuild=args.rebuild, ship=args.ship)
+            with precision_scope(spec.precision):
+                ds = spec.data_for(data_key)
+                info = latent_info(spec.model, ds.model_kwargs)
+                ref = get_reference(spec, ds, data_key, info.sites, Path(args.out),
+                                    quality=args.quality, rebuild=args.rebuild, ship=args.ship)
         except Exception as exc:  # a user model that raises: one line, the other models go on
             failed += 1
             text = (str(exc).strip().splitlines() or [""])[0]
             print(f"{name}: reference FAILED: {type(exc).__name__}: {text}"[:400])
             continue
         path = reference_paths(SHIPPED_DIR if args.ship else Path(args.out), spec, data_key,
-                               args.quality)[0]
+                               args.quality, spec.precision)[0]
         state = "ok" if ref.ok else f"FAILED: {ref.failure}"
         n = len(next(iter(ref.draws.values())))
         print(f"{spec.name}: {ref.kind} reference, {n} draws, {state} -> {path}")

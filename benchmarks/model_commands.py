@@ -67,31 +67,60 @@ def cmd_check(args: argparse.Namespace) -> int:
     for name in names:
         if name not in REGISTRY:
             raise UsageError(f"unknown model {name!r}; valid: {', '.join(REGISTRY)}")
-    failures = skipped = 0
+    failures = skipped = warnings = 0
     for name in dict.fromkeys(names):
         print(f"model {name}:")
-        for check in check_spec(REGISTRY[name]):
+        checks = check_spec(REGISTRY[name])
+        for check in checks:
             failures += not check.ok and not check.skipped
             skipped += check.skipped
             print(f"  {check}")
+        if all(c.ok for c in checks if c.name in ("data", "model_trace")):
+            line = precision_line(REGISTRY[name])
+            warnings += line.startswith("WARNING")
+            print(f"  {line}")
     if failures or skipped:
         print(f"{failures} check(s) failed, {skipped} skipped (they need a failed one)")
     else:
-        print("all checks passed")
+        print("all checks passed" + (f"; {warnings} warning(s) above" if warnings else ""))
     return 1 if failures or skipped else 0
 
 
+def precision_line(spec) -> str:
+    """``check``'s line comparing float32 with float64: a warning (not a failure) with the
+    figures when float32 differs materially, the fix named for a float32 model."""
+    from svi_bench.models.contract.precision_checks import compare_precisions
+
+    try:
+        comparison = compare_precisions(spec)
+    except Exception as exc:  # the model cannot be evaluated in one of the precisions
+        first = (str(exc).strip().splitlines() or [""])[0]
+        return (f"WARNING precision: could not compare float32 with float64: "
+                f"{type(exc).__name__}: {first}")[:400]
+    figures = comparison.describe()
+    if not comparison.material:
+        return f"{'ok':7} precision: {spec.precision} (float32 agrees with float64: {figures})"
+    if spec.precision == "float64":
+        return (f"{'ok':7} precision: float64, declared (float32 would differ materially: "
+                f"{figures})")
+    return (f"WARNING precision: float32 differs materially from float64 ({figures}); "
+            "a float32 run would measure round-off: declare ModelSpec(precision=\"float64\") "
+            "or run with --set precision=float64")
+
+
 def cmd_list(args: argparse.Namespace) -> int:
+    """Every model with its latent dimension: from the record in ``$SVI_BENCH_CACHE``, or worked
+    out abstractly (``latent_record``), so listing compiles nothing."""
     from svi_bench.benchmarks.inference import methods
-    from svi_bench.benchmarks.inference.introspect import latent_info
+    from svi_bench.benchmarks.inference.latent_record import LatentDims
     from svi_bench.models import REGISTRY
 
     load_sources(args)
+    dims = LatentDims()
     print(f"{'model':22} {'dim':>4} {'reference':10} source")
     for spec in REGISTRY.values():
         try:
-            ds = spec.make_data()
-            dim = latent_info(spec.model, ds.model_kwargs).unconstrained_dim
+            dim = dims.dim(spec)
         except Exception as exc:  # a user model that raises: one line, the others still listed
             print(f"{spec.name:22} cannot be listed: {type(exc).__name__}: "
                   f"{(str(exc).strip().splitlines() or [''])[0]}"[:300])
@@ -100,4 +129,5 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"{'':22}      {spec.description}")
         print(f"{'':22}      methods: {', '.join(methods.methods_for(spec))}")
     print("\nmethods: " + methods.describe_valid_methods())
+    dims.save()
     return 0

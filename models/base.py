@@ -13,6 +13,9 @@ from typing import Any, Literal
 import numpy as np
 
 ReferenceKind = Literal["exact", "quadrature", "nuts"]
+Precision = Literal["float32", "float64"]
+PRECISIONS: tuple[str, ...] = ("float32", "float64")
+"""The floating-point precisions a model's programs can run in (JAX's 64-bit mode off or on)."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,11 @@ class ModelSpec:
     function, so importing a model never needs it). The report falls back to histograms of the
     model's array arguments when it is None; a model whose observations are fixed inside it (not
     in ``model_kwargs``) needs its own to show them."""
+    precision: Precision = "float32"
+    """The precision every program of this model runs in: the reference, NUTS, every guide and
+    the scoring. ``"float64"`` (JAX's 64-bit mode, as ``numpyro.enable_x64()``) for a model whose
+    log density goes through a Cholesky factorisation, a matrix inverse or a long sum, where
+    float32 round-off would be measured instead of inference; ``svi-bench check`` compares both."""
     notes: str = ""
     extra_sites: tuple[str, ...] = ()
     """Deterministic sites (``numpyro.deterministic``) scored like latent sites, e.g. a non-centred

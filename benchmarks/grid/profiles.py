@@ -7,7 +7,7 @@ import hashlib
 import json
 from typing import Any
 
-from svi_bench.benchmarks.inference.settings import NUTSSettings, Settings, SVISettings
+from svi_bench.benchmarks.inference.settings import NUTSSettings, Settings, SVISettings, identity
 
 PROFILES = ("smoke", "quick", "paper")
 
@@ -100,7 +100,7 @@ def settings_hash(model: str, method: str, settings: Settings, data_key: dict[st
     payload = {
         "model": model,
         "method": method,
-        "settings": dataclasses.asdict(settings),
+        "settings": identity(settings),
         "data": data_key,
     }
     text = json.dumps(payload, sort_keys=True, default=str)

@@ -5,10 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-import jax
-import numpy as np
-from numpyro.infer.util import initialize_model
-
 
 class LatentInfo(NamedTuple):
     sites: tuple[str, ...]
@@ -16,17 +12,59 @@ class LatentInfo(NamedTuple):
     unconstrained_dim: int
 
 
-def latent_info(model: Callable[..., None], model_kwargs: Mapping[str, Any]) -> LatentInfo:
-    """The model's latent sample sites (not observed, not auxiliary) and their dimensions."""
-    info = initialize_model(jax.random.PRNGKey(0), model, model_kwargs=dict(model_kwargs))
-    tr = info.model_trace  # an initialised trace: ImproperUniform sites cannot be sampled
-    sites = tuple(
+def _latent_sites(trace: Mapping[str, Any]) -> tuple[str, ...]:
+    """The trace's latent sample sites: not observed, not auxiliary."""
+    return tuple(
         name
-        for name, site in tr.items()
+        for name, site in trace.items()
         if site["type"] == "sample"
         and not site["is_observed"]
         and not site.get("infer", {}).get("is_auxiliary", False)
     )
+
+
+def latent_info(model: Callable[..., None], model_kwargs: Mapping[str, Any], *,
+                abstract: bool = False) -> LatentInfo:
+    """The model's latent sample sites (not observed, not auxiliary) and their dimensions.
+
+    ``abstract=True`` evaluates NumPyro's initialisation under ``jax.eval_shape``: shapes only,
+    nothing compiled or run, so milliseconds instead of seconds; it skips the concrete checks of
+    the initial point (finite density and gradient), and falls back to the concrete way for a
+    model that needs concrete values while tracing."""
+    import jax
+
+    if abstract:
+        try:
+            return _abstract_latent_info(model, model_kwargs)
+        except (jax.errors.JAXTypeError, jax.errors.JAXIndexError):
+            pass  # e.g. Python control flow on a sampled value: initialise it for real
+    import numpy as np
+    from numpyro.infer.util import initialize_model
+
+    info = initialize_model(jax.random.PRNGKey(0), model, model_kwargs=dict(model_kwargs))
+    tr = info.model_trace  # an initialised trace: ImproperUniform sites cannot be sampled
+    sites = _latent_sites(tr)
     shapes = {name: tuple(np.shape(tr[name]["value"])) for name in sites}
     dim = int(sum(np.size(v) for v in info.param_info.z.values()))
     return LatentInfo(sites=sites, shapes=shapes, unconstrained_dim=dim)
+
+
+def _abstract_latent_info(model: Callable[..., None], model_kwargs: Mapping[str, Any]) -> LatentInfo:
+    import math
+
+    import jax
+    from numpyro.infer.util import initialize_model
+
+    names: list[tuple[str, ...]] = []
+
+    def shapes_of(rng_key):
+        info = initialize_model(rng_key, model, model_kwargs=dict(model_kwargs))
+        names.append(_latent_sites(info.model_trace))
+        return info.param_info.z, {n: info.model_trace[n]["value"] for n in names[-1]}
+
+    key = jax.ShapeDtypeStruct((2,), jax.numpy.uint32)  # a PRNGKey's shape: nothing computed
+    z, values = jax.eval_shape(shapes_of, key)
+    sites = names[-1]
+    dim = sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(z))
+    return LatentInfo(sites=sites, shapes={n: tuple(values[n].shape) for n in sites},
+                      unconstrained_dim=int(dim))

@@ -1,10 +1,17 @@
-"""The parameters of one inference program: an SVI fit or a NUTS run, validated on creation."""
+"""The parameters of one inference program: an SVI fit or a NUTS run, validated on creation.
+
+``precision`` (float32 or float64) is the floating-point precision the program runs in; the grid
+fills it from the model's declared ``ModelSpec.precision`` unless ``--set precision=...`` says
+otherwise."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
+
+from svi_bench.models.base import PRECISIONS
 
 
 @dataclass(frozen=True)
@@ -17,10 +24,12 @@ class SVISettings:
     num_draws: int
     final_elbo_particles: int = 1000
     guide_options: dict[str, Any] = field(default_factory=dict)
+    precision: str = "float32"
 
     kind = "svi"
 
     def validate(self) -> None:
+        _precision(self)
         _positive(self, "num_steps", "num_particles", "num_draws", "final_elbo_particles")
         if not _number(self.learning_rate) or not math.isfinite(self.learning_rate) \
                 or not self.learning_rate > 0:
@@ -40,16 +49,32 @@ class NUTSSettings:
     num_chains: int
     target_accept_prob: float = 0.8
     max_tree_depth: int = 10
+    precision: str = "float32"
 
     kind = "nuts"
 
     def validate(self) -> None:
+        _precision(self)
         _positive(self, "num_warmup", "num_samples", "num_chains", "max_tree_depth")
         if not _number(self.target_accept_prob) or not 0 < self.target_accept_prob < 1:
             raise ValueError(f"target_accept_prob must be in (0, 1), got {self.target_accept_prob!r}")
 
 
 Settings = SVISettings | NUTSSettings
+
+
+def identity(settings: Settings) -> dict[str, Any]:
+    """The settings as hashed into a run's or a reference's identity. The default precision,
+    float32, is left out so that identities made before precision was a setting stay valid."""
+    out = dataclasses.asdict(settings)
+    if out.get("precision") == "float32":
+        del out["precision"]
+    return out
+
+
+def _precision(obj: Any) -> None:
+    if obj.precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {obj.precision!r}")
 
 
 def _number(value: Any) -> bool:

@@ -71,11 +71,6 @@ TABLE: tuple[Column, ...] = (
          "shared by studies is one row: studies select their rows by identity, not by this"),
     _run("variant", "string", "",
          "the study's variants that share this run's settings (comma-separated)"),
-    _run("study", "string", "",
-         "the study (svi-bench study) that last wrote this row; empty for svi-bench run. A run "
-         "shared by studies is one row: studies select their rows by identity, not by this"),
-    _run("variant", "string", "",
-         "the study's variants that share this run's settings (comma-separated)"),
     _run("settings_hash", "string", "",
          "hash of model, method, settings and data; with model, method, seed and data the "
          "run's identity (--resume skips identities already ok)"),

@@ -13,7 +13,6 @@ builders are in ``reference_builders``.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import platform
 import shutil
@@ -28,6 +27,7 @@ import numpy as np
 from svi_bench import models
 from svi_bench.benchmarks.artifacts import atomic_write
 from svi_bench.benchmarks.inference import jax_setup
+from svi_bench.benchmarks.inference.fingerprints import source_hash  # re-exported: its home
 from svi_bench.benchmarks.scoring import arviz_adapter
 from svi_bench.benchmarks.scoring.reference_builders import (
     QUALITIES,
@@ -38,6 +38,7 @@ from svi_bench.benchmarks.scoring.reference_builders import (
     with_extra_sites,
 )
 from svi_bench.models import Dataset, ModelSpec
+from svi_bench.models.contract.precision_checks import precision_scope
 
 
 @dataclass
@@ -55,7 +56,9 @@ class Reference:
 
     @property
     def failure(self) -> str:
-        return "; ".join(self.provenance.get("failed_checks", []))
+        text = "; ".join(self.provenance.get("failed_checks", []))
+        advice = self.provenance.get("advice", "")
+        return f"{text} ({advice})" if advice and text else text
 
 
 def data_hash(ds: Dataset) -> str:
@@ -68,19 +71,23 @@ def data_hash(ds: Dataset) -> str:
     return h.hexdigest()[:16]
 
 
-def source_hash(spec: ModelSpec) -> str:
-    """Hash of the model module's source (a model defined in a notebook, whose module has no
-    file: of the model function's source, or failing that its bytecode)."""
-    module = sys.modules.get(getattr(spec.model, "__module__", None) or "")
-    try:
-        text = inspect.getsource(module).encode()
-    except (OSError, TypeError):  # no module (exec), or one without a file (a notebook)
-        try:
-            text = inspect.getsource(spec.model).encode()
-        except (OSError, TypeError):
-            code = spec.model.__code__
-            text = code.co_code + repr(code.co_consts).encode()
-    return hashlib.sha256(text).hexdigest()[:16]
+def precision_advice(precision: str, checks: dict[str, Any], draws: dict[str, np.ndarray]) -> str:
+    """For a float32 reference with divergences or non-finite values: the likely cause and the fix
+    (round-off in a Cholesky factor, an inverse or a long sum is what 64-bit mode removes)."""
+    if precision != "float32":
+        return ""
+    signs = []
+    if checks.get("divergences"):
+        signs.append(f"{checks['divergences']} divergences")
+    nonfinite = [k for k, v in draws.items() if not np.all(np.isfinite(np.asarray(v, float)))]
+    nonfinite += [k for k, v in checks.items() if isinstance(v, float) and not np.isfinite(v)]
+    if nonfinite:
+        signs.append(f"non-finite values ({', '.join(nonfinite[:4])})")
+    if not signs:
+        return ""
+    return (f"the model runs in float32 and its reference has {' and '.join(signs)}: if float32 "
+            "round-off is the cause, declare ModelSpec(precision=\"float64\") or run with "
+            "--set precision=float64; `svi-bench check` compares both precisions")
 
 
 def _versions() -> dict[str, str]:
@@ -100,10 +107,12 @@ a fresh machine builds none (``svi-bench reference --model all --ship`` regenera
 
 
 def reference_paths(out_dir: Path, spec: ModelSpec, data_key: dict[str, Any],
-                    quality: str = "full") -> tuple[Path, Path]:
-    """(draws ``.nc``, provenance ``.json``) of a reference under ``out_dir/references``."""
+                    quality: str = "full", precision: str = "float32") -> tuple[Path, Path]:
+    """(draws ``.nc``, provenance ``.json``) of a reference under ``out_dir/references``; a
+    float64 reference is named apart from a float32 one of the same model and data."""
     tag = hashlib.sha256(json.dumps(data_key, sort_keys=True).encode()).hexdigest()[:8]
     suffix = "" if quality == "full" or spec.reference_kind != "nuts" else f"__{quality}"
+    suffix += "" if precision == "float32" else f"__{precision}"
     base = Path(out_dir) / "references" / f"{spec.name}__{tag}{suffix}"
     return base.with_suffix(".nc"), base.with_suffix(".json")
 
@@ -122,13 +131,13 @@ def save_reference(draws_path: Path, json_path: Path, draws: dict[str, np.ndarra
 
 
 def expected_provenance(spec: ModelSpec, ds: Dataset, data_key: dict[str, Any], seed: int,
-                        quality: str) -> dict:
+                        quality: str, precision: str = "float32") -> dict:
     """What a stored reference's provenance must say to be used for this data and recipe."""
     if spec.reference_kind != "nuts":
         quality = "full"  # exact and quadrature references cost nothing to make well
     return {"model": spec.name, "kind": spec.reference_kind, "seed": seed, "data": data_key,
             "quality": quality, "data_hash": data_hash(ds), "source_hash": source_hash(spec),
-            "recipe_hash": recipe_hash(spec, quality)}
+            "recipe_hash": recipe_hash(spec, quality), "precision": precision}
 
 
 def load_reference(draws_path: Path, json_path: Path, expected: dict[str, Any]
@@ -148,8 +157,9 @@ def load_reference(draws_path: Path, json_path: Path, expected: dict[str, Any]
         draws, _ = arviz_adapter.load_posterior(draws_path)
     except Exception as exc:
         return None, f"stored reference {draws_path.stem} is corrupt ({type(exc).__name__})"
-    for key in ("data_hash", "source_hash", "recipe_hash", "kind", "seed", "quality"):
-        if provenance.get(key) != expected[key]:
+    for key in ("data_hash", "source_hash", "recipe_hash", "kind", "seed", "quality", "precision"):
+        # references stored before precision was recorded were all float32
+        if provenance.get(key, "float32" if key == "precision" else None) != expected[key]:
             return None, f"stored reference {draws_path.stem} is stale ({key} changed)"
     if not draws:
         return None, f"stored reference {draws_path.stem} has no draws"
@@ -159,17 +169,19 @@ def load_reference(draws_path: Path, json_path: Path, expected: dict[str, Any]
 def get_reference(spec: ModelSpec, ds: Dataset, data_key: dict[str, Any], sites: tuple[str, ...],
                   out_dir: Path, quality: str = "full", seed: int = REFERENCE_SEED,
                   rebuild: bool = False, log=lambda msg: print(msg, file=sys.stderr),
-                  ship: bool = False) -> Reference:
+                  ship: bool = False, precision: str | None = None) -> Reference:
     """The model's reference, from the first valid of: ``out_dir/references``, the references
     shipped with the suite, the machine's cache (``$SVI_BENCH_CACHE/references``); a copy found
     elsewhere is copied into ``out_dir`` so results stay self-contained. Otherwise it is built and
-    stored in ``out_dir`` and the cache (and, with ``ship``, among the shipped references)."""
+    stored in ``out_dir`` and the cache (and, with ``ship``, among the shipped references).
+    It is built in ``precision`` (default: the model's declared one)."""
     if quality not in QUALITIES:
         raise ValueError(f"unknown reference quality {quality!r}; valid: {', '.join(QUALITIES)}")
-    here = reference_paths(out_dir, spec, data_key, quality)
-    shipped = reference_paths(SHIPPED_DIR, spec, data_key, quality)
-    cached = reference_paths(jax_setup.DEFAULT_CACHE_DIR, spec, data_key, quality)
-    expected = expected_provenance(spec, ds, data_key, seed, quality)
+    precision = precision or spec.precision
+    here = reference_paths(out_dir, spec, data_key, quality, precision)
+    shipped = reference_paths(SHIPPED_DIR, spec, data_key, quality, precision)
+    cached = reference_paths(jax_setup.DEFAULT_CACHE_DIR, spec, data_key, quality, precision)
+    expected = expected_provenance(spec, ds, data_key, seed, quality, precision)
     if not rebuild:
         for where, paths in (("results folder", here), ("shipped", shipped), ("cache", cached)):
             ref, why = load_reference(*paths, expected)
@@ -185,19 +197,24 @@ def get_reference(spec: ModelSpec, ds: Dataset, data_key: dict[str, Any], sites:
                 log(f"{spec.name}: {why} ({where}); not used")
         log(f"{spec.name}: building the {quality} {spec.reference_kind} reference")
     start = time.perf_counter()
-    if spec.reference_kind == "exact":
-        draws, prov = build_exact(spec, ds, seed)
-    elif spec.reference_kind == "quadrature":
-        draws, prov = build_quadrature(spec, ds, seed, sites)
-    else:
-        draws, prov = build_nuts(spec, ds, seed, sites, log, quality)
-    draws = with_extra_sites(spec, ds, draws, seed)
+    with precision_scope(precision):
+        if spec.reference_kind == "exact":
+            draws, prov = build_exact(spec, ds, seed)
+        elif spec.reference_kind == "quadrature":
+            draws, prov = build_quadrature(spec, ds, seed, sites)
+        else:
+            draws, prov = build_nuts(spec, ds, seed, sites, log, quality)
+        draws = with_extra_sites(spec, ds, draws, seed)
     provenance = {**expected, **prov, "versions": _versions(),
                   "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                   "build_s": time.perf_counter() - start}
     provenance["ok"] = not provenance["failed_checks"]
+    advice = precision_advice(precision, provenance.get("checks", {}), draws)
+    if advice and not provenance["ok"]:
+        provenance["advice"] = advice
     for paths in (here, cached, *((shipped,) if ship else ())):
         save_reference(*paths, draws, provenance)
     if not provenance["ok"]:
-        log(f"{spec.name}: reference FAILED its checks: {'; '.join(provenance['failed_checks'])}")
+        ref = Reference(spec.name, spec.reference_kind, draws, provenance)
+        log(f"{spec.name}: reference FAILED its checks: {ref.failure}")
     return Reference(spec.name, spec.reference_kind, draws, provenance)

@@ -19,9 +19,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from svi_bench.models.base import ModelSpec
+from svi_bench.models.base import PRECISIONS, ModelSpec
 from svi_bench.models.contract import model_checks as m
 from svi_bench.models.contract import reference_checks as r
+from svi_bench.models.contract.precision_checks import precision_scope
 from svi_bench.models.contract.tools import Context, Fail
 
 CheckFn = Callable[[Context], "str | None"]
@@ -82,6 +83,12 @@ def check_spec(spec: ModelSpec) -> list[Check]:
     """Every check of the model contract on ``spec``, in order (never raises for the model's
     sake: a model function that raises is a failed check)."""
     ctx = Context(spec)
+    precision = getattr(spec, "precision", "float32")
+    with precision_scope(precision if precision in PRECISIONS else "float32"):
+        return _run_plan(spec, ctx)
+
+
+def _run_plan(spec: ModelSpec, ctx: Context) -> list[Check]:
     guides = getattr(spec, "guides", None)
     guides = guides if isinstance(guides, Mapping) else {}
     plan: list[tuple[str, tuple[str, ...], CheckFn]] = []

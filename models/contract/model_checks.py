@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from svi_bench.models.base import Dataset, ModelSpec
+from svi_bench.models.base import PRECISIONS, Dataset, ModelSpec
 from svi_bench.models.contract import tools as ck
 from svi_bench.models.contract.tools import Context, Fail
 
@@ -81,6 +81,8 @@ def settings(ctx: Context) -> None:
         problems.append(f"data_uses_seed is {spec.data_uses_seed!r}: use True or False")
     if not isinstance(spec.notes, str):
         problems.append("notes must be a string")
+    if spec.precision not in PRECISIONS:
+        problems.append(f"precision is {spec.precision!r}: use one of {', '.join(PRECISIONS)}")
     if problems:
         raise Fail("; ".join(problems))
 
@@ -150,19 +152,23 @@ def data_seed(ctx: Context) -> None:
 
 
 def data_dtypes(ctx: Context) -> None:
-    """The model's array arguments are float32 or int32 (what JAX computes in without x64, and
-    what the data hashes of stored runs and references were made from)."""
+    """The model's floating arrays are in its precision (float32 unless it declares float64) and
+    its integer arrays int32: what JAX computes in, and what the data hashes of stored runs and
+    references were made from."""
     wrong: dict[tuple[str, str], list[str]] = {}
+    floats = ctx.spec.precision if ctx.spec.precision in PRECISIONS else "float32"
     for key, value in ctx.ds.model_kwargs.items():
         if not hasattr(value, "dtype"):
             continue  # Python scalars, None and the like
         dtype = np.dtype(value.dtype)
-        want = {"f": "float32", "i": "int32", "u": "int32"}.get(dtype.kind)
+        want = {"f": floats, "i": "int32", "u": "int32"}.get(dtype.kind)
         if want is not None and dtype != np.dtype(want):
             wrong.setdefault((str(dtype), want), []).append(key)
     if wrong:
         raise Fail("; ".join(f"data() returned {dtype} arrays ({', '.join(keys)}): use {want}, "
                              f"e.g. jnp.asarray(x, dtype=jnp.{want})"
+                             + (" (or declare precision='float64')" if dtype == "float64"
+                                else "")
                              for (dtype, want), keys in wrong.items()))
 
 

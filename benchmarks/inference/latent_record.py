@@ -1,0 +1,104 @@
+"""The latent dimension of every model, recorded so ``svi-bench list`` needn't work it out again.
+
+One small JSON file, ``$SVI_BENCH_CACHE/latent_dims.json``: per model name, what identifies the
+model and its data (the source hashes of the model's and the data generator's modules, the data
+key, NumPyro's version) and the dimension. A record that does not match, and a file that is
+missing, unreadable or corrupt, is a miss: the dimension is computed abstractly (``jax.eval_shape``
+of NumPyro's initialisation: nothing compiled; only the data generator runs, with JAX's persistent
+cache on) and the record rewritten. The record is a cache, never a result: failing to write it is
+not an error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from svi_bench.benchmarks.artifacts import atomic_write
+from svi_bench.benchmarks.inference import jax_setup
+from svi_bench.benchmarks.inference.fingerprints import function_source_hash, source_hash
+
+if TYPE_CHECKING:
+    from svi_bench.models import ModelSpec
+
+FORMAT = 1
+"""Layout of the file; another value makes the whole file a miss."""
+FILENAME = "latent_dims.json"
+
+
+def record_path(cache_dir: Path | None = None) -> Path:
+    """``<cache_dir or $SVI_BENCH_CACHE>/latent_dims.json`` (the default read when called)."""
+    return Path(cache_dir or jax_setup.DEFAULT_CACHE_DIR) / FILENAME
+
+
+def identity(spec: ModelSpec, data_key: Mapping[str, Any]) -> dict[str, Any]:
+    """What the dimension of ``spec`` with the data ``data_key`` depends on."""
+    import numpyro
+
+    return {"source_hash": source_hash(spec), "data_source_hash": function_source_hash(spec.data),
+            "data": json.loads(json.dumps(dict(data_key), sort_keys=True, default=str)),
+            "numpyro": numpyro.__version__}
+
+
+def read(path: Path) -> dict[str, dict[str, Any]]:
+    """The file's records by model name; a missing or corrupt file (or entry) is no record."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(
+            doc.get("models"), dict):
+        return {}
+    return {name: entry for name, entry in doc["models"].items()
+            if isinstance(entry, dict) and isinstance(entry.get("dim"), int)
+            and not isinstance(entry["dim"], bool) and entry["dim"] >= 0}
+
+
+def write(path: Path, records: Mapping[str, dict[str, Any]]) -> bool:
+    """Replace the file atomically; False (and nothing raised) if it cannot be written."""
+    text = json.dumps({"format": FORMAT, "models": dict(records)}, indent=1, sort_keys=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n"))
+    except OSError:
+        return False
+    return True
+
+
+class LatentDims:
+    """Dimensions of models' default data, from the record or computed and recorded.
+
+    ``dim(spec)`` raises whatever the model or its data raise; ``save()`` writes the record once
+    at the end if anything changed."""
+
+    def __init__(self, cache_dir: Path | None = None) -> None:
+        self.path = record_path(cache_dir)
+        self.records = read(self.path)
+        self.hits = self.misses = 0
+        self._changed = False
+
+    def dim(self, spec: ModelSpec) -> int:
+        data_key = spec.data_key()
+        ident = identity(spec, data_key)
+        entry = self.records.get(spec.name)
+        if entry is not None and entry.get("identity") == ident:
+            self.hits += 1
+            return entry["dim"]
+        from svi_bench.benchmarks.inference.introspect import latent_info
+
+        if not self.misses:  # data generators may run JAX operations: their compiles cached
+            try:
+                jax_setup.configure_jax()
+            except OSError:  # an unusable cache folder: compile without it
+                pass
+        self.misses += 1
+        ds = spec.data_for(data_key)
+        dim = latent_info(spec.model, ds.model_kwargs, abstract=True).unconstrained_dim
+        self.records[spec.name] = {"identity": ident, "dim": dim}
+        self._changed = True
+        return dim
+
+    def save(self) -> bool:
+        return write(self.path, self.records) if self._changed else True
