@@ -2,8 +2,9 @@
 
 Figures in ``extra_info`` (compared by ``benchmarks.regress``): ``grad_evals`` (steps x particles,
 x K for AutoDAIS) and ``final_loss`` of the untimed seed-0 call are deterministic and gated
-strictly; ``compile_s`` (AOT compile of the timed program, from the persistent cache when warm)
-is recorded, not gated. Each case runs once per pass (``perf_pass``); passes share the program.
+strictly; ``compile_s`` (getting the timed program: compiled, or loaded from the executable
+cache when warm) is recorded, not gated. Each case runs once per pass (``perf_pass``); passes
+share the program.
 """
 
 from __future__ import annotations
