@@ -138,7 +138,7 @@ STUDY = Study(
     derive=derive,
     answer=answer,
     figure=figure,
-    figure_caption="hierarchical_linreg at n_groups = 2, 4, 8, ... (D = 2 n_groups + 4): median "
+    figure_caption="hierarchical_linreg at the study's sizes (D = 2 n_groups + 4): median "
                    "run time (left) and wall time (right) against D on log-log axes; crosses "
                    "mark sizes where the method's agreement verdict is fail; the legend gives "
                    "each method's fitted slope.",
