@@ -19,11 +19,12 @@ import numpy as np
 
 from svi_bench.models.base import PRECISIONS, Dataset, ModelSpec
 
-TOLERANCE = {"log_density_rel": 1e-4, "gradient_rel": 1e-3}
+TOLERANCE = {"log_density_rel": 2e-5, "gradient_rel": 1e-4}
 """Material difference between float32 and float64: a relative log-density error (scaled by
 max(1, |log density|)) or a relative gradient error (norm of the difference over the float64
-gradient's norm) above these, or a non-finite float32 value where float64 is finite. A
-well-conditioned float32 model sits near 1e-6 on both."""
+gradient's norm) above these, or a non-finite float32 value where float64 is finite. Set between
+the built-in models (at most 3.6e-6 and 4.4e-6 at nine points each) and the Gaussian process of
+``docs/gp_poisson.py`` (9.7e-5 and 1.4e-3): about five times from each."""
 
 
 @contextlib.contextmanager
@@ -115,7 +116,7 @@ def _prior_points(spec: ModelSpec, kwargs: dict[str, Any], sites: list[str], siz
             for i in range(n)]
 
 
-def compare_precisions(spec: ModelSpec, ds: Dataset | None = None, prior_points: int = 4,
+def compare_precisions(spec: ModelSpec, ds: Dataset | None = None, prior_points: int = 8,
                        seed: int = 0) -> PrecisionComparison:
     """Potential and gradient in float64 and float32 at the initial point and ``prior_points``
     prior draws (the points computed in float64, then rounded for float32)."""
