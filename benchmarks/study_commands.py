@@ -27,6 +27,9 @@ def add_study_parser(subparsers) -> None:
     p.add_argument("--seeds", default="",
                    help="replace the study's seeds: a count N (0..N-1) or a list like 0,4,7")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--derive-only", action="store_true",
+                   help="run nothing: rebuild the derived table and answer from the rows already "
+                        "in --out (planned runs not there count as missing)")
 
 
 def list_studies() -> list[str]:
@@ -87,6 +90,8 @@ def cmd_study(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
+    if args.derive_only:
+        return _derive_only(study, args.profile, out, planned)
     if args.profile == "smoke":
         os.environ.setdefault("XLA_FLAGS", jax_setup.SMOKE_XLA_FLAGS)
     jax_setup.configure_jax()
@@ -125,5 +130,18 @@ def cmd_study(args: argparse.Namespace) -> int:
               f"the re-run failed: {row['error']}")
     print(f"{counts['ok']} ok, {counts['failed']} failed, {counts['not_applicable']} not "
           f"applicable in {time.perf_counter() - start:.0f} s -> {out / 'results.parquet'}")
+    print(f"{study.name}: {study.question}\n{answer}\n-> {out / 'studies' / study.name}.parquet")
+    return 0
+
+
+def _derive_only(study, profile: str, out: Path, planned) -> int:
+    """The table and answer from the stored rows alone (e.g. of an interrupted study)."""
+    from svi_bench.benchmarks.grid import store
+    from svi_bench.benchmarks.studies.base import select_rows, write_outputs
+
+    rows = select_rows(study, study.scopes[profile].variants, store.load_results(out), planned)
+    missing = int((rows["status"] == "missing").sum()) if len(rows) else 0
+    _, answer = write_outputs(study, profile, rows, out)
+    print(f"{study.name}: {len(rows) - missing} stored runs, {missing} planned runs missing")
     print(f"{study.name}: {study.question}\n{answer}\n-> {out / 'studies' / study.name}.parquet")
     return 0

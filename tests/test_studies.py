@@ -97,6 +97,16 @@ def test_seeds_counts_worse_optima_beyond_the_loss_noise_with_an_interval():
     assert "Of the 3 seeds whose agreement verdict is fail, 2 ended in a worse optimum" in text
 
 
+def test_an_answer_counts_the_planned_runs_missing_from_the_results():
+    rows = _rows(model=["coin"] * 3, method=["automvn"] * 3, seed=[0, 1, 2],
+                 final_loss_mean=[1.0, 1.0, np.nan], final_loss_sd=[0.1] * 3)
+    rows.loc[2, "status"] = "missing"
+    text = seeds.answer(seeds.derive(rows))
+    assert text.endswith("1 of 3 planned runs are not in the results (an interrupted or partial "
+                         "study): the answer covers the rest.")
+    assert "not in the results" not in seeds.answer(seeds.derive(rows.iloc[:2]))
+
+
 def test_scaling_slopes_and_the_dimension_where_a_guide_stops_agreeing():
     rows = []
     for groups in (2, 4, 8, 16):

@@ -110,7 +110,7 @@ def answer(derived: pd.DataFrame) -> str:
     for (model, method), sub in derived.groupby(["model", "method"], sort=True):
         text = _pays(sub[sub["mode"] == BUDGET]) + _cost(sub[sub["mode"] == FIXED])
         parts.append(f"{model} x {method}: {text}.")
-    return " ".join(parts)
+    return " ".join(parts) + stats.coverage_note(derived)
 
 
 def figure(rows: pd.DataFrame, derived: pd.DataFrame):

@@ -96,10 +96,10 @@ def answer(derived: pd.DataFrame) -> str:
         text += ". SVI's run-time advantage over NUTS with dimension: " + "; ".join(claims)
     guides = [f"{m} {_first_failure(sub)}" for m, sub in derived.groupby("method")]
     text += ". Agreement: " + "; ".join(guides) + "."
-    if not derived["reference_ok"].all():
+    if not derived.loc[derived["verdict"] != "", "reference_ok"].all():
         text += (" Some sizes' references failed their gates, so their verdicts carry little "
                  "weight.")
-    return text
+    return text + stats.coverage_note(derived)
 
 
 def figure(rows: pd.DataFrame, derived: pd.DataFrame):

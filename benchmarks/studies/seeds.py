@@ -97,9 +97,9 @@ def answer(derived: pd.DataFrame) -> str:
         text += (f". Of the {visible + hidden} seeds whose agreement verdict is fail, {visible} "
                  f"ended in a worse optimum (visible in the loss) and {hidden} reached the best "
                  "loss (invisible in the loss: the best optimum itself disagrees).")
-    if not judged["reference_ok"].all():
+    if not judged.loc[judged["verdict"] != "", "reference_ok"].all():
         text += " Some references failed their gates, so those verdicts carry little weight."
-    return text
+    return text + stats.coverage_note(derived)
 
 
 def figure(rows: pd.DataFrame, derived: pd.DataFrame):

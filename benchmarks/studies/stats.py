@@ -88,6 +88,7 @@ def group_summary(rows: pd.DataFrame) -> dict[str, object]:
         "n_seeds": int(len(rows)),
         "n_ok": int(len(ok)),
         "n_failed": int((rows.get("status") == "failed").sum()) if len(rows) else 0,
+        "n_missing": int((rows.get("status") == "missing").sum()) if len(rows) else 0,
         "verdict": worst_verdict(list(ok.get("verdict", []))),
         "n_fail_verdicts": int((ok.get("verdict", pd.Series(dtype=str)) == "fail").sum()),
         "agreement_metric": metric,
@@ -99,6 +100,15 @@ def group_summary(rows: pd.DataFrame) -> dict[str, object]:
         "wall_s": float(np.median(wall.dropna())) if len(wall.dropna()) else math.nan,
         "grad_evals": median(ok, "grad_evals"),
     }
+
+
+def coverage_note(derived: pd.DataFrame) -> str:
+    """" N of M planned runs are not in the results ..." when some are missing, else ""."""
+    if "n_missing" not in derived.columns or not derived["n_missing"].sum():
+        return ""
+    missing, total = int(derived["n_missing"].sum()), int(derived["n_seeds"].sum())
+    return (f" {missing} of {total} planned runs are not in the results (an interrupted or "
+            "partial study): the answer covers the rest.")
 
 
 def fmt(value: float, digits: int = 3) -> str:
