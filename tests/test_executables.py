@@ -113,6 +113,24 @@ def test_any_unusable_entry_is_ignored(cache_dir, damage):
     assert np.array_equal(compiled(x), _tiny(x))
 
 
+def test_the_least_recently_used_entries_go_beyond_the_size_limit(cache_dir, monkeypatch):
+    x = jnp.arange(3.0)
+    paths = []
+    for i, name in enumerate(("old", "used", "new")):
+        executables.load_or_compile(jax.jit(_tiny), (x,), {"test": name})
+        paths.append(executables.entry_path(executables.key_text({"test": name}, (x,))))
+        os.utime(paths[-1], (1000.0 + i, 1000.0 + i))
+    executables.load_or_compile(jax.jit(_tiny), (x,), {"test": "used"})  # a load marks it used
+    old, used, new = paths
+    size = new.stat().st_size
+    others = sum(p.stat().st_size for p in cache_dir.glob("*.exe")) - 3 * size
+    monkeypatch.setenv("SVI_BENCH_EXECUTABLES_MAX_GB", str((others + 2.5 * size) / 1e9))
+    executables.load_or_compile(jax.jit(_tiny), (x,), {"test": "newest"})  # stores one more
+    assert not old.exists() and not new.exists()  # the two used longest ago
+    assert used.exists()
+    assert executables.entry_path(executables.key_text({"test": "newest"}, (x,))).exists()
+
+
 def test_an_entry_stored_for_another_key_is_not_loaded(cache_dir):
     x = jnp.arange(3.0)
     executables.load_or_compile(jax.jit(_tiny), (x,), {"test": "a"})

@@ -159,7 +159,9 @@ def _load(path: Path, text: str) -> Any | None:
         entry = pickle.loads(path.read_bytes())
         if entry.get("key") != text:
             raise ValueError("entry was stored for another key")
-        return deserialize_and_load(entry["executable"], entry["in_tree"], entry["out_tree"])
+        compiled = deserialize_and_load(entry["executable"], entry["in_tree"], entry["out_tree"])
+        os.utime(path)  # used now: the last to be evicted (``_evict``)
+        return compiled
     except Exception as exc:  # a cache must never break a run: compile instead
         _last_problem = f"unusable entry {path.name}: {type(exc).__name__}: {exc}"[:300]
         return None
@@ -175,8 +177,39 @@ def _store(path: Path, text: str, compiled: Any) -> None:
                              "out_tree": out_tree}, protocol=pickle.HIGHEST_PROTOCOL)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+        _evict(path.parent, max_bytes())
     except Exception as exc:  # e.g. a program JAX cannot serialise: it simply stays uncached
         _last_problem = f"not stored {path.name}: {type(exc).__name__}: {exc}"[:300]
+
+
+DEFAULT_MAX_GB = 4.0
+
+
+def max_bytes() -> int:
+    """Size limit of the folder: ``$SVI_BENCH_EXECUTABLES_MAX_GB`` (default 4) gigabytes. Every
+    change of code or versions makes new entries (1-10 MB a cell), so old ones must go."""
+    try:
+        gb = float(os.environ.get("SVI_BENCH_EXECUTABLES_MAX_GB", DEFAULT_MAX_GB))
+    except ValueError:
+        gb = DEFAULT_MAX_GB
+    return int(gb * 1e9)
+
+
+def _evict(folder: Path, limit: int) -> None:
+    """Delete the least recently used entries (stored or loaded longest ago) beyond ``limit``."""
+    entries = []
+    for path in folder.glob("*.exe"):
+        try:
+            st = path.stat()
+        except OSError:  # removed meanwhile by another process
+            continue
+        entries.append((st.st_mtime, st.st_size, path))
+    total = sum(size for _, size, _ in entries)
+    for _, size, path in sorted(entries, key=lambda e: e[0]):
+        if total <= limit:
+            break
+        path.unlink(missing_ok=True)
+        total -= size
 
 
 def load_or_compile(program: Callable, args: tuple,
