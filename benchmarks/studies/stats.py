@@ -115,6 +115,8 @@ def fmt(value: float, digits: int = 3) -> str:
     """A number for a sentence: ``digits`` significant figures, "n/a" when not finite."""
     if value is None or not np.isfinite(value):
         return "n/a"
+    if float(value).is_integer() and abs(value) < 1e7:
+        return str(int(value))
     return f"{value:.{digits}g}"
 
 
