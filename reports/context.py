@@ -137,7 +137,11 @@ def data_key(ctx: Context, model: str) -> dict[str, Any]:
 
 
 def reference_for(ctx: Context, model: str):
-    return loader.find_reference(ctx.results, model, data_key(ctx, model))
+    df = ctx.results.df
+    precisions = df.loc[df["model"] == model, "precision"] if "precision" in df else []
+    precision = precisions.mode().iloc[0] if len(precisions) and precisions.notna().any() \
+        else "float32"
+    return loader.find_reference(ctx.results, model, data_key(ctx, model), str(precision))
 
 
 def reference_badge(ctx: Context, model: str) -> dict[str, Any] | None:

@@ -123,10 +123,11 @@ def parse_json(text: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def find_reference(results: Results, model: str,
-                   data: dict[str, Any] | None) -> StoredReference | None:
+def find_reference(results: Results, model: str, data: dict[str, Any] | None,
+                   precision: str = "float32") -> StoredReference | None:
     """The stored reference of ``model`` for ``data`` (the row's data key), preferring the
-    quality the profile uses (``smoke`` for the smoke profile, else ``full``)."""
+    precision of the model's rows, then the quality the profile uses (``smoke`` for the smoke
+    profile, else ``full``)."""
     candidates = [r for r in results.references if r.model == model]
     if data:
         matching = [r for r in candidates if r.provenance.get("data") == data]
@@ -134,7 +135,8 @@ def find_reference(results: Results, model: str,
     if not candidates:
         return None
     want = "smoke" if results.profile == "smoke" else "full"
-    candidates.sort(key=lambda r: (r.provenance.get("quality") != want,
+    candidates.sort(key=lambda r: (r.provenance.get("precision", "float32") != precision,
+                                   r.provenance.get("quality") != want,
                                    str(r.provenance.get("built_at", ""))))
     return candidates[0]
 

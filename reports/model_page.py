@@ -157,8 +157,8 @@ def reference_view(ref) -> dict[str, Any] | None:
         return None
     p = ref.provenance
     fields = []
-    for key in ("method", "draws", "seed", "data", "data_hash", "source_hash", "settings", "gates",
-                "grid_points", "built_at", "build_s", "versions"):
+    for key in ("method", "precision", "advice", "draws", "seed", "data", "data_hash",
+                "source_hash", "settings", "gates", "grid_points", "built_at", "build_s", "versions"):
         if key in p:
             value = p[key]
             if isinstance(value, float):
