@@ -173,9 +173,13 @@ def test_the_key_covers_what_changes_the_program(monkeypatch):
     assert executables.key_text(
         executables.identity("svi", KEY, toy, SVI, sites=(), extra_sites=("mu",)),
         (_keys(),)) != base  # latent vs deterministic sites are drawn differently
-    monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=0")
+    flags = os.environ.get("XLA_FLAGS")
+    monkeypatch.setenv("XLA_FLAGS", f"{flags or ''} --xla_cpu_enable_fast_math=false")
     assert executables.key_text(ident, (_keys(),)) != base
-    monkeypatch.delenv("XLA_FLAGS")
+    if flags is None:
+        monkeypatch.delenv("XLA_FLAGS")
+    else:
+        monkeypatch.setenv("XLA_FLAGS", flags)
     monkeypatch.setenv("PYTHONHASHSEED", "1")
     assert executables.key_text(ident, (_keys(),)) != base
     monkeypatch.setenv("PYTHONHASHSEED", "0")
