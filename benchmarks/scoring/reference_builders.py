@@ -162,7 +162,9 @@ def _thin_factor(components: list[np.ndarray]) -> int:
 
 
 def build_nuts(spec: ModelSpec, ds: Dataset, seed: int, sites: tuple[str, ...], log,
-          quality: str) -> tuple[dict, dict]:
+               quality: str, precision: str = "float32") -> tuple[dict, dict]:
+    """The gated long-NUTS reference; the caller runs it inside ``precision``, which its
+    recorded settings state."""
 
     import jax
 
@@ -175,6 +177,7 @@ def build_nuts(spec: ModelSpec, ds: Dataset, seed: int, sites: tuple[str, ...], 
     settings, max_samples = NUTS_REFERENCE[quality]
     if quality == "full" and spec.reference_nuts:
         settings = dataclasses.replace(settings, **spec.reference_nuts)
+    settings = dataclasses.replace(settings, precision=precision)
     gate_space = _gate_space(spec, ds)
     budget_note = ""
     while True:

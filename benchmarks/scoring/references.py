@@ -203,7 +203,7 @@ def get_reference(spec: ModelSpec, ds: Dataset, data_key: dict[str, Any], sites:
         elif spec.reference_kind == "quadrature":
             draws, prov = build_quadrature(spec, ds, seed, sites)
         else:
-            draws, prov = build_nuts(spec, ds, seed, sites, log, quality)
+            draws, prov = build_nuts(spec, ds, seed, sites, log, quality, precision)
         draws = with_extra_sites(spec, ds, draws, seed)
     provenance = {**expected, **prov, "versions": _versions(),
                   "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
