@@ -116,12 +116,14 @@ def test_scaling_slopes_and_the_dimension_where_a_guide_stops_agreeing():
         rows.append({"method": "autodiagonalnormal", "n_groups": groups, "latent_dim": d,
                      "run_s": 1e-3 * d * (1 + 0.05 * (groups % 3)),
                      "verdict": "fail" if groups >= 8 else "pass"})
-    table = scaling.derive(_rows(**{k: [r[k] for r in rows] for k in rows[0]}))
+    frame = _rows(**{k: [r[k] for r in rows] for k in rows[0]})
+    frame.loc[len(frame)] = {**frame.iloc[-1].to_dict(), "status": "failed", "verdict": ""}
+    table = scaling.derive(frame)
     nuts = table[table.method == "nuts"].iloc[0]
     assert nuts.run_slope == pytest.approx(2.0) and nuts.run_slope_se == pytest.approx(0, abs=1e-9)
     text = scaling.answer(table)
     assert "nuts D^2 ± 0" in text and "autodiagonalnormal: grows" in text
-    assert "autodiagonalnormal stops agreeing at D = 20" in text
+    assert "autodiagonalnormal stops agreeing at D = 20 and its runs fail from D = 36" in text
     assert "nuts agrees (no fail verdict) at every D up to 36" in text
 
 

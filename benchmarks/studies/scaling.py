@@ -49,7 +49,7 @@ def derive(rows: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame(out)
     if table.empty:
         return table
-    for column, name in (("run_s", "run"), ("wall_s", "wall")):
+    for column, name in (("run_s", "run"), ("wall_s", "wall"), ("grad_evals", "grad")):
         fits = {m: stats.loglog_slope(sub["latent_dim"], sub[column])
                 for m, sub in table.groupby("method")}
         table[f"{name}_slope"] = table["method"].map(lambda m, f=fits: f[m][0])
@@ -58,15 +58,20 @@ def derive(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _first_failure(sub: pd.DataFrame) -> str:
-    """"agrees at every D up to X" or "stops agreeing at D = X" (first fail verdict)."""
+    """"agrees at every D up to X" or "stops agreeing at D = X" (first fail verdict), and the
+    first D at which a seed's run failed outright (non-finite fit), if any."""
     sub = sub.sort_values("latent_dim")
     fails = sub[sub["verdict"] == "fail"]
     judged = sub[sub["verdict"] != ""]
+    broken = sub[sub["n_failed"] > 0]
+    crash = (f" and its runs fail from D = {int(broken['latent_dim'].iloc[0])} "
+             f"({int(broken['n_failed'].sum())} failed runs)" if len(broken) else "")
     if judged.empty:
-        return "was never judged"
+        return "was never judged" + crash
     if fails.empty:
-        return f"agrees (no fail verdict) at every D up to {int(judged['latent_dim'].max())}"
-    return f"stops agreeing at D = {int(fails['latent_dim'].iloc[0])}"
+        return (f"agrees (no fail verdict) at every D up to {int(judged['latent_dim'].max())}"
+                + crash)
+    return f"stops agreeing at D = {int(fails['latent_dim'].iloc[0])}" + crash
 
 
 def answer(derived: pd.DataFrame) -> str:
@@ -77,6 +82,11 @@ def answer(derived: pd.DataFrame) -> str:
     slopes = derived.drop_duplicates("method").set_index("method")
     parts = [f"{m} D^{stats.pm(r.run_slope, r.run_slope_se, 2)}" for m, r in slopes.iterrows()]
     text = "Run time grows as " + ", ".join(parts)
+    if "nuts" in slopes.index and "grad_slope" in slopes.columns:
+        nuts = slopes.loc["nuts"]
+        text += (f" (NUTS gradient evaluations, free of timing noise, grow as "
+                 f"D^{stats.pm(nuts.grad_slope, nuts.grad_slope_se, 2)}; SVI's are fixed by "
+                 "its settings)")
     if "nuts" in slopes.index:
         nuts = slopes.loc["nuts"]
         claims = []
