@@ -3,6 +3,7 @@ dies twice is a failed row and the grid goes on."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -63,10 +64,14 @@ def _grid(out, specs, methods, **kwargs) -> pd.DataFrame:
 
 @pytest.mark.slow
 def test_a_two_worker_cluster_gives_the_serial_rows(tmp_path, scheduler):
-    specs = [REGISTRY["coin"], REGISTRY["gamma_concentration"]]
+    # a float64 model among float32 ones: its precision must not leak to the next cell on a worker
+    coin64 = dataclasses.replace(REGISTRY["coin"], name="coin_float64", precision="float64")
+    specs = [REGISTRY["coin"], coin64, REGISTRY["gamma_concentration"]]
     serial = _grid(tmp_path / "serial", specs, ["nuts", "autonormal"])
     parallel = _grid(tmp_path / "dask", specs, ["nuts", "autonormal"], scheduler=scheduler)
-    assert len(serial) == len(parallel) == 4
+    assert len(serial) == len(parallel) == 6
+    assert (parallel.precision == np.where(parallel.model == "coin_float64", "float64",
+                                           "float32")).all()
     assert list(serial[KEY].itertuples(index=False)) == list(parallel[KEY].itertuples(index=False))
     assert (parallel.status == "ok").all(), parallel.error.tolist()
     assert serial.columns.difference(parallel.columns).empty
@@ -128,6 +133,28 @@ def test_the_timing_lock_excludes_another_process_only_when_active(tmp_path, mon
     assert other_process_sees() == "free"
     assert host_lock.stats().sections == before.sections + 1
     assert host_lock.lock_path().parent == tmp_path / "locks"
+
+
+def test_a_timed_run_waits_for_other_workers_work_and_pauses_it(tmp_path, monkeypatch):
+    """Workers hold the lock shared while they work: another worker's work does not block this
+    one's work, but the timed section is exclusive (it excludes a worker's shared lock too)."""
+    monkeypatch.setenv("SVI_BENCH_CACHE", str(tmp_path))
+    monkeypatch.setenv(host_lock.ENV, "1")
+    probe = ("import fcntl, sys; f = open(sys.argv[1], 'a')\n"
+             "try: fcntl.flock(f, getattr(fcntl, sys.argv[2]) | fcntl.LOCK_NB); print('got')\n"
+             "except BlockingIOError: print('blocked')")
+
+    def other_worker(mode: str) -> str:
+        return subprocess.run([sys.executable, "-c", probe, str(host_lock.lock_path()), mode],
+                              capture_output=True, text=True, check=True).stdout.strip()
+
+    with host_lock.working():
+        assert other_worker("LOCK_SH") == "got"  # compiles overlap
+        assert other_worker("LOCK_EX") == "blocked"  # another's timed run waits for this work
+        with host_lock.timed_section():
+            assert other_worker("LOCK_SH") == "blocked"  # other work pauses while this is timed
+        assert other_worker("LOCK_SH") == "got"
+    assert other_worker("LOCK_EX") == "got"
 
 
 def test_jobs_and_scheduler_together_are_refused(tmp_path):

@@ -68,7 +68,8 @@ def _cell_task(cell: Any, profile: str, out_dir: Any, score: bool, xla_flags: st
     from svi_bench.benchmarks.grid.runner import run_model_cells
 
     before = host_lock.stats()
-    ((_, rows),) = list(run_model_cells([cell], profile, out_dir, score))
+    with host_lock.working():  # shared: paused only while another worker's run is timed
+        ((_, rows),) = list(run_model_cells([cell], profile, out_dir, score))
     after = host_lock.stats()
     for row in rows:
         row.update(timing_lock=after.sections > before.sections,

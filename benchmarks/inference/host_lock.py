@@ -1,9 +1,13 @@
-"""One timed run at a time per host: compiles of parallel workers overlap, their timed runs do not.
+"""A timed run alone on its host: other workers' compiles overlap each other, never a timed run.
 
 With several worker processes on one machine (``--jobs N``, a Dask cluster), a run timed while
-another worker's program runs measures the contention, not the method. ``timed_section`` holds an
-exclusive ``fcntl.flock`` on ``$SVI_BENCH_CACHE/locks/<hostname>.lock`` around the timed call
-only; compiles, data, scoring and artifact writes stay concurrent. The lock is keyed by host name
+another worker compiles or scores measures the contention, not the method. A worker holds a
+shared ``fcntl.flock`` on ``$SVI_BENCH_CACHE/locks/<hostname>.lock`` for the whole of a task
+(``working``): compiles, data, scoring and artifact writes of all workers overlap freely.
+``timed_section`` converts it to an exclusive lock around the timed call only, so the call starts
+once every other worker on the host has paused (finished its current step or is waiting for the
+lock itself) and none resumes until it ends. Conversion releases the shared lock first, so two
+workers asking at once cannot deadlock. The lock is keyed by host name
 because the cache folder may be on a file system shared by many hosts (NFS emulates ``flock``
 with cluster-wide POSIX locks): one lock per machine, not one for the cluster.
 
@@ -34,6 +38,7 @@ class LockStats(NamedTuple):
 
 _sections = 0
 _wait_s = 0.0
+_working: object | None = None  # the open lock file while ``working`` holds the shared lock
 
 
 def active() -> bool:
@@ -53,17 +58,42 @@ def stats() -> LockStats:
 
 
 @contextlib.contextmanager
-def timed_section(cache_dir: Path | None = None) -> Iterator[None]:
-    """Hold this host's timing lock for the body when ``active()``; otherwise do nothing."""
-    global _sections, _wait_s
-    if not active():
+def working(cache_dir: Path | None = None) -> Iterator[None]:
+    """Hold this host's lock shared for the body (one task's work) when ``active()``."""
+    global _working
+    if not active() or _working is not None:
         yield
         return
     import fcntl
 
     path = lock_path(cache_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:  # a fresh open file description: excludes threads too
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        _working = handle
+        try:
+            yield
+        finally:
+            _working = None
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def timed_section(cache_dir: Path | None = None) -> Iterator[None]:
+    """Hold this host's lock exclusively for the body when ``active()`` (converting this task's
+    shared lock, if ``working`` holds one, and back afterwards); otherwise do nothing."""
+    global _sections, _wait_s
+    if not active():
+        yield
+        return
+    import fcntl
+
+    with contextlib.ExitStack() as stack:
+        handle = _working
+        if handle is None:  # a fresh open file description: excludes threads too
+            path = lock_path(cache_dir)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = stack.enter_context(open(path, "a"))
         start = time.perf_counter()
         fcntl.flock(handle, fcntl.LOCK_EX)
         _wait_s += time.perf_counter() - start
@@ -71,7 +101,7 @@ def timed_section(cache_dir: Path | None = None) -> Iterator[None]:
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            fcntl.flock(handle, fcntl.LOCK_SH if handle is _working else fcntl.LOCK_UN)
 
 
-__all__ = ["ENV", "LockStats", "active", "lock_path", "stats", "timed_section"]
+__all__ = ["ENV", "LockStats", "active", "lock_path", "stats", "timed_section", "working"]

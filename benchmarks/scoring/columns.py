@@ -93,8 +93,9 @@ TABLE: tuple[Column, ...] = (
     _run("jobs", "Int64", "",
          "worker processes of the run (1: serial; more: Dask workers, compiles overlapped)"),
     _run("timing_lock", "boolean", "",
-         "the timed run held the per-host lock: no other worker's timed run overlapped it "
-         "(compiles may have); False when serial, where nothing else runs"),
+         "the timed run held the per-host lock exclusively: no other worker on the host "
+         "compiled, scored or ran meanwhile (each holds it shared while it works); False when "
+         "serial, where nothing else of the suite runs"),
     _run("lock_wait_s", "float64", "s",
          "time the cell's program waited for the per-host timing lock; not part of run_s"),
     _run("compile_s", "float64", "s",
