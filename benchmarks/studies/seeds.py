@@ -83,7 +83,7 @@ def answer(derived: pd.DataFrame) -> str:
         text = (f"On every one of the {n_groups} (model, guide) pairs all seeds reached the best "
                 "seed's final loss within twice the end-state loss sd")
     else:
-        worst = [f"{r.method} on {r.model} on {r.n_worse}/{r.n_ok} seeds (95% Wilson "
+        worst = [f"{r.method} on {r.model} on {int(r.n_worse)}/{int(r.n_ok)} seeds (95% Wilson "
                  f"{stats.fmt(r.frac_worse_lo, 2)}-{stats.fmt(r.frac_worse_hi, 2)}, losses "
                  f"{stats.fmt(r.loss_best)} best to {stats.fmt(r.loss_max)})"
                  for r in stalls.head(3).itertuples()]
