@@ -122,6 +122,27 @@ def test_a_broken_user_model_is_a_failed_row_not_a_crash(tmp_path):
     assert (df[df.model == "toy"].status == "ok").all()
 
 
+def _no_valid_point_model(y):
+    mu = numpyro.sample("mu", dist.Normal(0.0, 1.0))
+    numpyro.factor("never", -jnp.inf)
+    with numpyro.plate("n", y.shape[0]):
+        numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+
+
+NO_INIT = ModelSpec(name="no_init", description="no valid initial point", source="tests",
+                    model=_no_valid_point_model, data=_data, guides={}, reference_kind="exact")
+
+
+def test_a_model_without_a_valid_initial_point_is_a_failed_row(tmp_path):
+    """The runner reads a model's latent shapes abstractly, yet still checks its initial point:
+    NUTS (which would otherwise sit at an invalid point and report divergences) and SVI fail
+    with NumPyro's reason before anything is compiled."""
+    df = _run(tmp_path, [NO_INIT], ["autonormal", "nuts"])
+    assert (df.status == "failed").all()
+    assert df.error.str.contains("model or data failed: RuntimeError: Cannot find valid "
+                                 "initial parameters").all(), list(df.error)
+
+
 def test_resume_skips_done_runs_and_keeps_earlier_results(tmp_path):
     first = _run(tmp_path, [TOY], ["autonormal"])
     second = _run(tmp_path, [TOY], ["autonormal", "nuts"], resume=True)

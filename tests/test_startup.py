@@ -156,3 +156,30 @@ def test_abstract_latent_info_equals_the_initialised_one():
     info = latent_info(spec.model, spec.make_data().model_kwargs, abstract=True)
     assert info.sites == ("theta",) and info.shapes == {"theta": (12,)}
     assert info.unconstrained_dim == 11
+
+
+def _no_valid_point(y):
+    """Finite shapes, but no initial point has a finite density."""
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+
+    mu = numpyro.sample("mu", dist.Normal(0.0, 1.0))
+    numpyro.factor("never", -jnp.inf)
+    numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+
+
+def test_check_init_keeps_the_check_of_the_initial_point():
+    """``check_init`` (what the runner uses): the abstract shapes, but a model without a valid
+    initial point raises NumPyro's own error, as the concrete initialisation does."""
+    import numpy as np
+
+    kwargs = {"y": np.float32(1.0)}
+    assert latent_info(_no_valid_point, kwargs, abstract=True).unconstrained_dim == 1
+    for how in ({}, {"abstract": True, "check_init": True}):
+        with pytest.raises(RuntimeError, match="Cannot find valid initial parameters"):
+            latent_info(_no_valid_point, kwargs, **how)
+    spec = REGISTRY["linreg_outliers"]
+    ds = spec.make_data()
+    assert latent_info(spec.model, ds.model_kwargs, abstract=True, check_init=True) == \
+        latent_info(spec.model, ds.model_kwargs)

@@ -250,7 +250,8 @@ def run_model_cells(
                 if cell.settings.precision != cell.spec.precision:  # --set precision=...
                     ds = dataclasses.replace(ds, model_kwargs=cast_floats(
                         ds.model_kwargs, cell.settings.precision))
-                data_cache[key] = (ds, latent_info(cell.spec.model, ds.model_kwargs))
+                data_cache[key] = (ds, latent_info(
+                    cell.spec.model, ds.model_kwargs, abstract=True, check_init=True))
             ds, info = data_cache[key]
         except Exception as exc:  # a broken user model: record it, go on with the grid
             rows = [_base_row(cell, s, profile) for s in cell.seeds]

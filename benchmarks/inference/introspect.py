@@ -24,18 +24,25 @@ def _latent_sites(trace: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def latent_info(model: Callable[..., None], model_kwargs: Mapping[str, Any], *,
-                abstract: bool = False) -> LatentInfo:
+                abstract: bool = False, check_init: bool = False) -> LatentInfo:
     """The model's latent sample sites (not observed, not auxiliary) and their dimensions.
 
-    ``abstract=True`` evaluates NumPyro's initialisation under ``jax.eval_shape``: shapes only,
+    The concrete way runs NumPyro's initialisation eagerly, op by op (seconds): it raises
+    NumPyro's ``RuntimeError`` when no initial point has a finite density and gradient.
+    ``abstract=True`` evaluates the initialisation under ``jax.eval_shape``: shapes only,
     nothing compiled or run, so milliseconds instead of seconds; it skips the concrete checks of
-    the initial point (finite density and gradient), and falls back to the concrete way for a
-    model that needs concrete values while tracing."""
+    the initial point, and falls back to the concrete way for a model that needs concrete values
+    while tracing. ``check_init=True`` (with ``abstract``) keeps the checks at a fraction of the
+    cost: the same initialisation runs as one compiled program (JAX's persistent cache serves
+    its compile on a warm run), and only a model it finds invalid is initialised the concrete
+    way, which raises NumPyro's own error (with its validation warnings)."""
     import jax
 
     if abstract:
         try:
-            return _abstract_latent_info(model, model_kwargs)
+            info = _abstract_latent_info(model, model_kwargs)
+            if not check_init or _initial_point_valid(model, model_kwargs):
+                return info
         except (jax.errors.JAXTypeError, jax.errors.JAXIndexError):
             pass  # e.g. Python control flow on a sampled value: initialise it for real
     import numpy as np
@@ -68,3 +75,20 @@ def _abstract_latent_info(model: Callable[..., None], model_kwargs: Mapping[str,
     dim = sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(z))
     return LatentInfo(sites=sites, shapes={n: tuple(values[n].shape) for n in sites},
                       unconstrained_dim=int(dim))
+
+
+def _initial_point_valid(model: Callable[..., None], model_kwargs: Mapping[str, Any]) -> bool:
+    """NumPyro's validity test of the initial point from ``PRNGKey(0)`` (finite potential energy
+    and gradient, up to 100 tries), compiled as one program instead of run op by op."""
+    import jax
+    import jax.numpy as jnp
+    from numpyro.infer.util import initialize_model
+
+    def valid(rng_key):
+        p = initialize_model(rng_key, model, model_kwargs=dict(model_kwargs)).param_info
+        ok = jnp.isfinite(p.potential_energy)
+        for g in jax.tree_util.tree_leaves(p.z_grad):
+            ok = ok & jnp.all(jnp.isfinite(g))
+        return ok
+
+    return bool(jax.jit(valid)(jax.random.PRNGKey(0)))
