@@ -25,9 +25,9 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
-from scipy import stats
 
 from svi_bench.benchmarks.scoring import arviz_adapter, columns
 
@@ -108,6 +108,21 @@ def _directions(d: int) -> np.ndarray:
     return u / np.linalg.norm(u, axis=1, keepdims=True)
 
 
+_W1_BLOCK = 8
+"""Columns ``_w1_columns`` handles at a time: blocks small enough to stay in cache (a paper run's
+200 directions at once were 80 MB temporaries, freshly mapped on every call), a multiple of 8
+so BLAS takes every column down the same path as the whole matrix would (same numbers)."""
+
+
+@lru_cache(maxsize=16)
+def _merged_steps(n: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The merged breakpoints of two empirical quantile functions of ``n`` and ``m`` points: each
+    step's width and the order statistic of either sample it takes (a pure function of n, m)."""
+    cuts = np.union1d(np.arange(1, n + 1, dtype=np.int64) * m, np.arange(1, m + 1) * n)
+    weights = np.diff(cuts, prepend=0) / (n * m)
+    return weights, (cuts - 1) // m, (cuts - 1) // n
+
+
 def _w1_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """1-D W1 between matching columns of ``a`` (n, L) and ``b`` (m, L), all columns at once.
 
@@ -116,11 +131,30 @@ def _w1_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     Same numbers as ``scipy.stats.wasserstein_distance`` column by column (tested), but one sort
     for 200 directions instead of 200 calls, which dominated the cost of ``agreement``.
     """
-    n, m = a.shape[0], b.shape[0]
-    cuts = np.union1d(np.arange(1, n + 1, dtype=np.int64) * m, np.arange(1, m + 1) * n)
-    weights = np.diff(cuts, prepend=0) / (n * m)
-    ia, ib = (cuts - 1) // m, (cuts - 1) // n
-    return weights @ np.abs(np.sort(a, axis=0)[ia] - np.sort(b, axis=0)[ib])
+    weights, ia, ib = _merged_steps(a.shape[0], b.shape[0])
+    out = np.empty(a.shape[1])
+    for j in range(0, a.shape[1], _W1_BLOCK):
+        cols = slice(j, j + _W1_BLOCK)
+        out[cols] = weights @ np.abs(np.sort(a[:, cols], axis=0)[ia]
+                                     - np.sort(b[:, cols], axis=0)[ib])
+    return out
+
+
+def _w1_marginals(q: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """``scipy.stats.wasserstein_distance(q[:, j], r[:, j])`` for every column j, bit for bit
+    (SciPy's own steps: the merged sorted values, both empirical CDFs on them, the dot product of
+    their gaps with the steps), at less than half the cost: each sample is sorted once instead of
+    arg-sorted, and a stable sort merges the two sorted runs in about linear time."""
+    n, m = q.shape[0], r.shape[0]
+    out = np.empty(q.shape[1])
+    for j in range(q.shape[1]):
+        qs, rs = np.sort(q[:, j]), np.sort(r[:, j])
+        merged = np.concatenate((qs, rs))
+        merged.sort(kind="mergesort")
+        u_cdf = qs.searchsorted(merged[:-1], "right") / n
+        v_cdf = rs.searchsorted(merged[:-1], "right") / m
+        out[j] = np.vecdot(np.abs(u_cdf - v_cdf), np.diff(merged))
+    return out
 
 
 def agreement(
@@ -152,7 +186,7 @@ def agreement(
         log_ratio = np.log(sd_q / sd_r)
     worst_sd = int(np.argmax(np.abs(log_ratio)))
 
-    w1 = np.array([stats.wasserstein_distance(q[:, j], r[:, j]) for j in range(d)]) / sd_r
+    w1 = _w1_marginals(q, r) / sd_r
 
     zq = (q - mean_r) / sd_r
     zr = (r - mean_r) / sd_r
