@@ -1,4 +1,5 @@
-"""Corner plots with ChainConsumer 1.x: reference, NUTS and every guide overlaid.
+"""Corner plots with ChainConsumer 1.x: reference, NUTS and every guide overlaid, and one corner
+per method against the reference (the model page's small multiples), all from one thinning.
 
 ChainConsumer notes: ``Chain.from_numpyro`` fails on vector sites and extra DataFrame columns are
 plotted as parameters, so each chain is a DataFrame of exactly the chosen scalar components; the
@@ -58,14 +59,11 @@ def subsample(values: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     return values[idx]
 
 
-def corner_plot(chains: Mapping[str, Mapping[str, np.ndarray]], columns: Sequence[str],
-                colors: Mapping[str, str], truth: Mapping[str, float] | None = None,
-                extents_from: str | None = "reference") -> tuple[object, list[str]]:
-    """(figure, notes). ``chains``: name -> {component: 1-D draws}. Chains lacking a column or
-    with non-finite or constant draws are left out with a note; axis ranges follow
-    ``extents_from`` (the reference), and chains reaching outside it are named in the notes."""
-    from chainconsumer import Chain, ChainConsumer, PlotConfig, Truth
-
+def prepare(chains: Mapping[str, Mapping[str, np.ndarray]], columns: Sequence[str]
+            ) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """(name -> DataFrame of at most MAX_DRAWS thinned draws of ``columns``, notes). Chains
+    lacking a column or with non-finite or constant draws are left out with a note. The combined
+    corner and every per-method corner plot these same frames (thinned once)."""
     notes: list[str] = []
     frames: dict[str, pd.DataFrame] = {}
     for name, comps in chains.items():
@@ -84,6 +82,47 @@ def corner_plot(chains: Mapping[str, Mapping[str, np.ndarray]], columns: Sequenc
             notes.append(f"{name}: left out, constant or too few draws")
             continue
         frames[name] = frame
+    return frames, notes
+
+
+def corner_plot(chains: Mapping[str, Mapping[str, np.ndarray]], columns: Sequence[str],
+                colors: Mapping[str, str], truth: Mapping[str, float] | None = None,
+                extents_from: str | None = "reference") -> tuple[object, list[str]]:
+    """(figure, notes). ``chains``: name -> {component: 1-D draws}; see ``prepare`` and
+    ``plot_frames``."""
+    frames, notes = prepare(chains, columns)
+    fig, more = plot_frames(frames, columns, colors, truth, extents_from)
+    return fig, notes + more
+
+
+def small_multiple_width(n_columns: int) -> float:
+    """Width in inches (at 80 dpi) of one per-method corner: three to a row of a 1400 px page
+    for up to three components, two to a row beyond, so that no image is scaled down."""
+    return 5.2 if n_columns <= 3 else 8.0
+
+
+def method_corner(frames: Mapping[str, pd.DataFrame], method: str, columns: Sequence[str],
+                  colors: Mapping[str, str], truth: Mapping[str, float] | None = None
+                  ) -> tuple[object, list[str]]:
+    """(figure, notes): one method's thinned draws against the reference's (shaded), on the
+    axes of the combined corner (they follow the reference)."""
+    if method not in frames:
+        raise NoPlot(f"{method}: no usable draws.")
+    pair = {k: frames[k] for k in ("reference", method) if k in frames}
+    width = 4.8 if len(columns) == 1 else small_multiple_width(len(columns))  # + legend beside
+    return plot_frames(pair, columns, colors, truth, "reference", width=width)
+
+
+def plot_frames(frames: Mapping[str, pd.DataFrame], columns: Sequence[str],
+                colors: Mapping[str, str], truth: Mapping[str, float] | None = None,
+                extents_from: str | None = "reference", width: float | None = None
+                ) -> tuple[object, list[str]]:
+    """(figure, notes) of prepared frames; axis ranges follow ``extents_from`` (the reference),
+    and chains reaching outside it are named in the notes. ``width``: figure width in inches
+    (default: grows with the number of columns)."""
+    from chainconsumer import Chain, ChainConsumer, PlotConfig, Truth
+
+    notes: list[str] = []
     if not frames:
         raise NoPlot("No chain with usable draws for a corner plot.")
     cc = ChainConsumer()
@@ -114,10 +153,10 @@ def corner_plot(chains: Mapping[str, Mapping[str, np.ndarray]], columns: Sequenc
         cc.add_truth(Truth(location=dict(truth), color="black", line_style="--"))
     legend = {"fontsize": 8}
     if len(columns) == 1:  # one panel: the legend goes beside it, not over the density
-        figsize = (6.0, 3.2)
+        figsize = (width or 6.0, 3.2)
         legend.update(loc="center left", bbox_to_anchor=(1.02, 0.5))
     else:
-        size = min(1.4 * len(columns) + 1.6, 9.0)
+        size = width or min(1.4 * len(columns) + 1.6, 9.0)
         figsize = (size, size)
     cc.set_plot_config(PlotConfig(dpi=80, summarise=False, extents=extents, max_ticks=4,
                                   label_font_size=9, tick_font_size=7, usetex=False, serif=False,

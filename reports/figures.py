@@ -14,7 +14,7 @@ import numpy as np
 
 from svi_bench.benchmarks.scoring.draws import component_columns
 from svi_bench.reports import corner, plots
-from svi_bench.reports.context import Context
+from svi_bench.reports.context import Context, entry
 from svi_bench.reports.loader import slug
 from svi_bench.reports.tables import Summary, fmt
 
@@ -99,8 +99,9 @@ def data_figure(figs: FigureMaker, model: str, spec, ds, ds_error: str) -> Figur
 
 
 def posterior_figures(figs: FigureMaker, model: str, spec, ds, draws: Draws,
-                      summaries: list[Summary]) -> tuple[dict[str, Figure | None], list[str]]:
-    """({"corner", "intervals", "predictive"} figures, the corner's component columns)."""
+                      summaries: list[Summary]) -> tuple[dict[str, Any], list[str]]:
+    """({"corner", "intervals", "predictive"} figures and "multiples" (the per-method corners,
+    ``method_corners``, or None), the corner's component columns)."""
     chains = draws.chains
     shapes_src = chains.get("reference") or chains.get("nuts") or next(iter(chains.values()), None)
     columns, vector_sites = ([], [])
@@ -108,7 +109,7 @@ def posterior_figures(figs: FigureMaker, model: str, spec, ds, draws: Draws,
         columns, vector_sites = corner.choose(corner.site_shapes(shapes_src))
     if spec is not None and spec.predictive_check is not None:
         return _predictive_figures(figs, model, spec, ds, chains, summaries), columns
-    return _corner_figures(figs, model, ds, draws, columns, vector_sites), columns
+    return _corner_figures(figs, model, ds, draws, columns, vector_sites, summaries), columns
 
 
 def _predictive_figures(figs: FigureMaker, model: str, spec, ds, chains, summaries
@@ -128,14 +129,18 @@ def _predictive_figures(figs: FigureMaker, model: str, spec, ds, chains, summari
         caption="Posterior mean predicted probability of class 1 over the input plane, from "
                 "at most 200 stored draws per method (training points shown); the black line "
                 "is the 0.5 decision boundary.")
-    return {"corner": corner_fig, "intervals": None, "predictive": pred_fig}
+    return {"corner": corner_fig, "intervals": None, "predictive": pred_fig, "multiples": None}
 
 
 def _corner_figures(figs: FigureMaker, model: str, ds, draws: Draws, columns: list[str],
-                    vector_sites: list[str]) -> dict[str, Figure | None]:
+                    vector_sites: list[str], summaries: list[Summary]) -> dict[str, Any]:
     chains, colors = draws.chains, draws.colors
     truth = corner.truth_components(ds.true_values if ds is not None else None, columns)
     flat = {name: component_columns(d) for name, d in chains.items()}
+    try:  # thinned once, for the combined corner and every per-method one
+        frames, left_out = corner.prepare(flat, columns) if columns else ({}, [])
+    except Exception as exc:  # bad draws become a note, never a crash
+        frames, left_out = {}, [f"corner draws unusable: {type(exc).__name__}: {exc}"]
     caption = ("ChainConsumer corner plot: reference (shaded), NUTS and every guide, "
                f"{corner.MAX_DRAWS} draws at most per chain; dashed lines: true values "
                "of the simulated data." if truth else
@@ -146,8 +151,10 @@ def _corner_figures(figs: FigureMaker, model: str, ds, draws: Draws, columns: li
                     "parameters; the per-group parameters are below as intervals.")
     corner_fig = figs.make(
         "corner", f"{model} corner plot",
-        lambda: _corner(flat, columns, colors, truth), caption=caption)
-    corner_fig.notes = draws.notes + corner_fig.notes
+        lambda: _corner(frames, columns, colors, truth), caption=caption)
+    corner_fig.notes = draws.notes + left_out + corner_fig.notes
+    multiples = method_corners(figs, model, frames, columns, colors, truth, summaries,
+                               draws.notes + left_out) if columns else None
     interval_fig = None
     if vector_sites:
         true_vals = dict(ds.true_values or {}) if ds is not None else None
@@ -156,13 +163,48 @@ def _corner_figures(figs: FigureMaker, model: str, ds, draws: Draws, columns: li
             lambda: plots.interval_plot(chains, vector_sites, colors, true_vals),
             caption="Mean ± sd of each component of the vector sites, per method "
                     "(crosses: true values).")
-    return {"corner": corner_fig, "intervals": interval_fig, "predictive": None}
+    return {"corner": corner_fig, "intervals": interval_fig, "predictive": None,
+            "multiples": multiples}
 
 
-def _corner(flat, columns, colors, truth):
+def _corner(frames, columns, colors, truth):
     if not columns:
         raise plots.NoPlot("No draws to plot: no reference and no ok run.")
-    return corner.corner_plot(flat, columns, colors, truth)
+    if not frames:
+        raise plots.NoPlot("No chain with usable draws for a corner plot.")
+    return corner.plot_frames(frames, columns, colors, truth)
+
+
+def method_corners(figs: FigureMaker, model: str, frames, columns: list[str], colors, truth,
+                   summaries: list[Summary], why: list[str]) -> dict[str, Any]:
+    """The small multiples: one corner per method (leaderboard order) against the reference,
+    from the combined corner's thinned ``frames``, or a one-line note for a method without
+    draws (``why``: the "<method>: reason" lines of draws not loaded or left out)."""
+    grid = "cols-3" if len(columns) <= 3 else "cols-2"
+    if "reference" not in frames:
+        return {"grid": grid, "items": [], "note": (
+            "No per-method corners: there are no usable reference draws to compare against.")}
+    items = []
+    for s in summaries:
+        item: dict[str, Any] = {"e": entry(s, "../"), "fig": None, "note": ""}
+        if s.method in frames:
+            item["fig"] = figs.make(
+                f"corner-{slug(s.method)}", f"{model}: {s.method} against the reference",
+                lambda m=s.method: corner.method_corner(frames, m, columns, colors, truth))
+        else:
+            item["note"] = _no_draws(s, why)
+        items.append(item)
+    return {"grid": grid, "items": items, "note": ""}
+
+
+def _no_draws(s: Summary, why: list[str]) -> str:
+    """One line: why a method has no corner of its own."""
+    if s.status in ("missing", "failed", "not_applicable"):
+        reason = (s.reason or "").strip().splitlines()
+        text = reason[0] if reason else ""
+        return "no draws" + (f": {text[:200]}" if text else "")
+    own = [w.split(": ", 1)[1] for w in why if w.startswith(f"{s.method}: ")]
+    return "no usable draws: " + (own[0] if own else "no stored artifact of an ok run")
 
 
 def _predictive(spec, ds, chains, scores):

@@ -34,6 +34,9 @@ def write_model_page(ctx: Context, model: str, spec) -> None:
 
     data_fig = figures.data_figure(figs, model, spec, ds, ds_error)
     posterior, columns = figures.posterior_figures(figs, model, spec, ds, draws, summaries)
+    small = [v for k, v in ctx.timings.items() if k.startswith(f"{model}/corner-")]
+    if small:  # the per-method corners' share of the page time the build reports
+        ctx.log(f"report: {model} per-method corners: {len(small)} in {sum(small):.1f} s")
     loss_fig = figures.loss_figure(figs, model, draws)
     trace_fig, energy_fig = figures.nuts_figures(figs, model, draws.nuts_raw, columns)
 

@@ -54,6 +54,14 @@ dl.env dt { color: #57606a; } dl.env dd { margin: 0; word-break: break-word; }
 figure { margin: 10px 0 18px; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eaeef2; }
 figcaption { color: #57606a; font-size: 12px; max-width: 900px; }
+.multiples { display: grid; gap: 14px 18px; margin: 8px 0 18px; align-items: start; }
+.multiples.cols-3 { grid-template-columns: repeat(3, minmax(0, 1fr)); }
+.multiples.cols-2 { grid-template-columns: repeat(2, minmax(0, 1fr)); }
+@media (max-width: 900px) { .multiples.cols-3, .multiples.cols-2 { grid-template-columns: 1fr; } }
+figure.multiple { margin: 0; min-width: 0; } figure.multiple .note { margin: 4px 0; }
+.multiple-title { font-weight: 600; } .multiple-title .entry { display: inline-block; }
+figure.multiple .multiple-title { display: block; margin-bottom: 4px; font-size: 14px; }
+ul.no-draws li { margin: 3px 0; }
 .note { background: #f6f8fa; border-left: 3px solid #8c959f; padding: 6px 10px; margin: 8px 0;
   max-width: 900px; }
 .plot-failed { background: #fdecea; border-left: 3px solid var(--fail); padding: 6px 10px;
@@ -107,6 +115,13 @@ MACROS = """
 {% elif fig.error %}<div class="plot-failed">{{ fig.alt }}: plot failed: {{ fig.error }}</div>
 {% elif fig.note %}<div class="note">{{ fig.note }}</div>
 {% endif %}
+{%- endmacro %}
+
+{% macro sm_title(e) -%}
+<span class="multiple-title"><a href="{{ e.method_href_model }}">{{ e.s.method }}</a>
+<span class="entry {{ e.s.css }}" title="{{ e.title }}"><span class="badge">{{ e.s.label }}</span>
+</span>{% if e.s.n_ok and e.metric != "–" %} <span class="small muted">{{ e.metric_name }}
+{{ e.metric }}</span>{% endif %}</span>
 {%- endmacro %}
 
 {% macro cell(e, root, show_name=False, nuts=False) -%}
@@ -245,6 +260,22 @@ results are shown.</p>{% endif %}
 
 <h2>Posterior</h2>
 {{ mac.figure(figs.corner) }}
+{% if figs.multiples %}{% set mp = figs.multiples %}
+<h3 id="each-method">Each method against the reference</h3>
+<p class="small muted">One corner per method in leaderboard order: the method's draws (line) over
+the reference's (shaded), the same thinned draws and axis ranges as the combined plot above.</p>
+{% if mp.note %}<div class="note">{{ mp.note }}</div>{% endif %}
+<div class="multiples {{ mp.grid }}">{% for it in mp["items"] if it.fig %}
+<figure class="multiple" data-method="{{ it.e.s.method }}">{{ mac.sm_title(it.e) }}
+{% if it.fig.src %}<img src="{{ it.fig.src }}" alt="{{ it.fig.alt }}">{% endif %}
+{% for n in it.fig.notes %}<div class="note small">{{ n }}</div>{% endfor %}
+{% if it.fig.error %}<div class="plot-failed small">plot failed: {{ it.fig.error }}</div>
+{% elif it.fig.note %}<div class="note small">{{ it.fig.note }}</div>{% endif %}</figure>
+{% endfor %}</div>
+<ul class="no-draws">{% for it in mp["items"] if not it.fig %}
+<li data-method="{{ it.e.s.method }}">{{ mac.sm_title(it.e) }} — {{ it.note }}</li>
+{% endfor %}</ul>
+{% endif %}
 {% if figs.intervals %}{{ mac.figure(figs.intervals) }}{% endif %}
 {% if figs.predictive %}{{ mac.figure(figs.predictive) }}{% endif %}
 

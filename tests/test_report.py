@@ -348,3 +348,39 @@ def test_cells_of_failed_and_not_applicable_runs(cells):
     # a method column without a row for a registered model says so
     missing = cells.entry("gamma_concentration", "nuts")
     assert "status-missing" in missing["classes"] and missing["text"] == "not run"
+
+
+class _Multiples(HTMLParser):
+    """The model page's small multiples: [(method, img src or None)] in page order, and the
+    methods listed as having no draws."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.figures: list[list] = []
+        self.no_draws: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "figure" and "multiple" in (attrs.get("class") or "").split():
+            self.figures.append([attrs["data-method"], None])
+        elif tag == "img" and self.figures and self.figures[-1][1] is None:
+            self.figures[-1][1] = attrs["src"]
+        elif tag == "li" and "data-method" in attrs:
+            self.no_draws.append(attrs["data-method"])
+
+
+def test_model_page_has_a_corner_per_method_with_draws_and_a_note_per_other(report):
+    from svi_bench.reports.context import expected_methods
+
+    page = report / "models" / "coin.html"
+    parsed = _Multiples()
+    parsed.feed(page.read_text())
+    assert [m for m, _ in parsed.figures] == ["nuts", "manual:beta"]  # leaderboard order
+    for _, src in parsed.figures:
+        assert src and (page.parent / src).resolve().read_bytes()[:4] == b"\x89PNG"
+    expected = set(expected_methods(REGISTRY["coin"])) | {"manual:beta", "manual:normal"}
+    assert set(parsed.no_draws) == expected - {"nuts", "manual:beta"}
+    text = page.read_text()
+    assert "corner.png" in text  # the combined corner stays
+    assert "failed</span>" in text and NA_REASON in text  # failed and n/a say why, in one line
+    assert "no usable draws" in text  # the ok run whose artifact is corrupt

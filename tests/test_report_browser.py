@@ -150,3 +150,29 @@ def test_report_in_headless_chromium(browser, smoke_report):
         assert f"models/{name}.html" in visited, f"model page of {name} is not linked"
     assert any(v.startswith("methods/") for v in visited)
     assert not problems, "\n".join(problems[:30])
+
+
+def test_model_page_small_multiples_fit_1400px(browser, smoke_report):
+    """Every per-method corner of every model page is shown, not shrunk below 90% of its own
+    width (readable), and nothing reaches past the 1400 px wide window."""
+    page = browser.new_page()
+    shown = 0
+    for path in sorted((smoke_report / "models").glob("*.html")):
+        page.goto(path.as_uri(), wait_until="load")
+        page.evaluate("""async () => { await Promise.all(Array.from(document.images)
+            .map(img => img.decode().catch(() => {}))); }""")
+        figures = page.evaluate("""() => Array.from(document.querySelectorAll(
+            'figure.multiple img')).map(i => { const r = i.getBoundingClientRect();
+            return [i.getAttribute('src'), i.naturalWidth, r.width, r.height, r.left, r.right]; })""")
+        page_width = page.evaluate("document.documentElement.scrollWidth")
+        assert page_width <= 1400, f"{path.name}: page is {page_width} px wide"
+        for src, natural, width, height, left, right in figures:
+            assert natural > 0 and width > 0 and height > 0, f"{path.name}: {src} not visible"
+            assert left >= 0 and right <= 1400, f"{path.name}: {src} overflows ({left}, {right})"
+            assert width >= 0.9 * natural, f"{path.name}: {src} shrunk to {width}/{natural} px"
+        if figures and not shown:
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.locator(".multiples").screenshot(path=str(ARTIFACTS / "report-corners.png"))
+        shown += len(figures)
+    page.close()
+    assert shown, "no per-method corner on any model page"
