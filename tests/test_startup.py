@@ -183,3 +183,16 @@ def test_check_init_keeps_the_check_of_the_initial_point():
     ds = spec.make_data()
     assert latent_info(spec.model, ds.model_kwargs, abstract=True, check_init=True) == \
         latent_info(spec.model, ds.model_kwargs)
+
+
+def test_a_model_imports_only_its_own_module():
+    """The registry imports a built-in model's module when its spec is read: ``linreg_outliers``
+    alone does not import flax (``bnn`` does); every name is listed without importing any."""
+    code = ("import sys\nfrom svi_bench.models import REGISTRY\n"
+            "names = list(REGISTRY)\nassert 'bnn' in REGISTRY and len(REGISTRY) == len(names)\n"
+            "assert not any(m.startswith('svi_bench.models.') and m.split('.')[-1] in names\n"
+            "               for m in sys.modules)\n"
+            "assert REGISTRY['linreg_outliers'].name == 'linreg_outliers'\n"
+            f"print({LOADED})")
+    assert "flax" not in _python(code)
+    assert [spec.name for spec in REGISTRY.values()] == list(REGISTRY)
