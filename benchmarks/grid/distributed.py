@@ -52,9 +52,10 @@ def _worker_facts() -> dict[str, Any]:
     return {"hash_seed": os.environ.get("PYTHONHASHSEED"), "hash": hash("svi-bench")}
 
 
-def _prepare(xla_flags: str) -> None:
-    """Per task, idempotent: the lock on, the client's XLA flags where unset, JAX configured."""
-    os.environ[host_lock.ENV] = "1"
+def _prepare(xla_flags: str, timing_lock: bool = True) -> None:
+    """Per task, idempotent: the lock on (unless the client set ``SVI_BENCH_TIMING_LOCK=0``), the
+    client's XLA flags where unset, JAX configured."""
+    os.environ[host_lock.ENV] = "1" if timing_lock else "0"
     if xla_flags and "XLA_FLAGS" not in os.environ:
         os.environ["XLA_FLAGS"] = xla_flags
     from svi_bench.benchmarks.inference import jax_setup
@@ -62,9 +63,10 @@ def _prepare(xla_flags: str) -> None:
     jax_setup.configure_jax()
 
 
-def _cell_task(cell: Any, profile: str, out_dir: Any, score: bool, xla_flags: str) -> list[dict]:
+def _cell_task(cell: Any, profile: str, out_dir: Any, score: bool, xla_flags: str,
+               timing_lock: bool = True) -> list[dict]:
     """One cell on a worker: its rows, with whether its timed run held the host lock."""
-    _prepare(xla_flags)
+    _prepare(xla_flags, timing_lock)
     from svi_bench.benchmarks.grid.runner import run_model_cells
 
     before = host_lock.stats()
@@ -147,6 +149,8 @@ def run_cells(groups: Sequence[Sequence[Any]], profile: str, out_dir: Any, score
     from svi_bench.benchmarks.grid.runner import _base_row, one_line
 
     xla_flags = os.environ.get("XLA_FLAGS", "")
+    # SVI_BENCH_TIMING_LOCK=0: throughput over honest timings (rows then say timing_lock False)
+    timing_lock = os.environ.get(host_lock.ENV) != "0"
     with _client(jobs, scheduler) as (client, workers):
         _check_workers(client)
         pending = as_completed()
@@ -154,7 +158,7 @@ def run_cells(groups: Sequence[Sequence[Any]], profile: str, out_dir: Any, score
 
         def submit(cell: Any, attempt: int) -> None:
             key = f"cell-{cell.spec.name}-{cell.method}-{attempt}-{uuid.uuid4().hex[:8]}"
-            future = client.submit(_cell_task, cell, profile, out_dir, score, xla_flags,
+            future = client.submit(_cell_task, cell, profile, out_dir, score, xla_flags, timing_lock,
                                    key=key, pure=False)
             meta[future] = (cell, attempt)
             pending.add(future)
