@@ -283,6 +283,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         bar.close()
         raise UsageError(str(exc)) from None
     bar.close()
+    print_run_summary(failures, results, counts, time.perf_counter() - start)
+    return 0
+
+
+def print_run_summary(failures: list[str], results, counts: dict[str, int], elapsed: float) -> None:
+    """The end of a run (``run``, ``study``): failures, kept-back ok rows, the counts."""
     for line in failures:
         print(line)
     for row in results.kept_back:
@@ -290,9 +296,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
               f"the re-run failed: {row['error']}")
     print(
         f"{counts['ok']} ok, {counts['failed']} failed, {counts['not_applicable']} not applicable "
-        f"in {time.perf_counter() - start:.0f} s -> {results.out_dir / 'results.parquet'}"
+        f"in {elapsed:.0f} s -> {results.out_dir / 'results.parquet'}"
     )
-    return 0
 
 
 def _cmd_reference(args: argparse.Namespace) -> int:

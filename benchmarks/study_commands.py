@@ -74,7 +74,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     if args.list:
         print("\n".join(list_studies()))
         return 0
-    from svi_bench.benchmarks.cli import UsageError
+    from svi_bench.benchmarks.cli import UsageError, print_run_summary
 
     study, planned = _resolve(args)
     from svi_bench.benchmarks.grid import model_sources, store
@@ -123,13 +123,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         print(f"interrupted: results so far are in {out}/results.parquet", file=sys.stderr)
         return 130
     bar.close()
-    for line in failures:
-        print(line)
-    for row in results.kept_back:
-        print(f"kept the earlier ok row of {row['model']} x {row['method']} seed {row['seed']}: "
-              f"the re-run failed: {row['error']}")
-    print(f"{counts['ok']} ok, {counts['failed']} failed, {counts['not_applicable']} not "
-          f"applicable in {time.perf_counter() - start:.0f} s -> {out / 'results.parquet'}")
+    print_run_summary(failures, results, counts, time.perf_counter() - start)
     print(f"{study.name}: {study.question}\n{answer}\n-> {out / 'studies' / study.name}.parquet")
     return 0
 
