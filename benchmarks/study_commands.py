@@ -62,6 +62,8 @@ def _resolve(args: argparse.Namespace):
         valid = [p for p in PROFILES if p in study.scopes]
         raise UsageError(f"unknown profile {args.profile!r}; valid: {', '.join(valid)}")
     seeds = _parse_seeds(args.seeds) if args.seeds else None
+    if study.execute is not None:  # a study that runs its own programs has no grid cells
+        return study, []
     try:
         planned = plan_study(study, args.profile, seeds)
     except (ValueError, TypeError) as exc:
@@ -74,7 +76,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     if args.list:
         print("\n".join(list_studies()))
         return 0
-    from svi_bench.benchmarks.cli import UsageError, print_run_summary
+    from svi_bench.benchmarks.cli import UsageError, _parse_seeds, print_run_summary
 
     study, planned = _resolve(args)
     from svi_bench.benchmarks.grid import model_sources, store
@@ -85,7 +87,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     try:
         store.load_results(out)
         store.check_writable(out)
-        model_sources.write_record(out, {p.cell.spec.name for p in planned}, {})
+        models = {p.cell.spec.name for p in planned} or set(study.scopes[args.profile].models)
+        model_sources.write_record(out, models, {})
     except store.ResultsError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
@@ -114,15 +117,29 @@ def cmd_study(args: argparse.Namespace) -> int:
                                 f"({row.get('variant', '')}): {row['error']}")
         bar.update(len(rows))
 
+    def progress(text: str) -> None:  # a study running its own programs: stage, loss, ...
+        bar.set_description(f"{study.name}: {text}", refresh=True)
+
     start = time.perf_counter()
+    seeds = _parse_seeds(args.seeds) if args.seeds else None
     try:
-        _, answer, results = run_study(study, args.profile, out, resume=args.resume,
-                                       on_cell=on_cell, on_done=on_done, planned=planned)
+        _, answer, results = run_study(study, args.profile, out, seeds=seeds, resume=args.resume,
+                                       on_cell=on_cell, on_done=on_done, planned=planned,
+                                       progress=progress)
     except KeyboardInterrupt:
         bar.close()
         print(f"interrupted: results so far are in {out}/results.parquet", file=sys.stderr)
         return 130
     bar.close()
+    if study.execute is not None:  # its rows did not pass through on_done: count them here
+        from svi_bench.benchmarks.studies.base import select_own_rows
+
+        own = select_own_rows(study, args.profile, results.frame())
+        for row in own.to_dict("records"):
+            counts[row["status"]] = counts.get(row["status"], 0) + 1
+            if row["status"] == "failed":
+                failures.append(f"failed: {row['model']} x {row['method']} seed {row['seed']} "
+                                f"({row.get('variant', '')}): {row['error']}")
     print_run_summary(failures, results, counts, time.perf_counter() - start)
     print(f"{study.name}: {study.question}\n{answer}\n-> {out / 'studies' / study.name}.parquet")
     return 0
@@ -131,9 +148,11 @@ def cmd_study(args: argparse.Namespace) -> int:
 def _derive_only(study, profile: str, out: Path, planned) -> int:
     """The table and answer from the stored rows alone (e.g. of an interrupted study)."""
     from svi_bench.benchmarks.grid import store
-    from svi_bench.benchmarks.studies.base import select_rows, write_outputs
+    from svi_bench.benchmarks.studies.base import select_own_rows, select_rows, write_outputs
 
-    rows = select_rows(study, study.scopes[profile].variants, store.load_results(out), planned)
+    results = store.load_results(out)
+    rows = (select_own_rows(study, profile, results) if study.execute is not None else
+            select_rows(study, study.scopes[profile].variants, results, planned))
     missing = int((rows["status"] == "missing").sum()) if len(rows) else 0
     _, answer = write_outputs(study, profile, rows, out)
     print(f"{study.name}: {len(rows) - missing} stored runs, {missing} planned runs missing")

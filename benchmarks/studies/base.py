@@ -68,10 +68,32 @@ class Study:
     answer: Callable[[pd.DataFrame], str]
     figure: Callable[[pd.DataFrame, pd.DataFrame], Any] | None = None
     figure_caption: str = ""
+    #: A study whose programs are not grid cells (annealing stages, warm starts, checkpoints)
+    #: runs them itself: ``execute(StudyRun)`` adds its rows through ``run.store``. Its rows are
+    #: then selected by the ``study`` column and profile, not by a plan (see ``select_own_rows``).
+    execute: Callable[[StudyRun], None] | None = None
 
     @property
     def source(self) -> str:
         return f"{self.document}, \"{self.section}\""
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """What ``Study.execute`` gets: the profile, the seeds (None: the scope's 0..N-1), a store
+    whose ``add(rows)`` tags rows with the study (rows carry their own ``variant``) and whose
+    ``done(identity)`` says a run is stored ok (skip it when ``resume``), and ``progress(text)``
+    for the progress line (e.g. the stage, alpha and loss of an annealing run)."""
+
+    profile: str
+    seeds: tuple[int, ...] | None
+    store: Any
+    resume: bool
+    progress: Callable[[str], None]
+    out_dir: Path
+
+    def seed_list(self, scope: Scope) -> list[int]:
+        return list(self.seeds) if self.seeds is not None else list(range(scope.seeds))
 
 
 @dataclass(frozen=True)
@@ -184,6 +206,25 @@ def select_rows(study: Study, variants: Sequence[Variant], results: pd.DataFrame
         for name in dict.fromkeys(names):
             out.append({**row, "variant": name, **params.get(name, {})})
     return pd.DataFrame(out)
+
+
+class OwnRowsStore(TaggingStore):
+    """The store a study with its own programs writes through: rows keep their ``variant``."""
+
+    def __init__(self, inner: store.ResultsStore, study: str):
+        super().__init__(inner, study, ())
+
+    def add(self, rows) -> None:
+        self.inner.add([{**dict(row), "study": self.study} for row in rows])
+
+
+def select_own_rows(study: Study, profile: str, results: pd.DataFrame) -> pd.DataFrame:
+    """The rows a study with its own programs (``execute``) wrote at ``profile``: its programs are
+    no grid cells, so no other study or run shares them and the ``study`` column selects them."""
+    if not len(results) or "study" not in results.columns:
+        return pd.DataFrame()
+    mine = results[(results["study"] == study.name) & (results["profile"] == profile)]
+    return mine.reset_index(drop=True)
 
 
 def write_outputs(study: Study, profile: str, rows: pd.DataFrame, out_dir: Path) -> tuple[

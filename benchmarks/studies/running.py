@@ -14,10 +14,13 @@ import pandas as pd
 from svi_bench.benchmarks.grid import runner, store
 from svi_bench.benchmarks.grid.runner import Cell
 from svi_bench.benchmarks.studies.base import (
+    OwnRowsStore,
     PlannedCell,
     Study,
+    StudyRun,
     TaggingStore,
     plan_study,
+    select_own_rows,
     select_rows,
     write_outputs,
 )
@@ -33,14 +36,22 @@ def run_study(
     on_done: Callable[[Cell, list[dict]], None] | None = None,
     score: bool = True,
     planned: Sequence[PlannedCell] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[pd.DataFrame, str, store.ResultsStore]:
     """Run every cell of ``study`` at ``profile`` into ``out_dir``; (derived table, answer, store).
 
     Rows land in ``out_dir/results.parquet`` with ``study`` and ``variant`` columns; the table in
     ``out_dir/studies/NAME.parquet``. ``store.ResultsError`` propagates (a corrupt results file).
     """
-    planned = list(planned) if planned is not None else plan_study(study, profile, seeds)
     results = store.ResultsStore(Path(out_dir))
+    if study.execute is not None:
+        study.execute(StudyRun(profile, tuple(seeds) if seeds is not None else None,
+                               OwnRowsStore(results, study.name), resume,
+                               progress or (lambda text: None), results.out_dir))
+        rows = select_own_rows(study, profile, results.frame())
+        derived, answer = write_outputs(study, profile, rows, results.out_dir)
+        return derived, answer, results
+    planned = list(planned) if planned is not None else plan_study(study, profile, seeds)
     tagged = TaggingStore(results, study.name, planned)
     runner.run_grid([p.cell for p in planned], profile, tagged, resume=resume, on_cell=on_cell,
                     on_done=on_done, score=score)
