@@ -109,6 +109,7 @@ def entry(s: Summary, root: str) -> dict[str, Any]:
         "metric": fmt(value),
         "floor": fmt(floor),
         "khat": fmt(s.value("psis_khat")),
+        **khat_badge(s),
         "speed_wall": fmt_speedup(s.value("speedup_wall")),
         "speed_run": fmt_speedup(s.value("speedup_run")),
         "speed_grad": fmt_speedup(s.value("speedup_grad")),
@@ -120,6 +121,21 @@ def entry(s: Summary, root: str) -> dict[str, Any]:
         "nuts_suspect": bool(s.value("max_rhat") > RHAT_OK or s.value("divergences") > 0),
         "note_id": 0,
     }
+
+
+def khat_badge(s: Summary) -> dict[str, str]:
+    """The k-hat badge of a cell: its level (``verdict.khat_level`` of the median over seeds) and
+    a tooltip saying that k-hat is a diagnostic, not part of the verdict."""
+    from svi_bench.benchmarks.scoring.verdict import KHAT_GOOD, KHAT_UNRELIABLE, khat_level
+
+    k = s.value("psis_khat")
+    low, high = s.spread.get("psis_khat", (math.nan, math.nan))
+    over = f" (seeds {fmt(low)} to {fmt(high)})" if low != high else ""
+    return {"khat_level": khat_level(k) or "none",
+            "khat_title": f"PSIS k-hat {fmt(k)}, median over seeds{over}: a reference-free "
+                          f"diagnostic of q's tails, not part of the verdict. Above "
+                          f"{KHAT_UNRELIABLE} importance sampling from q is unreliable, at most "
+                          f"{KHAT_GOOD} good (Yao et al. 2018)."}
 
 
 def data_key(ctx: Context, model: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from svi_bench.benchmarks.scoring.verdict import KHAT_UNRELIABLE
 from svi_bench.reports import environment as envinfo
 from svi_bench.reports.context import (
     MANUAL_COLUMN,
@@ -33,7 +34,8 @@ def write_index(ctx: Context, path: Path, history_note: str) -> None:
     html = ctx.env.get_template("index.html").render(
         title="Leaderboard", root="", nav=ctx.nav, columns=column_heads, rows=rows, notes=notes,
         method_rows=_method_rows(ctx), environment=envinfo.describe(ctx.results),
-        history_note=history_note, reference_notes=ctx.results.reference_notes)
+        history_note=history_note, reference_notes=ctx.results.reference_notes,
+        verdict_note=ctx.results.verdict_note, khat_limit=KHAT_UNRELIABLE)
     path.write_text(html)
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from svi_bench.benchmarks.grid import store
 from svi_bench.benchmarks.scoring import arviz_adapter
+from svi_bench.benchmarks.scoring.rejudge import current_verdicts
 
 PROFILE_ORDER = ("paper", "quick", "smoke")
 
@@ -40,6 +41,7 @@ class Results:
     other_profiles: list[str] = field(default_factory=list)
     references: list[StoredReference] = field(default_factory=list)
     reference_notes: list[str] = field(default_factory=list)
+    verdict_note: str = ""  # rows re-judged under the current verdict policy (scoring.rejudge)
 
 
 @dataclass
@@ -81,8 +83,10 @@ def load(results_dir: Path, profile: str | None = None) -> Results:
     if chosen is not None:
         df = df[df["profile"] == chosen]
     df = latest_variant(df).reset_index(drop=True)
+    df, rejudged = current_verdicts(df)  # never show an older policy's verdict as current
     refs, notes = _scan_references(results_dir / "references")
-    return Results(results_dir, df, chosen, sorted(p for p in profiles if p != chosen), refs, notes)
+    return Results(results_dir, df, chosen, sorted(p for p in profiles if p != chosen), refs, notes,
+                   rejudged.note)
 
 
 def latest_variant(df: pd.DataFrame) -> pd.DataFrame:

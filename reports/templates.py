@@ -43,9 +43,9 @@ table.leaderboard th.model { white-space: nowrap; }
 .status-missing { background: #fff; color: #8c959f; border: 1px dashed #c0c7ce; }
 .status-unjudged { background: #eef2ff; }
 .status-none { color: #8c959f; font-style: italic; }
-.floor, .muted { color: #6e7781; }
-.bad { color: var(--fail); font-weight: 600; }
-.small { font-size: 12px; }
+.floor, .muted { color: #6e7781; } .khat { border-radius: 3px; padding: 0 3px; }
+.bad { color: var(--fail); font-weight: 600; } .khat-doubtful { color: var(--warn); }
+.khat-unreliable { background: var(--warn); color: #fff; font-weight: 600; } .small { font-size: 12px; }
 .ref-ok { color: var(--pass); font-weight: 600; } .ref-bad { color: var(--fail); font-weight: 600; }
 sup a { text-decoration: none; }
 dl.env { display: grid; grid-template-columns: max-content auto; gap: 2px 14px; margin: 6px 0;
@@ -143,7 +143,8 @@ MACROS = """
   {% else %}
   <div>{{ e.speed_wall }} wall · {{ e.speed_run }} run · {{ e.speed_grad }} grads</div>
   {% endif %}
-  {% if e.khat != "–" %}<div>k-hat {{ e.khat }}</div>{% endif %}
+  {% if e.khat != "–" %}<div><span class="khat khat-{{ e.khat_level }}"
+    title="{{ e.khat_title }}">k-hat {{ e.khat }}</span></div>{% endif %}
   {% endif %}
 </div>
 {%- endmacro %}
@@ -153,10 +154,12 @@ INDEX = """{% extends "base.html" %}{% import "macros.html" as mac %}
 {% block content %}
 <h1>SVI guides against NUTS</h1>
 <p class="lead">One row per model, one column per method. Each cell: the worst verdict over the ok
-seeds (pass / warn / fail against a trusted reference posterior), the headline agreement metric
-(median over seeds) with its Monte Carlo noise floor, the speed-up over NUTS on the same model
-(wall time = compile + run, run time alone, and gradient evaluations), and the PSIS k-hat where
-defined. Hover a cell for its reasons; failures and non-applicable runs are listed below.</p>
+seeds (pass / warn / fail: agreement with a trusted reference posterior), the headline agreement
+metric (median over seeds) with its Monte Carlo noise floor, the speed-up over NUTS on the same
+model (wall time = compile + run, run time alone, gradient evaluations), and the median PSIS
+k-hat where defined: a reference-free diagnostic beside the verdict, never part of it. Hover a
+cell for its reasons; failures and non-applicable runs are listed below.</p>
+{% if verdict_note %}<div class="note small">{{ verdict_note }}</div>{% endif %}
 <div class="legend small">
   <span class="entry verdict-pass"><span class="badge">pass</span></span>
   <span class="entry verdict-warn"><span class="badge">warn</span></span>
@@ -164,8 +167,8 @@ defined. Hover a cell for its reasons; failures and non-applicable runs are list
   <span class="entry status-failed"><span class="badge">failed</span>
     run crashed or produced non-finite output</span>
   <span class="entry status-na"><span class="badge">n/a</span> method cannot apply</span>
-  <span class="entry status-missing"><span class="badge">not run</span>
-    no row in the results</span>
+  <span class="entry status-missing"><span class="badge">not run</span> no row in the results</span>
+  <span class="khat khat-unreliable">k-hat</span> above {{ khat_limit }} (a diagnostic, not the verdict);
   <span class="bad">⚠</span> the run has warnings (hover);
   NUTS cells show R-hat, bulk ESS and divergences, in red when R-hat &gt; 1.01 or any divergence
 </div>

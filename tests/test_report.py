@@ -8,6 +8,7 @@ corrupt, a model that is not in the registry, and every other registered model w
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import types
@@ -24,6 +25,7 @@ if str(REPO) not in sys.path:  # the suite is not installed in the venv; import 
 
 from svi_bench.benchmarks.grid import store  # noqa: E402
 from svi_bench.benchmarks.scoring import arviz_adapter  # noqa: E402
+from svi_bench.benchmarks.scoring.verdict import VERDICT_POLICY  # noqa: E402
 from svi_bench.models import REGISTRY  # noqa: E402
 from svi_bench.reports import build as build_module  # noqa: E402
 from svi_bench.reports.cli import main  # noqa: E402
@@ -43,7 +45,7 @@ def _row(method: str, seed: int = 0, status: str = "ok", **extra) -> dict:
     }
     if status == "ok":
         row.update(compile_s=2.0, run_s=0.5, program_run_s=0.5, grad_evals=1000.0,
-                   num_draws=400)
+                   num_draws=400, verdict_policy=VERDICT_POLICY)
     row.update(extra)
     return row
 
@@ -65,6 +67,10 @@ def results_dir(tmp_path_factory) -> Path:
         _row("manual:normal", grad_evals=300.0, w1_max=2.0, verdict="fail",
              verdict_reason="w1_max=2 beyond fail threshold 0.5"),
         _row("autonormal", status="failed", error=f"ValueError: {INJECTION}"),
+        # stored under verdict policy 1, which failed it on k-hat alone: shown re-judged
+        _row("autodiagonalnormal", w1_max=0.034, w1_max_floor=0.025, psis_khat=1.02,
+             verdict="fail", verdict_reason="psis_khat=1.02 beyond fail threshold 0.7",
+             reference_ok=True, verdict_policy=None),
         _row("autobnaf", status="not_applicable", error=NA_REASON),
         {**_row("nuts"), "model": "ghost_model", "data": "{}", "verdict": "pass"},
     ]
@@ -324,6 +330,23 @@ def test_cell_shows_the_worst_verdict_over_seeds_and_the_speed_ups(cells):
     assert "warnings: loss shows no plateau" in e["title"]
     assert e["text"] == ("beta warn 2/2 ok ⚠ w1_max 0.2 (floor 0.07) "
                          "2.3× wall · 5× run · 3.3× grads k-hat 0.4"), e["text"]
+
+
+def test_khat_is_a_badge_beside_the_verdict_and_old_verdicts_are_rejudged(cells, report):
+    """The row stored under policy 1 failed on k-hat 1.02 alone with w1_max at its floor: the
+    leaderboard shows it re-judged (pass), says so, and shows k-hat as a warning badge whose
+    tooltip says it is a diagnostic; manual:beta's k-hat 0.4 is a good one."""
+    e = cells.entry("coin", "autodiagonalnormal")
+    assert "verdict-pass" in e["classes"], e
+    assert "stored under policy 1: fail" in e["title"]
+    assert e["text"].endswith("k-hat 1.02"), e["text"]
+    index = (report / "index.html").read_text()
+    badge = re.search(r'<span class="khat khat-unreliable"\s+title="([^"]*)">k-hat 1.02<', index)
+    assert badge and "not part of the verdict" in badge.group(1), badge
+    assert 'class="khat khat-good"' in index
+    assert ("1 verdict was stored under verdict policy 1 (PSIS k-hat judged as a metric) and is "
+            "shown re-judged") in index
+    assert "1 changed (fail → pass: 1)" in index
 
 
 def test_cell_of_a_failing_guide_without_floor_and_of_nuts(cells):

@@ -15,7 +15,14 @@ if str(REPO) not in sys.path:  # the suite is not installed in the venv; import 
 
 from svi_bench.benchmarks.scoring import verdict as verdict_module  # noqa: E402
 from svi_bench.benchmarks.scoring.metrics import METRIC_INFO, agreement, noise_floor  # noqa: E402
-from svi_bench.benchmarks.scoring.verdict import FLOOR_MARGIN, THRESHOLDS, verdict  # noqa: E402
+from svi_bench.benchmarks.scoring.verdict import (  # noqa: E402
+    FLOOR_MARGIN,
+    KHAT_GOOD,
+    KHAT_UNRELIABLE,
+    THRESHOLDS,
+    khat_level,
+    verdict,
+)
 
 CORR_SIGMA = np.array([[5.0, 4.0], [4.0, 5.0]])  # marginal sd sqrt(5), correlation 0.8
 MEAN_FIELD_SD = 1 / math.sqrt(np.linalg.inv(CORR_SIGMA)[0, 0])  # AutoNormal's fit: 1.342
@@ -33,7 +40,8 @@ def test_thresholds_are_documented_and_ordered():
         assert 0 < warn_at < fail_at, key
         assert key in doc, key
     assert THRESHOLDS["sd_log_ratio_max"] == (math.log(1.15), math.log(1.5))
-    assert THRESHOLDS["psis_khat"] == (0.5, 0.7)
+    assert "psis_khat" not in THRESHOLDS  # a diagnostic, not an agreement metric
+    assert (KHAT_GOOD, KHAT_UNRELIABLE) == (0.5, 0.7)
 
 
 @pytest.fixture(scope="module")
@@ -128,21 +136,21 @@ def test_q90_mass_is_judged_by_distance_from_nominal(mass, level):
     assert verdict({"ref_mass_in_q90_worst": mass})[0] == level
 
 
-@pytest.mark.parametrize(
-    ("khat", "level"),
-    [(0.3, "pass"), (0.6, "warn"), (0.8, "fail"), (math.inf, "fail"), (-math.inf, "pass")],
-)
-def test_khat_thresholds(khat, level):
-    level_got, reason = verdict({"std_mean_err_max": 0.0}, khat=khat)
-    assert level_got == level
-    if level != "pass":
-        assert "psis_khat" in reason
+@pytest.mark.parametrize("khat", [0.3, 0.6, 1.02, 4.5, math.inf, math.nan])
+def test_khat_never_changes_the_verdict(khat):
+    """AutoNormal on coin: every metric at its floor and k-hat 1.02 (0.57 in float64): pass."""
+    at_floor = {"w1_max": 0.034, "std_mean_err_max": 0.03, "psis_khat": khat}
+    floors = {"w1_max_floor": 0.025, "std_mean_err_max_floor": 0.025}
+    level, reason = verdict(at_floor, floors)
+    assert level == "pass" and "psis_khat" not in reason and "skipped" not in reason
+    assert verdict({**at_floor, "w1_max": 0.9}, floors)[0] == "fail"
 
 
-def test_khat_argument_overrides_metrics_and_nan_is_skipped():
-    assert verdict({"psis_khat": 0.9}, khat=0.1)[0] == "pass"
-    assert verdict({"psis_khat": 0.9})[0] == "fail"
-    assert verdict({"psis_khat": math.nan})[0] == "pass"
+@pytest.mark.parametrize(("khat", "level"), [
+    (-math.inf, "good"), (0.3, "good"), (0.5, "good"), (0.6, "doubtful"), (0.7, "doubtful"),
+    (0.71, "unreliable"), (math.inf, "unreliable"), (math.nan, ""), (None, "")])
+def test_khat_level_is_the_diagnostic_badge(khat, level):
+    assert khat_level(khat) == level
 
 
 def test_worst_level_wins_and_reason_names_only_that_level():
@@ -154,3 +162,62 @@ def test_predictive_agreement_thresholds():
     assert verdict({"pred_prob_mad": 0.03})[0] == "warn"
     assert verdict({"pred_prob_mad": 0.03}, {"pred_prob_mad_floor": 0.02})[0] == "pass"
     assert verdict({"pred_prob_mad": 0.08})[0] == "fail"
+
+
+def _stored(**row) -> dict:
+    """A scored ok row as a results table stores it (no verdict_policy: policy 1)."""
+    return {"model": "coin", "method": "autonormal", "seed": 0, "status": "ok", **row}
+
+
+def test_old_rows_are_rejudged_from_their_stored_metrics():
+    """A results folder written under policy 1 never shows its k-hat verdicts as current: the
+    k-hat fail becomes pass, a failed reference stays named, a metric fail stays fail, a NUTS row
+    keeps its own diagnostics, and rows with nothing to re-judge keep what they stored."""
+    import pandas as pd
+
+    from svi_bench.benchmarks.scoring.rejudge import current_verdicts
+    from svi_bench.benchmarks.scoring.verdict import VERDICT_POLICY
+
+    khat_fail = "psis_khat=1.02 beyond fail threshold 0.7"
+    df = pd.DataFrame([
+        _stored(psis_khat=1.02, w1_max=0.034, w1_max_floor=0.025, verdict="fail",
+                verdict_reason=khat_fail),
+        _stored(seed=1, psis_khat=1.3, pred_prob_mad=0.03, pred_prob_mad_floor=0.001,
+                verdict="fail", verdict_reason=f"reference failed its checks (5 divergences "
+                f"(target 0.98)); {khat_fail}; pred_prob_mad=0.03 beyond fail"),
+        _stored(seed=2, psis_khat=0.9, w1_max=0.9, w1_max_floor=0.02, verdict="fail",
+                verdict_reason="w1_max=0.9 beyond fail threshold 0.5"),
+        _stored(method="nuts", w1_max=0.01, w1_max_floor=0.02, divergences=3, max_rhat=1.0,
+                verdict="warn", verdict_reason="3 divergences"),
+        _stored(seed=3, verdict="fail", verdict_reason="no reference posterior"),
+        _stored(seed=4, verdict="", verdict_reason="evaluation failed: boom"),
+        _stored(seed=5, status="not_applicable"),
+    ])
+    new, summary = current_verdicts(df)
+    assert list(new["verdict"].fillna("")) == ["pass", "warn", "fail", "warn", "fail", "", ""]
+    assert new["verdict_reason"][1].startswith(
+        "reference failed its checks (5 divergences (target 0.98)); pred_prob_mad=0.03")
+    assert "psis_khat" not in "".join(new["verdict_reason"].fillna(""))
+    assert list(new["stored_verdict"].fillna("")) == ["fail", "fail", "fail", "warn", "fail", "",
+                                                       ""]
+    assert list(new["verdict_policy"].fillna(0)) == [VERDICT_POLICY] * 5 + [0, 0]
+    assert summary.n_rejudged == 5 and summary.changes == {("fail", "pass"): 1,
+                                                           ("fail", "warn"): 1}
+    assert "5 verdicts were stored under verdict policy 1" in summary.note
+    assert "and are shown re-judged under policy 2" in summary.note
+    assert "2 changed (fail → pass: 1, fail → warn: 1)" in summary.note
+    again, second = current_verdicts(new)  # idempotent: nothing left to re-judge
+    assert second.note == "" and list(again["verdict"].fillna("")) == list(new["verdict"].fillna(""))
+
+
+def test_rows_of_the_current_policy_are_shown_as_stored():
+    import pandas as pd
+
+    from svi_bench.benchmarks.scoring.rejudge import current_verdicts
+    from svi_bench.benchmarks.scoring.verdict import VERDICT_POLICY
+
+    df = pd.DataFrame([_stored(psis_khat=1.02, w1_max=0.9, verdict="warn", verdict_reason="kept",
+                               verdict_policy=VERDICT_POLICY)])
+    new, summary = current_verdicts(df)
+    assert (new["verdict"][0], new["verdict_reason"][0]) == ("warn", "kept")
+    assert summary.n_rejudged == 0 and summary.note == ""

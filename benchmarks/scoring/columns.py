@@ -139,7 +139,8 @@ TABLE: tuple[Column, ...] = (
            "half the reference"),
     _score("floor_n_ref", "draws", "draws playing the reference in the noise floors (the rest)"),
     _score("psis_khat", "shape",
-           "Pareto k-hat of log p(x,z) - log q(z) (Yao et al. 2018; >0.7 unreliable)"),
+           "Pareto k-hat of log p(x,z) - log q(z) (Yao et al. 2018; >0.7 unreliable); a "
+           "reference-free diagnostic shown beside the verdict, not part of it"),
     _score("kl_exact", "nats", "KL(q || p) = log Z - ELBO, where the evidence log Z is known exactly"),
     _score("ess_per_second", "1/s", "effective sample size per second of wall time"),
     _score("ess_per_grad_eval", "1/eval", "effective sample size per gradient evaluation"),
@@ -153,17 +154,23 @@ TABLE: tuple[Column, ...] = (
     _score("test_accuracy", "fraction", "held-out accuracy of the posterior mean probability"),
     Column("reference_ok", "", "", "1 if the run's reference passed its checks, 0 if it failed "
            "them or none is stored (the verdict reason then says so)", JUDGEMENT),
-    Column("verdict", "", "", "pass, warn or fail: the worst level any judged metric's excess "
-           "over its noise floor reaches (NUTS: also its own diagnostics); empty if the "
-           "evaluation failed", JUDGEMENT),
+    Column("verdict", "", "", "pass, warn or fail: does the posterior agree with the reference? "
+           "The worst level any judged agreement metric's excess over its noise floor reaches "
+           "(NUTS: also its own diagnostics; never k-hat); empty if the evaluation failed",
+           JUDGEMENT),
     Column("verdict_reason", "", "", "the metrics that set the verdict, or why there is none",
            JUDGEMENT),
+    Column("verdict_policy", "", "", "the verdict policy the row was judged under "
+           "(benchmarks/scoring/verdict.py VERDICT_POLICY; missing: 1, which judged k-hat too); "
+           "the report re-judges older rows from their stored metrics", JUDGEMENT),
     Column("wall_s", "", "s", "compile_s + run_s: the compile of the whole program plus this "
            "seed's run", REPORT),
     Column("speedup_wall", "", "x", "NUTS wall time / this method's wall time (median over seeds)",
            REPORT),
     Column("speedup_run", "", "x", "NUTS run_s / this method's run_s, compile excluded", REPORT),
     Column("speedup_grad", "", "x", "NUTS gradient evaluations / this method's", REPORT),
+    Column("stored_verdict", "", "", "the verdict as stored, for a row the report re-judged under "
+           "the current verdict policy; empty otherwise", REPORT),
 )
 
 BY_NAME: dict[str, Column] = {c.name: c for c in TABLE}

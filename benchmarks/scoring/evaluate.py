@@ -1,7 +1,9 @@
 """Score one run against its model's reference: agreement metrics, noise floors, k-hat, KL, verdict.
 
 Pure NumPy on stored draws: ``evaluate`` returns the metric columns of a results row. NUTS draws
-are autocorrelated, so their noise floor uses the run's bulk ESS as the number of draws.
+are autocorrelated, so their noise floor uses the run's bulk ESS as the number of draws. The
+verdict comes from the row's columns alone (``judge_row``), so that the report can re-judge a
+row stored under an older verdict policy from what it stored (``benchmarks.scoring.rejudge``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 from svi_bench.benchmarks.scoring import metrics
 from svi_bench.benchmarks.scoring.draws import flatten_draws, merge_draw_axes
 from svi_bench.benchmarks.scoring.references import Reference
-from svi_bench.benchmarks.scoring.verdict import verdict
+from svi_bench.benchmarks.scoring.verdict import THRESHOLDS, VERDICT_POLICY, verdict
 from svi_bench.models import Dataset, ModelSpec
 
 FLOOR_REPEATS = 5
@@ -66,11 +68,12 @@ def evaluate(
                                       row["grad_evals"])
         out.update(eff)
     if reference is None:
-        out.update(verdict="fail", verdict_reason="no reference posterior", reference_ok=False)
+        out.update(verdict="fail", verdict_reason=NO_REFERENCE, reference_ok=False,
+                   verdict_policy=VERDICT_POLICY)
         return out
     out["reference_ok"] = reference.ok
     if spec.predictive_check is not None:
-        judged = _predictive(spec, ds, flat, reference, out)
+        _predictive(spec, ds, flat, reference, out)
     else:
         names, q = flatten_draws(flat)
         ref_id, ref = _ref_matrix(reference)
@@ -80,12 +83,27 @@ def evaluate(
             n_eff = int(max(2, min(len(q), row["min_ess_bulk"])))
         floors = _floor(ref_id, min(n_eff, len(ref) // 2))
         out.update(floors)
-        judged = verdict(out, floors, out.get("psis_khat"))
-    level, reason = _worst(judged, _nuts_health(row) if is_nuts else None)
-    if not reference.ok:
-        reason = f"reference failed its checks ({reference.failure}); {reason}"
-    out.update(verdict=level, verdict_reason=reason)
+    failure = None if reference.ok else reference.failure
+    level, reason = judge_row({**row, **out, "method": method}, failure)
+    out.update(verdict=level, verdict_reason=reason, verdict_policy=VERDICT_POLICY)
     return out
+
+
+NO_REFERENCE = "no reference posterior"
+REFERENCE_FAILED = "reference failed its checks"
+
+
+def judge_row(row: Mapping[str, Any], reference_failure: str | None = None) -> tuple[str, str]:
+    """(verdict, reason) of a scored row from its columns alone: the judged metrics of
+    ``THRESHOLDS`` (and ``approx_nonfinite_frac``) with their ``<metric>_floor`` columns, plus
+    NUTS's own diagnostics for a NUTS row; a failed reference is named first. k-hat is not read."""
+    keys = (*THRESHOLDS, "approx_nonfinite_frac")
+    judged = verdict({k: row[k] for k in keys if k in row},
+                     {f"{k}_floor": row[f"{k}_floor"] for k in THRESHOLDS if f"{k}_floor" in row})
+    level, reason = _worst(judged, _nuts_health(row) if row.get("method") == "nuts" else None)
+    if reference_failure is not None:
+        reason = f"{REFERENCE_FAILED} ({reference_failure}); {reason}"
+    return level, reason
 
 
 NUTS_HEALTH = {"rhat_warn": 1.01, "rhat_fail": 1.1, "ess_warn": 400.0, "ess_fail": 100.0}
@@ -145,13 +163,11 @@ def _reference_predictive(spec, ds, reference) -> tuple[np.ndarray, float, float
     return _REF_PREDICTIVE[key]
 
 
-def _predictive(spec, ds, flat, reference, out) -> tuple[str, str]:
-    """Predictive-space judgement (bnn): held-out lpd, accuracy, and agreement of probabilities."""
+def _predictive(spec, ds, flat, reference, out) -> None:
+    """Predictive-space scores (bnn): held-out lpd, accuracy, and agreement of probabilities."""
     out.update(spec.predictive_check(flat, ds))
     probs_q = spec.predictive_probs(flat, ds)
     probs_ref, floor, ref_lpd = _reference_predictive(spec, ds, reference)
     out.update(metrics.predictive_agreement(probs_q, probs_ref))
     out["pred_prob_mad_floor"] = floor
     out["ref_test_lpd"] = ref_lpd
-    return verdict({"pred_prob_mad": out["pred_prob_mad"]},
-                   {"pred_prob_mad_floor": out["pred_prob_mad_floor"]}, out.get("psis_khat"))

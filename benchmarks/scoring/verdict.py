@@ -10,7 +10,18 @@ from the ideal value (``metrics.deviation``: 0.9 is subtracted from the q90 mass
 
 The verdict is the worst level reached; the reason names every metric at that level.
 
-Thresholds (``THRESHOLDS``, on the excess; ``psis_khat`` and ``pred_prob_mad`` have no floor):
+A verdict answers one question: does this posterior agree with the trusted reference? So it
+rests on the agreement metrics (predictive ones for models judged in predictive space) and never
+on PSIS k-hat (policy ``VERDICT_POLICY`` 2). k-hat is a reference-free *diagnostic*: it stays a
+column (``psis_khat``), the leaderboard shows it beside the verdict with its own badge
+(``khat_level``: above ``KHAT_GOOD`` 0.5 doubtful, above ``KHAT_UNRELIABLE`` 0.7 unreliable;
+Yao et al. 2018), and the ``diagnostics`` study measures how well it predicts the verdict. Under
+policy 1 k-hat was judged too (warn 0.5, fail 0.7); it failed AutoNormal on ``coin`` while every
+marginal metric sat at its noise floor (a k-hat of 1.02 in float32 is 0.57 in float64: round-off
+in log p - log q). Rows carry the policy they were judged under (``verdict_policy``); the report
+re-judges older rows from their stored metrics (``benchmarks.scoring.rejudge``).
+
+Thresholds (``THRESHOLDS``, on the excess; ``pred_prob_mad`` has no floor):
 
 =======================  ======  ======  ==================================================
 metric                   warn    fail    why
@@ -21,7 +32,6 @@ w1_max                   0.2     0.5     W1/sd >= standardised mean error: same 
 joint_sliced_w1          0.2     0.5     equals W1/sd in one dimension: same scale
 corr_err_max             0.1     0.3     a correlation off by 0.1 / 0.3
 ref_mass_in_q90_worst    0.05    0.15    |mass - 0.9|: a 90% interval holding < 85% / 75%
-psis_khat                0.5     0.7     Yao et al. (2018): > 0.7 unreliable
 pred_prob_mad            0.02    0.05    predictive probabilities off by 2 / 5 points
 =======================  ======  ======  ==================================================
 
@@ -48,9 +58,28 @@ THRESHOLDS: dict[str, tuple[float, float]] = {
     "joint_sliced_w1": (0.2, 0.5),
     "corr_err_max": (0.1, 0.3),
     "ref_mass_in_q90_worst": (0.05, 0.15),
-    "psis_khat": (0.5, 0.7),
     "pred_prob_mad": (0.02, 0.05),
 }
+
+#: The verdict policy rows are judged under (column ``verdict_policy``): 1 judged k-hat as a
+#: metric (warn 0.5, fail 0.7); 2 (current) judges agreement only, k-hat is a diagnostic.
+VERDICT_POLICY = 2
+
+#: PSIS k-hat levels (Yao et al. 2018), the one place they are declared: at most KHAT_GOOD the
+#: importance weights are reliable, above KHAT_UNRELIABLE importance sampling from q is not.
+KHAT_GOOD = 0.5
+KHAT_UNRELIABLE = 0.7
+
+
+def khat_level(khat: float | None) -> str:
+    """"good" (<= 0.5), "doubtful" (<= 0.7), "unreliable" (> 0.7, +inf) or "" (missing / NaN).
+
+    A diagnostic of q's tails, never part of the verdict."""
+    if khat is None or math.isnan(float(khat)):
+        return ""
+    k = float(khat)
+    return "good" if k <= KHAT_GOOD else "doubtful" if k <= KHAT_UNRELIABLE else "unreliable"
+
 
 #: A metric within FLOOR_MARGIN * floor + FLOOR_EPS of its ideal never triggers.
 FLOOR_MARGIN = 2.0
@@ -64,12 +93,11 @@ def _finite(x: float | None) -> bool:
 def verdict(
     metrics: Mapping[str, float],
     floors: Mapping[str, float] | None = None,
-    khat: float | None = None,
 ) -> tuple[str, str]:
     """("pass" | "warn" | "fail", reason) from ``THRESHOLDS`` applied to excess over the floor.
 
-    ``floors`` uses ``noise_floor`` keys (``<metric>_floor``); ``khat`` overrides
-    ``metrics["psis_khat"]``. k-hat is judged as is (+inf, from non-finite weights, fails).
+    ``floors`` uses ``noise_floor`` keys (``<metric>_floor``). Keys outside ``THRESHOLDS``
+    (``psis_khat`` among them) are ignored: they are diagnostics, not agreement.
     """
     nonfinite = metrics.get("approx_nonfinite_frac")
     if _finite(nonfinite) and nonfinite > 0:
@@ -79,8 +107,6 @@ def verdict(
         )
 
     values = dict(metrics)
-    if khat is not None:
-        values["psis_khat"] = khat
     floors = floors or {}
 
     hits: dict[str, list[str]] = {"warn": [], "fail": []}
@@ -95,8 +121,8 @@ def verdict(
         checked += 1
         floor = floors.get(f"{key}_floor", 0.0)
         floor = float(floor) if _finite(floor) else 0.0
-        dev = deviation(key, value) if key != "psis_khat" else float(value)
-        if key != "psis_khat" and dev <= FLOOR_MARGIN * floor + FLOOR_EPS:
+        dev = deviation(key, value)
+        if dev <= FLOOR_MARGIN * floor + FLOOR_EPS:
             continue
         excess = math.sqrt(max(dev * dev - floor * floor, 0.0)) if floor > 0 else dev
         level = "fail" if excess > fail_at else "warn" if excess > warn_at else None
