@@ -47,7 +47,9 @@ def bench(session: nox.Session) -> None:
 
 
 STUDIES_OUT = "results-studies"
-STUDIES = ("particles", "seeds", "scaling")
+STUDIES = ("particles", "seeds", "scaling", "diagnostics")
+#: Studies that read the rows the others wrote (they run nothing): always run last.
+READERS = ("diagnostics",)
 
 
 @nox.session(python=PYTHON)
@@ -62,7 +64,7 @@ def studies(session: nox.Session) -> None:
     _install(session)
     args = list(session.posargs)
     out = args[args.index("--out") + 1] if "--out" in args else STUDIES_OUT
-    for name in STUDIES:
+    for name in sorted(STUDIES, key=lambda n: n in READERS):
         session.run("svi-bench", "study", name, "--profile", "quick", "--out", out, *args,
                     env=ENV)
     session.run("svi-bench", "report", "--results", out, "--out", f"{out}/report", env=ENV)

@@ -131,7 +131,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         print(f"interrupted: results so far are in {out}/results.parquet", file=sys.stderr)
         return 130
     bar.close()
-    if study.execute is not None:  # its rows did not pass through on_done: count them here
+    if study.execute is not None and study.select is None:  # own rows, not through on_done
         from svi_bench.benchmarks.studies.base import select_own_rows
 
         own = select_own_rows(study, args.profile, results.frame())

@@ -162,9 +162,11 @@ def test_the_tagging_store_labels_rows_before_they_are_stored():
 
 def test_every_study_plans_at_every_profile_and_names_its_source():
     for study in STUDIES.values():
-        assert study.document == "001" and study.section and study.question.endswith("?")
+        assert study.document and study.section and study.question.endswith("?")
         for profile in ("smoke", "quick", "paper"):
-            assert plan_study(study, profile), (study.name, profile)
+            assert profile in study.scopes, (study.name, profile)
+            if study.execute is None:  # grid cells; the others run (or read) their own rows
+                assert plan_study(study, profile), (study.name, profile)
 
 
 # --- the command line ------------------------------------------------------------------------------
@@ -179,7 +181,7 @@ def test_study_list_names_every_study_with_its_question_and_section(capsys):
 
 
 @pytest.mark.parametrize("args,expected", [
-    (("study", "nope", "--out", "X"), "unknown study 'nope'; valid: particles, seeds, scaling"),
+    (("study", "nope", "--out", "X"), f"unknown study 'nope'; valid: {', '.join(STUDIES)}"),
     (("study", "warm_start"), "warm_start is planned, not implemented"),
     (("study", "particles", "--profile", "fast"), "unknown profile 'fast'; valid: smoke, quick"),
     (("study",), "study needs a NAME or --list"),
@@ -197,7 +199,8 @@ def test_bad_study_input_is_one_line_and_exit_2(args, expected, tmp_path, monkey
 def study_results(tmp_path_factory) -> Path:
     """Every study at smoke through the command line, into one results folder."""
     out = tmp_path_factory.mktemp("studies") / "res"
-    for name in STUDIES:
+    # a study that reads the folder's rows (diagnostics) runs after those that write them
+    for name in sorted(STUDIES, key=lambda n: STUDIES[n].select is not None):
         proc = run_cli("study", name, "--profile", "smoke", "--out", str(out), "--no-progress")
         assert proc.returncode == 0, proc.stderr[-3000:]
         table = pd.read_parquet(out / "studies" / f"{name}.parquet")
@@ -210,7 +213,7 @@ def study_results(tmp_path_factory) -> Path:
 def test_each_study_runs_at_smoke_resumes_and_gets_a_report_page(study_results, tmp_path):
     out = study_results
     results = pd.read_parquet(out / "results.parquet")
-    for name in STUDIES:
+    for name in (n for n, s in STUDIES.items() if s.select is None):  # diagnostics writes none
         mine = results[results.study == name]
         assert len(mine) and mine.variant.str.len().gt(0).all(), name
     assert set(results.variant[results.study == "particles"]) >= {

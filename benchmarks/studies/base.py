@@ -72,6 +72,10 @@ class Study:
     #: runs them itself: ``execute(StudyRun)`` adds its rows through ``run.store``. Its rows are
     #: then selected by the ``study`` column and profile, not by a plan (see ``select_own_rows``).
     execute: Callable[[StudyRun], None] | None = None
+    #: A study that runs nothing and reads rows other runs wrote (``diagnostics``) picks them
+    #: itself: ``select(results, profile)`` replaces the ``study`` column's selection; its
+    #: ``execute`` runs nothing.
+    select: Callable[[pd.DataFrame, str], pd.DataFrame] | None = None
 
     @property
     def source(self) -> str:
@@ -221,6 +225,8 @@ class OwnRowsStore(TaggingStore):
 def select_own_rows(study: Study, profile: str, results: pd.DataFrame) -> pd.DataFrame:
     """The rows a study with its own programs (``execute``) wrote at ``profile``: its programs are
     no grid cells, so no other study or run shares them and the ``study`` column selects them."""
+    if study.select is not None:
+        return study.select(results, profile).reset_index(drop=True)
     if not len(results) or "study" not in results.columns:
         return pd.DataFrame()
     mine = results[(results["study"] == study.name) & (results["profile"] == profile)]
