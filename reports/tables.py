@@ -31,7 +31,7 @@ TABLE_METRICS: tuple[tuple[str, str], ...] = (
     ("speedup_run", "speed-up over NUTS, run only"),
     ("speedup_grad", "speed-up over NUTS, gradient evaluations"),
     *((k, k) for k in bench_metrics.AGREEMENT_KEYS),
-    ("psis_khat", "psis_khat"),
+    ("psis_khat", "psis_khat (a diagnostic, not judged)"),
     ("kl_exact", "kl_exact"),
     ("pred_prob_mad", "pred_prob_mad"),
     ("test_lpd", "test_lpd"),
