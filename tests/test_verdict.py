@@ -192,18 +192,20 @@ def test_old_rows_are_rejudged_from_their_stored_metrics():
         _stored(seed=3, verdict="fail", verdict_reason="no reference posterior"),
         _stored(seed=4, verdict="", verdict_reason="evaluation failed: boom"),
         _stored(seed=5, status="not_applicable"),
+        _stored(seed=6, psis_khat=0.9, w1_max=0.9, verdict="fail"),  # no reason stored
     ])
     new, summary = current_verdicts(df)
-    assert list(new["verdict"].fillna("")) == ["pass", "warn", "fail", "warn", "fail", "", ""]
+    assert list(new["verdict"].fillna("")) == ["pass", "warn", "fail", "warn", "fail", "", "",
+                                               "fail"]
     assert new["verdict_reason"][1].startswith(
         "reference failed its checks (5 divergences (target 0.98)); pred_prob_mad=0.03")
     assert "psis_khat" not in "".join(new["verdict_reason"].fillna(""))
     assert list(new["stored_verdict"].fillna("")) == ["fail", "fail", "fail", "warn", "fail", "",
-                                                       ""]
-    assert list(new["verdict_policy"].fillna(0)) == [VERDICT_POLICY] * 5 + [0, 0]
-    assert summary.n_rejudged == 5 and summary.changes == {("fail", "pass"): 1,
+                                                       "", "fail"]
+    assert list(new["verdict_policy"].fillna(0)) == [VERDICT_POLICY] * 5 + [0, 0, VERDICT_POLICY]
+    assert summary.n_rejudged == 6 and summary.changes == {("fail", "pass"): 1,
                                                            ("fail", "warn"): 1}
-    assert "5 verdicts were stored under verdict policy 1" in summary.note
+    assert "6 verdicts were stored under verdict policy 1" in summary.note
     assert "and are shown re-judged under policy 2" in summary.note
     assert "2 changed (fail → pass: 1, fail → warn: 1)" in summary.note
     again, second = current_verdicts(new)  # idempotent: nothing left to re-judge

@@ -91,7 +91,7 @@ def reference_failure(reason: str) -> str | None:
 
 def rejudge_row(row: dict[str, Any]) -> tuple[str, str]:
     """(verdict, reason) of a stored ok row under the current policy."""
-    reason = str(row.get("verdict_reason") or "")
+    reason = str(row["verdict_reason"]) if _present(row.get("verdict_reason")) else ""
     if reason.startswith(NO_REFERENCE):
         return str(row["verdict"]), reason
     clean = {k: v for k, v in row.items() if _present(v)}
