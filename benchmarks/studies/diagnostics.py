@@ -44,7 +44,7 @@ ELBO_GAP_SE = 2.0
 
 SIGNALS: dict[str, str] = {
     "khat": f"PSIS k-hat above {KHAT_UNRELIABLE}",
-    "no_plateau": "no loss plateau",
+    "no_plateau": "a loss with no plateau",
     "loss_sd": f"end-state loss sd above {LOSS_SD_NATS:g} nat",
     "seed_spread": f"final losses over seeds spread beyond {SPREAD_FACTOR:g} loss sds",
     "elbo_gap": f"final ELBO more than {ELBO_GAP_NATS:g} nat below the model's best guide",
