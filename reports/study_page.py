@@ -114,6 +114,7 @@ def write_study_page(ctx: Context, name: str) -> None:
     if study is None:
         notes.append("This study is not declared by the current code: its stored table and "
                      "answer are shown without a figure.")
+    notes += _policy_note(name, rows)
     fig = _figure(ctx, name, study, rows, derived)
     profile = str(derived["profile"].iloc[0]) if "profile" in derived.columns and len(derived) \
         else str(meta.get("profile", "unknown"))
@@ -130,6 +131,24 @@ def write_study_page(ctx: Context, name: str) -> None:
         table=[[(fmt(v), _is_number(v)) for v in r]
                for r in derived[columns].itertuples(index=False)])
     (ctx.out / study_href(name)).write_text(html)
+
+
+def _policy_note(name: str, rows: pd.DataFrame) -> list[str]:
+    """A note when the study's table was derived from verdicts of an older verdict policy."""
+    from svi_bench.benchmarks.scoring.rejudge import LEVELS, row_policy
+    from svi_bench.benchmarks.scoring.verdict import VERDICT_POLICY
+
+    if rows.empty or "verdict" not in rows.columns:
+        return []
+    judged = rows["verdict"].astype("string").fillna("").isin(LEVELS)
+    policy = rows.get("verdict_policy", pd.Series(float("nan"), index=rows.index)).map(row_policy)
+    old = int((judged & (policy < VERDICT_POLICY)).sum())
+    if not old:
+        return []
+    return [f"{old} of the verdicts this table was derived from were judged under an older "
+            f"verdict policy (1: PSIS k-hat judged as a metric); the leaderboard shows them "
+            f"re-judged under policy {VERDICT_POLICY}. Re-derive the table with "
+            f"`svi-bench study {name} --derive-only --out FOLDER`."]
 
 
 def _is_number(value: Any) -> bool:

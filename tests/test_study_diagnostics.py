@@ -153,3 +153,29 @@ def test_diagnostics_reads_a_smoke_folder_runs_nothing_and_gets_a_page(tmp_path)
     page = (report / "studies" / "diagnostics.html").read_text()
     assert 'class="answer"' in page and "../img/studies/diagnostics.png" in page
     shutil.rmtree(report)
+
+
+def test_grid_studies_derive_from_current_verdicts_and_old_tables_say_so():
+    """Not only this study: every grid-cell study selects its rows re-judged, and a study page
+    whose stored table came from older-policy verdicts says so and how to re-derive it."""
+    import json
+
+    from svi_bench.benchmarks.studies import seeds
+    from svi_bench.benchmarks.studies.base import plan_study, select_rows
+    from svi_bench.reports.study_page import _policy_note
+
+    planned = plan_study(seeds.STUDY, "smoke")
+    cell = planned[0].cell
+    row = {"model": cell.spec.name, "method": cell.method, "seed": cell.seeds[0],
+           "settings_hash": cell.hash, "data": json.dumps(cell.data_key, sort_keys=True),
+           "status": "ok", "profile": "smoke", "psis_khat": 1.02, "w1_max": 0.03,
+           "w1_max_floor": 0.025, "verdict": "fail",
+           "verdict_reason": "psis_khat=1.02 beyond fail threshold 0.7"}
+    stored = pd.DataFrame([row])
+    rows = select_rows(seeds.STUDY, seeds.STUDY.scopes["smoke"].variants, stored, planned)
+    ok = rows[rows.status == "ok"]
+    assert ok.verdict.tolist() == ["pass"] and ok.stored_verdict.tolist() == ["fail"]
+    assert _policy_note("seeds", ok) == []
+    note = _policy_note("seeds", stored)
+    assert len(note) == 1 and note[0].startswith("1 of the verdicts this table was derived")
+    assert "svi-bench study seeds --derive-only" in note[0]

@@ -197,7 +197,11 @@ def select_rows(study: Study, variants: Sequence[Variant], results: pd.DataFrame
                 planned: Sequence[PlannedCell]) -> pd.DataFrame:
     """The study's rows of ``results``, chosen by identity; a run two variants share appears once
     per variant, with that variant's name and ``params`` as columns. Planned runs missing from
-    the table appear as rows of status ``missing``, so the derived table can count them."""
+    the table appear as rows of status ``missing``, so the derived table can count them. Rows
+    judged under an older verdict policy are re-judged first (``scoring.rejudge``)."""
+    from svi_bench.benchmarks.scoring.rejudge import current_verdicts
+
+    results, _ = current_verdicts(results)
     wanted = identities(planned)
     params = {v.name: dict(v.params) for v in variants}
     by_key = {store.identity(r): r for r in results.to_dict("records")} if len(results) else {}
