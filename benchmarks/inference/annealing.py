@@ -1,0 +1,163 @@
+"""Annealed live SVI (000, "Live variational inference") as two compiled programs.
+
+The document changes a model argument (the Dirichlet concentration ``alpha_scale``) between
+batches of ``SVI.update`` steps and, at every value, repeats 100-step jitted batches until the
+loss changes by less than 2% over a batch. Here ``alpha_scale`` is a *traced* argument, so one
+executable of ``stage`` serves every stage of the schedule (and the direct fit, which is the same
+program with a tolerance no batch can meet and a batch budget); ``init`` is the other one. Each
+stage is one call of the compiled ``stage`` program from the host, which lets the caller show the
+stage, alpha and loss between calls (the document's live plot); a single program over all stages
+could not report until it ended, and ``jax.debug.callback`` would put host I/O inside timed code.
+Seeds run together under ``vmap``: a batched ``while_loop`` keeps each seed's own stopping rule.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from numpyro.infer import Predictive, Trace_ELBO
+
+from svi_bench.benchmarks.inference import host_lock, jax_setup
+from svi_bench.benchmarks.inference.settings import SVISettings
+from svi_bench.benchmarks.inference.svi import make_svi
+
+RULE_TOLERANCE = 0.02
+"""The document's rule: a stage ends when |loss - loss_before| / |loss_before| < 2% over a batch."""
+BATCH_STEPS = 100
+"""``SVI.update`` steps per jitted batch (the document's ``fori_loop(0, 100, ...)``)."""
+NEVER = -1.0
+"""A tolerance no relative change meets: the direct fit runs exactly its batch budget."""
+
+
+def relative_change(before: jax.Array, after: jax.Array) -> jax.Array:
+    """The document's convergence measure |after - before| / |before| (NaN if either is)."""
+    return jnp.abs(after - before) / jnp.abs(before)
+
+
+class StageEnd(NamedTuple):
+    """How one stage ended (per seed under vmap)."""
+
+    batches: jax.Array  # batches run
+    converged: jax.Array  # the rule ended the stage (False: the batch cap did, or NaN losses)
+    loss_before: jax.Array  # the document's ``init_loss`` of the last batch (svi.evaluate)
+    loss: jax.Array  # the last step's loss of the last batch (the document's plotted loss)
+    batch_loss_mean: jax.Array  # mean of the last batch's finite step losses
+    nonfinite_losses: jax.Array  # non-finite step losses over the whole stage
+
+
+def until_converged(evaluate: Callable[[Any], jax.Array],
+                    run_batch: Callable[[Any], tuple[Any, jax.Array]],
+                    state: Any, tolerance: jax.Array, max_batches: jax.Array) -> tuple[Any, StageEnd]:
+    """The document's stage loop as a ``lax.while_loop``: ``loss_before = evaluate(state)``, one
+    batch ``run_batch(state) -> (state, step losses)``, stop when the relative change of the last
+    step's loss from ``loss_before`` is below ``tolerance`` or after ``max_batches`` batches."""
+    nan = jnp.asarray(jnp.nan, jnp.result_type(float))
+
+    def cond(carry):
+        _, end = carry
+        return (end.batches < max_batches) & ~end.converged
+
+    def body(carry):
+        state, end = carry
+        before = evaluate(state)
+        state, losses = run_batch(state)
+        finite = jnp.isfinite(losses)
+        last = losses[-1]
+        mean = jnp.sum(jnp.where(finite, losses, 0.0)) / jnp.maximum(jnp.sum(finite), 1)
+        return state, StageEnd(end.batches + 1, relative_change(before, last) < tolerance,
+                               before, last, mean,
+                               end.nonfinite_losses + jnp.sum(~finite))
+
+    start = StageEnd(jnp.asarray(0), jnp.asarray(False), nan, nan, nan, jnp.asarray(0))
+    return jax.lax.while_loop(cond, body, (state, start))
+
+
+class StageOutput(NamedTuple):
+    """Host results of one stage for every seed (leading axis: seed)."""
+
+    end: StageEnd
+    draws: np.ndarray  # (seeds, num_draws, *latent shape) of the one latent site
+    elbo: np.ndarray  # (seeds,) ELBO from ``elbo_particles`` fresh particles
+    params_finite: np.ndarray  # (seeds,) bool
+    run_s: float  # the stage's call, all seeds, up to block_until_ready
+
+
+class AnnealingPrograms:
+    """The compiled ``init(keys, alpha)`` and ``stage(state, alpha, tol, max_batches, keys)`` of one
+    guide (vmapped over seeds), each compiled once (``compile_s``) and reused for every stage."""
+
+    def __init__(self, model: Callable[..., None], make_guide: Callable[[], Any],
+                 settings: SVISettings, site: str, batch_steps: int = BATCH_STEPS,
+                 elbo_particles: int = 200):
+        self.compile_s = 0.0
+        self._compiled: dict[str, Any] = {}
+
+        def init(key, alpha):
+            return make_svi(model, make_guide(), settings).init(key, alpha_scale=alpha)
+
+        def stage(state, alpha, tolerance, max_batches, key):
+            guide = make_guide()
+            svi = make_svi(model, guide, settings)
+            svi.init(state.rng_key, alpha_scale=alpha)  # sets up this guide instance only
+
+            def run_batch(s):
+                return jax.lax.scan(lambda c, _: svi.update(c, alpha_scale=alpha), s, None,
+                                    length=batch_steps)
+
+            state, end = until_converged(lambda s: svi.evaluate(s, alpha_scale=alpha), run_batch,
+                                         state, tolerance, max_batches)
+            params = svi.get_params(state)
+            finite = jnp.all(jnp.array([jnp.all(jnp.isfinite(p))
+                                        for p in jax.tree_util.tree_leaves(params)]))
+            draw_key, elbo_key = jax.random.split(key)
+            draws = Predictive(guide, params=params, num_samples=settings.num_draws)(
+                draw_key, alpha_scale=alpha)[site]
+            single = Trace_ELBO(num_particles=1)
+            losses = jax.lax.map(
+                lambda k: single.loss(k, params, model, guide, alpha_scale=alpha),
+                jax.random.split(elbo_key, elbo_particles), batch_size=50)
+            return state, end, draws, -jnp.mean(losses), finite
+
+        self._init = jax.jit(jax.vmap(init, in_axes=(0, None)))
+        self._stage = jax.jit(jax.vmap(stage, in_axes=(0, None, None, 0, 0)))
+
+    def _call(self, name: str, program, *args) -> tuple[Any, float]:
+        if name not in self._compiled:
+            compiled, seconds, _ = jax_setup.compile_timed(program, *args)
+            self._compiled[name] = compiled
+            self.compile_s += seconds
+        with host_lock.timed_section():
+            start = time.perf_counter()
+            out = jax.block_until_ready(self._compiled[name](*args))
+            return out, time.perf_counter() - start
+
+    def init(self, keys: jax.Array, alpha: float) -> tuple[Any, float]:
+        """Fresh SVI states of every seed at ``alpha``; (state, run seconds)."""
+        return self._call("init", self._init, keys, jnp.float32(alpha))
+
+    def stage(self, state: Any, alpha: float, tolerance: float, max_batches: np.ndarray,
+              keys: jax.Array) -> tuple[Any, StageOutput]:
+        """One stage (or the direct fit) for every seed from ``state``; (new state, output)."""
+        args = (state, jnp.float32(alpha), jnp.float32(tolerance),
+                jnp.asarray(max_batches, jnp.int32), keys)
+        (state, end, draws, elbo, finite), seconds = self._call("stage", self._stage, *args)
+        host = jax.device_get((end, draws, elbo, finite))
+        end = StageEnd(*(np.asarray(v) for v in host[0]))
+        return state, StageOutput(end, np.asarray(host[1]), np.asarray(host[2]),
+                                  np.asarray(host[3]), seconds)
+
+
+def schedule(n_stages: int, final: float = 0.02) -> np.ndarray:
+    """The document's geometric schedule ``final ** (i / n)``, with the exponent reaching 1 at the
+    last stage (i / (n - 1)) so that the last stage is exactly the direct fit's ``final``; the
+    document's own last stage is ``0.02 ** 0.99`` = 0.0208. One stage: ``final`` alone."""
+    if n_stages < 1:
+        raise ValueError(f"n_stages must be >= 1, got {n_stages}")
+    if n_stages == 1:
+        return np.array([final])
+    return final ** (np.arange(n_stages) / (n_stages - 1))
