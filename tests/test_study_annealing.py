@@ -1,0 +1,212 @@
+"""The ``annealing`` study (000, live SVI): the document's stopping rule on synthetic losses, the
+schedule, the exact posterior every stage is scored against, the table and answer on hand-made
+rows whose answer is known, and the smoke profile end to end through ``svi-bench study``."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+
+from svi_bench.benchmarks.inference.annealing import (
+    NEVER,
+    RULE_TOLERANCE,
+    relative_change,
+    schedule,
+    until_converged,
+)
+from svi_bench.benchmarks.studies import STUDIES, annealing, annealing_answer
+from svi_bench.benchmarks.studies.annealing_answer import HELPS, HURTS, SAME, UNDECIDED, derive
+from svi_bench.models import REGISTRY
+from tests.conftest import run_cli
+
+# --- the stopping rule ------------------------------------------------------------------------
+
+
+def _loss(k):
+    """A synthetic loss after k batches: geometric decay to a plateau of 10 nats."""
+    return 10.0 + 100.0 * 0.5 ** k
+
+
+def _synthetic(state):
+    """A batch of a fake optimiser whose state counts batches; its last loss is _loss(k + 1)."""
+    k = state.astype(jnp.float32)
+    return state + 1, jnp.linspace(_loss(k), _loss(k + 1), 5)
+
+
+def _run(tolerance, max_batches, run_batch=_synthetic):
+    fn = jax.jit(lambda t, m: until_converged(lambda s: _loss(s.astype(jnp.float32)), run_batch,
+                                              jnp.asarray(0), t, m))
+    state, end = fn(jnp.float32(tolerance), jnp.int32(max_batches))
+    return int(state), jax.tree_util.tree_map(np.asarray, end)
+
+
+def test_the_rule_stops_at_the_first_batch_whose_relative_change_is_below_the_tolerance():
+    expected = next(k + 1 for k in range(100)
+                    if abs(_loss(k + 1) - _loss(k)) / abs(_loss(k)) < RULE_TOLERANCE)
+    state, end = _run(RULE_TOLERANCE, 50)
+    assert state == expected == int(end.batches) and bool(end.converged)
+    assert float(end.loss_before) == pytest.approx(_loss(expected - 1), rel=1e-6)
+    assert float(end.loss) == pytest.approx(_loss(expected), rel=1e-6)
+    assert float(relative_change(end.loss_before, end.loss)) < RULE_TOLERANCE
+    # the batch before did not meet the rule
+    assert abs(_loss(expected - 1) - _loss(expected - 2)) / _loss(expected - 2) >= RULE_TOLERANCE
+
+
+def test_the_cap_not_the_rule_ends_a_stage_that_keeps_changing_and_says_so():
+    state, end = _run(1e-9, 4)
+    assert state == 4 and int(end.batches) == 4 and not bool(end.converged)
+    state, end = _run(NEVER, 7)  # the direct fit: exactly its batch budget
+    assert state == 7 and not bool(end.converged)
+
+
+def test_non_finite_losses_never_meet_the_rule_and_are_counted():
+    def broken(state):
+        return state + 1, jnp.full(5, jnp.nan)
+
+    state, end = _run(RULE_TOLERANCE, 3, broken)
+    assert state == 3 and not bool(end.converged) and int(end.nonfinite_losses) == 15
+
+
+def test_the_schedule_is_geometric_from_one_to_the_final_concentration():
+    alphas = schedule(100)
+    assert alphas[0] == 1.0 and alphas[-1] == pytest.approx(0.02) and len(alphas) == 100
+    assert np.allclose(alphas[1:] / alphas[:-1], 0.02 ** (1 / 99))
+    assert schedule(5) == pytest.approx([1.0, 0.02 ** 0.25, 0.02 ** 0.5, 0.02 ** 0.75, 0.02])
+    assert schedule(1) == pytest.approx([0.02])
+
+
+# --- the exact posterior of every stage ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.2, 0.02])
+def test_each_stage_is_scored_against_its_own_exact_dirichlet(alpha):
+    sched = annealing.SCHEDULES["smoke"]
+    ref, floor = annealing.exact_reference(alpha, sched.n_ref, sched.num_draws)
+    post = alpha + np.bincount([2, 2, 2, 2, 2, 5, 5, 5], minlength=12)
+    mean = post / post.sum()
+    sd = np.sqrt(post * (post.sum() - post) / (post.sum() ** 2 * (post.sum() + 1)))
+    assert ref.shape == (sched.n_ref, 12)
+    assert np.all(np.abs(ref.mean(axis=0) - mean) < 5 * sd / np.sqrt(sched.n_ref))
+    spec = REGISTRY["dirichlet_categorical"]
+    exact_mean, exact_sd = spec.exact_moments(spec.make_data(alpha_scale=alpha))["theta"]
+    assert np.allclose(exact_mean, mean) and np.allclose(exact_sd, sd)
+    # exact draws of the right alpha agree (pass); those of the prior-free counts do not
+    rng = np.random.default_rng(1)
+    good = annealing.score(rng.dirichlet(post, sched.num_draws), alpha, -5.0, sched, "x")
+    assert good["verdict"] == "pass" and good["w1_max"] < 3 * floor["w1_max_floor"]
+    bad = annealing.score(rng.dirichlet(post + 1.0, sched.num_draws), alpha, -5.0, sched, "x")
+    assert bad["verdict"] == "fail"
+    log_z = spec.log_evidence(spec.make_data(alpha_scale=alpha))
+    assert good["kl_exact"] == pytest.approx(log_z + 5.0)
+    assert len(json.loads(good["theta_mean"])) == 12
+
+
+def test_a_guide_that_cannot_run_is_a_failed_row_per_stage_with_its_reason():
+    rows = annealing.run_chains("no_such_guide", [0, 3], annealing.SCHEDULES["smoke"], "smoke")
+    assert len(rows) == 2 * (annealing.SCHEDULES["smoke"].n_stages + 1)
+    assert {r["status"] for r in rows} == {"failed"}
+    assert all(r["error"].startswith("KeyError") for r in rows)
+
+
+# --- the table and the answer ---------------------------------------------------------------------
+
+
+def _rows(w1: dict[str, tuple[list[float], list[float]]], n_stages: int = 3) -> pd.DataFrame:
+    """Ok rows of each guide: n_stages annealed stages per seed (the last with the given W1) and a
+    direct fit per seed (its W1 given)."""
+    out = []
+    for method, (annealed, direct) in w1.items():
+        for seed, (a, d) in enumerate(zip(annealed, direct, strict=True)):
+            for stage in range(n_stages):
+                last = stage == n_stages - 1
+                out.append({"method": method, "seed": seed, "variant": "annealed",
+                            "stage": stage, "stage_alpha": schedule(n_stages)[stage],
+                            "status": "ok", "error": "", "w1_max": a if last else 1.0,
+                            "w1_max_floor": 0.05, "kl_exact": 10 * a, "verdict": "warn",
+                            "stage_capped": stage == 0, "stage_batches": 3,
+                            "cumulative_steps": 300 * (stage + 1), "run_s": 0.1,
+                            "compile_s": 2.0})
+            out.append({"method": method, "seed": seed, "variant": "direct",
+                        "stage": n_stages - 1, "stage_alpha": 0.02, "status": "ok", "error": "",
+                        "w1_max": d, "w1_max_floor": 0.05, "kl_exact": 10 * d,
+                        "verdict": "fail", "stage_capped": True, "stage_batches": 9,
+                        "cumulative_steps": 900, "run_s": 0.3, "compile_s": 2.0})
+    return pd.DataFrame(out)
+
+
+def test_the_finding_needs_the_paired_difference_beyond_twice_its_seed_noise():
+    rows = _rows({
+        "autonormal": ([0.10, 0.12, 0.11, 0.09], [0.50, 0.55, 0.48, 0.52]),   # annealing helps
+        "automvn": ([0.30, 0.31, 0.29, 0.30], [0.10, 0.11, 0.09, 0.12]),      # it hurts
+        "autodiagonalnormal": ([0.2, 0.4, 0.3, 0.5], [0.3, 0.2, 0.5, 0.4]),   # noise
+    })
+    d = derive(rows).set_index("method")
+    assert list(d.index) == ["autonormal", "autodiagonalnormal", "automvn"]  # suite order
+    assert d.loc["autonormal", "finding"] == HELPS
+    assert d.loc["automvn", "finding"] == HURTS
+    assert d.loc["autodiagonalnormal", "finding"] == SAME
+    r = d.loc["autonormal"]
+    assert r.diff_w1_max == pytest.approx(0.105 - 0.5125)
+    assert r.diff_w1_max_se == pytest.approx(np.std([-0.4, -0.43, -0.37, -0.43], ddof=1) / 2)
+    assert (r.n_stages, r.n_paired, r.total_steps, r.stages_capped, r.stages_ok) == (
+        3, 4, 900, 4, 12)
+    assert r.annealed_run_s == pytest.approx(0.3) and r.annealed_verdict == "warn"
+    text = STUDIES["annealing"].answer(d.reset_index())
+    assert text.startswith("Annealing reaches the final posterior better than a direct fit with "
+                           "the same steps for 1 of 3 guides (autonormal), worse for 1 (automvn), "
+                           "indistinguishable within seed noise for 1.")
+    assert "autonormal: at alpha 0.02 the annealed fit's W1 is 0.105 ± " in text
+    assert "beyond twice the seed noise" in text and "the 2% rule ended 8 of 12 stages" in text
+
+
+def test_one_seed_or_failed_runs_give_no_decision_and_say_why():
+    rows = _rows({"autonormal": ([0.1], [0.5]), "autoiaf": ([0.1, 0.2], [0.3, 0.4])})
+    direct = (rows.method == "autoiaf") & (rows.variant == "direct")
+    rows.loc[direct, ["status", "error"]] = ["failed", "non-finite guide parameters"]
+    d = derive(rows).set_index("method")
+    assert d.loc["autonormal", "finding"] == UNDECIDED
+    assert d.loc["autoiaf", "finding"] == UNDECIDED and d.loc["autoiaf", "n_paired"] == 0
+    text = annealing_answer.answer(d.reset_index())
+    assert "one seed, so no seed noise" in text
+    assert ("autoiaf: no seed has both an ok annealed run and an ok direct fit (2 and 0 of 2) "
+            "(non-finite guide parameters)") in text
+    assert annealing_answer.answer(pd.DataFrame()) == "No runs of this study are in the results."
+
+
+# --- end to end -------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_smoke_study_runs_writes_its_table_and_resumes_without_rerunning(tmp_path):
+    out = tmp_path / "res"
+    proc = run_cli("study", "annealing", "--profile", "smoke", "--out", str(out), "--no-progress")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sched, scope = annealing.SCHEDULES["smoke"], annealing.SCOPES["smoke"]
+    rows = pd.read_parquet(out / "results.parquet")
+    assert len(rows) == len(scope.methods) * scope.seeds * (sched.n_stages + 1)
+    assert set(rows.study) == {"annealing"} and set(rows.status) == {"ok"}
+    ann = rows[rows.variant == "annealed"].sort_values("stage")
+    assert ann.stage.tolist() == list(range(sched.n_stages))
+    assert np.allclose(ann.stage_alpha, schedule(sched.n_stages))
+    assert [json.loads(d)["alpha_scale"] for d in ann.data] == pytest.approx(ann.stage_alpha)
+    assert (ann.stage_batches.between(1, sched.max_batches)).all()
+    assert (ann.stage_batches[ann.stage_capped.astype(bool)] == sched.max_batches).all()
+    assert ann.cumulative_steps.tolist() == np.cumsum(ann.num_steps).tolist()
+    direct = rows[rows.variant == "direct"].iloc[0]
+    assert direct.num_steps == ann.num_steps.sum() and direct.stage_alpha == pytest.approx(0.02)
+    assert np.isfinite(rows.w1_max).all() and np.isfinite(rows.w1_max_floor).all()
+    table = pd.read_parquet(out / "studies" / "annealing.parquet")
+    assert table.method.tolist() == list(scope.methods) and (table.n_paired == 1).all()
+    assert STUDIES["annealing"].answer(table.drop(columns="profile")) in proc.stdout
+    before = rows.set_index(["method", "seed", "settings_hash"]).started_at.sort_index()
+    proc = run_cli("study", "annealing", "--profile", "smoke", "--out", str(out), "--resume",
+                   "--no-progress")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    after = pd.read_parquet(out / "results.parquet").set_index(
+        ["method", "seed", "settings_hash"]).started_at.sort_index()
+    pd.testing.assert_series_equal(before, after)
