@@ -16,6 +16,7 @@ import numpy as np
 
 from svi_bench.benchmarks.scoring.draws import merge_draw_axes
 from svi_bench.reports import figures, loader, plots, tables
+from svi_bench.reports import predictive as predictive_check
 from svi_bench.reports.context import Context, data_key, entry, method_href, model_href, reference_for
 from svi_bench.reports.figures import Draws
 from svi_bench.reports.tables import Summary, fmt, fmt_speedup
@@ -53,6 +54,10 @@ def write_model_page(ctx: Context, model: str, spec) -> None:
         ref_missing="No stored reference for this model and data in "
                     f"{ctx.results.results_dir.name}/references: metrics and verdicts are "
                     "missing or say so.")
+    shown = {m: _shown_seed(df, model, m) if has_rows else None for m in methods}
+    html = predictive_check.insert(html, predictive_check.page_section(
+        ctx, model, methods, summaries, ref, ds, figs,
+        lambda m: None if shown[m] is None else _run_row(df, model, m, shown[m])))
     (ctx.out / model_href(model)).write_text(html)
 
 

@@ -36,7 +36,7 @@ def test_one_entry_per_name_and_complete_facts():
         assert c.kind in (columns.RUN, columns.SCORE, columns.JUDGEMENT, columns.REPORT), c
         assert len(c.description) > 10, c
         assert bool(c.dtype) == (c.kind == columns.RUN), c  # the store types run columns only
-    assert columns.FLOORED == (*AGREEMENT_KEYS, "pred_prob_mad")
+    assert columns.FLOORED == (*AGREEMENT_KEYS, "pred_prob_mad", "ppc_w1")
     assert all(unit for unit, _ in METRIC_INFO.values())
 
 

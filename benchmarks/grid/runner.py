@@ -25,7 +25,7 @@ from svi_bench.benchmarks.inference.introspect import LatentInfo, latent_info
 from svi_bench.benchmarks.inference.nuts import run_nuts
 from svi_bench.benchmarks.inference.settings import NUTSSettings, Settings
 from svi_bench.benchmarks.inference.svi import fit_svi
-from svi_bench.benchmarks.scoring import arviz_adapter, diagnostics
+from svi_bench.benchmarks.scoring import arviz_adapter, diagnostics, predictive
 from svi_bench.benchmarks.scoring.evaluate import evaluate
 from svi_bench.benchmarks.scoring.references import (
     Reference,
@@ -105,14 +105,28 @@ ReferenceFn = Callable[[], Reference | None]
 
 
 def _score(cell: Cell, ds: Dataset, row: dict, draws, reference_fn: ReferenceFn | None,
-           particle_elbos=None) -> None:
-    """Add the agreement metrics and verdict to an ok row; a scoring error is recorded, not raised."""
+           particle_elbos=None, replicated: predictive.Replicates | None = None,
+           out_dir=None) -> None:
+    """Add the agreement metrics and verdict to an ok row; a scoring error is recorded, not raised.
+    The reference's replicated data go to the results folder for the report."""
     if reference_fn is None or row["status"] != "ok":
         return
     try:
-        row.update(evaluate(cell.spec, ds, cell.method, row, draws, reference_fn(), particle_elbos))
+        reference = reference_fn()
+        row.update(evaluate(cell.spec, ds, cell.method, row, draws, reference, particle_elbos,
+                            replicated))
+        if reference is not None and out_dir is not None:
+            predictive.store_reference(out_dir, cell.spec.model, ds.model_kwargs, reference)
     except Exception as exc:
         row.update(verdict="", verdict_reason=f"evaluation failed: {one_line(exc)}")
+
+
+def _replicate(cell: Cell, ds: Dataset, row: dict, draws, chains: int) -> predictive.Replicates:
+    """Replicated data of an ok run (posterior predictive check), kept in its artifact."""
+    if row["status"] != "ok":
+        return predictive.Replicates(reason="the run failed")
+    flat = {k: np.asarray(v).reshape(-1, *np.shape(v)[chains:]) for k, v in draws.items()}
+    return predictive.replicate_run(cell.spec.model, ds.model_kwargs, flat)
 
 
 def run_cell(cell: Cell, ds: Dataset, info: LatentInfo, profile: str, out_dir,
@@ -163,11 +177,12 @@ def _run_nuts_cell(cell, ds, info, keys, rows, out_dir, reference_fn) -> None:
             warnings.append(f"{diag['divergences']} divergent transitions after warm-up")
         if not all(np.all(np.isfinite(v)) for v in draws.values()):
             row.update(status="failed", error="non-finite NUTS draws")
-        _save_run(out_dir, cell, row, draws, nuts={
+        replicated = _replicate(cell, ds, row, draws, chains=2)
+        _save_run(out_dir, cell, row, draws, replicated, nuts={
             "energy": run.energy[i], "diverging": run.diverging[i],
             "num_steps": run.num_steps[i], "num_steps_warmup": run.num_steps_warmup[i]})
         row["warning"] = "; ".join(warnings)
-        _score(cell, ds, row, draws, reference_fn)
+        _score(cell, ds, row, draws, reference_fn, replicated=replicated, out_dir=out_dir)
 
 
 def _run_svi_cell(cell, ds, info, keys, rows, out_dir, reference_fn) -> None:
@@ -203,21 +218,25 @@ def _run_svi_cell(cell, ds, info, keys, rows, out_dir, reference_fn) -> None:
             if np.isnan(summary["converged_step"]):
                 warnings.append("loss shows no plateau by the plateau rule")
             row["warning"] = "; ".join(warnings)
-        _save_run(out_dir, cell, row, draws,
+        replicated = _replicate(cell, ds, row, draws, chains=1)
+        _save_run(out_dir, cell, row, draws, replicated,
                   svi={"losses": fit.losses[i], "particle_elbos": fit.particle_elbos[i]})
-        _score(cell, ds, row, draws, reference_fn, fit.particle_elbos[i])
+        _score(cell, ds, row, draws, reference_fn, fit.particle_elbos[i], replicated, out_dir)
 
 
 _ATTRS = ("model", "method", "seed", "profile", "settings_hash", "settings", "data", "status")
 
 
-def _save_run(out_dir, cell: Cell, row: dict, draws, **groups) -> None:
-    """The run's draws as InferenceData netCDF (path in ``row["artifact"]``); a failed re-run
-    never overwrites the artifact of an ok run of the same identity."""
+def _save_run(out_dir, cell: Cell, row: dict, draws,
+              replicated: predictive.Replicates | None = None, **groups) -> None:
+    """The run's draws as InferenceData netCDF (path in ``row["artifact"]``), with its replicated
+    data when it has them; a failed re-run never overwrites the artifact of an ok run."""
     path = store.artifact_path(out_dir, cell.spec.name, cell.method, row["seed"], cell.hash)
     if row["status"] != "ok" and path.is_file() and arviz_adapter.run_status(path) == "ok":
         return
     attrs = {k: str(row[k]) for k in _ATTRS}
+    if replicated is not None and replicated.ok:
+        groups["predictive"] = (replicated.draws, replicated.observed)
     arviz_adapter.save_run(path, draws, attrs, **groups)
     row["artifact"] = path.relative_to(out_dir).as_posix()
 

@@ -178,7 +178,8 @@ _SVI_VARS = {"loss": ("losses", "step"), "particle_elbo": ("particle_elbos", "pa
 
 def save_run(path, draws: dict[str, np.ndarray], attrs: dict[str, str], *,
              nuts: dict[str, np.ndarray] | None = None,
-             svi: dict[str, np.ndarray] | None = None) -> None:
+             svi: dict[str, np.ndarray] | None = None,
+             predictive: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None) -> None:
     """One run as InferenceData netCDF, so ``az.from_netcdf`` then ``az.summary`` just work.
 
     NUTS: ``draws`` are ``(chain, draw, *shape)``; ``nuts`` holds ``energy``, ``diverging``,
@@ -187,6 +188,8 @@ def save_run(path, draws: dict[str, np.ndarray], attrs: dict[str, str], *,
     SVI: ``draws`` are ``(draw, *shape)`` and stored as one chain; ``svi`` holds ``losses`` (step)
     and ``particle_elbos`` (particle) -> group ``svi`` (``loss``, ``particle_elbo``).
     ``attrs`` (strings) go on the posterior group; ``inference`` records which kind it is.
+    ``predictive`` (replicated data ``{site: (n, *shape)}``, observations) -> groups
+    ``posterior_predictive`` (one chain) and ``observed_data`` (``benchmarks.scoring.predictive``).
     """
     import xarray as xr
 
@@ -206,6 +209,8 @@ def save_run(path, draws: dict[str, np.ndarray], attrs: dict[str, str], *,
     if svi is not None:
         groups["svi"] = xr.Dataset({name: (dim, np.asarray(svi[ours]))
                                     for name, (ours, dim) in _SVI_VARS.items() if ours in svi})
+    if predictive is not None:
+        groups.update(_predictive_groups(*predictive))
     _save(path, posterior, {**attrs, "inference": kind}, **groups)
 
 
@@ -238,3 +243,47 @@ def run_status(path) -> str:
         return load_run(path)[2].get("status", "")
     except Exception:
         return ""
+
+
+def _predictive_groups(reps: dict[str, np.ndarray], observed: dict[str, np.ndarray]) -> dict:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {"posterior_predictive": az.convert_to_dataset(
+                    {netcdf_name(k): np.asarray(v)[None] for k, v in reps.items()}),
+                "observed_data": az.dict_to_dataset(
+                    {netcdf_name(k): np.asarray(v) for k, v in observed.items()}, default_dims=[])}
+
+
+def save_predictive(path, reps: dict[str, np.ndarray], observed: dict[str, np.ndarray],
+                    attrs: dict[str, str]) -> None:
+    """Replicated data alone (a reference's): the two predictive groups, ``attrs`` on the first."""
+    from pathlib import Path
+
+    from svi_bench.benchmarks.artifacts import atomic_write
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idata = az.InferenceData(**_predictive_groups(reps, observed))
+    idata.posterior_predictive.attrs.update(attrs)
+    atomic_write(Path(path), idata.to_netcdf)
+
+
+def load_predictive(path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None:
+    """``(replicated {site: (n, *shape)}, observed {site: array})`` stored in a file, or None if it
+    has no ``posterior_predictive`` group (a run scored before predictive checks existed)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idata = az.from_netcdf(str(path))
+    try:
+        if "posterior_predictive" not in idata.groups():
+            return None
+        def site(name) -> str:  # stored under netcdf_name
+            return str(name).replace(SLASH, "/")
+
+        reps = {site(k): np.asarray(v.values).reshape(-1, *v.shape[2:])
+                for k, v in idata.posterior_predictive.data_vars.items()}
+        observed = ({site(k): np.asarray(v.values) for k, v in idata.observed_data.data_vars.items()}
+                    if "observed_data" in idata.groups() else {})
+        return reps, observed
+    finally:
+        _close(idata)

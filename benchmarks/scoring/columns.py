@@ -171,6 +171,16 @@ TABLE: tuple[Column, ...] = (
     _score("test_lpd", "nats", "held-out log predictive density per test point (higher is better)"),
     _score("ref_test_lpd", "nats", "the reference posterior's held-out log predictive density"),
     _score("test_accuracy", "fraction", "held-out accuracy of the posterior mean probability"),
+    _score("ppc_w1", "ref predictive sd",
+           "posterior predictive check: per observed data point, the 1-Wasserstein distance between "
+           "200 replicated data sets from the method and from the reference, over the reference's "
+           "predictive sd there, averaged over points (benchmarks/scoring/predictive.py); a "
+           "diagnostic, not judged"),
+    _score("ppc_w1_floor", "ref predictive sd",
+           "Monte Carlo noise floor of ppc_w1: the same number for two further disjoint sets of "
+           "reference draws (mean of the two)"),
+    _score("ppc_note", "text",
+           "why ppc_w1 is missing (no observed site, replication failed); empty when computed"),
     Column("reference_ok", "", "", "1 if the run's reference passed its checks, 0 if it failed "
            "them or none is stored (the verdict reason then says so)", JUDGEMENT),
     Column("verdict", "", "", "pass, warn or fail: does the posterior agree with the reference? "

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from svi_bench.benchmarks.scoring import metrics
+from svi_bench.benchmarks.scoring import metrics, predictive
 from svi_bench.benchmarks.scoring.draws import flatten_draws, merge_draw_axes
 from svi_bench.benchmarks.scoring.references import Reference
 from svi_bench.benchmarks.scoring.verdict import THRESHOLDS, VERDICT_POLICY, verdict
@@ -54,8 +54,11 @@ def evaluate(
     draws: Mapping[str, np.ndarray],
     reference: Reference | None,
     particle_elbos: np.ndarray | None = None,
+    replicated: predictive.Replicates | None = None,
 ) -> dict[str, Any]:
-    """Metric columns for one ok run (``draws``: NUTS (chain, draw, ...), SVI (draw, ...))."""
+    """Metric columns for one ok run (``draws``: NUTS (chain, draw, ...), SVI (draw, ...)).
+    ``replicated``: the run's replicated data if already made (else made here) for the
+    posterior predictive check's columns (``benchmarks.scoring.predictive``)."""
     out: dict[str, Any] = {}
     is_nuts = method == "nuts"
     flat = merge_draw_axes(draws, 2 if is_nuts else 1)
@@ -72,6 +75,9 @@ def evaluate(
                    verdict_policy=VERDICT_POLICY)
         return out
     out["reference_ok"] = reference.ok
+    if replicated is None:
+        replicated = predictive.replicate_run(spec.model, ds.model_kwargs, flat)
+    out.update(predictive.score(spec.model, ds.model_kwargs, replicated, reference))
     if spec.predictive_check is not None:
         _predictive(spec, ds, flat, reference, out)
     else:
