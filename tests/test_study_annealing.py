@@ -64,12 +64,19 @@ def test_the_cap_not_the_rule_ends_a_stage_that_keeps_changing_and_says_so():
     assert state == 7 and not bool(end.converged)
 
 
-def test_non_finite_losses_never_meet_the_rule_and_are_counted():
-    def broken(state):
+def test_non_finite_losses_never_meet_the_rule_are_counted_and_a_diverged_batch_ends_it():
+    def some_nan(state):
+        return state + 1, jnp.array([jnp.nan, 1.0, 2.0, jnp.inf, jnp.nan])
+
+    state, end = _run(RULE_TOLERANCE, 3, some_nan)
+    assert state == 3 and not bool(end.converged) and int(end.nonfinite_losses) == 9
+    assert float(end.batch_loss_mean) == pytest.approx(1.5)
+
+    def diverged(state):
         return state + 1, jnp.full(5, jnp.nan)
 
-    state, end = _run(RULE_TOLERANCE, 3, broken)
-    assert state == 3 and not bool(end.converged) and int(end.nonfinite_losses) == 15
+    state, end = _run(RULE_TOLERANCE, 3, diverged)
+    assert state == 1 and not bool(end.converged) and int(end.nonfinite_losses) == 5
 
 
 def test_the_schedule_is_geometric_from_one_to_the_final_concentration():
@@ -168,13 +175,17 @@ def test_one_seed_or_failed_runs_give_no_decision_and_say_why():
     rows = _rows({"autonormal": ([0.1], [0.5]), "autoiaf": ([0.1, 0.2], [0.3, 0.4])})
     direct = (rows.method == "autoiaf") & (rows.variant == "direct")
     rows.loc[direct, ["status", "error"]] = ["failed", "non-finite guide parameters"]
+    late = (rows.method == "autoiaf") & (rows.variant == "annealed") & (rows.stage == 2)
+    rows.loc[late & (rows.seed == 1), ["status", "error"]] = ["failed", "non-finite draws"]
     d = derive(rows).set_index("method")
     assert d.loc["autonormal", "finding"] == UNDECIDED
+    assert d.loc["autoiaf", "first_failed_stage"] == 2
+    assert d.loc["autoiaf", "first_failed_alpha"] == pytest.approx(0.02)
     assert d.loc["autoiaf", "finding"] == UNDECIDED and d.loc["autoiaf", "n_paired"] == 0
     text = annealing_answer.answer(d.reset_index())
     assert "one seed, so no seed noise" in text
-    assert ("autoiaf: no seed has both an ok annealed run and an ok direct fit (2 and 0 of 2) "
-            "(non-finite guide parameters)") in text
+    assert ("autoiaf: no seed has both an ok annealed run and an ok direct fit (1 and 0 of 2) "
+            "(non-finite draws, the annealed run failing from stage 2 (alpha 0.02))") in text
     assert annealing_answer.answer(pd.DataFrame()) == "No runs of this study are in the results."
 
 

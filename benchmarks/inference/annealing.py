@@ -46,7 +46,7 @@ class StageEnd(NamedTuple):
     converged: jax.Array  # the rule ended the stage (False: the batch cap did, or NaN losses)
     loss_before: jax.Array  # the document's ``init_loss`` of the last batch (svi.evaluate)
     loss: jax.Array  # the last step's loss of the last batch (the document's plotted loss)
-    batch_loss_mean: jax.Array  # mean of the last batch's finite step losses
+    batch_loss_mean: jax.Array  # mean of the last batch's finite step losses (NaN: none)
     nonfinite_losses: jax.Array  # non-finite step losses over the whole stage
 
 
@@ -55,12 +55,14 @@ def until_converged(evaluate: Callable[[Any], jax.Array],
                     state: Any, tolerance: jax.Array, max_batches: jax.Array) -> tuple[Any, StageEnd]:
     """The document's stage loop as a ``lax.while_loop``: ``loss_before = evaluate(state)``, one
     batch ``run_batch(state) -> (state, step losses)``, stop when the relative change of the last
-    step's loss from ``loss_before`` is below ``tolerance`` or after ``max_batches`` batches."""
+    step's loss from ``loss_before`` is below ``tolerance``, after ``max_batches`` batches, or
+    after a batch whose every loss is non-finite (a diverged fit: more batches cannot help)."""
     nan = jnp.asarray(jnp.nan, jnp.result_type(float))
 
     def cond(carry):
         _, end = carry
-        return (end.batches < max_batches) & ~end.converged
+        diverged = (end.batches > 0) & ~jnp.isfinite(end.batch_loss_mean)
+        return (end.batches < max_batches) & ~end.converged & ~diverged
 
     def body(carry):
         state, end = carry
@@ -68,7 +70,8 @@ def until_converged(evaluate: Callable[[Any], jax.Array],
         state, losses = run_batch(state)
         finite = jnp.isfinite(losses)
         last = losses[-1]
-        mean = jnp.sum(jnp.where(finite, losses, 0.0)) / jnp.maximum(jnp.sum(finite), 1)
+        mean = jnp.where(jnp.any(finite), jnp.sum(jnp.where(finite, losses, 0.0))
+                         / jnp.maximum(jnp.sum(finite), 1), jnp.nan)
         return state, StageEnd(end.batches + 1, relative_change(before, last) < tolerance,
                                before, last, mean,
                                end.nonfinite_losses + jnp.sum(~finite))

@@ -49,8 +49,12 @@ def finding(diff: float, se: float) -> str:
 
 
 def _first_error(rows: pd.DataFrame) -> str:
-    bad = rows[rows["status"] != "ok"]
-    return str(bad["error"].iloc[0]) if len(bad) and "error" in bad.columns else ""
+    """The reason of the earliest failed stage (annealed rows before the direct fit)."""
+    bad = rows[rows["status"] == "failed"]
+    if not len(bad) or "error" not in bad.columns:
+        return ""
+    order = (bad["variant"] != ANNEALED).astype(int) * 10**6 + _num(bad, "stage").fillna(0)
+    return str(bad.loc[order.sort_values(kind="stable").index[0], "error"])
 
 
 def derive(rows: pd.DataFrame) -> pd.DataFrame:
@@ -97,14 +101,27 @@ def derive(rows: pd.DataFrame) -> pd.DataFrame:
         record["compile_s"] = stats.median(g[g["status"] == "ok"], "compile_s")
         record["n_failed_rows"] = int((g["status"] == "failed").sum())
         record["failure"] = _first_error(g)
+        failed = ann[ann["status"] == "failed"]
+        first = _num(failed, "stage").min() if len(failed) else math.nan
+        record["first_failed_stage"] = first
+        record["first_failed_alpha"] = float(
+            _num(failed[_num(failed, "stage") == first], "stage_alpha").max()) \
+            if len(failed) else math.nan
         out.append(record)
     return pd.DataFrame(out)
+
+
+def _where_failed(r: pd.Series) -> str:
+    if not np.isfinite(r.get("first_failed_stage", math.nan)):
+        return ""
+    return (f", the annealed run failing from stage {int(r['first_failed_stage'])} (alpha "
+            f"{stats.fmt(r['first_failed_alpha'])})")
 
 
 def _sentence(r: pd.Series) -> str:
     m = r["method"]
     if r["n_paired"] == 0:
-        why = f" ({r['failure']})" if r.get("failure") else ""
+        why = f" ({r['failure']}{_where_failed(r)})" if r.get("failure") else ""
         return (f"{m}: no seed has both an ok annealed run and an ok direct fit "
                 f"({int(r['n_ok_annealed'])} and {int(r['n_ok_direct'])} of "
                 f"{int(r['n_seeds'])}){why}.")
@@ -126,7 +143,7 @@ def _sentence(r: pd.Series) -> str:
         text += (f"; the 2% rule ended {int(ruled)} of {int(r['stages_ok'])} stages, the batch "
                  "cap the rest")
     if r["n_failed_rows"]:
-        text += f"; {int(r['n_failed_rows'])} failed rows ({r['failure']})"
+        text += f"; {int(r['n_failed_rows'])} failed rows ({r['failure']}{_where_failed(r)})"
     return text + "."
 
 
