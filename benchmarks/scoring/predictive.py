@@ -223,7 +223,8 @@ def reference_key(provenance: Mapping[str, Any]) -> tuple:
 def reference_replicates(model, model_kwargs, ref_draws: Mapping[str, np.ndarray],
                          provenance: Mapping[str, Any], n: int = N_REPLICATES) -> ReferenceReplicates:
     """``1 + FLOOR_SETS`` disjoint sets of at most ``n`` reference draws (a fixed shuffle), each
-    replicated; computed once per reference and process."""
+    replicated with its own random key (never a run's: shared observation noise would make a
+    run look closer to the reference than it is); computed once per reference and process."""
     key = (*reference_key(provenance), n)
     if key not in _REF_CACHE:
         total = len(next(iter(ref_draws.values())))
@@ -231,7 +232,7 @@ def reference_replicates(model, model_kwargs, ref_draws: Mapping[str, np.ndarray
         order = np.random.default_rng(REPLICATE_SEED).permutation(total)
         sets = [replicate(model, model_kwargs,
                           {k: np.asarray(v)[order[i * size:(i + 1) * size]] for k, v in ref_draws.items()},
-                          seed=REPLICATE_SEED + i) for i in range(1 + FLOOR_SETS)]
+                          seed=REPLICATE_SEED + 1 + i) for i in range(1 + FLOOR_SETS)]
         first = sets[0]
         if size < 2:
             first = Replicates(reason=f"the reference has too few draws ({total})")
