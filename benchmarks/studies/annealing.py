@@ -76,7 +76,7 @@ SCHEDULES = {
 _VARIANTS = (Variant(ANNEALED, {"variant": ANNEALED}), Variant(DIRECT, {"variant": DIRECT}))
 SCOPES = {
     "smoke": Scope((MODEL,), ("autonormal",), 1, _VARIANTS),
-    "quick": Scope((MODEL,), GUIDES[:5], 4, _VARIANTS),
+    "quick": Scope((MODEL,), GUIDES, 4, _VARIANTS),
     "paper": Scope((MODEL,), GUIDES, 10, _VARIANTS),
 }
 
@@ -149,7 +149,8 @@ def _fill(row: dict, out, i: int, seeds: int, sched: Schedule, inner: int, metho
     """One seed's share of a stage's output into its row: ending, losses, cost, scores."""
     end = out.end
     batches = int(end.batches[i])
-    row.update(stage_batches=batches, stage_capped=not bool(end.converged[i]),
+    row.update(stage_batches=batches,
+               stage_capped=not bool(end.converged[i]) and batches >= cap,
                stage_loss=float(end.loss[i]), stage_loss_before=float(end.loss_before[i]),
                stage_loss_mean=float(end.batch_loss_mean[i]), num_steps=batches * BATCH_STEPS,
                nan_count=int(end.nonfinite_losses[i]), program_run_s=out.run_s,
@@ -158,6 +159,8 @@ def _fill(row: dict, out, i: int, seeds: int, sched: Schedule, inner: int, metho
     warnings = []
     if row["stage_capped"] and row["variant"] == ANNEALED:
         warnings.append(f"the batch cap ({cap}), not the 2% rule, ended the stage")
+    if not end.converged[i] and batches < cap:
+        warnings.append("a batch of only non-finite losses ended the stage")
     if row["nan_count"]:
         warnings.append(f"{row['nan_count']} non-finite step losses")
     problems = [] if out.params_finite[i] else ["non-finite guide parameters"]
