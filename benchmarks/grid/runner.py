@@ -63,6 +63,7 @@ def _base_row(cell: Cell, seed: int, profile: str) -> dict[str, Any]:
         "settings_hash": cell.hash,
         "settings": json.dumps(dataclasses.asdict(cell.settings), sort_keys=True),
         "precision": cell.settings.precision,
+        "optimizer": getattr(cell.settings, "optimizer", ""),
         "data": json.dumps(cell.data_key, sort_keys=True),
         "status": "ok",
         "error": "",

@@ -2,7 +2,8 @@
 
 ``precision`` (float32 or float64) is the floating-point precision the program runs in; the grid
 fills it from the model's declared ``ModelSpec.precision`` unless ``--set precision=...`` says
-otherwise."""
+otherwise. ``optimizer`` (``OPTIMIZERS``) is the SVI optimiser, ``--set optimizer=onecycle``;
+the program builds it from its name (``benchmarks.inference.svi.make_optimizer``)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,22 @@ from typing import Any
 
 from svi_bench.models.base import PRECISIONS
 
+OPTIMIZERS: dict[str, str] = {
+    "adam": "Adam at a constant learning_rate (NumPyro's Adam; the default)",
+    "onecycle": "Adam on optax's linear OneCycle schedule over num_steps, peaking at "
+                "learning_rate (002: pct_start 0.2, pct_final 0.8, div_factor 3, "
+                "final_div_factor 4)",
+    "onecycle_plateau": "onecycle chained with optax.contrib.reduce_on_plateau (002: factor 0.1, "
+                        "patience 10, accumulation_size 100) fed each step's loss",
+}
+"""The SVI optimisers by name, with what each is. The default, adam, is left out of identities."""
+DEFAULT_OPTIMIZER = "adam"
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, repr=False)
 class SVISettings:
-    """One SVI fit: Adam at ``learning_rate`` for ``num_steps`` steps of a ``num_particles`` ELBO."""
+    """One SVI fit: ``optimizer`` at ``learning_rate`` (a schedule's peak) for ``num_steps`` steps
+    of a ``num_particles`` ELBO."""
 
     num_steps: int
     num_particles: int
@@ -25,11 +38,22 @@ class SVISettings:
     final_elbo_particles: int = 1000
     guide_options: dict[str, Any] = field(default_factory=dict)
     precision: str = "float32"
+    optimizer: str = DEFAULT_OPTIMIZER
 
     kind = "svi"
 
+    def __repr__(self) -> str:
+        """The dataclass repr without a default optimiser, so that the repr (part of stored
+        executables' and perf programs' keys) of a setting made before optimisers is unchanged."""
+        shown = {k: v for k, v in dataclasses.asdict(self).items()
+                 if not (k == "optimizer" and v == DEFAULT_OPTIMIZER)}
+        return f"SVISettings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
     def validate(self) -> None:
         _precision(self)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, "
+                             f"got {self.optimizer!r}")
         _positive(self, "num_steps", "num_particles", "num_draws", "final_elbo_particles")
         if not _number(self.learning_rate) or not math.isfinite(self.learning_rate) \
                 or not self.learning_rate > 0:
@@ -65,10 +89,13 @@ Settings = SVISettings | NUTSSettings
 
 def identity(settings: Settings) -> dict[str, Any]:
     """The settings as hashed into a run's or a reference's identity. The default precision,
-    float32, is left out so that identities made before precision was a setting stay valid."""
+    float32, and the default optimiser, adam, are left out so that identities made before
+    either was a setting stay valid."""
     out = dataclasses.asdict(settings)
     if out.get("precision") == "float32":
         del out["precision"]
+    if out.get("optimizer") == DEFAULT_OPTIMIZER:
+        del out["optimizer"]
     return out
 
 

@@ -18,7 +18,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
+import optax
 from numpyro.infer import SVI, Predictive, Trace_ELBO
+from numpyro.optim import optax_to_numpyro
 
 from svi_bench.benchmarks.inference import executables, jax_setup
 from svi_bench.benchmarks.inference.settings import SVISettings
@@ -41,12 +43,43 @@ class SVIFit(NamedTuple):
         return bool(self.cache)
 
 
+ONECYCLE = {"pct_start": 0.2, "pct_final": 0.8, "div_factor": 3.0, "final_div_factor": 4.0}
+"""002's OneCycle schedule (``optax.linear_onecycle_schedule``) but its peak and length, which are
+the settings' ``learning_rate`` and ``num_steps``."""
+PLATEAU = {"factor": 0.1, "patience": 10, "accumulation_size": 100}
+"""002's ``optax.contrib.reduce_on_plateau``: the mean loss of each 100 steps is one evaluation; 10
+evaluations without a relative improvement of 1e-4 multiply the step by 0.1."""
+
+
+def learning_rate_schedule(settings: SVISettings) -> Callable[[Any], Any]:
+    """The step size as a function of the step count, before any plateau reduction."""
+    if settings.optimizer == "adam":
+        return optax.constant_schedule(settings.learning_rate)
+    return optax.linear_onecycle_schedule(transition_steps=settings.num_steps,
+                                          peak_value=settings.learning_rate, **ONECYCLE)
+
+
+def make_optimizer(settings: SVISettings) -> Any:
+    """The NumPyro optimiser ``settings.optimizer`` names (``settings.OPTIMIZERS``). The default,
+    adam, is NumPyro's own Adam, so the programs made before optimisers were a setting are
+    unchanged; the schedules are optax transformations through NumPyro's optax adapter, which
+    passes each step's loss as ``value`` (what ``reduce_on_plateau`` reads)."""
+    if settings.optimizer == "adam":
+        return numpyro.optim.Adam(settings.learning_rate)
+    adam = optax.adam(learning_rate=learning_rate_schedule(settings))
+    if settings.optimizer == "onecycle":
+        return optax_to_numpyro(adam)
+    if settings.optimizer == "onecycle_plateau":
+        return optax_to_numpyro(optax.chain(adam, optax.contrib.reduce_on_plateau(**PLATEAU)))
+    raise ValueError(f"unknown optimizer {settings.optimizer!r}")
+
+
 def make_svi(model: Callable[..., None], guide: Any, settings: SVISettings) -> SVI:
-    """NumPyro's SVI of one guide instance: Adam at ``learning_rate``, a ``num_particles`` ELBO."""
+    """NumPyro's SVI of one guide instance: ``make_optimizer``, a ``num_particles`` ELBO."""
     return SVI(
         model,
         guide,
-        numpyro.optim.Adam(settings.learning_rate),
+        make_optimizer(settings),
         Trace_ELBO(num_particles=settings.num_particles),
     )
 

@@ -79,6 +79,10 @@ TABLE: tuple[Column, ...] = (
     _run("precision", "string", "",
          "float32 or float64: the precision every program of the run ran in (the model's "
          "declared ModelSpec.precision unless --set precision=...); in the settings hash"),
+    _run("optimizer", "string", "",
+         "the SVI optimiser (--set optimizer=...): adam (constant learning_rate, the default), "
+         "onecycle (optax OneCycle peaking at learning_rate) or onecycle_plateau (that with "
+         "reduce_on_plateau); in the settings hash unless adam; empty for NUTS"),
     _run("status", "string", "", "ok, failed or not_applicable"),
     _run("error", "string", "", "why a run failed or does not apply (one line)"),
     _run("warning", "string", "", "what an ok run should not hide (divergences, no plateau)"),
