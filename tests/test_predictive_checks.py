@@ -122,6 +122,16 @@ def test_a_wrong_posterior_is_flagged():
     assert prior["ppc_w1"] > 3 * prior["ppc_w1_floor"]
 
 
+def test_a_marginal_check_cannot_see_a_too_narrow_coin_posterior():
+    """The known limit (why ppc_w1 is a diagnostic, not the verdict): a replicated flip depends
+    only on the posterior mean, so Beta(130, 90) (mean 13/22, ten times too narrow) scores at
+    the floor while the agreement metrics fail it."""
+    rng = np.random.default_rng(5)
+    narrow = _score("coin", {"latent_fairness": rng.beta(130, 90, 400)},
+                    _reference("coin", _exact("coin", 4000, 0), "narrow-coin"))
+    assert narrow["ppc_w1"] < 1.6 * narrow["ppc_w1_floor"]
+
+
 def test_ppc_w1_is_zero_for_identical_sets_and_nan_for_non_finite_replicates():
     rng = np.random.default_rng(0)
     ref = {"y": rng.normal(size=(200, 5)), "z": rng.integers(0, 2, (200, 3)).astype(float)}
