@@ -70,13 +70,16 @@ class Schedule:
 GUIDES = ("autonormal", "autodiagonalnormal", "automvn", "autodais", "autoiaf", "autobnaf")
 SCHEDULES = {
     "smoke": Schedule(n_stages=5, max_batches=20, num_draws=400, n_ref=4000, elbo_particles=100),
-    "quick": Schedule(n_stages=100, max_batches=50, num_draws=2000, n_ref=10000),
-    "paper": Schedule(n_stages=100, max_batches=100, num_draws=4000, n_ref=20000),
+    # scoring every stage is the cost that grows fastest (agreement of 2000 vs 10000 draws: 0.4 s)
+    "quick": Schedule(n_stages=100, max_batches=50, num_draws=1000, n_ref=5000),
+    "paper": Schedule(n_stages=100, max_batches=100, num_draws=2000, n_ref=10000),
 }
 _VARIANTS = (Variant(ANNEALED, {"variant": ANNEALED}), Variant(DIRECT, {"variant": DIRECT}))
 SCOPES = {
     "smoke": Scope((MODEL,), ("autonormal",), 1, _VARIANTS),
-    "quick": Scope((MODEL,), GUIDES, 4, _VARIANTS),
+    # AutoDiagonalNormal is AutoNormal's parameterisation here (same losses to float32 round-off)
+    "quick": Scope((MODEL,), tuple(g for g in GUIDES if g != "autodiagonalnormal"), 4,
+                   _VARIANTS),
     "paper": Scope((MODEL,), GUIDES, 10, _VARIANTS),
 }
 

@@ -5,7 +5,8 @@ the same number of steps, seed by seed: the marginal W1 to the exact posterior (
 components, reference sd) and KL(q || p) = log Z - ELBO (log Z exact). Annealing "helps" a guide
 when the paired difference (annealed - direct) of W1 lies below zero by more than twice its
 standard error over seeds; "hurts" when above by as much; otherwise the two are indistinguishable
-from seed noise (one seed: no estimate of that noise, no decision).
+from seed noise (one seed: no estimate of that noise, no decision). A guide with no seed where
+both runs are ok, and failed rows, "failed" (the answer names the stage it first failed at).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from svi_bench.benchmarks.studies import stats
 ANNEALED, DIRECT = "annealed", "direct"
 ORDER = ("autonormal", "autodiagonalnormal", "automvn", "autodais", "autoiaf", "autobnaf")
 HELPS, HURTS, SAME, UNDECIDED = "annealing better", "direct better", "no difference", "undecided"
+FAILED = "failed"  # no seed with both runs ok, and failed rows say why
 OBSERVED = (2, 5)  # the categories the document's eight observations fall in
 
 
@@ -86,6 +88,8 @@ def derive(rows: pd.DataFrame) -> pd.DataFrame:
             record[f"diff_{name}"], record[f"diff_{name}_se"] = stats.mean_se(diff)
         record["w1_max_floor"] = stats.median(a, "w1_max_floor")
         record["finding"] = finding(record["diff_w1_max"], record["diff_w1_max_se"])
+        if not len(paired) and (g["status"] == "failed").any():
+            record["finding"] = FAILED
         record["annealed_verdict"] = stats.worst_verdict(list(a.get("verdict", [])))
         record["direct_verdict"] = stats.worst_verdict(list(d.get("verdict", [])))
         judged = ok_stages.get("verdict", pd.Series(dtype=str)).astype(str)
@@ -152,14 +156,17 @@ def answer(derived: pd.DataFrame) -> str:
     if derived.empty:
         return "No runs of this study are in the results."
     groups = {f: list(derived.loc[derived["finding"] == f, "method"]) for f in
-              (HELPS, HURTS, SAME, UNDECIDED)}
+              (HELPS, HURTS, SAME, UNDECIDED, FAILED)}
     lead = (f"Annealing reaches the final posterior better than a direct fit with the same steps "
             f"for {len(groups[HELPS])} of {len(derived)} guides"
             + (f" ({', '.join(groups[HELPS])})" if groups[HELPS] else "")
             + f", worse for {len(groups[HURTS])}"
             + (f" ({', '.join(groups[HURTS])})" if groups[HURTS] else "")
             + f", indistinguishable within seed noise for {len(groups[SAME])}"
-            + (f" and undecided for {len(groups[UNDECIDED])}" if groups[UNDECIDED] else "")
+            + (f", undecided for {len(groups[UNDECIDED])}" if groups[UNDECIDED] else "")
+            + (f"; {len(groups[FAILED])} failed (no seed with both runs ok: "
+               f"{', '.join(groups[FAILED])})"
+               if groups[FAILED] else "")
             + ".")
     return " ".join([lead, *(_sentence(r) for _, r in derived.iterrows())])
 
