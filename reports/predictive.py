@@ -226,7 +226,7 @@ def ppc_plot(reference: tuple[dict, dict], runs: dict[str, tuple[dict, dict]], d
     colors = plots.colors_for(["reference", *names])
     cols = min(4, len(names))
     nrows = math.ceil(len(names) / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.6 * cols, 2.8 * nrows), squeeze=False,
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.9 * cols, 3.0 * nrows), squeeze=False,
                              sharex=True, sharey=True)
     cov = covariate(ds, obs)
     ref = np.asarray(ref_reps[site], dtype=float)
@@ -236,20 +236,20 @@ def ppc_plot(reference: tuple[dict, dict], runs: dict[str, tuple[dict, dict]], d
         reps = np.asarray(runs[name][0].get(site, np.empty((0,))), dtype=float)
         if reps.shape[1:] != ref.shape[1:]:
             ax.text(0.5, 0.5, f"{name}: replicated {site} has another shape", ha="center",
-                    fontsize=7, transform=ax.transAxes)
+                    fontsize=8, transform=ax.transAxes)
         elif cov is not None and not discrete:
             _per_point(ax, cov[1], ref, reps, obs, colors[name])
-            ax.set_xlabel(cov[0], fontsize=7)
+            ax.set_xlabel(cov[0], fontsize=9)
         else:
             _pooled(ax, ref, reps, obs, colors[name], discrete)
-            ax.set_xlabel(site, fontsize=7)
+            ax.set_xlabel(site, fontsize=9)
         title = name if not scores.get(name) else f"{name}\n{scores[name]}"
-        ax.set_title(title, fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.set_title(title, fontsize=9)
+        ax.tick_params(labelsize=8)
     for ax in axes.ravel()[len(names):]:
         ax.set_visible(False)
     fig.suptitle(f"replicated {site}" + (f" (first of {len(ref_reps)} observed sites)"
-                                          if len(ref_reps) > 1 else ""), fontsize=9)
+                                          if len(ref_reps) > 1 else ""), fontsize=10)
     fig.tight_layout()
     return fig
 

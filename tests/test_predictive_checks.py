@@ -77,6 +77,19 @@ def _improper_obs_model(y=None):
     numpyro.factor("lik", -jnp.sum((y - mu) ** 2))
 
 
+def _many_points(n=3000):
+    mu = numpyro.sample("mu", dist.Normal(0.0, 1.0))
+    with numpyro.plate("data", n):
+        numpyro.sample("y", dist.Normal(mu, 1.0), obs=jnp.zeros(n))
+
+
+def test_large_data_keep_fewer_replicated_sets():
+    reps = P.replicate_run(_many_points, {}, {"mu": np.zeros(400)})
+    assert reps.draws["y"].shape == (P.MIN_REPLICATES, 3000)
+    assert P.replicate_run(_many_points, {"n": 20}, {"mu": np.zeros(400)}).draws["y"].shape == (
+        P.N_REPLICATES, 20)
+
+
 def test_what_cannot_be_replicated_gets_a_reason_not_a_crash():
     draws = {"x": np.zeros(10), "y": np.zeros(10)}
     reps = P.replicate_run(REGISTRY["correlated_gaussian"].model, {}, draws)

@@ -150,6 +150,23 @@ TABLE: tuple[Column, ...] = (
          "annealing study: SVI steps from the start of the annealed run to the end of the stage"),
     _run("theta_mean", "string", "json",
          "annealing study: the guide's posterior mean of theta at the end of the stage"),
+    # the schedules study's rows (one per optimiser, stopping rule and seed; studies/schedules.py)
+    _run("stop_rule", "string", "",
+         "schedules study: early stopping rule, none, document (validation loss per point above "
+         "the training loss per point) or conventional (validation loss not improving)"),
+    _run("stop_patience", "Int64", "evaluations",
+         "schedules study: consecutive evaluations the stopping rule waits before it stops"),
+    _run("eval_every", "Int64", "step", "schedules study: SVI steps between validation losses"),
+    _run("steps_run", "Int64", "step",
+         "schedules study: SVI steps the run took before its rule stopped it (or its budget)"),
+    _run("stopped_early", "boolean", "", "schedules study: the stopping rule fired"),
+    _run("train_loss_pp", "float64", "nats",
+         "schedules study: mean training loss per training point over the last evaluation's steps"),
+    _run("val_loss_pp", "float64", "nats",
+         "schedules study: validation loss per validation point at the last evaluation"),
+    _run("plateau_scale", "float64", "",
+         "schedules study: reduce_on_plateau's final step multiplier (0.1 per reduction; 1: "
+         "none, or no plateau rule)"),
     *(_score(name, unit, description) for name, unit, description in _AGREEMENT),
     _score("approx_nonfinite_frac", "fraction",
            "fraction of approximation draws with a non-finite component (>0: metrics are NaN)"),
@@ -177,7 +194,8 @@ TABLE: tuple[Column, ...] = (
     _score("test_accuracy", "fraction", "held-out accuracy of the posterior mean probability"),
     _score("ppc_w1", "ref predictive sd",
            "posterior predictive check: per observed data point, the 1-Wasserstein distance between "
-           "200 replicated data sets from the method and from the reference, over the reference's "
+           "up to 200 replicated data sets (at most 100,000 values) from the method and from the "
+           "reference, over the reference's "
            "predictive sd there, averaged over points (benchmarks/scoring/predictive.py); a "
            "diagnostic, not judged"),
     _score("ppc_w1_floor", "ref predictive sd",

@@ -29,6 +29,10 @@ from typing import Any
 import numpy as np
 
 N_REPLICATES = 200
+MAX_VALUES = 100_000
+MIN_REPLICATES = 50
+"""Replicated data sets are capped at ``MAX_VALUES`` values (at least ``MIN_REPLICATES`` sets), so
+a model with thousands of observations keeps its artifacts small (3,000 points: 50 sets)."""
 REPLICATE_SEED = 20261122
 FLOOR_SETS = 2
 
@@ -103,6 +107,8 @@ def replicate(model: Callable[..., None], model_kwargs: Mapping[str, Any],
     if not observed:
         return Replicates(reason="the model has no observed sample site (e.g. its likelihood is a "
                                  "numpyro.factor), so there is nothing to replicate")
+    values = sum(int(np.size(v)) for v in observed.values())
+    draws = thin(draws, max(MIN_REPLICATES, MAX_VALUES // max(values, 1)))
     try:
         reps = _predict(model, tuple(observed), model_kwargs,
                         {k: np.asarray(v) for k, v in draws.items()}, seed)
