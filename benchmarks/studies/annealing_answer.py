@@ -225,6 +225,14 @@ def figure(rows: pd.DataFrame, derived: pd.DataFrame):
             dm = np.nanmedian(_means(d), axis=0)
             axes[1].plot([x] * len(OBSERVED), [dm[j] for j in OBSERVED], "x", color=color, ms=9)
             axes[2].plot([x], [_num(d, "w1_max").median()], "x", color=color, ms=9)
+    if len(stage_alpha) > 1:  # alpha on a top axis: the schedule is geometric in the stage
+        n, low = float(stage_alpha.index.max()), float(stage_alpha.min())
+        top = axes[0].secondary_xaxis("top", functions=(
+            lambda x: low ** (np.asarray(x, dtype=float) / n),
+            lambda a: n * np.log(np.clip(np.asarray(a, dtype=float), 1e-12, None)) / np.log(low)))
+        ticks = [a for a in (1.0, 0.5, 0.2, 0.1, 0.05, 0.02) if a >= low * 0.999]
+        top.set_xticks(ticks, [f"{a:g}" for a in ticks])
+        top.set_xlabel("alpha")
     axes[0].set(ylabel="ELBO loss at stage end", title="annealed live SVI, dirichlet_categorical")
     axes[1].set(ylabel="posterior mean of theta")
     axes[2].set(xlabel="stage (alpha from 1.0 down to 0.02)",
