@@ -206,9 +206,13 @@ def test_one_seed_or_failed_runs_give_no_decision_and_say_why():
 @pytest.mark.slow
 def test_the_smoke_study_runs_writes_its_table_and_resumes_without_rerunning(tmp_path):
     out = tmp_path / "res"
-    proc = run_cli("study", "annealing", "--profile", "smoke", "--out", str(out), "--no-progress")
+    proc = run_cli("study", "annealing", "--profile", "smoke", "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     sched, scope = annealing.SCHEDULES["smoke"], annealing.SCOPES["smoke"]
+    # the live plot's form: the progress line shows each stage, its alpha and the loss
+    for stage, alpha in enumerate(schedule(sched.n_stages), start=1):
+        assert f"annealing: autonormal stage {stage}/{sched.n_stages} alpha {alpha:.3g} loss " \
+            in proc.stderr, proc.stderr[-2000:]
     rows = pd.read_parquet(out / "results.parquet")
     assert len(rows) == len(scope.methods) * scope.seeds * (sched.n_stages + 1)
     assert set(rows.study) == {"annealing"} and set(rows.status) == {"ok"}

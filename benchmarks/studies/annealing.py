@@ -215,7 +215,8 @@ def run_chains(method: str, seeds: list[int], sched: Schedule, profile: str,
             rows[i][-1]["cumulative_steps"] = int(total[i]) * BATCH_STEPS
         for chain in rows:
             for row in chain:
-                row.update(compile_s=programs.compile_s, cache_hit=False, cache="",
+                row.update(compile_s=programs.compile_s, cache_hit=bool(programs.cache),
+                           cache=programs.cache,
                            seeds_in_program=len(seeds))
     except Exception as exc:  # a guide that cannot run: every row of its chains says why
         reason = one_line(exc)
