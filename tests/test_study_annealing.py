@@ -176,6 +176,7 @@ def test_the_finding_needs_the_paired_difference_beyond_twice_its_seed_noise():
                            "indistinguishable within seed noise for 1.")
     assert "autonormal: at alpha 0.02 the annealed fit's W1 is 0.105 ± " in text
     assert "beyond twice the seed noise" in text and "the 2% rule ended 8 of 12 stages" in text
+    assert "verdicts warn (annealed) and fail (direct)" in text
 
 
 def test_one_seed_or_failed_runs_give_no_decision_and_say_why():

@@ -142,6 +142,9 @@ def _sentence(r: pd.Series) -> str:
     if np.isfinite(r["diff_kl_exact"]):
         text += (f" (KL(q||p) {stats.fmt(r['annealed_kl_exact'])} vs "
                  f"{stats.fmt(r['direct_kl_exact'])} nats)")
+    if r["annealed_verdict"] or r["direct_verdict"]:
+        text += (f"; verdicts {r['annealed_verdict'] or 'none'} (annealed) and "
+                 f"{r['direct_verdict'] or 'none'} (direct)")
     if r["stages_ok"]:
         ruled = r["stages_ok"] - r["stages_capped"]
         text += (f"; the 2% rule ended {int(ruled)} of {int(r['stages_ok'])} stages, the batch "
