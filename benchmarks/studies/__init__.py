@@ -6,11 +6,19 @@ registry, in the order ``--list`` shows them. Running is ``running.run_study``.
 
 from __future__ import annotations
 
-from svi_bench.benchmarks.studies import annealing, diagnostics, particles, scaling, seeds
+from svi_bench.benchmarks.studies import (
+    annealing,
+    diagnostics,
+    particles,
+    scaling,
+    schedules,
+    seeds,
+)
 from svi_bench.benchmarks.studies.base import Scope, Study, Variant
 
 STUDIES: dict[str, Study] = {s.name: s for s in (particles.STUDY, seeds.STUDY, scaling.STUDY,
-                                                  annealing.STUDY, diagnostics.STUDY)}
+                                                  annealing.STUDY, schedules.STUDY,
+                                                  diagnostics.STUDY)}
 
 #: Studies of the issue not implemented yet, with why (``--list`` names them).
 PLANNED: dict[str, str] = {

@@ -1,0 +1,231 @@
+"""``schedules`` (002, "Tips & Tricks"): do the document's optimiser schedule and early stopping
+help SVI on the Bayesian neural network?
+
+``bnn`` with AutoNormal (the document's guide) under three optimisers, the settings' ``optimizer``
+(``benchmarks.inference.svi.make_optimizer``): constant Adam 0.01 (the document's end-to-end
+example), Adam on the document's OneCycle schedule peaking at 0.008, and that chained with
+``reduce_on_plateau``; each with no early stopping, the document's rule (validation loss per point
+above the training loss per point for ``patience`` evaluations) and the conventional rule
+(validation loss not improving for ``patience`` evaluations). The programs are
+``benchmarks.inference.early_stopping``: one executable per optimiser, run once per rule with all
+seeds under vmap, compile timed apart from each run. Each run is scored like the grid scores
+``bnn``: held-out log predictive density and accuracy on the test split, and the mean absolute
+difference of predictive probabilities from the NUTS reference's (with its noise floor).
+Rows: one per (optimiser, rule, seed), variant ``<optimizer>/<rule>``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+
+import jax
+import numpy as np
+import numpyro
+
+from svi_bench.benchmarks.grid import store
+from svi_bench.benchmarks.grid.runner import one_line
+from svi_bench.benchmarks.inference import early_stopping, methods
+from svi_bench.benchmarks.inference.introspect import latent_info
+from svi_bench.benchmarks.inference.settings import SVISettings, identity
+from svi_bench.benchmarks.scoring import evaluate
+from svi_bench.benchmarks.scoring.references import get_reference
+from svi_bench.benchmarks.scoring.verdict import VERDICT_POLICY
+from svi_bench.benchmarks.studies.base import Scope, Study, StudyRun, Variant
+from svi_bench.benchmarks.studies.schedules_answer import answer, derive, figure
+from svi_bench.models import REGISTRY
+
+MODEL, METHOD = "bnn", "autonormal"
+OPTIMIZER_RATES = {"adam": 0.01, "onecycle": 0.008, "onecycle_plateau": 0.008}
+"""The document's step sizes: constant Adam 0.01; OneCycle's peak 0.008 (with or without plateau)."""
+RULES = tuple(early_stopping.RULES)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one profile runs: the step budget, ELBO particles, draws scored, how often the
+    validation loss is evaluated and the rules' patience (in evaluations), and the optimisers."""
+
+    num_steps: int
+    num_particles: int
+    num_draws: int
+    eval_every: int
+    patience: int
+    optimizers: tuple[str, ...] = tuple(OPTIMIZER_RATES)
+
+    def settings(self, optimizer: str) -> SVISettings:
+        s = SVISettings(num_steps=self.num_steps, num_particles=self.num_particles,
+                        learning_rate=OPTIMIZER_RATES[optimizer], num_draws=self.num_draws,
+                        optimizer=optimizer)
+        s.validate()
+        return s
+
+
+PLANS = {
+    "smoke": Plan(num_steps=1000, num_particles=1, num_draws=400, eval_every=25, patience=5),
+    "quick": Plan(num_steps=4000, num_particles=2, num_draws=2000, eval_every=50, patience=10),
+    # the document: 10000 steps of a one-particle ELBO
+    "paper": Plan(num_steps=10000, num_particles=1, num_draws=4000, eval_every=100, patience=10),
+}
+SEEDS = {"smoke": 2, "quick": 8, "paper": 10}
+
+
+def variant_name(optimizer: str, rule: str) -> str:
+    return f"{optimizer}/{rule}"
+
+
+def _variants(plan: Plan) -> tuple[Variant, ...]:
+    return tuple(Variant(variant_name(o, r), {"optimizer": o, "stop_rule": r})
+                 for o in plan.optimizers for r in RULES)
+
+
+SCOPES = {p: Scope((MODEL,), (METHOD,), SEEDS[p], _variants(plan)) for p, plan in PLANS.items()}
+
+
+def run_hash(plan: Plan, optimizer: str, rule: str) -> str:
+    """A row's settings hash: the optimiser's settings, the rule, its patience and cadence."""
+    payload = {"study": "schedules", "model": MODEL, "method": METHOD, "rule": rule,
+               "patience": plan.patience, "eval_every": plan.eval_every,
+               "settings": identity(plan.settings(optimizer))}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _data() -> str:
+    return json.dumps(REGISTRY[MODEL].data_key(), sort_keys=True)
+
+
+def _identity(plan: Plan, optimizer: str, rule: str, seed: int) -> tuple:
+    return store.identity({"model": MODEL, "method": METHOD, "seed": seed, "data": _data(),
+                           "settings_hash": run_hash(plan, optimizer, rule)})
+
+
+def _row(plan: Plan, optimizer: str, rule: str, seed: int, profile: str) -> dict:
+    settings = plan.settings(optimizer)
+    return {"model": MODEL, "method": METHOD, "seed": seed, "profile": profile,
+            "variant": variant_name(optimizer, rule),
+            "settings_hash": run_hash(plan, optimizer, rule),
+            "settings": json.dumps({**asdict(settings), "stop_rule": rule,
+                                    "stop_patience": plan.patience,
+                                    "eval_every": plan.eval_every}, sort_keys=True),
+            "precision": settings.precision, "optimizer": optimizer, "stop_rule": rule,
+            "stop_patience": plan.patience, "eval_every": plan.eval_every, "data": _data(),
+            "status": "ok", "error": "", "warning": "", "artifact": "",
+            "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "jax_version": jax.__version__, "numpyro_version": numpyro.__version__,
+            "xla_flags": os.environ.get("XLA_FLAGS", ""), "num_particles": plan.num_particles,
+            "num_draws": plan.num_draws}
+
+
+def score(draws: dict[str, np.ndarray], ds, reference) -> dict:
+    """The grid's predictive scores of ``bnn`` (``scoring.evaluate``): held-out lpd and accuracy,
+    predictive probabilities against the reference's with the floor, and the verdict."""
+    spec = REGISTRY[MODEL]
+    out: dict = {"reference_ok": reference.ok}
+    evaluate._predictive(spec, ds, draws, reference, out)
+    level, reason = evaluate.judge_row({**out, "method": METHOD},
+                                       None if reference.ok else reference.failure)
+    out.update(verdict=level, verdict_reason=reason, verdict_policy=VERDICT_POLICY)
+    return out
+
+
+def _fill(row: dict, out: early_stopping.EarlyStopRun, i: int, plan: Plan, ds, reference) -> None:
+    """Seed ``i``'s share of one rule's run into its row: steps, losses, cost, scores."""
+    steps = int(out.steps_run[i])
+    losses = out.losses[i][:steps]
+    tail = losses[-max(1, steps // 10):]
+    evals = steps // plan.eval_every
+    row.update(num_steps=plan.num_steps, steps_run=steps, stopped_early=bool(out.stopped[i]),
+               grad_evals=float(steps * plan.num_particles),
+               final_loss_mean=float(np.mean(tail)), final_loss_sd=float(np.std(tail)),
+               nan_count=int(np.sum(~np.isfinite(losses))),
+               train_loss_pp=float(out.train_pp[i][evals - 1]),
+               val_loss_pp=float(out.val_pp[i][evals - 1]),
+               plateau_scale=float(out.plateau_scale[i]),
+               program_run_s=out.run_s, run_s=out.run_s / len(out.steps_run))
+    draws = {k: v[i] for k, v in out.draws.items()}
+    problems = [] if out.params_finite[i] else ["non-finite guide parameters"]
+    if not all(np.all(np.isfinite(v)) for v in draws.values()):
+        problems.append("non-finite posterior draws")
+    if problems:
+        row.update(status="failed", error="; ".join(problems))
+        return
+    try:
+        row.update(score(draws, ds, reference))
+    except Exception as exc:
+        row.update(verdict="", verdict_reason=f"evaluation failed: {one_line(exc)}")
+
+
+def run_optimizer(optimizer: str, seeds: list[int], plan: Plan, profile: str, ds, sites, reference,
+                  progress=lambda text: None) -> list[dict]:
+    """One optimiser's program compiled once and run under every rule for ``seeds``; every row,
+    failures included (an exception fails the rows it reaches with its reason)."""
+    spec = REGISTRY[MODEL]
+    rows = {r: [_row(plan, optimizer, r, s, profile) for s in seeds] for r in RULES}
+    try:
+        keys = jax.vmap(jax.random.PRNGKey)(np.asarray(seeds, dtype=np.uint32))
+        progress(f"{optimizer}: compiling")
+        val = {"x": ds.extras["x_val"], "y": ds.extras["y_val"]}
+        programs = early_stopping.EarlyStopPrograms(
+            spec.model, methods.guide_factory(spec, METHOD, {}), ds.model_kwargs, val, sites,
+            plan.settings(optimizer), plan.eval_every, len(ds.model_kwargs["y"]),
+            len(val["y"]), keys)
+        for rule in RULES:
+            progress(f"{optimizer}, stopping rule {rule}")
+            out = programs.run(rule, plan.patience)
+            for i, row in enumerate(rows[rule]):
+                row.update(compile_s=programs.compile_s, cache=programs.cache,
+                           cache_hit=bool(programs.cache), seeds_in_program=len(seeds))
+                _fill(row, out, i, plan, ds, reference)
+            progress(f"{optimizer}/{rule}: steps {int(np.median(out.steps_run))} (median), "
+                     f"{out.run_s:.2f} s")
+    except Exception as exc:  # an optimiser that cannot run: its rows say why
+        reason = one_line(exc)
+        for rule_rows in rows.values():
+            for row in rule_rows:
+                if "steps_run" not in row:
+                    row.update(status="failed", error=reason)
+    return [row for r in RULES for row in rows[r]]
+
+
+def execute(run: StudyRun) -> None:
+    """Every optimiser of the profile; with ``--resume`` the seeds whose rows are all stored ok
+    are skipped (one program serves every rule of a seed)."""
+    plan, scope, spec = PLANS[run.profile], SCOPES[run.profile], REGISTRY[MODEL]
+    ds = spec.make_data()
+    sites = latent_info(spec.model, ds.model_kwargs).sites
+    reference = None
+    for optimizer in plan.optimizers:
+        seeds = [s for s in run.seed_list(scope) if not (run.resume and all(
+            run.store.done(_identity(plan, optimizer, r, s)) for r in RULES))]
+        if not seeds:
+            continue
+        if reference is None:
+            run.progress("reference")
+            reference = get_reference(spec, ds, spec.data_key(), sites, run.out_dir,
+                                      quality="smoke" if run.profile == "smoke" else "full")
+        run.store.add(run_optimizer(optimizer, seeds, plan, run.profile, ds, sites, reference,
+                                    run.progress))
+
+
+STUDY = Study(
+    name="schedules",
+    question="On the Bayesian neural network, do the document's OneCycle schedule (with or "
+             "without reduce_on_plateau) and early stopping on a validation split improve "
+             "held-out predictions or cost over constant Adam?",
+    document="002",
+    section="Tips & Tricks",
+    scopes=SCOPES,
+    derive=derive,
+    answer=answer,
+    figure=figure,
+    figure_caption="Per optimiser and stopping rule (points: seeds; bars: mean ± 2 se): left, "
+                   "held-out log predictive density per test point (the NUTS reference's "
+                   "dashed); middle, mean absolute difference of predictive probabilities from "
+                   "the reference's (its noise floor dashed); right, steps run.",
+    execute=execute,
+)
+
+__all__ = ["PLANS", "SCOPES", "STUDY", "Plan", "execute", "run_optimizer", "score"]
