@@ -118,6 +118,8 @@ def test_derive_pairs_seeds_against_constant_adam_and_against_no_stopping():
     assert t.loc[("adam", "document"), "steps_run"] == 150
     assert t.loc[("adam", "document"), "stopped_frac"] == 1.0
     assert t.loc[("adam", "conventional"), "vs_no_stop"] == UNDECIDED  # one seed: no noise
+    assert t.loc[("adam", "none"), "vs_adam"] == t.loc[("onecycle", "none"), "vs_no_stop"] == ""
+    assert np.isnan(t.loc[("adam", "none"), "d_lpd_vs_no_stop"])
     assert t.loc[("adam", "none"), "test_lpd"] == pytest.approx(BASE.mean())
     assert t.loc[("adam", "none"), "test_lpd_se"] == pytest.approx(BASE.std(ddof=1) / 2)
 

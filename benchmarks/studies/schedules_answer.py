@@ -94,10 +94,14 @@ def derive(rows: pd.DataFrame) -> pd.DataFrame:
             scale = _num(ok, "plateau_scale")
             rec["plateau_reduced_frac"] = float((scale < 1).mean()) if scale.notna().any() \
                 else np.nan
-            d, se = _paired(rows, (opt, rule), BASELINE)
-            rec.update(d_lpd_vs_adam=d, d_lpd_vs_adam_se=se, vs_adam=finding(d, se))
-            d, se = _paired(rows, (opt, rule), (opt, "none"))
-            rec.update(d_lpd_vs_no_stop=d, d_lpd_vs_no_stop_se=se, vs_no_stop=finding(d, se))
+            for name, other in (("adam", BASELINE), ("no_stop", (opt, "none"))):
+                if other == (opt, rule):  # a run is not compared with itself
+                    rec.update({f"d_lpd_vs_{name}": np.nan, f"d_lpd_vs_{name}_se": np.nan,
+                                f"vs_{name}": ""})
+                    continue
+                d, se = _paired(rows, (opt, rule), other)
+                rec.update({f"d_lpd_vs_{name}": d, f"d_lpd_vs_{name}_se": se,
+                            f"vs_{name}": finding(d, se)})
             rec["first_error"] = _first_error(group)
             out.append(rec)
     return pd.DataFrame(out, columns=list(COLUMNS))
