@@ -82,11 +82,19 @@ def load(results_dir: Path, profile: str | None = None) -> Results:
         chosen = None
     if chosen is not None:
         df = df[df["profile"] == chosen]
-    df = latest_variant(df).reset_index(drop=True)
+    df = latest_variant(grid_rows(df)).reset_index(drop=True)
     df, rejudged = current_verdicts(df)  # never show an older policy's verdict as current
     refs, notes = _scan_references(results_dir / "references")
     return Results(results_dir, df, chosen, sorted(p for p in profiles if p != chosen), refs, notes,
                    rejudged.note)
+
+
+def grid_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of grid cells: a study's own programs (``study_program``: annealing stages, warm
+    starts, checkpoints) are answered on the study's page, never shown as the method's run."""
+    if "study_program" not in df.columns:
+        return df
+    return df[~df["study_program"].fillna(False).astype(bool)]
 
 
 def latest_variant(df: pd.DataFrame) -> pd.DataFrame:

@@ -250,3 +250,23 @@ def test_a_study_page_in_headless_chromium(browser, study_results, tmp_path):  #
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "study-scaling.png"), full_page=True)
     assert not errors, errors
+
+
+def test_rows_of_a_studys_own_programs_stay_off_the_leaderboard(tmp_path):
+    """A study's own programs (annealing stages, ...) share model, method and seed with grid runs;
+    the report's loader must keep showing the grid run, not the newest stage row."""
+    from svi_bench.benchmarks.grid import store
+    from svi_bench.benchmarks.studies.base import OwnRowsStore
+    from svi_bench.reports.loader import grid_rows, latest_variant
+
+    results = store.ResultsStore(tmp_path)
+    key = {"model": "coin", "method": "autonormal", "seed": 0, "data": "{}", "status": "ok",
+           "error": "", "profile": "smoke"}
+    results.add([{**key, "settings_hash": "grid", "started_at": "2026-01-01T00:00:00"}])
+    OwnRowsStore(results, "annealing").add(
+        [{**key, "settings_hash": "stage3", "variant": "annealed",
+          "started_at": "2026-01-02T00:00:00"}])
+    df = results.frame()
+    assert list(df["study_program"].fillna(False)) == [False, True]
+    assert list(latest_variant(df)["settings_hash"]) == ["stage3"]  # what went wrong before
+    assert list(latest_variant(grid_rows(df))["settings_hash"]) == ["grid"]

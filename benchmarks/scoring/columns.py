@@ -71,6 +71,10 @@ TABLE: tuple[Column, ...] = (
          "shared by studies is one row: studies select their rows by identity, not by this"),
     _run("variant", "string", "",
          "the study's variants that share this run's settings (comma-separated)"),
+    _run("study_program", "boolean", "",
+         "True for a row of a study that runs its own programs (annealing stages, warm starts, "
+         "checkpoints): not a grid cell, so the leaderboard and model pages leave it out; empty "
+         "for grid runs"),
     _run("settings_hash", "string", "",
          "hash of model, method, settings and data; with model, method, seed and data the "
          "run's identity (--resume skips identities already ok)"),

@@ -217,13 +217,15 @@ def select_rows(study: Study, variants: Sequence[Variant], results: pd.DataFrame
 
 
 class OwnRowsStore(TaggingStore):
-    """The store a study with its own programs writes through: rows keep their ``variant``."""
+    """The store a study with its own programs writes through: rows keep their ``variant`` and
+    are marked ``study_program`` (no grid cell: the report's leaderboard leaves them out)."""
 
     def __init__(self, inner: store.ResultsStore, study: str):
         super().__init__(inner, study, ())
 
     def add(self, rows) -> None:
-        self.inner.add([{**dict(row), "study": self.study} for row in rows])
+        self.inner.add([{**dict(row), "study": self.study, "study_program": True}
+                        for row in rows])
 
 
 def select_own_rows(study: Study, profile: str, results: pd.DataFrame) -> pd.DataFrame:
