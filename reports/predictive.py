@@ -245,7 +245,7 @@ def ppc_plot(reference: tuple[dict, dict], runs: dict[str, tuple[dict, dict]], d
             ax.set_xlabel(site, fontsize=9)
         title = name if not scores.get(name) else f"{name}\n{scores[name]}"
         ax.set_title(title, fontsize=9)
-        ax.tick_params(labelsize=8)
+        ax.tick_params(labelsize=8, labelbottom=True)
     for ax in axes.ravel()[len(names):]:
         ax.set_visible(False)
     fig.suptitle(f"replicated {site}" + (f" (first of {len(ref_reps)} observed sites)"

@@ -12,8 +12,12 @@ Metric ``ppc_w1``: for every observed data point (every scalar of every observed
 1-Wasserstein distance between the method's and the reference's replicated values, divided by the
 reference's predictive sd at that point (points where it is 0 use the site's pooled sd), averaged
 over points. Its noise floor ``ppc_w1_floor`` is the same number for exact posterior draws: two
-further disjoint sets of reference draws, each replicated and compared with the reference's set,
-averaged. A model without observed sites, or whose replication fails, gets ``ppc_note`` instead.
+further disjoint sets of reference draws, each replicated (with random keys no run uses) and
+compared with the reference's set, averaged, and rescaled like ``metrics.noise_floor`` when the
+run has fewer replicated sets. A model without observed sites, or whose replication fails, gets
+``ppc_note`` instead. Like every marginal predictive check it is blind to some posterior errors
+(a coin posterior with the right mean replicates flips exactly), so it is a diagnostic, not part
+of the verdict.
 """
 
 from __future__ import annotations
