@@ -92,7 +92,8 @@ def section(ctx, model: str, methods: list[str], summaries, ref, ds, figs, run_r
         scores = {s.method: _score_text(s) for s in summaries}
         fig = figs.make("ppc", f"{model} posterior predictive check",
                         lambda: ppc_plot(reference, runs, ds, scores),
-                        caption="Grey: the reference's replicated data; colour: the method's; "
+                        caption="Each method's run at the seed this page shows. "
+                                "Grey: the reference's replicated data; colour: the method's; "
                                 "black: the observed data. Against a covariate: 90% (thin) and "
                                 "50% (thick) intervals of each point's replicated values; "
                                 "without one: the distribution of all replicated values "
