@@ -88,7 +88,7 @@ def _rows(opt: str, rule: str, lpd, steps, stopped=False, status="ok"):
              "test_lpd": v, "test_accuracy": 0.85, "pred_prob_mad": 0.05 + 0.01 * s,
              "pred_prob_mad_floor": 0.02, "ref_test_lpd": -0.30, "steps_run": steps,
              "num_steps": 1000, "stopped_early": stopped, "run_s": 0.5, "compile_s": 10.0,
-             "plateau_scale": 1.0}
+             "plateau_scale": 1.0, "stop_patience": 5, "eval_every": 20}
             for s, v in enumerate(lpd)]
 
 
@@ -130,7 +130,8 @@ def test_answer_states_each_comparison_with_its_noise():
     assert "(NUTS reference -0.3)" in text
     assert "OneCycle changes it by +0.05 ± 0.00082 (paired, ± 2 se: better)" in text
     assert "OneCycle + plateau changes it by -0.1" in text and "worse" in text
-    assert "150 of 1000 steps, fired in 100% of seeds" in text
+    assert "(the earliest it can stop: step 100) the runs stop after (mean) constant Adam: 150 of " \
+        "1000 steps, fired in 100% of seeds, run 0.5 s per seed vs 0.5 s" in text
     assert "lpd +0 ± 0.0016 vs no stopping (indistinguishable)" in text
     assert "500 of 1000 steps" in text and "(undecided)" in text
     # the closest to the reference among the rows with every seed (not the one-seed row)

@@ -1,9 +1,10 @@
 """The ``schedules`` study's table, answer and figure: pure functions of its rows.
 
 One table row per (optimiser, stopping rule): seeds run and ok, held-out lpd and accuracy,
-predictive disagreement with the reference (and its floor), steps run, how often the rule fired,
-run and compile time. Two paired comparisons seed by seed (the same seed starts from the same
-initial guide): each row against constant Adam without stopping (``adam/none``, the document's
+predictive disagreement with the reference (and its floor), steps run, how often the rule fired
+(and the earliest step it could: patience x evaluation cadence), how often reduce_on_plateau cut
+the step, run and compile time. Two paired comparisons seed by seed (the same seed starts from
+the same initial guide): each row against constant Adam without stopping (``adam/none``, the document's
 end-to-end fit) and against its own optimiser without stopping. A difference of held-out lpd is
 "better" when it lies above zero by more than twice its standard error over seeds, "worse" when
 below by as much, otherwise indistinguishable from seed noise (one seed: undecided).
@@ -26,7 +27,8 @@ BETTER, WORSE, SAME, UNDECIDED = "better", "worse", "indistinguishable", "undeci
 COLUMNS = ("optimizer", "stop_rule", "n_seeds", "n_ok", "test_lpd", "test_lpd_se",
            "test_accuracy", "test_accuracy_se", "pred_prob_mad", "pred_prob_mad_se",
            "pred_prob_mad_floor", "ref_test_lpd", "steps_run", "steps_run_se", "num_steps",
-           "stopped_frac", "plateau_reduced_frac", "run_s", "compile_s", "d_lpd_vs_adam", "d_lpd_vs_adam_se",
+           "earliest_stop", "stopped_frac", "plateau_reduced_frac", "run_s", "compile_s",
+           "d_lpd_vs_adam", "d_lpd_vs_adam_se",
            "vs_adam", "d_lpd_vs_no_stop", "d_lpd_vs_no_stop_se", "vs_no_stop", "first_error")
 
 
@@ -90,6 +92,8 @@ def derive(rows: pd.DataFrame) -> pd.DataFrame:
             for col in ("pred_prob_mad_floor", "ref_test_lpd", "num_steps", "run_s",
                         "compile_s"):
                 rec[col] = stats.median(ok, col)
+            rec["earliest_stop"] = float((_num(ok, "stop_patience")
+                                          * _num(ok, "eval_every")).median())
             rec["stopped_frac"] = float(_num(ok, "stopped_early").mean()) if len(ok) else np.nan
             scale = _num(ok, "plateau_scale")
             rec["plateau_reduced_frac"] = float((scale < 1).mean()) if scale.notna().any() \
@@ -110,6 +114,10 @@ def derive(rows: pd.DataFrame) -> pd.DataFrame:
 def _row(table: pd.DataFrame, opt: str, rule: str) -> pd.Series | None:
     sel = table[(table["optimizer"] == opt) & (table["stop_rule"] == rule)]
     return sel.iloc[0] if len(sel) else None
+
+
+def _steps(value: float) -> str:
+    return f"{value:.0f}" if np.isfinite(value) else "n/a"
 
 
 def _diff(value: float, se: float) -> str:
@@ -147,12 +155,17 @@ def answer(table: pd.DataFrame) -> str:
             continue
         bits = []
         for _, r in rs.iterrows():
-            budget = r["num_steps"]
-            bits.append(f"{LABEL[r['optimizer']]}: {stats.fmt(r['steps_run'])} of "
-                        f"{stats.fmt(budget)} steps, fired in {stats.fmt(100 * r['stopped_frac'], 2)}"
-                        f"% of seeds, lpd {_diff(r['d_lpd_vs_no_stop'], r['d_lpd_vs_no_stop_se'])}"
-                        f" vs no stopping ({r['vs_no_stop']})")
-        sentences.append(f"With {LABEL[rule]} the runs stop after (mean) " + "; ".join(bits) + ".")
+            full = _row(table, r["optimizer"], "none")
+            full_s = full["run_s"] if full is not None else np.nan
+            bits.append(f"{LABEL[r['optimizer']]}: {_steps(r['steps_run'])} of "
+                        f"{_steps(r['num_steps'])} steps, fired in "
+                        f"{stats.fmt(100 * r['stopped_frac'], 2)}% of seeds, run "
+                        f"{stats.fmt(r['run_s'], 2)} s per seed vs {stats.fmt(full_s, 2)} s, lpd "
+                        f"{_diff(r['d_lpd_vs_no_stop'], r['d_lpd_vs_no_stop_se'])} vs no stopping "
+                        f"({r['vs_no_stop']})")
+        earliest = stats.fmt(float(pd.to_numeric(rs["earliest_stop"], errors="coerce").median()))
+        sentences.append(f"With {LABEL[rule]} (the earliest it can stop: step {earliest}) the runs "
+                         "stop after (mean) " + "; ".join(bits) + ".")
     ok = table[table["n_ok"] == table["n_ok"].max()]  # rows with every seed: no lucky few
     mad = pd.to_numeric(ok["pred_prob_mad"], errors="coerce")
     if mad.notna().any():
