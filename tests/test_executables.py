@@ -246,3 +246,25 @@ def test_a_loaded_program_calling_lapack_runs_in_a_fresh_process(tmp_path):
     cold, warm = run(), run()
     assert cold[0] != executables.EXECUTABLE and warm[0] == executables.EXECUTABLE
     assert cold[1] == warm[1]
+
+
+def test_the_store_is_keyed_by_every_module_its_programs_are_built_from():
+    """Every module that stores programs (calls ``executables.identity``), and every suite module
+    those import, is in ``PROGRAM_SOURCES``; a study's own program modules are not, so adding one
+    does not make the stored grid programs cold."""
+    import re
+    from pathlib import Path
+
+    folder = Path(executables.__file__).resolve().parent
+    sources = set(executables.PROGRAM_SOURCES)
+    storing = {p.name for p in folder.glob("*.py") if "executables.identity(" in p.read_text()}
+    assert storing and storing <= sources
+    imported = set()
+    for name in storing:
+        text = (folder / name).read_text()
+        imported |= {f"{m}.py" for m in re.findall(
+            r"from svi_bench\.benchmarks\.inference(?:\.(\w+))? import", text) if m}
+        for group in re.findall(r"from svi_bench\.benchmarks\.inference import ([\w, ]+)", text):
+            imported |= {f"{m.strip()}.py" for m in group.split(",")}
+    assert imported <= sources | {"host_lock.py"}, imported - sources
+    assert not {"annealing.py", "early_stopping.py"} & sources

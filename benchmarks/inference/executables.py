@@ -58,17 +58,25 @@ def executables_dir() -> Path:
     return jax_setup.cache_root() / "executables"
 
 
+#: The modules the stored programs (``svi.fit_svi``, ``nuts.run_nuts`` and the references built
+#: with it) are made from. Only these key the store: a study's own programs elsewhere in this
+#: folder (annealing, early stopping, ...) are not stored, and adding or editing one must not
+#: make every stored grid program cold.
+PROGRAM_SOURCES = ("executables.py", "jax_setup.py", "methods.py", "nuts.py", "settings.py",
+                   "svi.py")
+
+
 @cache
 def suite_source_hash() -> str:
-    """Hash of the suite code that builds programs (``benchmarks/inference`` and the models'
+    """Hash of the suite code that builds stored programs (``PROGRAM_SOURCES`` and the models'
     shared ``base``): an edit there changes the program, so it must change the key. A model's
     own module is the caller's part (its ``source_hash``), so editing one model leaves the other
     models' entries valid."""
     from svi_bench.models import base
 
     h = hashlib.sha256()
-    paths = [*sorted(Path(__file__).resolve().parent.glob("*.py")), Path(base.__file__).resolve()]
-    for path in paths:
+    here = Path(__file__).resolve().parent
+    for path in [*(here / name for name in PROGRAM_SOURCES), Path(base.__file__).resolve()]:
         h.update(path.name.encode())
         h.update(path.read_bytes())
     return h.hexdigest()
