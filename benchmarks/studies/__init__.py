@@ -13,17 +13,15 @@ from svi_bench.benchmarks.studies import (
     scaling,
     schedules,
     seeds,
+    warm_start,
 )
 from svi_bench.benchmarks.studies.base import Scope, Study, Variant
 
 STUDIES: dict[str, Study] = {s.name: s for s in (particles.STUDY, seeds.STUDY, scaling.STUDY,
                                                   annealing.STUDY, schedules.STUDY,
-                                                  diagnostics.STUDY)}
+                                                  diagnostics.STUDY, warm_start.STUDY)}
 
 #: Studies of the issue not implemented yet, with why (``--list`` names them).
-PLANNED: dict[str, str] = {
-    "warm_start": "001, \"Pre-Training SVI\": needs warm starts from a previous fit (SVI "
-                  "init_params; NUTS step size and mass matrix), which the runner cannot pass yet",
-}
+PLANNED: dict[str, str] = {}
 
 __all__ = ["PLANNED", "STUDIES", "Scope", "Study", "Variant"]
