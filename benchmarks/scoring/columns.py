@@ -171,6 +171,17 @@ TABLE: tuple[Column, ...] = (
     _run("plateau_scale", "float64", "",
          "schedules study: reduce_on_plateau's final step multiplier (0.1 per reduction; 1: "
          "none, or no plateau rule)"),
+    # the warm_start study's rows (one per method, seed and fit of the chain; studies/warm_start.py)
+    _run("start", "string", "",
+         "warm_start study: base (the document's data), scratch or warm (from the previous fit)"),
+    _run("data_seed", "Int64", "", "warm_start study: the seed of the data set fitted (gen_data)"),
+    _run("fit_index", "Int64", "", "warm_start study: the fit's place in its chain (0 = base)"),
+    _run("first_loss", "float64", "nats", "warm_start study: the loss of the first SVI step"),
+    _run("time_to_plateau_s", "float64", "s",
+         "warm_start study: SVI run time x converged_step / steps (NUTS: its whole run time)"),
+    _run("num_warmup", "Int64", "iterations", "warm_start study: NUTS warm-up iterations run"),
+    _run("loss_trace", "string", "json",
+         "warm_start study: the SVI loss trace as 200 [last step, mean loss] segments"),
     *(_score(name, unit, description) for name, unit, description in _AGREEMENT),
     _score("approx_nonfinite_frac", "fraction",
            "fraction of approximation draws with a non-finite component (>0: metrics are NaN)"),

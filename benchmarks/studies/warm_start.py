@@ -153,8 +153,12 @@ def score(draws: dict[str, np.ndarray], data_seed: int, method: str, n_eff: int,
 
 
 def _trace(losses: np.ndarray) -> str:
-    idx = np.unique(np.linspace(0, len(losses) - 1, TRACE_POINTS).round().astype(int))
-    return json.dumps([[int(i), round(float(losses[i]), 4)] for i in idx])
+    """The loss trace as ``TRACE_POINTS`` [last step, mean of the finite losses] segments."""
+    out = []
+    for chunk in np.array_split(np.arange(len(losses)), min(TRACE_POINTS, len(losses))):
+        finite = losses[chunk][np.isfinite(losses[chunk])]
+        out.append([int(chunk[-1]), round(float(finite.mean()), 4) if finite.size else None])
+    return json.dumps(out)
 
 
 def _fill_svi(row: dict, params_ok: bool, losses: np.ndarray, draws: dict, run_s: float,
@@ -163,7 +167,7 @@ def _fill_svi(row: dict, params_ok: bool, losses: np.ndarray, draws: dict, run_s
     plateau = convergence.plateau_step(losses)
     per_seed = run_s / seeds
     mean, sd = convergence.final_loss(losses)
-    row.update(num_steps=steps, plateau_step=plateau, run_s=per_seed, program_run_s=run_s,
+    row.update(num_steps=steps, converged_step=plateau, run_s=per_seed, program_run_s=run_s,
                time_to_plateau_s=per_seed * plateau / steps, first_loss=float(losses[0]),
                final_loss_mean=mean, final_loss_sd=sd, grad_evals=float(steps),
                nan_count=int(np.sum(~np.isfinite(losses))), loss_trace=_trace(losses),

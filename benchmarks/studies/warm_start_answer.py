@@ -22,7 +22,7 @@ BASE, SCRATCH, WARM = "base", "scratch", "warm"
 
 def _cost(rows: pd.DataFrame) -> pd.Series:
     """Per row: plateau step (SVI) or leapfrog steps (NUTS)."""
-    svi = pd.to_numeric(rows.get("plateau_step"), errors="coerce")
+    svi = pd.to_numeric(rows.get("converged_step"), errors="coerce")
     nuts = pd.to_numeric(rows.get("grad_evals"), errors="coerce")
     return pd.Series(np.where(rows["method"] == "nuts", nuts, svi), index=rows.index)
 
@@ -124,15 +124,15 @@ def figure(rows: pd.DataFrame, derived: pd.DataFrame):
         first = svi.loc[pd.to_numeric(svi["fit_index"]).idxmin(), "data_seed"]
         for i, (method, sub) in enumerate(svi[svi["data_seed"] == first].groupby("method")):
             for start, style in ((SCRATCH, "-"), (WARM, "--")):
-                traces = [np.asarray(json.loads(t)) for t in
+                traces = [np.asarray(json.loads(t), dtype=float) for t in
                           sub[sub["start"] == start]["loss_trace"] if isinstance(t, str)]
                 if traces:
-                    med = np.median(np.stack([t[:, 1] for t in traces]), axis=0)
+                    med = np.nanmedian(np.stack([t[:, 1] for t in traces]), axis=0)
                     axes[0].plot(traces[0][:, 0], med, style, color=f"C{i}",
                                  label=f"{method} {start}")
         axes[0].set(xlabel="step", ylabel="loss (median over seeds)",
                     title=f"new data set (gen_data({first}))")
-        finite = np.concatenate([np.asarray(json.loads(t))[:, 1] for t in svi["loss_trace"]
+        finite = np.concatenate([np.asarray(json.loads(t), dtype=float)[:, 1] for t in svi["loss_trace"]
                                  if isinstance(t, str)])
         finite = finite[np.isfinite(finite)]
         if finite.size:
