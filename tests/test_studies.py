@@ -182,7 +182,7 @@ def test_study_list_names_every_study_with_its_question_and_section(capsys):
 
 @pytest.mark.parametrize("args,expected", [
     (("study", "nope", "--out", "X"), f"unknown study 'nope'; valid: {', '.join(STUDIES)}"),
-    (("study", "warm_start"), "warm_start is planned, not implemented"),
+    (("study", "warm_start", "--profile", "fast"), "unknown profile 'fast'; valid: smoke, quick, paper"),
     (("study", "particles", "--profile", "fast"), "unknown profile 'fast'; valid: smoke, quick"),
     (("study",), "study needs a NAME or --list"),
     (("study", "seeds", "--seeds", "0,0"), "--seeds must be distinct"),
