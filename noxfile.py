@@ -47,7 +47,7 @@ def bench(session: nox.Session) -> None:
 
 
 STUDIES_OUT = "results-studies"
-STUDIES = ("particles", "seeds", "scaling", "annealing", "schedules", "diagnostics",
+STUDIES = ("anytime", "particles", "seeds", "scaling", "annealing", "schedules", "diagnostics",
            "warm_start")
 #: Studies that read the rows the others wrote (they run nothing): always run last.
 READERS = ("diagnostics",)

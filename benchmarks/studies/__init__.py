@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from svi_bench.benchmarks.studies import (
     annealing,
+    anytime,
     diagnostics,
     particles,
     scaling,
@@ -19,7 +20,8 @@ from svi_bench.benchmarks.studies.base import Scope, Study, Variant
 
 STUDIES: dict[str, Study] = {s.name: s for s in (particles.STUDY, seeds.STUDY, scaling.STUDY,
                                                   annealing.STUDY, schedules.STUDY,
-                                                  diagnostics.STUDY, warm_start.STUDY)}
+                                                  diagnostics.STUDY, warm_start.STUDY,
+                                                  anytime.STUDY)}
 
 #: Studies of the issue not implemented yet, with why (``--list`` names them).
 PLANNED: dict[str, str] = {}

@@ -1,0 +1,220 @@
+"""``anytime`` (beyond the documents): accuracy against the reference as a function of cost, for
+NUTS (its first n kept draws after warm-up, n doubling; cost includes warm-up) and for each guide
+(draws at checkpoints every 2^k steps inside one compiled program). Cost: gradient evaluations
+(SVI: steps x particles; NUTS: leapfrog steps) and wall seconds, apportioned from the program's
+run time in proportion to gradient evaluations (compile time excluded). Accuracy: ``w1_max``
+(marginal W1 in reference sd), with its noise floor at the same number of draws (two disjoint
+subsets of the reference, ``metrics.noise_floor``). Question per model: below what budget is SVI
+more accurate than NUTS, and where does NUTS overtake it? Programs: ``inference.anytime``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+import jax
+import numpy as np
+import pandas as pd
+
+from svi_bench.benchmarks.grid.runner import one_line
+from svi_bench.benchmarks.inference import anytime as programs
+from svi_bench.benchmarks.inference import methods
+from svi_bench.benchmarks.inference.introspect import latent_info
+from svi_bench.benchmarks.inference.settings import NUTSSettings, SVISettings
+from svi_bench.benchmarks.scoring import metrics
+from svi_bench.benchmarks.scoring.draws import flatten_draws
+from svi_bench.benchmarks.scoring.references import get_reference
+from svi_bench.benchmarks.studies.base import Scope, Study, StudyRun, Variant
+from svi_bench.models import REGISTRY
+
+METRIC = "w1_max"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """SVI checkpoints 2^svi_exps, NUTS draw counts 2^nuts_exps, the settings and reference."""
+
+    svi_exps: tuple[int, int]
+    nuts_exps: tuple[int, int]
+    learning_rate: float
+    num_draws: int
+    num_warmup: int
+    reference_quality: str
+
+
+SCHEDULES = {
+    "smoke": Schedule((4, 10), (4, 8), 1e-2, 500, 200, "smoke"),
+    "quick": Schedule((4, 13), (4, 10), 5e-3, 1000, 500, "full"),
+    "paper": Schedule((4, 15), (4, 12), 5e-3, 2000, 1000, "full"),
+}
+_V = (Variant("anytime"),)
+SCOPES = {
+    "smoke": Scope(("coin",), ("nuts", "autonormal", "automvn"), 1, _V),
+    "quick": Scope(("coin", "correlated_gaussian", "dirichlet_categorical", "gamma_concentration",
+                    "hierarchical_linreg", "linreg_outliers", "multimodal_2d"),
+                   ("nuts", "autonormal", "automvn", "autoiaf", "manual"), 2, _V,
+                   exclude=("bnn: judged in predictive space (pred_prob_mad), not w1_max",)),
+}
+SCOPES["paper"] = Scope(SCOPES["quick"].models, SCOPES["quick"].methods, 4, _V,
+                        SCOPES["quick"].exclude)
+
+
+def _hash(model: str, method: str, sched: Schedule, checkpoint: int) -> str:
+    """One identity per checkpoint row (the store keys rows by model, method, seed, hash, data)."""
+    payload = json.dumps({"study": "anytime", "model": model, "method": method,
+                          "checkpoint": checkpoint, "schedule": asdict(sched)}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def _methods(spec, scope: Scope) -> list[str]:
+    out = []
+    for m in scope.methods:
+        out += [methods.MANUAL_PREFIX + g for g in spec.guides] if m == "manual" else [m]
+    return out
+
+
+def _score(draws, ref, n: int) -> dict:
+    names, q = flatten_draws(draws)
+    _, r = flatten_draws(ref.draws)
+    floor = metrics.noise_floor(r, max(2, min(n, len(r) // 2)), np.random.default_rng(7), 3)
+    return {METRIC: metrics.agreement(q, r, names)[METRIC], "floor": floor[f"{METRIC}_floor"]}
+
+
+def run_one(model: str, method: str, seed: int, sched: Schedule, profile: str,
+            out_dir) -> list[dict]:
+    """Every checkpoint row of one (model, method, seed); an exception is one failed row."""
+    spec = REGISTRY[model]
+    key_data = spec.data_key(None)
+    base = {"model": model, "method": method, "seed": seed, "profile": profile,
+            "variant": "anytime", "settings_hash": _hash(model, method, sched, -1),
+            "data": json.dumps(key_data, sort_keys=True), "status": "ok", "error": "",
+            "precision": "float32"}
+    try:
+        ds = spec.data_for(key_data)
+        sites = latent_info(spec.model, ds.model_kwargs).sites + tuple(spec.extra_sites)
+        ref = get_reference(spec, ds, key_data, sites, out_dir, quality=sched.reference_quality,
+                            log=lambda msg: None)
+        key = jax.random.PRNGKey(seed)
+        if method == "nuts":
+            points = programs.checkpoints(*sched.nuts_exps)
+            ns = NUTSSettings(num_warmup=sched.num_warmup, num_samples=points[-1], num_chains=1)
+            (draws, steps), compile_s, run_s = programs.run_nuts(spec.model, ns, sites, key,
+                                                                 ds.model_kwargs)
+            cum = np.cumsum(steps.astype(float))
+            costs = [cum[sched.num_warmup + n - 1] for n in points]
+            picks = [{k: v[:n] for k, v in draws.items()} for n in points]
+        else:
+            points = programs.checkpoints(*sched.svi_exps)
+            ss = SVISettings(num_steps=points[-1], num_particles=1,
+                             learning_rate=sched.learning_rate, num_draws=sched.num_draws)
+            guide = methods.guide_factory(spec, method, {})
+            (_, picks), compile_s, run_s = programs.run_svi(spec.model, guide, ss, points, sites,
+                                                            key, ds.model_kwargs)
+            costs = [float(p) for p in points]
+        rows = []
+        for i, (point, cost, draws_i) in enumerate(zip(points, costs, picks, strict=True)):
+            n = point if method == "nuts" else sched.num_draws
+            row = {**base, "settings_hash": _hash(model, method, sched, i), "checkpoint": i,
+                   "checkpoint_at": point, "grad_evals": cost,
+                   "wall_s": run_s * cost / costs[-1], "compile_s": compile_s, "num_draws": n}
+            finite = all(np.all(np.isfinite(v)) for v in draws_i.values())
+            if finite:
+                row.update(_score(draws_i, ref, n))
+            else:
+                row.update(status="failed", error="non-finite posterior draws")
+            rows.append(row)
+        return rows
+    except Exception as exc:
+        return [{**base, "checkpoint": -1, "status": "failed", "error": one_line(exc)}]
+
+
+def execute(run: StudyRun) -> None:
+    """Each (model, method, seed) once; on resume skipped when its rows are stored ok."""
+    scope, sched = SCOPES[run.profile], SCHEDULES[run.profile]
+    for model in scope.models:
+        for method in _methods(REGISTRY[model], scope):
+            for seed in run.seed_list(scope):
+                last = len(programs.checkpoints(*(sched.nuts_exps if method == "nuts"
+                                                  else sched.svi_exps))) - 1
+                ident = (model, method, seed, _hash(model, method, sched, last),
+                         json.dumps(REGISTRY[model].data_key(None), sort_keys=True))
+                if run.resume and run.store.done(ident):
+                    continue
+                run.progress(f"anytime {model} {method} seed {seed}")
+                run.store.add(run_one(model, method, seed, sched, run.profile, run.out_dir))
+
+
+def crossover(svi: pd.DataFrame, nuts: pd.DataFrame, cost: str = "grad_evals") -> float:
+    """The smallest cost at which NUTS is at least as accurate as SVI, comparing both curves
+    interpolated in log-log on the costs of either within their common range: ``nan`` if NUTS
+    is ahead already at the first common cost, ``inf`` if it never overtakes SVI."""
+    s, n = svi.sort_values(cost), nuts.sort_values(cost)
+    lo, hi = max(s[cost].min(), n[cost].min()), min(s[cost].max(), n[cost].max())
+    grid = np.unique(np.concatenate([s[cost], n[cost]]))
+    grid = grid[(grid >= lo) & (grid <= hi)]
+    if grid.size == 0:
+        return float("nan")
+
+    def at(df):
+        return np.interp(np.log(grid), np.log(df[cost]), np.log(df[METRIC]))
+
+    nuts_ahead = at(n) <= at(s)
+    if nuts_ahead[0]:
+        return float("nan")
+    return float(grid[np.argmax(nuts_ahead)]) if nuts_ahead.any() else float("inf")
+
+
+def derive(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, guide): the crossover in gradient evaluations and seconds over seeds."""
+    ok = rows[(rows.status == "ok") & rows[METRIC].notna()] if METRIC in rows else rows.iloc[:0]
+    out = []
+    for (model, method), g in ok[ok.method != "nuts"].groupby(["model", "method"]):
+        per_seed = {"grad_evals": [], "wall_s": []}
+        for seed, gs in g.groupby("seed"):
+            n = ok[(ok.model == model) & (ok.method == "nuts") & (ok.seed == seed)]
+            if len(n):
+                for c in per_seed:
+                    per_seed[c].append(crossover(gs, n, c))
+        rec = {"model": model, "method": method, "seeds": len(per_seed["grad_evals"])}
+        for c, vals in per_seed.items():
+            v = np.asarray(vals, dtype=float)
+            rec[f"crossover_{c}_median"] = float(np.median(v)) if v.size else np.nan
+            rec[f"crossover_{c}_min"] = float(np.min(v)) if v.size else np.nan
+            rec[f"crossover_{c}_max"] = float(np.max(v)) if v.size else np.nan
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
+def _sentence(r) -> str:
+    med, lo, hi = (r.crossover_grad_evals_median, r.crossover_grad_evals_min,
+                   r.crossover_grad_evals_max)
+    if np.isnan(med):
+        return f"{r.model}/{r.method}: NUTS is at least as accurate from the first common budget."
+    if np.isinf(med):
+        return f"{r.model}/{r.method}: SVI stays more accurate than NUTS over every budget run."
+    return (f"{r.model}/{r.method}: SVI is more accurate below about {med:.0f} gradient "
+            f"evaluations ({r.crossover_wall_s_median:.3g} s), where NUTS overtakes it "
+            f"(range over {r.seeds} seeds: {lo:.0f}-{hi:.0f}).")
+
+
+def answer(table: pd.DataFrame) -> str:
+    """One sentence per (model, guide), computed from the derived crossovers."""
+    if table.empty:
+        return "No checkpoint rows scored, so no crossover can be stated."
+    return " ".join(_sentence(r) for r in table.itertuples())
+
+
+STUDY = Study(
+    name="anytime",
+    question="Below what budget is SVI more accurate than NUTS, and where does NUTS overtake it?",
+    document="beyond the documents",
+    section="anytime accuracy versus cost",
+    scopes=SCOPES,
+    derive=derive,
+    answer=answer,
+    execute=execute,
+)
+
+__all__ = ["SCHEDULES", "SCOPES", "STUDY", "crossover", "derive", "execute", "run_one"]
