@@ -22,6 +22,10 @@ jax_setup.configure_jax()
 
 #: Columns that may differ between a serial and a parallel run of the same grid: timings, where
 #: the executable came from, when, and the run's worker set-up.
+#: The posterior predictive check's numbers: the reference's replicated data are made on whichever
+#: process scores a model first, and differ from the serial run's in the last bits (seen: equal to
+#: 8 printed digits); they must agree to float32 round-off, not bit for bit.
+PREDICTIVE = {"ppc_w1", "ppc_w1_floor"}
 TIMING = {"compile_s", "run_s", "program_run_s", "cache_hit", "cache", "started_at",
           "ess_per_second", "jobs", "artifact", "timing_lock", "lock_wait_s"}
 KEY = ["model", "method", "seed"]
@@ -77,7 +81,9 @@ def test_a_two_worker_cluster_gives_the_serial_rows(tmp_path, scheduler):
     assert serial.columns.difference(parallel.columns).empty
     for col in serial.columns.difference(sorted(TIMING)):
         a, b = serial[col], parallel[col]
-        if pd.api.types.is_float_dtype(a):
+        if col in PREDICTIVE:  # replicated on another process: equal to float32 round-off
+            np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), rtol=1e-6, err_msg=col)
+        elif pd.api.types.is_float_dtype(a):
             assert np.array_equal(a.to_numpy(), b.to_numpy(), equal_nan=True), col
         else:
             assert a.astype(str).tolist() == b.astype(str).tolist(), col

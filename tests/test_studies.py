@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from markupsafe import escape
 
 from svi_bench.benchmarks import cli
 from svi_bench.benchmarks.studies import PLANNED, STUDIES, particles, scaling, seeds, stats
@@ -229,7 +230,7 @@ def test_each_study_runs_at_smoke_resumes_and_gets_a_report_page(study_results, 
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in STUDIES:
         page = (tmp_path / "report" / "studies" / f"{name}.html").read_text()
-        assert STUDIES[name].section in page and 'class="answer"' in page
+        assert str(escape(STUDIES[name].section)) in page and 'class="answer"' in page
         assert f"../img/studies/{name}.png" in page, page[:2000]
     assert 'href="studies/particles.html"' in (tmp_path / "report" / "index.html").read_text()
 

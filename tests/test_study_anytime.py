@@ -57,7 +57,7 @@ def test_smoke_end_to_end_and_resume(tmp_path):
     rows = pd.read_parquet(out / "results.parquet")
     rows = rows[rows.study == "anytime"]
     assert (rows.status == "ok").all() and rows.checkpoint.nunique() > 3
-    assert {"grad_evals", "wall_s", "w1_max", "floor"} <= set(rows.columns)
+    assert {"grad_evals", "checkpoint_run_s", "w1_max", "floor"} <= set(rows.columns)
     table = pd.read_parquet(out / "studies" / "anytime.parquet")
     assert set(table.method) == {"autonormal", "automvn"}
     before = len(pd.read_parquet(out / "results.parquet"))

@@ -154,6 +154,17 @@ TABLE: tuple[Column, ...] = (
          "annealing study: SVI steps from the start of the annealed run to the end of the stage"),
     _run("theta_mean", "string", "json",
          "annealing study: the guide's posterior mean of theta at the end of the stage"),
+    # the anytime study's rows (one per model, method, seed and checkpoint; studies/anytime.py)
+    _run("checkpoint", "Int64", "",
+         "anytime study: index of the checkpoint (SVI steps or NUTS draws double from one to the "
+         "next)"),
+    _run("checkpoint_at", "Int64", "step or draw",
+         "anytime study: SVI steps taken, or NUTS draws kept after warm-up, at the checkpoint"),
+    _run("checkpoint_run_s", "float64", "s",
+         "anytime study: the program's run time apportioned to the checkpoint by gradient "
+         "evaluations (compile excluded)"),
+    _run("floor", "float64", "ref sd",
+         "anytime study: noise floor of w1_max at the checkpoint's number of draws"),
     # the schedules study's rows (one per optimiser, stopping rule and seed; studies/schedules.py)
     _run("stop_rule", "string", "",
          "schedules study: early stopping rule, none, document (validation loss per point above "

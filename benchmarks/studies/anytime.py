@@ -118,7 +118,7 @@ def run_one(model: str, method: str, seed: int, sched: Schedule, profile: str,
             n = point if method == "nuts" else sched.num_draws
             row = {**base, "settings_hash": _hash(model, method, sched, i), "checkpoint": i,
                    "checkpoint_at": point, "grad_evals": cost,
-                   "wall_s": run_s * cost / costs[-1], "compile_s": compile_s, "num_draws": n}
+                   "checkpoint_run_s": run_s * cost / costs[-1], "compile_s": compile_s, "num_draws": n}
             finite = all(np.all(np.isfinite(v)) for v in draws_i.values())
             if finite:
                 row.update(_score(draws_i, ref, n))
@@ -171,7 +171,7 @@ def derive(rows: pd.DataFrame) -> pd.DataFrame:
     ok = rows[(rows.status == "ok") & rows[METRIC].notna()] if METRIC in rows else rows.iloc[:0]
     out = []
     for (model, method), g in ok[ok.method != "nuts"].groupby(["model", "method"]):
-        per_seed = {"grad_evals": [], "wall_s": []}
+        per_seed = {"grad_evals": [], "checkpoint_run_s": []}
         for seed, gs in g.groupby("seed"):
             n = ok[(ok.model == model) & (ok.method == "nuts") & (ok.seed == seed)]
             if len(n):
@@ -195,7 +195,7 @@ def _sentence(r) -> str:
     if np.isinf(med):
         return f"{r.model}/{r.method}: SVI stays more accurate than NUTS over every budget run."
     return (f"{r.model}/{r.method}: SVI is more accurate below about {med:.0f} gradient "
-            f"evaluations ({r.crossover_wall_s_median:.3g} s), where NUTS overtakes it "
+            f"evaluations ({r.crossover_checkpoint_run_s_median:.3g} s), where NUTS overtakes it "
             f"(range over {r.seeds} seeds: {lo:.0f}-{hi:.0f}).")
 
 
