@@ -103,5 +103,11 @@ def settings_hash(model: str, method: str, settings: Settings, data_key: dict[st
         "settings": identity(settings),
         "data": data_key,
     }
+    return payload_hash(payload)
+
+
+def payload_hash(payload: dict[str, Any]) -> str:
+    """The short stable hash of a JSON payload that names a run's settings (the grid's and the
+    studies' own programs' ``settings_hash``)."""
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]

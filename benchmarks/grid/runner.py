@@ -69,12 +69,34 @@ def _base_row(cell: Cell, seed: int, profile: str) -> dict[str, Any]:
         "error": "",
         "warning": "",
         "artifact": "",
-        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "jax_version": jax.__version__,
-        "numpyro_version": numpyro.__version__,
-        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        **run_provenance(),
         "seeds_in_program": len(cell.seeds),
     }
+
+
+def run_provenance() -> dict[str, str]:
+    """When a row was started and with which JAX, NumPyro and XLA flags (every row has them)."""
+    return {"started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "jax_version": jax.__version__, "numpyro_version": numpyro.__version__,
+            "xla_flags": os.environ.get("XLA_FLAGS", "")}
+
+
+def fit_problems(params_finite: bool, draws: Any) -> list[str]:
+    """Why a fit's output cannot be scored: non-finite guide parameters or posterior draws
+    (``draws`` a dict of arrays or one array)."""
+    values = draws.values() if isinstance(draws, dict) else [draws]
+    problems = [] if params_finite else ["non-finite guide parameters"]
+    if not all(np.all(np.isfinite(v)) for v in values):
+        problems.append("non-finite posterior draws")
+    return problems
+
+
+def score_safely(row: dict, scoring: Callable[[], Any]) -> None:
+    """``row.update(scoring())``; a scoring error is recorded in the row, never raised."""
+    try:
+        row.update(scoring())
+    except Exception as exc:
+        row.update(verdict="", verdict_reason=f"evaluation failed: {one_line(exc)}")
 
 
 def plan(
@@ -112,14 +134,16 @@ def _score(cell: Cell, ds: Dataset, row: dict, draws, reference_fn: ReferenceFn 
     The reference's replicated data go to the results folder for the report."""
     if reference_fn is None or row["status"] != "ok":
         return
-    try:
+
+    def scoring() -> dict:
         reference = reference_fn()
-        row.update(evaluate(cell.spec, ds, cell.method, row, draws, reference, particle_elbos,
-                            replicated))
+        out = evaluate(cell.spec, ds, cell.method, row, draws, reference, particle_elbos,
+                       replicated)
         if reference is not None and out_dir is not None:
             predictive.store_reference(out_dir, cell.spec.model, ds.model_kwargs, reference)
-    except Exception as exc:
-        row.update(verdict="", verdict_reason=f"evaluation failed: {one_line(exc)}")
+        return out
+
+    score_safely(row, scoring)
 
 
 def _replicate(cell: Cell, ds: Dataset, row: dict, draws, chains: int) -> predictive.Replicates:
@@ -209,10 +233,7 @@ def _run_svi_cell(cell, ds, info, keys, rows, out_dir, reference_fn) -> None:
             # guides do) are recorded, not fatal, while the fit itself stays finite.
             tail = fit.losses[i][-max(1, s.num_steps // 10):]
             (problems if not np.any(np.isfinite(tail)) else warnings).append(nan_note)
-        if not fit.params_finite[i]:
-            problems.append("non-finite guide parameters")
-        if not all(np.all(np.isfinite(v)) for v in draws.values()):
-            problems.append("non-finite posterior draws")
+        problems += fit_problems(fit.params_finite[i], draws)
         if problems:
             row.update(status="failed", error="; ".join(problems + warnings))
         else:

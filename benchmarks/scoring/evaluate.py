@@ -89,8 +89,14 @@ def evaluate(
             n_eff = int(max(2, min(len(q), row["min_ess_bulk"])))
         floors = _floor(ref_id, min(n_eff, len(ref) // 2))
         out.update(floors)
-    failure = None if reference.ok else reference.failure
-    level, reason = judge_row({**row, **out, "method": method}, failure)
+    return with_verdict(out, method, None if reference.ok else reference.failure, row)
+
+
+def with_verdict(out: dict[str, Any], method: str, reference_failure: str | None = None,
+                 row: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``out`` (scores) with the verdict of ``judge_row`` on ``row`` and ``out`` and the policy it
+    was judged under: how every scored row, the grid's or a study's own, gets its verdict."""
+    level, reason = judge_row({**(row or {}), **out, "method": method}, reference_failure)
     out.update(verdict=level, verdict_reason=reason, verdict_policy=VERDICT_POLICY)
     return out
 

@@ -16,20 +16,17 @@ seed) for the direct fit (variant ``direct``, stage = the last stage). A seed's 
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import json
 import math
-import os
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 import jax
 import numpy as np
-import numpyro
 
 from svi_bench.benchmarks.grid import store
-from svi_bench.benchmarks.grid.runner import one_line
+from svi_bench.benchmarks.grid.profiles import payload_hash
+from svi_bench.benchmarks.grid.runner import fit_problems, one_line, run_provenance, score_safely
 from svi_bench.benchmarks.inference import methods
 from svi_bench.benchmarks.inference.annealing import (
     BATCH_STEPS,
@@ -40,8 +37,7 @@ from svi_bench.benchmarks.inference.annealing import (
 )
 from svi_bench.benchmarks.inference.settings import SVISettings, identity
 from svi_bench.benchmarks.scoring import metrics
-from svi_bench.benchmarks.scoring.evaluate import judge_row
-from svi_bench.benchmarks.scoring.verdict import VERDICT_POLICY
+from svi_bench.benchmarks.scoring.evaluate import with_verdict
 from svi_bench.benchmarks.studies.annealing_answer import ANNEALED, DIRECT, answer, derive, figure
 from svi_bench.benchmarks.studies.base import Scope, Study, StudyRun, Variant
 from svi_bench.models import REGISTRY
@@ -89,7 +85,7 @@ def run_hash(method: str, variant: str, stage: int, sched: Schedule) -> str:
     payload = {"study": "annealing", "model": MODEL, "method": method, "variant": variant,
                "stage": stage, "schedule": asdict(sched), "tolerance": RULE_TOLERANCE,
                "batch_steps": BATCH_STEPS, "settings": identity(sched.settings())}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+    return payload_hash(payload)
 
 
 def _data(alpha: float) -> str:
@@ -123,11 +119,9 @@ def score(draws: np.ndarray, alpha: float, elbo: float, sched: Schedule, method:
     spec = REGISTRY[MODEL]
     ref, floor = exact_reference(float(alpha), sched.n_ref, sched.num_draws)
     names = [f"{SITE}[{j}]" for j in range(ref.shape[1])]
-    out = {**metrics.agreement(draws, ref, names), **floor}
-    level, reason = judge_row({**out, "method": method})
+    out = with_verdict({**metrics.agreement(draws, ref, names), **floor}, method)
     log_z = spec.log_evidence(spec.make_data(alpha_scale=float(alpha)))
-    out.update(verdict=level, verdict_reason=reason, verdict_policy=VERDICT_POLICY,
-               reference_ok=True, final_elbo=float(elbo),
+    out.update(reference_ok=True, final_elbo=float(elbo),
                kl_exact=metrics.exact_kl(log_z, elbo) if np.isfinite(elbo) else math.nan,
                theta_mean=json.dumps([round(float(v), 6) for v in np.mean(draws, axis=0)]))
     return out
@@ -141,9 +135,7 @@ def _row(method: str, seed: int, variant: str, stage: int, alpha: float, sched: 
                                     "tolerance": RULE_TOLERANCE}, sort_keys=True),
             "precision": "float32", "data": _data(alpha), "status": "ok", "error": "",
             "warning": "", "artifact": "",
-            "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "jax_version": jax.__version__, "numpyro_version": numpyro.__version__,
-            "xla_flags": os.environ.get("XLA_FLAGS", ""), "stage": stage,
+            **run_provenance(), "stage": stage,
             "stage_alpha": float(alpha), "num_particles": 1, "latent_dim": 11}
 
 
@@ -166,17 +158,13 @@ def _fill(row: dict, out, i: int, seeds: int, sched: Schedule, inner: int, metho
         warnings.append("a batch of only non-finite losses ended the stage")
     if row["nan_count"]:
         warnings.append(f"{row['nan_count']} non-finite step losses")
-    problems = [] if out.params_finite[i] else ["non-finite guide parameters"]
-    if not np.all(np.isfinite(out.draws[i])):
-        problems.append("non-finite posterior draws")
+    problems = fit_problems(out.params_finite[i], out.draws[i])
     row["warning"] = "; ".join(warnings)
     if problems:
         row.update(status="failed", error="; ".join(problems + warnings))
         return
-    try:
-        row.update(score(out.draws[i], row["stage_alpha"], float(out.elbo[i]), sched, method))
-    except Exception as exc:
-        row.update(verdict="", verdict_reason=f"evaluation failed: {one_line(exc)}")
+    score_safely(row, lambda: score(out.draws[i], row["stage_alpha"], float(out.elbo[i]), sched,
+                                    method))
 
 
 def run_chains(method: str, seeds: list[int], sched: Schedule, profile: str,

@@ -10,7 +10,6 @@ more accurate than NUTS, and where does NUTS overtake it? Programs: ``inference.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 
@@ -18,6 +17,7 @@ import jax
 import numpy as np
 import pandas as pd
 
+from svi_bench.benchmarks.grid.profiles import payload_hash
 from svi_bench.benchmarks.grid.runner import one_line
 from svi_bench.benchmarks.inference import anytime as programs
 from svi_bench.benchmarks.inference import methods
@@ -63,9 +63,8 @@ SCOPES["paper"] = Scope(SCOPES["quick"].models, SCOPES["quick"].methods, 4, _V,
 
 def _hash(model: str, method: str, sched: Schedule, checkpoint: int) -> str:
     """One identity per checkpoint row (the store keys rows by model, method, seed, hash, data)."""
-    payload = json.dumps({"study": "anytime", "model": model, "method": method,
-                          "checkpoint": checkpoint, "schedule": asdict(sched)}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+    return payload_hash({"study": "anytime", "model": model, "method": method,
+                         "checkpoint": checkpoint, "schedule": asdict(sched)})
 
 
 def _methods(spec, scope: Scope) -> list[str]:

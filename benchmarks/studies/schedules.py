@@ -16,24 +16,20 @@ Rows: one per (optimiser, rule, seed), variant ``<optimizer>/<rule>``.
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 
 import jax
 import numpy as np
-import numpyro
 
 from svi_bench.benchmarks.grid import store
-from svi_bench.benchmarks.grid.runner import one_line
+from svi_bench.benchmarks.grid.profiles import payload_hash
+from svi_bench.benchmarks.grid.runner import fit_problems, one_line, run_provenance, score_safely
 from svi_bench.benchmarks.inference import early_stopping, methods
 from svi_bench.benchmarks.inference.introspect import latent_info
 from svi_bench.benchmarks.inference.settings import SVISettings, identity
 from svi_bench.benchmarks.scoring import evaluate
 from svi_bench.benchmarks.scoring.references import get_reference
-from svi_bench.benchmarks.scoring.verdict import VERDICT_POLICY
 from svi_bench.benchmarks.studies.base import Scope, Study, StudyRun, Variant
 from svi_bench.benchmarks.studies.schedules_answer import answer, derive, figure
 from svi_bench.models import REGISTRY
@@ -90,7 +86,7 @@ def run_hash(plan: Plan, optimizer: str, rule: str) -> str:
     payload = {"study": "schedules", "model": MODEL, "method": METHOD, "rule": rule,
                "patience": plan.patience, "eval_every": plan.eval_every,
                "settings": identity(plan.settings(optimizer))}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+    return payload_hash(payload)
 
 
 def _data() -> str:
@@ -113,9 +109,7 @@ def _row(plan: Plan, optimizer: str, rule: str, seed: int, profile: str) -> dict
             "precision": settings.precision, "optimizer": optimizer, "stop_rule": rule,
             "stop_patience": plan.patience, "eval_every": plan.eval_every, "data": _data(),
             "status": "ok", "error": "", "warning": "", "artifact": "",
-            "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "jax_version": jax.__version__, "numpyro_version": numpyro.__version__,
-            "xla_flags": os.environ.get("XLA_FLAGS", ""), "num_particles": plan.num_particles,
+            **run_provenance(), "num_particles": plan.num_particles,
             "num_draws": plan.num_draws}
 
 
@@ -125,10 +119,7 @@ def score(draws: dict[str, np.ndarray], ds, reference) -> dict:
     spec = REGISTRY[MODEL]
     out: dict = {"reference_ok": reference.ok}
     evaluate._predictive(spec, ds, draws, reference, out)
-    level, reason = evaluate.judge_row({**out, "method": METHOD},
-                                       None if reference.ok else reference.failure)
-    out.update(verdict=level, verdict_reason=reason, verdict_policy=VERDICT_POLICY)
-    return out
+    return evaluate.with_verdict(out, METHOD, None if reference.ok else reference.failure)
 
 
 def _fill(row: dict, out: early_stopping.EarlyStopRun, i: int, plan: Plan, ds, reference) -> None:
@@ -146,16 +137,11 @@ def _fill(row: dict, out: early_stopping.EarlyStopRun, i: int, plan: Plan, ds, r
                plateau_scale=float(out.plateau_scale[i]),
                program_run_s=out.run_s, run_s=out.run_s / len(out.steps_run))
     draws = {k: v[i] for k, v in out.draws.items()}
-    problems = [] if out.params_finite[i] else ["non-finite guide parameters"]
-    if not all(np.all(np.isfinite(v)) for v in draws.values()):
-        problems.append("non-finite posterior draws")
+    problems = fit_problems(out.params_finite[i], draws)
     if problems:
         row.update(status="failed", error="; ".join(problems))
         return
-    try:
-        row.update(score(draws, ds, reference))
-    except Exception as exc:
-        row.update(verdict="", verdict_reason=f"evaluation failed: {one_line(exc)}")
+    score_safely(row, lambda: score(draws, ds, reference))
 
 
 def run_optimizer(optimizer: str, seeds: list[int], plan: Plan, profile: str, ds, sites, reference,

@@ -16,26 +16,22 @@ it only when all its rows are stored ok. Derived table and answer: ``warm_start_
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import hashlib
 import json
-import os
 from dataclasses import dataclass
 
 import jax
 import numpy as np
-import numpyro
 
 from svi_bench.benchmarks.grid import store
-from svi_bench.benchmarks.grid.runner import one_line
+from svi_bench.benchmarks.grid.profiles import payload_hash
+from svi_bench.benchmarks.grid.runner import fit_problems, one_line, run_provenance, score_safely
 from svi_bench.benchmarks.inference import methods
 from svi_bench.benchmarks.inference.settings import NUTSSettings, SVISettings
 from svi_bench.benchmarks.inference.warm_start import NUTSPrograms, SVIPrograms, seed_keys
 from svi_bench.benchmarks.scoring import arviz_adapter, convergence, metrics
 from svi_bench.benchmarks.scoring.draws import chain_components, flatten_draws
-from svi_bench.benchmarks.scoring.evaluate import judge_row
+from svi_bench.benchmarks.scoring.evaluate import with_verdict
 from svi_bench.benchmarks.scoring.references import get_reference
-from svi_bench.benchmarks.scoring.verdict import VERDICT_POLICY
 from svi_bench.benchmarks.studies.base import Scope, Study, StudyRun, Variant
 from svi_bench.benchmarks.studies.warm_start_answer import (
     BASE,
@@ -96,7 +92,7 @@ def run_hash(method: str, start: str, sched: Schedule) -> str:
     """A row's settings hash: method, start and every schedule setting (not the seed)."""
     payload = {"study": "warm_start", "method": method, "start": start,
                "schedule": dataclasses.asdict(sched), "reuse_fraction": REUSE_FRACTION}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return payload_hash(payload)
 
 
 def _data(seed: int) -> str:
@@ -127,9 +123,7 @@ def _row(method: str, seed: int, start: str, data_seed: int, sched: Schedule,
             "settings": json.dumps(dataclasses.asdict(settings), sort_keys=True, default=str),
             "precision": "float32", "data": _data(data_seed), "status": "ok", "error": "",
             "warning": "", "artifact": "",
-            "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "jax_version": jax.__version__, "numpyro_version": numpyro.__version__,
-            "xla_flags": os.environ.get("XLA_FLAGS", ""), "latent_dim": len(SITES)}
+            **run_provenance(), "latent_dim": len(SITES)}
 
 
 def score(draws: dict[str, np.ndarray], data_seed: int, method: str, n_eff: int,
@@ -145,10 +139,8 @@ def score(draws: dict[str, np.ndarray], data_seed: int, method: str, n_eff: int,
     out = {**metrics.agreement(q, r, names),
            **metrics.noise_floor(r, int(max(2, min(n_eff, len(r) // 2))),
                                  np.random.default_rng(7), 5)}
-    level, reason = judge_row({**(extra or {}), **out, "method": method},
-                              None if ref.ok else ref.failure)
-    out.update(verdict=level, verdict_reason=reason, verdict_policy=VERDICT_POLICY,
-               reference_ok=ref.ok)
+    with_verdict(out, method, None if ref.ok else ref.failure, extra)
+    out.update(reference_ok=ref.ok)
     return out
 
 
@@ -174,17 +166,12 @@ def _fill_svi(row: dict, params_ok: bool, losses: np.ndarray, draws: dict, run_s
                num_draws=sched.svi.num_draws)
     if np.isnan(plateau):
         row["warning"] = "the loss showed no plateau within the steps run"
-    bad = [] if params_ok else ["non-finite guide parameters"]
-    if not all(np.all(np.isfinite(v)) for v in draws.values()):
-        bad.append("non-finite posterior draws")
+    bad = fit_problems(params_ok, draws)
     if bad:
         row.update(status="failed", error="; ".join(bad))
         return
-    try:
-        row.update(score(draws, row["data_seed"], row["method"], sched.svi.num_draws, out_dir,
-                         sched.reference_quality))
-    except Exception as exc:
-        row.update(verdict="", verdict_reason=f"evaluation failed: {one_line(exc)}")
+    score_safely(row, lambda: score(draws, row["data_seed"], row["method"],
+                                    sched.svi.num_draws, out_dir, sched.reference_quality))
 
 
 def _fill_nuts(row: dict, draws: dict, steps: np.ndarray, warmup: int, run_s: float,
@@ -201,11 +188,8 @@ def _fill_nuts(row: dict, draws: dict, steps: np.ndarray, warmup: int, run_s: fl
         row.update(status="failed", error="non-finite posterior draws")
         return
     n_eff = health["min_ess_bulk"] if np.isfinite(health["min_ess_bulk"]) else 2
-    try:
-        row.update(score(draws, row["data_seed"], "nuts", int(n_eff), out_dir,
-                         sched.reference_quality, health))
-    except Exception as exc:
-        row.update(verdict="", verdict_reason=f"evaluation failed: {one_line(exc)}")
+    score_safely(row, lambda: score(draws, row["data_seed"], "nuts", int(n_eff), out_dir,
+                                    sched.reference_quality, health))
 
 
 def _finite(tree, i: int) -> bool:
