@@ -11,6 +11,8 @@ import pytest
 from svi_bench.benchmarks.inference import anytime as programs
 from svi_bench.benchmarks.inference import methods
 from svi_bench.benchmarks.inference.settings import SVISettings
+from svi_bench.benchmarks.scoring.references import get_reference
+from svi_bench.benchmarks.studies import anytime
 from svi_bench.benchmarks.studies.anytime import crossover
 from svi_bench.models import REGISTRY
 from tests.conftest import run_cli
@@ -58,6 +60,11 @@ def test_smoke_end_to_end_and_resume(tmp_path):
     rows = rows[rows.study == "anytime"]
     assert (rows.status == "ok").all() and rows.checkpoint.nunique() > 3
     assert {"grad_evals", "checkpoint_run_s", "w1_max", "floor"} <= set(rows.columns)
+    assert set(rows.floor_source) == {"exact sampler"}  # coin has one
+    nuts = rows[rows.method == "nuts"]
+    # a chain's draws are worth fewer independent ones: its ESS floor is never below the raw one
+    assert (nuts.min_ess_bulk <= nuts.checkpoint_at + 1e-9).all()
+    assert (nuts.floor_ess >= nuts.floor * 0.8).all()
     table = pd.read_parquet(out / "studies" / "anytime.parquet")
     assert set(table.method) == {"autonormal", "automvn"}
     before = len(pd.read_parquet(out / "results.parquet"))
@@ -65,3 +72,42 @@ def test_smoke_end_to_end_and_resume(tmp_path):
                     "--no-progress")
     assert again.returncode == 0, again.stderr
     assert len(pd.read_parquet(out / "results.parquet")) == before
+
+
+def test_exact_sampler_floor_matches_reference_subsets_and_shrinks(tmp_path):
+    """Two estimates of the same floor (fresh exact draws, disjoint reference subsets) agree to
+    Monte Carlo noise, and both shrink like 1/sqrt(n)."""
+    spec = REGISTRY["coin"]
+    key = spec.data_key(None)
+    ds = spec.data_for(key)
+    ref = get_reference(spec, ds, key, ("latent_fairness",), tmp_path, quality="full",
+                        log=lambda msg: None)
+    small, source = anytime.floor_at(spec, ds, ref, 64)
+    big, _ = anytime.floor_at(spec, ds, ref, 4096)
+    assert source == "exact sampler"
+    assert 3 < small / big < 16  # sqrt(64) = 8 expected
+    subsets = anytime.metrics.noise_floor(
+        anytime.flatten_draws(ref.draws)[1], 64, np.random.default_rng(1), 20)["w1_max_floor"]
+    assert 0.5 < small / subsets < 2
+
+
+def test_predictive_models_get_a_not_applicable_row_and_sentence():
+    assert anytime.not_applicable_reason(REGISTRY["bnn"])
+    assert anytime.not_applicable_reason(REGISTRY["coin"]) == ""
+    assert "bnn" in anytime.SCOPES["quick"].models
+    rows = pd.DataFrame([{"model": "bnn", "method": "all", "seed": 0, "status": "not_applicable",
+                          "error": anytime.not_applicable_reason(REGISTRY["bnn"]),
+                          "w1_max": np.nan}])
+    table = anytime.derive(rows)
+    assert list(table.model) == ["bnn"]
+    assert anytime.answer(table).startswith("bnn: no curve, judged in predictive space")
+
+
+def test_shape_ints_and_one_dimensional_latents(tmp_path):
+    """A model whose data hold a shape-fixing int (hierarchical_linreg's n_groups) runs; a flow
+    on a one-dimensional latent is a not_applicable row with NumPyro's reason, not a crash."""
+    sched = anytime.Schedule((2, 3), (2, 3), 1e-2, 50, 20, "smoke")
+    rows = anytime.run_one("hierarchical_linreg", "autonormal", 0, sched, "smoke", tmp_path)
+    assert [r["status"] for r in rows] == ["ok", "ok"], rows[0].get("error")
+    (row,) = anytime.run_one("coin", "autoiaf", 0, sched, "smoke", tmp_path)
+    assert row["status"] == "not_applicable" and "latent dimension" in row["error"]

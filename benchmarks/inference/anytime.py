@@ -54,11 +54,13 @@ def _draw(guide, params, key, data, num_draws, sites):
 
 def svi_checkpoint_program(model: Callable[..., None], make_guide: Callable[[], Any],
                            settings: SVISettings, points: Sequence[int],
-                           sites: Sequence[str]) -> Callable:
-    """``program(key, data) -> (losses (steps,), [draws per checkpoint])``."""
+                           sites: Sequence[str], data: Mapping[str, Any]) -> Callable:
+    """``program(key) -> (losses (steps,), [draws per checkpoint])``. The data are closed over,
+    as in the grid's programs: models may take plain ints that fix shapes (``n_groups``)."""
     lengths = chunk_lengths(points)
+    data = dict(data)
 
-    def program(key, data):
+    def program(key):
         fit_key, draw_key = jax.random.split(key)
         guide = make_guide()
         svi = make_svi(model, guide, settings)
@@ -88,16 +90,17 @@ def ordinary_fit(model: Callable[..., None], make_guide: Callable[[], Any], sett
 def run_svi(model, make_guide, settings: SVISettings, points: Sequence[int],
             sites: Sequence[str], key, data: Mapping[str, Any]) -> tuple[Any, float, float]:
     """``((losses, draws per checkpoint), compile_s, run_s)`` of the checkpoint program."""
-    program = svi_checkpoint_program(model, make_guide, settings, points, sites)
-    return _timed(program, key, dict(data))
+    program = svi_checkpoint_program(model, make_guide, settings, points, sites, data)
+    return _timed(program, key)
 
 
 def run_nuts(model, settings: NUTSSettings, sites: Sequence[str], key,
              data: Mapping[str, Any]) -> tuple[Any, float, float]:
     """``((draws {site: (samples, ...)}, leapfrog steps per iteration (warm-up + samples)),
-    compile_s, run_s)`` of one chain."""
+    compile_s, run_s)`` of one chain; the data are closed over (``svi_checkpoint_program``)."""
+    data = dict(data)
 
-    def program(key, data):
+    def program(key):
         kernel = make_nuts(model, settings)
         state = kernel.init(key, settings.num_warmup, model_args=(), model_kwargs=data)
         step = nuts_step(kernel, data, lambda s: (s.z, s.num_steps))
@@ -106,4 +109,4 @@ def run_nuts(model, settings: NUTSSettings, sites: Sequence[str], key,
         constrained = jax.vmap(kernel.postprocess_fn((), data))(z)
         return {s: constrained[s] for s in sites}, jax.numpy.concatenate([warm_steps, steps])
 
-    return _timed(jax.jit(program), key, dict(data))
+    return _timed(jax.jit(program), key)

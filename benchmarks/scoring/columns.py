@@ -165,6 +165,11 @@ TABLE: tuple[Column, ...] = (
          "evaluations (compile excluded)"),
     _run("floor", "float64", "ref sd",
          "anytime study: noise floor of w1_max at the checkpoint's number of draws"),
+    _run("floor_source", "string", "",
+         "anytime study: where the floor comes from, the exact sampler's own draws or disjoint "
+         "subsets of the reference"),
+    _run("floor_ess", "float64", "ref sd",
+         "anytime study, NUTS rows: noise floor of w1_max at the prefix's smallest bulk ESS"),
     # the schedules study's rows (one per optimiser, stopping rule and seed; studies/schedules.py)
     _run("stop_rule", "string", "",
          "schedules study: early stopping rule, none, document (validation loss per point above "
