@@ -4,6 +4,7 @@ instead of initialising every model. Nothing here asserts a wall time."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -183,6 +184,36 @@ def test_check_init_keeps_the_check_of_the_initial_point():
     ds = spec.make_data()
     assert latent_info(spec.model, ds.model_kwargs, abstract=True, check_init=True) == \
         latent_info(spec.model, ds.model_kwargs)
+
+
+def test_run_latent_info_is_recorded_reused_and_never_trusted_when_corrupt(tmp_path, monkeypatch):
+    """The grid's latent info comes from a record on a warm run (nothing traced), equals the
+    checked computation, is keyed by the data's bytes, and a corrupt record is a miss."""
+    import numpy as np
+
+    spec = REGISTRY["linreg_outliers"]
+    kwargs = dict(spec.make_data().model_kwargs)
+    first = latent_record.run_latent_info(spec, kwargs, tmp_path)
+    assert first == latent_info(spec.model, kwargs)
+    (path,) = (tmp_path / latent_record.INFO_DIR).glob("*.json")
+    calls = []
+    monkeypatch.setattr("svi_bench.benchmarks.inference.introspect.latent_info",
+                        lambda *a, **k: calls.append(1) or first)
+    assert latent_record.run_latent_info(spec, kwargs, tmp_path) == first and not calls
+    other = {**kwargs, "y": np.asarray(kwargs["y"]) + 1.0}
+    assert latent_record.run_latent_info_key(spec, other) != path.stem
+    path.write_text("{not json")
+    assert latent_record.run_latent_info(spec, kwargs, tmp_path) == first and calls == [1]
+
+
+def test_an_invalid_model_is_never_recorded(tmp_path):
+    import numpy as np
+
+    spec = dataclasses.replace(REGISTRY["coin"], model=_no_valid_point)
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="Cannot find valid initial parameters"):
+            latent_record.run_latent_info(spec, {"y": np.float32(1.0)}, tmp_path)
+    assert not list(tmp_path.rglob("*.json"))
 
 
 def test_a_model_imports_only_its_own_module():

@@ -20,8 +20,8 @@ import numpyro
 
 from svi_bench.benchmarks.grid import store
 from svi_bench.benchmarks.grid.profiles import settings_for, settings_hash, with_overrides
-from svi_bench.benchmarks.inference import methods
-from svi_bench.benchmarks.inference.introspect import LatentInfo, latent_info
+from svi_bench.benchmarks.inference import latent_record, methods
+from svi_bench.benchmarks.inference.introspect import LatentInfo
 from svi_bench.benchmarks.inference.nuts import run_nuts
 from svi_bench.benchmarks.inference.settings import NUTSSettings, Settings
 from svi_bench.benchmarks.inference.svi import fit_svi
@@ -291,8 +291,7 @@ def run_model_cells(
                 if cell.settings.precision != cell.spec.precision:  # --set precision=...
                     ds = dataclasses.replace(ds, model_kwargs=cast_floats(
                         ds.model_kwargs, cell.settings.precision))
-                data_cache[key] = (ds, latent_info(
-                    cell.spec.model, ds.model_kwargs, abstract=True, check_init=True))
+                data_cache[key] = (ds, latent_record.run_latent_info(cell.spec, ds.model_kwargs))
             ds, info = data_cache[key]
         except Exception as exc:  # a broken user model: record it, go on with the grid
             rows = [_base_row(cell, s, profile) for s in cell.seeds]

@@ -102,3 +102,53 @@ class LatentDims:
 
     def save(self) -> bool:
         return write(self.path, self.records) if self._changed else True
+
+
+INFO_FORMAT = 1
+INFO_DIR = "latent_info"
+
+
+def run_latent_info_key(spec: ModelSpec, model_kwargs: Mapping[str, Any]) -> str:
+    """What the run path's latent info depends on: the model's source, the data's bytes (after
+    any precision cast) and the libraries that trace and check it."""
+    import hashlib
+
+    import jax
+    import numpyro
+
+    from svi_bench.benchmarks.inference.executables import kwargs_hash
+
+    text = json.dumps({"format": INFO_FORMAT, "source_hash": source_hash(spec),
+                       "data": kwargs_hash(model_kwargs),
+                       "versions": [jax.__version__, numpyro.__version__]}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def run_latent_info(spec: ModelSpec, model_kwargs: Mapping[str, Any],
+                    cache_dir: Path | None = None):
+    """``introspect.latent_info(abstract=True, check_init=True)`` for a grid run, from a record
+    when the same model source and data were checked before (a warm run then traces and compiles
+    nothing to learn its sites and to validate its initial point). Only a valid model is
+    recorded: an invalid one is checked, and raises, every time. The record is a cache: a
+    corrupt or unwritable one is a miss."""
+    from svi_bench.benchmarks.inference.introspect import LatentInfo, latent_info
+
+    path = Path(cache_dir or jax_setup.DEFAULT_CACHE_DIR) / INFO_DIR / (
+        run_latent_info_key(spec, model_kwargs) + ".json")
+    try:
+        doc = json.loads(path.read_text())
+        return LatentInfo(sites=tuple(doc["sites"]),
+                          shapes={k: tuple(v) for k, v in doc["shapes"].items()},
+                          unconstrained_dim=int(doc["unconstrained_dim"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    info = latent_info(spec.model, model_kwargs, abstract=True, check_init=True)
+    text = json.dumps({"sites": list(info.sites), "shapes": {k: list(v) for k, v in
+                                                              info.shapes.items()},
+                       "unconstrained_dim": info.unconstrained_dim})
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n"))
+    except OSError:
+        pass
+    return info
