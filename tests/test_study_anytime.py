@@ -111,3 +111,20 @@ def test_shape_ints_and_one_dimensional_latents(tmp_path):
     assert [r["status"] for r in rows] == ["ok", "ok"], rows[0].get("error")
     (row,) = anytime.run_one("coin", "autoiaf", 0, sched, "smoke", tmp_path)
     assert row["status"] == "not_applicable" and "latent dimension" in row["error"]
+
+
+def test_rows_of_an_earlier_definition_are_not_mixed_in():
+    """Own-program rows carry the study's fingerprint (scope and schedule); a changed schedule
+    is another fingerprint, and only the current one's rows reach the answer."""
+    import dataclasses
+
+    from svi_bench.benchmarks.studies.base import select_own_rows
+
+    study = anytime.STUDY
+    current = study.fingerprint("quick")
+    assert current != study.fingerprint("smoke")
+    changed = dataclasses.replace(study, program_settings=lambda p: anytime.SCHEDULES["paper"])
+    assert changed.fingerprint("quick") != current
+    rows = pd.DataFrame({"study": "anytime", "profile": "quick",
+                         "study_settings": [current, changed.fingerprint("quick"), None]})
+    assert select_own_rows(study, "quick", rows).study_settings.tolist() == [current]

@@ -75,6 +75,9 @@ TABLE: tuple[Column, ...] = (
          "True for a row of a study that runs its own programs (annealing stages, warm starts, "
          "checkpoints): not a grid cell, so the leaderboard and model pages leave it out; empty "
          "for grid runs"),
+    _run("study_settings", "string", "",
+         "hash of the scope and program settings of the study that ran its own programs for this "
+         "row: the study's answer uses only rows of its current definition; empty for grid runs"),
     _run("settings_hash", "string", "",
          "hash of model, method, settings and data; with model, method, seed and data the "
          "run's identity (--resume skips identities already ok)"),

@@ -243,6 +243,7 @@ STUDY = Study(
                    "stage with the exact-draws noise floor (grey). Crosses: the direct fit at "
                    "alpha 0.02 with the same number of steps.",
     execute=execute,
+    program_settings=lambda profile: SCHEDULES[profile],
 )
 
 __all__ = ["SCHEDULES", "SCOPES", "STUDY", "Schedule", "execute", "run_chains", "score"]

@@ -315,6 +315,7 @@ STUDY = Study(
                    "Dashed: the noise floor at NUTS's number of draws (the exact sampler's "
                    "where the model has one); dotted: the floor at the chain's bulk ESS.",
     execute=execute,
+    program_settings=lambda profile: SCHEDULES[profile],
 )
 
 __all__ = ["SCHEDULES", "SCOPES", "STUDY", "crossover", "derive", "execute", "run_one"]

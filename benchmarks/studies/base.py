@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import pandas as pd
 
 from svi_bench.benchmarks.artifacts import atomic_write
 from svi_bench.benchmarks.grid import runner, store
+from svi_bench.benchmarks.grid.profiles import payload_hash
 from svi_bench.benchmarks.grid.runner import Cell
 from svi_bench.benchmarks.inference import methods as method_registry
 from svi_bench.models import REGISTRY
@@ -76,6 +77,17 @@ class Study:
     #: itself: ``select(results, profile)`` replaces the ``study`` column's selection; its
     #: ``execute`` runs nothing.
     select: Callable[[pd.DataFrame, str], pd.DataFrame] | None = None
+    #: What else defines a study's own programs at a profile (its schedule: steps, checkpoints,
+    #: learning rates), beyond the scope. Part of ``fingerprint``: rows of an earlier definition
+    #: stay in the results file but are not mixed into the answer of the current one.
+    program_settings: Callable[[str], Any] | None = None
+
+    def fingerprint(self, profile: str) -> str:
+        """Hash of the scope and program settings at ``profile``: tags own-program rows
+        (``study_settings``) so ``select_own_rows`` keeps only the current definition's."""
+        extra = self.program_settings(profile) if self.program_settings is not None else None
+        return payload_hash({"study": self.name, "scope": asdict(self.scopes[profile]),
+                             "programs": asdict(extra) if is_dataclass(extra) else extra})
 
     @property
     def source(self) -> str:
@@ -220,23 +232,27 @@ class OwnRowsStore(TaggingStore):
     """The store a study with its own programs writes through: rows keep their ``variant`` and
     are marked ``study_program`` (no grid cell: the report's leaderboard leaves them out)."""
 
-    def __init__(self, inner: store.ResultsStore, study: str):
+    def __init__(self, inner: store.ResultsStore, study: str, fingerprint: str = ""):
         super().__init__(inner, study, ())
+        self.fingerprint = fingerprint
 
     def add(self, rows) -> None:
-        self.inner.add([{**dict(row), "study": self.study, "study_program": True}
-                        for row in rows])
+        self.inner.add([{**dict(row), "study": self.study, "study_program": True,
+                         "study_settings": self.fingerprint} for row in rows])
 
 
 def select_own_rows(study: Study, profile: str, results: pd.DataFrame) -> pd.DataFrame:
-    """The rows a study with its own programs (``execute``) wrote at ``profile``: its programs are
-    no grid cells, so no other study or run shares them and the ``study`` column selects them."""
+    """The rows a study with its own programs (``execute``) wrote at ``profile`` under its current
+    definition (``Study.fingerprint``): its programs are no grid cells, so no other study or run
+    shares them and the ``study`` and ``study_settings`` columns select them."""
     if study.select is not None:
         return study.select(results, profile).reset_index(drop=True)
     if not len(results) or "study" not in results.columns:
         return pd.DataFrame()
     mine = results[(results["study"] == study.name) & (results["profile"] == profile)]
-    return mine.reset_index(drop=True)
+    current = (mine["study_settings"] == study.fingerprint(profile)) if (
+        "study_settings" in mine.columns) else pd.Series(False, index=mine.index)
+    return mine[current.fillna(False).astype(bool)].reset_index(drop=True)
 
 
 def write_outputs(study: Study, profile: str, rows: pd.DataFrame, out_dir: Path) -> tuple[

@@ -46,7 +46,7 @@ def run_study(
     results = store.ResultsStore(Path(out_dir))
     if study.execute is not None:
         study.execute(StudyRun(profile, tuple(seeds) if seeds is not None else None,
-                               OwnRowsStore(results, study.name), resume,
+                               OwnRowsStore(results, study.name, study.fingerprint(profile)), resume,
                                progress or (lambda text: None), results.out_dir))
         rows = select_own_rows(study, profile, results.frame())
         derived, answer = write_outputs(study, profile, rows, results.out_dir)

@@ -212,6 +212,7 @@ STUDY = Study(
                    "dashed); middle, mean absolute difference of predictive probabilities from "
                    "the reference's (its noise floor dashed); right, steps run.",
     execute=execute,
+    program_settings=lambda profile: {"plan": PLANS[profile], "rates": OPTIMIZER_RATES},
 )
 
 __all__ = ["PLANS", "SCOPES", "STUDY", "Plan", "execute", "run_optimizer", "score"]

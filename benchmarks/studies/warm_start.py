@@ -277,6 +277,7 @@ STUDY = Study(
                    "plateau; NUTS: leapfrog steps of warm-up plus sampling), mean over (seed, data "
                    "set) pairs; bars: standard error.",
     execute=execute,
+    program_settings=lambda profile: SCHEDULES[profile],
 )
 
 __all__ = ["SCHEDULES", "SCOPES", "STUDY", "Schedule", "execute", "run_chain", "score"]
