@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from svi_bench.benchmarks.scoring import metrics, predictive
+from svi_bench.benchmarks.scoring import floor_cache, metrics, predictive
 from svi_bench.benchmarks.scoring.draws import flatten_draws, merge_draw_axes
 from svi_bench.benchmarks.scoring.references import Reference
 from svi_bench.benchmarks.scoring.verdict import THRESHOLDS, VERDICT_POLICY, verdict
@@ -27,8 +27,7 @@ FLOOR_SEED = 7
 
 @lru_cache(maxsize=64)
 def _floor(ref_key: tuple, n_draws: int) -> dict[str, float]:
-    ref = _REFS[ref_key]
-    return metrics.noise_floor(ref, n_draws, np.random.default_rng(FLOOR_SEED), FLOOR_REPEATS)
+    return floor_cache.noise_floor(_REFS[ref_key], n_draws, FLOOR_SEED, FLOOR_REPEATS)
 
 
 _REFS: dict[tuple, np.ndarray] = {}
