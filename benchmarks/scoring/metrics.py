@@ -26,6 +26,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -123,32 +124,34 @@ def _merged_steps(n: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return weights, (cuts - 1) // m, (cuts - 1) // n
 
 
-def _w1_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _w1_columns(a: np.ndarray, b_sorted: np.ndarray) -> np.ndarray:
     """1-D W1 between matching columns of ``a`` (n, L) and ``b`` (m, L), all columns at once.
 
     W1 = integral over t of |F_a^-1(t) - F_b^-1(t)|: both empirical quantile functions are step
     functions, constant between the merged breakpoints i/n and j/m (kept as integers i*m, j*n).
     Same numbers as ``scipy.stats.wasserstein_distance`` column by column (tested), but one sort
-    for 200 directions instead of 200 calls, which dominated the cost of ``agreement``.
+    for 200 directions instead of 200 calls, which dominated the cost of ``agreement``. ``b`` comes
+    with its columns already sorted (``PreparedReference``: sorted once per reference).
     """
-    weights, ia, ib = _merged_steps(a.shape[0], b.shape[0])
+    weights, ia, ib = _merged_steps(a.shape[0], b_sorted.shape[0])
     out = np.empty(a.shape[1])
     for j in range(0, a.shape[1], _W1_BLOCK):
         cols = slice(j, j + _W1_BLOCK)
         out[cols] = weights @ np.abs(np.sort(a[:, cols], axis=0)[ia]
-                                     - np.sort(b[:, cols], axis=0)[ib])
+                                     - b_sorted[:, cols][ib])
     return out
 
 
-def _w1_marginals(q: np.ndarray, r: np.ndarray) -> np.ndarray:
+def _w1_marginals(q: np.ndarray, r_sorted: np.ndarray) -> np.ndarray:
     """``scipy.stats.wasserstein_distance(q[:, j], r[:, j])`` for every column j, bit for bit
     (SciPy's own steps: the merged sorted values, both empirical CDFs on them, the dot product of
     their gaps with the steps), at less than half the cost: each sample is sorted once instead of
-    arg-sorted, and a stable sort merges the two sorted runs in about linear time."""
-    n, m = q.shape[0], r.shape[0]
+    arg-sorted, and a stable sort merges the two sorted runs in about linear time. ``r`` comes
+    with its columns already sorted."""
+    n, m = q.shape[0], r_sorted.shape[0]
     out = np.empty(q.shape[1])
     for j in range(q.shape[1]):
-        qs, rs = np.sort(q[:, j]), np.sort(r[:, j])
+        qs, rs = np.sort(q[:, j]), r_sorted[:, j]
         merged = np.concatenate((qs, rs))
         merged.sort(kind="mergesort")
         u_cdf = qs.searchsorted(merged[:-1], "right") / n
@@ -157,19 +160,44 @@ def _w1_marginals(q: np.ndarray, r: np.ndarray) -> np.ndarray:
     return out
 
 
+class PreparedReference(NamedTuple):
+    """What ``agreement`` needs of a reference, computed once (``prepare_reference``): a grid
+    scores many runs against one reference, and sorting its columns and projections was most of
+    the cost of each score. Same numbers as passing the raw draws."""
+
+    draws: np.ndarray
+    mean: np.ndarray
+    sd: np.ndarray
+    sorted_columns: np.ndarray
+    sorted_projections: np.ndarray
+    corr: np.ndarray | None
+
+
+def prepare_reference(ref: np.ndarray, names: Sequence[str] | None = None) -> PreparedReference:
+    """Check the reference (finite, non-flat: ``ValueError`` naming the component) and sort what
+    every ``agreement`` against it sorts."""
+    r = _as_2d(ref, "agreement(ref)")
+    sd = _check_reference(r, names)
+    mean = r.mean(axis=0)
+    proj = ((r - mean) / sd) @ _directions(r.shape[1]).T
+    return PreparedReference(r, mean, sd, np.sort(r, axis=0), np.sort(proj, axis=0),
+                             np.corrcoef(r, rowvar=False) if r.shape[1] > 1 else None)
+
+
 def agreement(
-    approx: np.ndarray, ref: np.ndarray, names: Sequence[str] | None = None
+    approx: np.ndarray, ref: np.ndarray | PreparedReference, names: Sequence[str] | None = None
 ) -> dict[str, float]:
     """Agreement of q with the reference: ``AGREEMENT_KEYS`` plus ``approx_nonfinite_frac``.
 
-    ``approx`` and ``ref`` are ``(n, d)`` with the same columns (1-D arrays mean d = 1); ``names``
-    only labels components in error messages. All scale-dependent metrics are in reference sd.
+    ``approx`` and ``ref`` are ``(n, d)`` with the same columns (1-D arrays mean d = 1), or ``ref``
+    is a ``PreparedReference`` of such draws; ``names`` only labels components in error messages.
+    All scale-dependent metrics are in reference sd.
     """
     q = _as_2d(approx, "agreement(approx)")
-    r = _as_2d(ref, "agreement(ref)")
+    prep = ref if isinstance(ref, PreparedReference) else prepare_reference(ref, names)
+    r, sd_r, mean_r = prep.draws, prep.sd, prep.mean
     if q.shape[1] != r.shape[1]:
         raise ValueError(f"agreement: approx has {q.shape[1]} components, reference {r.shape[1]}")
-    sd_r = _check_reference(r, names)
 
     nonfinite = ~np.all(np.isfinite(q), axis=1)
     if nonfinite.any():
@@ -178,7 +206,6 @@ def agreement(
         return out
 
     d = q.shape[1]
-    mean_r = r.mean(axis=0)
     mean_err = np.abs(q.mean(axis=0) - mean_r) / sd_r
 
     sd_q = q.std(axis=0, ddof=1)
@@ -186,12 +213,10 @@ def agreement(
         log_ratio = np.log(sd_q / sd_r)
     worst_sd = int(np.argmax(np.abs(log_ratio)))
 
-    w1 = _w1_marginals(q, r) / sd_r
+    w1 = _w1_marginals(q, prep.sorted_columns) / sd_r
 
     zq = (q - mean_r) / sd_r
-    zr = (r - mean_r) / sd_r
-    u = _directions(d)
-    sliced = float(np.mean(_w1_columns(zq @ u.T, zr @ u.T)))
+    sliced = float(np.mean(_w1_columns(zq @ _directions(d).T, prep.sorted_projections)))
 
     if d == 1:
         corr_err = 0.0
@@ -199,7 +224,7 @@ def agreement(
         corr_err = math.nan  # a collapsed component has no correlation; sd metrics flag it
     else:
         corr_err = float(
-            np.max(np.abs(np.corrcoef(q, rowvar=False) - np.corrcoef(r, rowvar=False)))
+            np.max(np.abs(np.corrcoef(q, rowvar=False) - prep.corr))
         )
 
     lo, hi = np.quantile(q, Q90, axis=0)

@@ -210,7 +210,7 @@ def ppc_w1(approx: Mapping[str, np.ndarray], ref: Mapping[str, np.ndarray]) -> f
     keep = np.isfinite(scale)
     if not keep.any():
         raise ValueError("ppc_w1: the reference's replicated data are constant")
-    return float(np.mean(_w1_marginals(q[:, keep], r[:, keep]) / scale[keep]))
+    return float(np.mean(_w1_marginals(q[:, keep], np.sort(r[:, keep], axis=0)) / scale[keep]))
 
 
 @dataclass
