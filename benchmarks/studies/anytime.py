@@ -283,19 +283,27 @@ def figure(rows: pd.DataFrame, derived: pd.DataFrame):
 
     ok = rows[(rows.status == "ok") & rows[METRIC].notna()] if METRIC in rows else rows.iloc[:0]
     models = sorted(ok.model.unique()) if len(ok) else ["(no rows)"]
-    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4), squeeze=False)
-    for ax, model in zip(axes[0], models, strict=True):
+    ncols = min(4, len(models))
+    nrows = -(-len(models) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.6 * nrows), squeeze=False)
+    names = sorted(ok.method.unique(), key=lambda m: (m != "nuts", m)) if len(ok) else []
+    colour = {m: f"C{i % 10}" for i, m in enumerate(names)}  # one colour per method throughout
+    for ax, model in zip(axes.flat, models, strict=False):  # a last row may have spares
         for method, g in ok[ok.model == model].groupby("method"):
             cols = ["grad_evals", METRIC, "floor"] + (["floor_ess"] if method == "nuts" else [])
             med = g.groupby("checkpoint")[cols].median()
-            line = ax.loglog(med.grad_evals, med[METRIC], marker="o", label=method)[0]
+            ax.loglog(med.grad_evals, med[METRIC], marker="o", ms=3, color=colour[method],
+                      label=method)
             if method == "nuts":
-                ax.loglog(med.grad_evals, med.floor, ls="--", color=line.get_color(),
-                          label="noise floor (as many independent draws)")
-                ax.loglog(med.grad_evals, med.floor_ess, ls=":", color=line.get_color(),
-                          label="noise floor at the chain's ESS")
+                ax.loglog(med.grad_evals, med.floor, ls="--", color=colour[method],
+                          label="floor, as many independent draws")
+                ax.loglog(med.grad_evals, med.floor_ess, ls=":", color=colour[method],
+                          label="floor at the chain's ESS")
         ax.set(title=model, xlabel="gradient evaluations", ylabel=METRIC)
-        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=6)
+    for ax in list(axes.flat)[len(models):]:
+        ax.set_visible(False)
     fig.tight_layout()
     return fig
 
