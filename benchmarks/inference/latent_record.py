@@ -119,6 +119,8 @@ def run_latent_info_key(spec: ModelSpec, model_kwargs: Mapping[str, Any]) -> str
     from svi_bench.benchmarks.inference.executables import kwargs_hash
 
     text = json.dumps({"format": INFO_FORMAT, "source_hash": source_hash(spec),
+                       "model": [spec.name, getattr(spec.model, "__qualname__", ""),
+                                 function_source_hash(spec.model)],
                        "data": kwargs_hash(model_kwargs),
                        "versions": [jax.__version__, numpyro.__version__]}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
