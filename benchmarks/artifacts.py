@@ -27,3 +27,25 @@ def atomic_write(path: Path, write) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def cached_json(path: Path, compute, to_json, from_json):
+    """A value recorded as one JSON file in a cache: ``from_json(doc)`` of the file when it parses
+    (any exception there is a miss), else ``compute()``, recorded as ``to_json(value)`` when the
+    folder can be written (a cache, never results: failing to write costs only the next
+    recomputation). Exceptions of ``compute`` propagate and nothing is recorded."""
+    import json
+
+    path = Path(path)
+    try:
+        return from_json(json.loads(path.read_text()))
+    except Exception:  # noqa: BLE001 - missing, unreadable, corrupt or foreign: recompute
+        pass
+    value = compute()
+    text = json.dumps(to_json(value))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n"))
+    except OSError:
+        pass
+    return value

@@ -133,24 +133,16 @@ def run_latent_info(spec: ModelSpec, model_kwargs: Mapping[str, Any],
     nothing to learn its sites and to validate its initial point). Only a valid model is
     recorded: an invalid one is checked, and raises, every time. The record is a cache: a
     corrupt or unwritable one is a miss."""
+    from svi_bench.benchmarks.artifacts import cached_json
     from svi_bench.benchmarks.inference.introspect import LatentInfo, latent_info
 
-    path = Path(cache_dir or jax_setup.DEFAULT_CACHE_DIR) / INFO_DIR / (
+    path = Path(cache_dir or jax_setup.cache_root()) / INFO_DIR / (
         run_latent_info_key(spec, model_kwargs) + ".json")
-    try:
-        doc = json.loads(path.read_text())
-        return LatentInfo(sites=tuple(doc["sites"]),
-                          shapes={k: tuple(v) for k, v in doc["shapes"].items()},
-                          unconstrained_dim=int(doc["unconstrained_dim"]))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        pass
-    info = latent_info(spec.model, model_kwargs, abstract=True, check_init=True)
-    text = json.dumps({"sites": list(info.sites), "shapes": {k: list(v) for k, v in
-                                                              info.shapes.items()},
-                       "unconstrained_dim": info.unconstrained_dim})
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n"))
-    except OSError:
-        pass
-    return info
+    return cached_json(
+        path, lambda: latent_info(spec.model, model_kwargs, abstract=True, check_init=True),
+        to_json=lambda info: {"sites": list(info.sites),
+                              "shapes": {k: list(v) for k, v in info.shapes.items()},
+                              "unconstrained_dim": info.unconstrained_dim},
+        from_json=lambda doc: LatentInfo(sites=tuple(doc["sites"]),
+                                         shapes={k: tuple(v) for k, v in doc["shapes"].items()},
+                                         unconstrained_dim=int(doc["unconstrained_dim"])))

@@ -31,7 +31,6 @@ def _floor(ref_key: tuple, n_draws: int) -> dict[str, float]:
 
 
 _REFS: dict[tuple, np.ndarray] = {}
-_PREPARED: dict[tuple, metrics.PreparedReference] = {}
 
 
 def _ref_key(reference: Reference) -> tuple:
@@ -46,14 +45,11 @@ def _ref_matrix(reference: Reference) -> tuple[tuple, np.ndarray]:
     return key, _REFS[key]
 
 
-def _prepared(key: tuple, ref: np.ndarray, names) -> metrics.PreparedReference:
+@lru_cache(maxsize=4)
+def _prepared(ref_key: tuple, names: tuple[str, ...]) -> metrics.PreparedReference:
     """The reference sorted once per process for every run scored against it (the last few
     references kept: a grid goes model by model)."""
-    if key not in _PREPARED:
-        if len(_PREPARED) >= 4:
-            _PREPARED.pop(next(iter(_PREPARED)))
-        _PREPARED[key] = metrics.prepare_reference(ref, names)
-    return _PREPARED[key]
+    return metrics.prepare_reference(_REFS[ref_key], names)
 
 
 def evaluate(
@@ -93,7 +89,7 @@ def evaluate(
     else:
         names, q = flatten_draws(flat)
         ref_id, ref = _ref_matrix(reference)
-        out.update(metrics.agreement(q, _prepared(ref_id, ref, names), names))
+        out.update(metrics.agreement(q, _prepared(ref_id, tuple(names)), names))
         n_eff = len(q)
         if is_nuts and np.isfinite(row.get("min_ess_bulk", np.nan)):
             n_eff = int(max(2, min(len(q), row["min_ess_bulk"])))

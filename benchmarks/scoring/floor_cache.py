@@ -12,13 +12,12 @@ folder only costs the recomputation.
 from __future__ import annotations
 
 import hashlib
-import json
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 
-from svi_bench.benchmarks.artifacts import atomic_write
+from svi_bench.benchmarks.artifacts import cached_json
 from svi_bench.benchmarks.inference import jax_setup
 from svi_bench.benchmarks.scoring import metrics
 
@@ -44,18 +43,14 @@ def noise_floor(ref: np.ndarray, n_draws: int, seed: int, repeats: int,
     """``metrics.noise_floor(ref, n_draws, default_rng(seed), repeats)``, recorded."""
     path = Path(cache_dir or jax_setup.cache_root()) / FOLDER / (
         floor_key(ref, n_draws, seed, repeats) + ".json")
-    try:
-        doc = json.loads(path.read_text())
-        if isinstance(doc, dict) and doc and all(isinstance(v, (int, float))
-                                                 for v in doc.values()):
-            return {k: float(v) for k, v in doc.items()}
-    except (OSError, ValueError):
-        pass
-    floors = metrics.noise_floor(ref, n_draws, np.random.default_rng(seed), repeats)
-    text = json.dumps({k: float(v) for k, v in floors.items()})
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda tmp: Path(tmp).write_text(text))
-    except OSError:
-        pass
-    return floors
+    return cached_json(
+        path, lambda: metrics.noise_floor(ref, n_draws, np.random.default_rng(seed), repeats),
+        to_json=lambda floors: {k: float(v) for k, v in floors.items()},
+        from_json=_floors)
+
+
+def _floors(doc) -> dict[str, float]:
+    if not (isinstance(doc, dict) and doc and all(isinstance(v, (int, float))
+                                                  for v in doc.values())):
+        raise ValueError("not a recorded floor")
+    return {k: float(v) for k, v in doc.items()}

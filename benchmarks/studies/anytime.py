@@ -28,7 +28,7 @@ from svi_bench.benchmarks.inference import anytime as programs
 from svi_bench.benchmarks.inference import methods
 from svi_bench.benchmarks.inference.introspect import latent_info
 from svi_bench.benchmarks.inference.settings import NUTSSettings, SVISettings
-from svi_bench.benchmarks.scoring import arviz_adapter, metrics
+from svi_bench.benchmarks.scoring import arviz_adapter, floor_cache, metrics
 from svi_bench.benchmarks.scoring.draws import flatten_draws
 from svi_bench.benchmarks.scoring.references import get_reference
 from svi_bench.benchmarks.studies.base import Scope, Study, StudyRun, Variant
@@ -92,34 +92,47 @@ def not_applicable_reason(spec) -> str:
 def floor_at(spec, ds, ref, n: int) -> tuple[float, str]:
     """``(w1_max floor at n draws, its source)``: the mean over ``FLOOR_REPEATS`` of the exact
     sampler's score at n fresh draws against the reference where the model has an exact sampler,
-    else ``metrics.noise_floor`` on disjoint subsets of the reference."""
+    else the recorded ``metrics.noise_floor`` on disjoint subsets of the reference."""
     names, r = flatten_draws(ref.draws)
     if spec.reference_kind == "exact" and spec.exact_sampler is not None:
+        prepared = metrics.prepare_reference(r, names)
         rng = np.random.default_rng(7)
         scores = []
         for _ in range(FLOOR_REPEATS):
             exact = spec.exact_sampler(rng, n, ds)
             _, q = flatten_draws({k: exact[k] for k in ref.draws})
-            scores.append(metrics.agreement(q, r, names)[METRIC])
+            scores.append(metrics.agreement(q, prepared, names)[METRIC])
         return float(np.mean(scores)), "exact sampler"
-    floor = metrics.noise_floor(r, max(2, min(n, len(r) // 2)), np.random.default_rng(7),
-                                FLOOR_REPEATS)
+    floor = floor_cache.noise_floor(r, max(2, min(n, len(r) // 2)), 7, FLOOR_REPEATS)
     return floor[f"{METRIC}_floor"], "reference subsets"
 
 
-def _score(spec, ds, draws, ref, n: int, chain: bool) -> dict:
-    """w1_max and its floor at n draws; for a chain also its ESS and the floor at the ESS."""
-    names, q = flatten_draws(draws)
-    _, r = flatten_draws(ref.draws)
-    floor, source = floor_at(spec, ds, ref, n)
-    out = {METRIC: metrics.agreement(q, r, names)[METRIC], "floor": floor,
-           "floor_source": source}
-    if chain:
-        ess = min(arviz_adapter.ess_bulk(q[None, :, j]) for j in range(q.shape[1]))
-        out["min_ess_bulk"] = ess
-        out["floor_ess"] = (floor_at(spec, ds, ref, max(2, round(ess)))[0] if np.isfinite(ess)
-                            else np.nan)
-    return out
+class _Scorer:
+    """Scores one run's checkpoints against one reference: the reference sorted once, each
+    number of draws' floor computed once (SVI checkpoints all have the same number)."""
+
+    def __init__(self, spec, ds, ref) -> None:
+        self.spec, self.ds, self.ref = spec, ds, ref
+        names, r = flatten_draws(ref.draws)
+        self.prepared = metrics.prepare_reference(r, names)
+        self.floors: dict[int, tuple[float, str]] = {}
+
+    def floor(self, n: int) -> tuple[float, str]:
+        if n not in self.floors:
+            self.floors[n] = floor_at(self.spec, self.ds, self.ref, n)
+        return self.floors[n]
+
+    def score(self, draws, n: int, chain: bool) -> dict:
+        """w1_max and its floor at n draws; for a chain also its ESS and the floor at the ESS."""
+        names, q = flatten_draws(draws)
+        floor, source = self.floor(n)
+        out = {METRIC: metrics.agreement(q, self.prepared, names)[METRIC], "floor": floor,
+               "floor_source": source}
+        if chain:
+            ess = min(arviz_adapter.ess_bulk(q[None, :, j]) for j in range(q.shape[1]))
+            out["min_ess_bulk"] = ess
+            out["floor_ess"] = self.floor(max(2, round(ess)))[0] if np.isfinite(ess) else np.nan
+        return out
 
 
 def run_one(model: str, method: str, seed: int, sched: Schedule, profile: str,
@@ -156,7 +169,7 @@ def run_one(model: str, method: str, seed: int, sched: Schedule, profile: str,
             (_, picks), compile_s, run_s = programs.run_svi(spec.model, guide, ss, points, sites,
                                                             key, ds.model_kwargs)
             costs = [float(p) for p in points]
-        rows = []
+        rows, scorer = [], _Scorer(spec, ds, ref)
         for i, (point, cost, draws_i) in enumerate(zip(points, costs, picks, strict=True)):
             n = point if method == "nuts" else sched.num_draws
             row = {**base, "settings_hash": _hash(model, method, sched, i), "checkpoint": i,
@@ -164,7 +177,7 @@ def run_one(model: str, method: str, seed: int, sched: Schedule, profile: str,
                    "checkpoint_run_s": run_s * cost / costs[-1], "compile_s": compile_s, "num_draws": n}
             finite = all(np.all(np.isfinite(v)) for v in draws_i.values())
             if finite:
-                row.update(_score(spec, ds, draws_i, ref, n, chain=method == "nuts"))
+                row.update(scorer.score(draws_i, n, chain=method == "nuts"))
             else:
                 row.update(status="failed", error="non-finite posterior draws")
             rows.append(row)
