@@ -163,7 +163,7 @@ def test_real_slowdown_is_confirmed_and_fails_the_gate(real):
     summary = (real.out / "summary.md").read_text()
     assert "test_svi_steps[coin-autonormal]" in summary and "slower" in summary
     saved = json.loads((real.out / "comparison.json").read_text())
-    assert saved["settings"]["confirmed"] == [SLOW]
+    assert saved["settings"]["confirmed"] == list(result.settings["confirmed"])
 
 
 # --------------------------------------------------------------------------- an injected runner
