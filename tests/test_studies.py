@@ -125,7 +125,22 @@ def test_scaling_slopes_and_the_dimension_where_a_guide_stops_agreeing():
     text = scaling.answer(table)
     assert "nuts D^2 ± 0" in text and "autodiagonalnormal: grows" in text
     assert "autodiagonalnormal stops agreeing at D = 20 and its runs fail from D = 36" in text
-    assert "nuts agrees (no fail verdict) at every D up to 36" in text
+    assert "nuts agrees (no fail verdict) at every judged D up to 36" in text
+
+
+def test_scaling_judges_agreement_only_where_the_reference_passed_its_gates():
+    """A fail verdict against a reference that failed its own gates is not a guide failing."""
+    dims = [2 * g + 4 for g in (2, 4, 8, 16)]
+    frame = _rows(method=["autodiagonalnormal"] * 4, n_groups=[2, 4, 8, 16], latent_dim=dims,
+                  run_s=[1e-3 * d for d in dims], verdict=["pass", "fail", "pass", "fail"],
+                  reference_ok=[1.0, 0.0, 1.0, 1.0])
+    text = scaling.answer(scaling.derive(frame))
+    assert ("autodiagonalnormal stops agreeing at D = 36 (not judged at D = 12: reference "
+            "failed its gates)") in text
+    assert "left out of these verdicts" in text
+    frame["verdict"] = ["pass", "fail", "pass", "pass"]
+    assert ("agrees (no fail verdict) at every judged D up to 36 (not judged at D = 12"
+            in scaling.answer(scaling.derive(frame)))
 
 
 # --- the mechanism -------------------------------------------------------------------------------
