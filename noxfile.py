@@ -82,10 +82,16 @@ def report(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """The test suite (unit, contract, end-to-end smoke grid, browser test of the report)."""
+    """The test suite (unit, contract, end-to-end smoke grid, browser test of the report).
+
+    Tests run on up to 4 pytest-xdist workers (one per core); the tests that share the smoke grid
+    or the smoke studies are grouped on one worker each (``tests/conftest.py``), so each runs once.
+    """
     _install(session, "[test]")
     session.run("ruff", "check", ".")
-    session.run("pytest", *(session.posargs or ["-q", "--durations=10"]), env=ENV)
+    default = ["-q", "--durations=15", "--numprocesses=auto", "--maxprocesses=4",
+               "--dist=loadgroup"]
+    session.run("pytest", *(session.posargs or default), env=ENV)
 
 
 @nox.session(python=PYTHON)

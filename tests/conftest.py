@@ -20,6 +20,18 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 CONSOLE = Path(sys.executable).parent / "svi-bench"
 
+#: Session fixtures that run a whole grid or every study: under pytest-xdist (``nox -s tests``
+#: runs ``-n``) the tests that use one share an ``xdist_group``, so it runs once, on one worker.
+SHARED_RUNS = ("smoke_results", "smoke_studies")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        shared = [name for name in SHARED_RUNS if name in getattr(item, "fixturenames", ())]
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(shared[0]))
+
 
 def run_cli(*args: str, cwd: Path | None = None,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -43,3 +55,28 @@ def smoke_results(tmp_path_factory) -> Path:
                    "--no-progress", env={"SVI_BENCH_TIMING_LOCK": "0"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
+
+
+class SmokeStudies:
+    """Studies at smoke through the command line into one results folder, each run at most once
+    per test session: a study's own end-to-end test and the report's study pages read the same
+    run (``run(name)`` runs it on first use and returns its completed process)."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self._procs: dict[str, subprocess.CompletedProcess] = {}
+
+    def run(self, name: str) -> subprocess.CompletedProcess:
+        if name not in self._procs:
+            # progress on (stderr): the annealing test reads its stage lines there
+            proc = run_cli("study", name, "--profile", "smoke", "--out", str(self.out),
+                           env={"SVI_BENCH_TIMING_LOCK": "0"})
+            assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+            self._procs[name] = proc
+        return self._procs[name]
+
+
+@pytest.fixture(scope="session")
+def smoke_studies(tmp_path_factory) -> SmokeStudies:
+    """The session's one folder of smoke studies (see ``SmokeStudies``)."""
+    return SmokeStudies(tmp_path_factory.mktemp("studies") / "res")

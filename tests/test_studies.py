@@ -212,17 +212,15 @@ def test_bad_study_input_is_one_line_and_exit_2(args, expected, tmp_path, monkey
 
 
 @pytest.fixture(scope="module")
-def study_results(tmp_path_factory) -> Path:
-    """Every study at smoke through the command line, into one results folder."""
-    out = tmp_path_factory.mktemp("studies") / "res"
+def study_results(smoke_studies) -> Path:
+    """Every study at smoke through the command line, into the session's one results folder."""
     # a study that reads the folder's rows (diagnostics) runs after those that write them
     for name in sorted(STUDIES, key=lambda n: STUDIES[n].select is not None):
-        proc = run_cli("study", name, "--profile", "smoke", "--out", str(out), "--no-progress")
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        table = pd.read_parquet(out / "studies" / f"{name}.parquet")
+        proc = smoke_studies.run(name)
+        table = pd.read_parquet(smoke_studies.out / "studies" / f"{name}.parquet")
         answer = STUDIES[name].answer(table.drop(columns="profile"))
         assert answer and answer in proc.stdout  # the printed answer is the table's
-    return out
+    return smoke_studies.out
 
 
 @pytest.mark.slow

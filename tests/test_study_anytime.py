@@ -52,10 +52,9 @@ def test_last_checkpoint_equals_ordinary_fit():
         np.testing.assert_allclose(draws[-1][s], plain[s], rtol=1e-5, atol=1e-6)
 
 
-def test_smoke_end_to_end_and_resume(tmp_path):
-    out = tmp_path / "out"
-    proc = run_cli("study", "anytime", "--profile", "smoke", "--out", str(out), "--no-progress")
-    assert proc.returncode == 0, proc.stderr
+def test_smoke_end_to_end_and_resume(smoke_studies):
+    out = smoke_studies.out
+    smoke_studies.run("anytime")
     rows = pd.read_parquet(out / "results.parquet")
     rows = rows[rows.study == "anytime"]
     assert (rows.status == "ok").all() and rows.checkpoint.nunique() > 3

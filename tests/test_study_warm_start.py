@@ -113,10 +113,9 @@ def test_reuse_warmup_is_a_tenth_of_the_fresh_one():
 
 
 @pytest.mark.slow
-def test_smoke_profile_end_to_end_and_resume(tmp_path):
-    out = tmp_path / "ws"
-    proc = run_cli("study", "warm_start", "--profile", "smoke", "--out", str(out), "--no-progress")
-    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+def test_smoke_profile_end_to_end_and_resume(smoke_studies):
+    out = smoke_studies.out
+    smoke_studies.run("warm_start")
     results = pd.read_parquet(out / "results.parquet")
     mine = results[results.study == "warm_start"]
     scope = warm_start.SCOPES["smoke"]

@@ -55,7 +55,10 @@ def _git(*args: str, cwd: Path = REPO) -> str:
 
 
 def suite_env(role: str) -> dict[str, str]:
-    env = {**os.environ, "PYTHONHASHSEED": "0", "SVI_BENCH_ROLE": role}
+    # a gate started inside a pytest-xdist worker (the test suite) must not pass the worker's
+    # variables on: pytest-benchmark reads PYTEST_XDIST_WORKER and disables every benchmark
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
+    env.update({"PYTHONHASHSEED": "0", "SVI_BENCH_ROLE": role})
     env.setdefault("JAX_PLATFORMS", "cpu")
     env.setdefault("MPLBACKEND", "Agg")
     return env
