@@ -93,7 +93,7 @@ def test_sliced_w1_helper_matches_scipy():
     for n, m in [(1, 3), (5, 7), (300, 1000), (999, 1000)]:
         a, b = rng.normal(size=(n, 3)), rng.gamma(2.0, size=(m, 3))
         expected = [stats.wasserstein_distance(a[:, k], b[:, k]) for k in range(3)]
-        np.testing.assert_allclose(_w1_columns(a, np.sort(b, axis=0)), expected, rtol=1e-12,
+        np.testing.assert_allclose(_w1_columns(a, np.sort(b, axis=0).T), expected, rtol=1e-12,
                                    atol=1e-12)
 
 
@@ -107,7 +107,7 @@ def test_marginal_w1_is_scipys_bit_for_bit():
         a[:, 1], b[:, 1] = np.round(a[:, 1], 1), np.round(b[:, 1], 1)
         a[::2, 2], b[::3, 2] = 0.0, -0.0
         expected = [stats.wasserstein_distance(a[:, k], b[:, k]) for k in range(3)]
-        np.testing.assert_array_equal(_w1_marginals(a, np.sort(b, axis=0)), expected)
+        np.testing.assert_array_equal(_w1_marginals(a, np.sort(b, axis=0).T), expected)
 
 
 def test_sliced_w1_in_blocks_equals_all_directions_at_once():
@@ -118,7 +118,7 @@ def test_sliced_w1_in_blocks_equals_all_directions_at_once():
         a, b = rng.normal(size=(n, 200)), rng.gamma(2.0, size=(m, 200))
         weights, ia, ib = _merged_steps(n, m)
         at_once = weights @ np.abs(np.sort(a, axis=0)[ia] - np.sort(b, axis=0)[ib])
-        np.testing.assert_allclose(_w1_columns(a, np.sort(b, axis=0)), at_once, rtol=1e-13, atol=0)
+        np.testing.assert_allclose(_w1_columns(a, np.sort(b, axis=0).T), at_once, rtol=1e-13, atol=0)
 
 def test_a_prepared_reference_gives_the_same_numbers_bit_for_bit():
     """``agreement`` against ``prepare_reference(r)`` equals ``agreement`` against ``r``, and the

@@ -6,6 +6,7 @@ NumPy in, NumPy out: draws are ``(chain, draw)`` arrays for one scalar component
 from __future__ import annotations
 
 import warnings
+from functools import partial
 
 import numpy as np
 
@@ -109,6 +110,12 @@ def plot_energy(energy: np.ndarray, figsize: tuple[float, float] = (4.5, 3.2)):
 # --- draws on disk as ArviZ InferenceData (netCDF) ----------------------------------------------
 
 
+ENGINE = "netcdf4"
+"""The netCDF library every file is written and read with: the netCDF-C bindings write a run's
+artifact 5-7x faster than ArviZ's default ``h5netcdf`` (0.025 s against 0.13-0.18 s measured on a
+quick linreg_outliers run; 183 of them per quick grid) and read it 4x faster, into the same
+netCDF4/HDF5 format: files of either engine open with either."""
+
 SLASH = "~"
 """netCDF (HDF5) names cannot hold "/", which NumPyro module sites use (``nn/layers.0.bias``):
 it is stored as this character, and ``site_names`` in the group's attrs maps names back."""
@@ -133,7 +140,7 @@ def _save(path, posterior: dict[str, np.ndarray], attrs: dict[str, str], **group
         idata = az.InferenceData(posterior=dataset, **groups)
     idata.posterior.attrs.update(
         {**attrs, "site_names": json.dumps({netcdf_name(k): k for k in posterior})})
-    atomic_write(Path(path), idata.to_netcdf)
+    atomic_write(Path(path), partial(idata.to_netcdf, engine=ENGINE))
 
 
 def _read(path):
@@ -143,7 +150,7 @@ def _read(path):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        idata = az.from_netcdf(str(path))
+        idata = az.from_netcdf(str(path), engine=ENGINE)
     attrs = {str(k): str(v) for k, v in idata.posterior.attrs.items()}
     names = json.loads(attrs.pop("site_names", "{}"))
     draws = {names.get(str(k), str(k)): np.asarray(v.values)
@@ -265,7 +272,7 @@ def save_predictive(path, reps: dict[str, np.ndarray], observed: dict[str, np.nd
         warnings.simplefilter("ignore")
         idata = az.InferenceData(**_predictive_groups(reps, observed))
     idata.posterior_predictive.attrs.update(attrs)
-    atomic_write(Path(path), idata.to_netcdf)
+    atomic_write(Path(path), partial(idata.to_netcdf, engine=ENGINE))
 
 
 def load_predictive(path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None:
@@ -273,7 +280,7 @@ def load_predictive(path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
     has no ``posterior_predictive`` group (a run scored before predictive checks existed)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        idata = az.from_netcdf(str(path))
+        idata = az.from_netcdf(str(path), engine=ENGINE)
     try:
         if "posterior_predictive" not in idata.groups():
             return None

@@ -52,6 +52,21 @@ def _prepared(ref_key: tuple, names: tuple[str, ...]) -> metrics.PreparedReferen
     return metrics.prepare_reference(_REFS[ref_key], names)
 
 
+_EVIDENCE: dict[int, tuple[Dataset, float]] = {}
+
+
+def _log_evidence(spec: ModelSpec, ds: Dataset) -> float:
+    """``spec.log_evidence(ds)`` once per data set (gamma_concentration's quadrature takes
+    0.13 s, and every row of a model's grid asks it of the same data). The data set is kept with its
+    value, so its ``id`` cannot be reused while cached; the last few data sets are kept."""
+    hit = _EVIDENCE.get(id(ds))
+    if hit is None or hit[0] is not ds:
+        if len(_EVIDENCE) >= 8:
+            _EVIDENCE.pop(next(iter(_EVIDENCE)))
+        hit = _EVIDENCE[id(ds)] = (ds, float(spec.log_evidence(ds)))
+    return hit[1]
+
+
 def evaluate(
     spec: ModelSpec,
     ds: Dataset,
@@ -71,7 +86,7 @@ def evaluate(
     if particle_elbos is not None and method != "autodais":
         out["psis_khat"] = metrics.psis_khat(np.asarray(particle_elbos), np.zeros(len(particle_elbos)))
     if spec.log_evidence is not None and particle_elbos is not None:
-        out["kl_exact"] = metrics.exact_kl(spec.log_evidence(ds), float(row["final_elbo"]))
+        out["kl_exact"] = metrics.exact_kl(_log_evidence(spec, ds), float(row["final_elbo"]))
     if is_nuts and np.isfinite(row.get("min_ess_bulk", np.nan)):
         eff = metrics.nuts_efficiency(row["min_ess_bulk"], row["run_s"] + row["compile_s"],
                                       row["grad_evals"])
