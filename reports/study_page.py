@@ -44,9 +44,11 @@ TEMPLATE = """{% extends "base.html" %}
 written to <code>studies/{{ name }}.parquet</code> in the results folder.</p>
 <div class="scroll">
 <table class="study">
-<thead><tr>{% for c in columns %}<th>{{ c }}</th>{% endfor %}</tr></thead>
+<thead><tr>{% for c in columns %}<th>{% for part in c.split("_") %}{{ part }}{% if not loop.last
+  %}_<wbr>{% endif %}{% endfor %}</th>{% endfor %}</tr></thead>
 <tbody>
-{% for r in table %}<tr>{% for v, num in r %}<td{% if num %} class="num"{% endif %}>{{ v }}</td>
+{% for r in table %}<tr>{% for v, num in r %}<td{% if num %} class="num"{% elif v|length > 40
+  %} class="long"{% endif %}>{{ v }}</td>
 {% endfor %}</tr>
 {% endfor %}
 </tbody>

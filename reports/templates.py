@@ -30,6 +30,9 @@ thead th { background: #f6f8fa; position: sticky; top: 0; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.leaderboard td { min-width: 118px; font-size: 12px; }
 table.leaderboard th.model { white-space: nowrap; }
+table.study { font-size: 12px; }
+table.study th { font-size: 11px; }  /* column names break after their underscores */
+table.study td.long { min-width: 16em; }  /* a reason or finding reads as a paragraph */
 .entry { border-radius: 4px; padding: 3px 5px; margin: 1px 0; }
 .entry + .entry { margin-top: 4px; }
 .badge { font-weight: 600; text-transform: uppercase; font-size: 11px; letter-spacing: .03em; }
