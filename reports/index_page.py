@@ -35,7 +35,8 @@ def write_index(ctx: Context, path: Path, history_note: str) -> None:
         title="Leaderboard", root="", nav=ctx.nav, columns=column_heads, rows=rows, notes=notes,
         method_rows=_method_rows(ctx), environment=envinfo.describe(ctx.results),
         history_note=history_note, reference_notes=ctx.results.reference_notes,
-        verdict_note=ctx.results.verdict_note, khat_limit=KHAT_UNRELIABLE)
+        verdict_note=ctx.results.verdict_note, timing_note=ctx.results.timing_note,
+        khat_limit=KHAT_UNRELIABLE)
     path.write_text(html)
 
 

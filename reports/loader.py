@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from svi_bench.benchmarks.grid import store
+from svi_bench.benchmarks.inference.host_load import CONTENDED_SHARE
 from svi_bench.benchmarks.scoring import arviz_adapter
 from svi_bench.benchmarks.scoring.rejudge import current_verdicts
 
@@ -42,6 +43,7 @@ class Results:
     references: list[StoredReference] = field(default_factory=list)
     reference_notes: list[str] = field(default_factory=list)
     verdict_note: str = ""  # rows re-judged under the current verdict policy (scoring.rejudge)
+    timing_note: str = ""  # how many timed runs were contended (contention_note)
 
 
 @dataclass
@@ -86,7 +88,25 @@ def load(results_dir: Path, profile: str | None = None) -> Results:
     df, rejudged = current_verdicts(df)  # never show an older policy's verdict as current
     refs, notes = _scan_references(results_dir / "references")
     return Results(results_dir, df, chosen, sorted(p for p in profiles if p != chosen), refs, notes,
-                   rejudged.note)
+                   rejudged.note, contention_note(df))
+
+
+def contention_note(df: pd.DataFrame) -> str:
+    """One sentence on the ok rows' ``contended`` flags: how many timed runs shared the host with
+    other work (their ``run_s`` and the speed-ups built on it are then inflated), or that none
+    did; empty when no row could tell (older results, or not Linux)."""
+    if "contended" not in df.columns:
+        return ""
+    flags = df.loc[df["status"] == "ok", "contended"].dropna()
+    if flags.empty:
+        return ""
+    n = int(flags.astype(bool).sum())
+    rule = (f"other processes used more than {CONTENDED_SHARE:.0%} of the host's CPU during the "
+            "timed run (host_others_share)")
+    if n == 0:
+        return f"Timings: none of the {len(flags)} timed runs was contended ({rule})."
+    return (f"Timings: {n} of {len(flags)} timed runs were contended ({rule}); their run_s and "
+            "the speed-ups built on it are inflated by the other work.")
 
 
 def grid_rows(df: pd.DataFrame) -> pd.DataFrame:

@@ -163,6 +163,7 @@ model (wall time = compile + run, run time alone, gradient evaluations), and the
 k-hat where defined: a reference-free diagnostic beside the verdict, never part of it. Hover a
 cell for its reasons; failures and non-applicable runs are listed below.</p>
 {% if verdict_note %}<div class="note small">{{ verdict_note }}</div>{% endif %}
+{% if timing_note %}<div class="note small" id="timing-note">{{ timing_note }}</div>{% endif %}
 <div class="legend small">
   <span class="entry verdict-pass"><span class="badge">pass</span></span>
   <span class="entry verdict-warn"><span class="badge">warn</span></span>

@@ -407,3 +407,20 @@ def test_model_page_has_a_corner_per_method_with_draws_and_a_note_per_other(repo
     assert "corner.png" in text  # the combined corner stays
     assert "failed</span>" in text and NA_REASON in text  # failed and n/a say why, in one line
     assert "no usable draws" in text  # the ok run whose artifact is corrupt
+
+
+def test_the_leaderboard_says_how_many_timed_runs_were_contended():
+    """The index's timing note counts the ok rows flagged ``contended``; rows that could not tell
+    (NaN share, or results from before the column) say nothing rather than 'uncontended'."""
+    import pandas as pd
+
+    from svi_bench.reports.loader import contention_note
+
+    df = pd.DataFrame({"status": ["ok", "ok", "ok", "failed"],
+                       "contended": pd.array([True, False, None, True], dtype="boolean")})
+    note = contention_note(df)
+    assert note.startswith("Timings: 1 of 2 timed runs were contended"), note
+    calm = df.assign(contended=pd.array([False, False, None, True], dtype="boolean"))
+    assert contention_note(calm).startswith("Timings: none of the 2 timed runs was contended")
+    assert contention_note(df.assign(contended=pd.array([None] * 4, dtype="boolean"))) == ""
+    assert contention_note(df.drop(columns="contended")) == ""

@@ -11,7 +11,7 @@ import pytest
 
 from svi_bench.benchmarks.grid import store
 from svi_bench.benchmarks.grid.runner import plan, run_grid
-from svi_bench.benchmarks.inference import jax_setup
+from svi_bench.benchmarks.inference import host_load, jax_setup
 from svi_bench.benchmarks.scoring import arviz_adapter
 from svi_bench.models import Dataset, ModelSpec
 
@@ -168,3 +168,15 @@ def test_worker_processes_give_the_same_rows(tmp_path):
     assert list(a.status) == list(b.status)
     assert np.allclose(a.final_loss_mean, b.final_loss_mean, equal_nan=True)
     assert (b.jobs == 2).all()
+
+
+def test_rows_say_how_busy_the_host_was_during_their_timed_run(tmp_path):
+    """Every row carries ``host_others_share`` and ``contended``; a run too short to measure
+    (these tiny programs take milliseconds) says NaN and unknown rather than a guess."""
+    df = _run(tmp_path, [TOY], ["autonormal", "nuts"])
+    assert {"host_others_share", "contended"} <= set(df.columns)
+    share = df["host_others_share"]
+    known = share.notna()
+    assert ((share[known] >= 0) & (share[known] <= 1)).all()
+    assert df.loc[~known, "contended"].isna().all()
+    assert (df.loc[known, "contended"] == (share[known] > host_load.CONTENDED_SHARE)).all()

@@ -20,7 +20,7 @@ import numpyro
 
 from svi_bench.benchmarks.grid import store
 from svi_bench.benchmarks.grid.profiles import settings_for, settings_hash, with_overrides
-from svi_bench.benchmarks.inference import latent_record, methods
+from svi_bench.benchmarks.inference import host_load, latent_record, methods
 from svi_bench.benchmarks.inference.introspect import LatentInfo
 from svi_bench.benchmarks.inference.nuts import run_nuts
 from svi_bench.benchmarks.inference.settings import NUTSSettings, Settings
@@ -184,6 +184,12 @@ def _program_key(cell: Cell, ds: Dataset) -> dict[str, str]:
             "source_hash": source_hash(cell.spec), "data_hash": data_hash(ds)}
 
 
+def _load_columns(run: Any) -> dict[str, Any]:
+    """How busy the rest of the host was during the cell's timed run (``host_load``)."""
+    return {"host_others_share": run.host_others_share,
+            "contended": host_load.contended(run.host_others_share)}
+
+
 def _run_nuts_cell(cell, ds, info, keys, rows, out_dir, reference_fn) -> None:
     s: NUTSSettings = cell.settings
     sites = info.sites + tuple(cell.spec.extra_sites)  # postprocessing gives deterministic sites
@@ -193,7 +199,7 @@ def _run_nuts_cell(cell, ds, info, keys, rows, out_dir, reference_fn) -> None:
         diag = diagnostics.nuts_diagnostics(draws, run.diverging[i], run.energy[i])
         row.update(
             compile_s=run.compile_s, cache_hit=run.cache_hit, cache=run.cache,
-            program_run_s=run.run_s, run_s=run.run_s / len(rows),
+            program_run_s=run.run_s, run_s=run.run_s / len(rows), **_load_columns(run),
             grad_evals=float(run.num_steps_warmup[i].sum() + run.num_steps[i].sum()),
             num_draws=s.num_chains * s.num_samples, **diag,
         )
@@ -221,7 +227,7 @@ def _run_svi_cell(cell, ds, info, keys, rows, out_dir, reference_fn) -> None:
         summary = diagnostics.svi_trace_summary(fit.losses[i], fit.particle_elbos[i])
         row.update(
             compile_s=fit.compile_s, cache_hit=fit.cache_hit, cache=fit.cache,
-            program_run_s=fit.run_s, run_s=fit.run_s / len(rows),
+            program_run_s=fit.run_s, run_s=fit.run_s / len(rows), **_load_columns(fit),
             grad_evals=float(s.num_steps * s.num_particles * inner),
             num_draws=s.num_draws, num_steps=s.num_steps, num_particles=s.num_particles, **summary,
         )

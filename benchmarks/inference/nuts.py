@@ -15,6 +15,7 @@ timed programs, so the grid and the regression gate time the same kernel.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -37,6 +38,7 @@ class NUTSRun(NamedTuple):
     compile_s: float  # time to get the executable: trace, lower, compile, or load it
     run_s: float
     cache: str  # which cache served the program: "executable", "jax" or "" (compiled)
+    host_others_share: float = math.nan  # share of the host's CPU others used during the run
 
     @property
     def cache_hit(self) -> bool:
@@ -115,7 +117,7 @@ def run_nuts(
     chain_keys = jax.vmap(lambda k: jax.random.split(k, settings.num_chains))(rng_keys)
     chains = jax.vmap(build_nuts_program(model, model_kwargs, latent_sites, settings))
     program = jax.jit(lambda keys: jax.lax.map(chains, keys))
-    out, compile_s, run_s, cache = jax_setup.compile_and_run(
+    out, compile_s, run_s, cache, others = jax_setup.compile_and_run(
         program, chain_keys, identity=executables.identity(
             "nuts", program_key, model, settings, sites=latent_sites))
     draws, warm_steps, num_steps, diverging, energy = jax.tree.map(np.asarray, out)
@@ -129,4 +131,5 @@ def run_nuts(
         compile_s=compile_s,
         run_s=run_s,
         cache=cache,
+        host_others_share=others,
     )

@@ -11,6 +11,7 @@ grid and the regression gate time the same computation.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -36,6 +37,7 @@ class SVIFit(NamedTuple):
     compile_s: float  # time to get the executable: trace, lower, compile, or load it
     run_s: float
     cache: str  # which cache served the program: "executable", "jax" or "" (compiled)
+    host_others_share: float = math.nan  # share of the host's CPU others used during the run
 
     @property
     def cache_hit(self) -> bool:
@@ -170,7 +172,7 @@ def fit_svi(
     """
     program = jax.jit(jax.vmap(
         build_svi_program(model, make_guide, model_kwargs, latent_sites, settings, extra_sites)))
-    out, compile_s, run_s, cache = jax_setup.compile_and_run(
+    out, compile_s, run_s, cache, others = jax_setup.compile_and_run(
         program, rng_keys, identity=executables.identity(
             "svi", program_key, model, settings, sites=latent_sites, extra_sites=extra_sites))
     losses, draws, particle_elbos, finite = out
@@ -182,4 +184,5 @@ def fit_svi(
         compile_s=compile_s,
         run_s=run_s,
         cache=cache,
+        host_others_share=others,
     )

@@ -100,7 +100,9 @@ TABLE: tuple[Column, ...] = (
     _run("jax_version", "string", "", "jax version"),
     _run("numpyro_version", "string", "", "numpyro version"),
     _run("xla_flags", "string", "", "XLA_FLAGS in force (the smoke profile lowers optimisation)"),
-    _run("seeds_in_program", "Int64", "", "seeds compiled and run together under vmap"),
+    _run("seeds_in_program", "Int64", "",
+         "seeds compiled into one program (SVI: under vmap; NUTS: one after another, each "
+         "seed's chains under vmap)"),
     _run("jobs", "Int64", "",
          "worker processes of the run (1: serial; more: Dask workers, compiles overlapped)"),
     _run("timing_lock", "boolean", "",
@@ -109,6 +111,13 @@ TABLE: tuple[Column, ...] = (
          "serial, where nothing else of the suite runs"),
     _run("lock_wait_s", "float64", "s",
          "time the cell's program waited for the per-host timing lock; not part of run_s"),
+    _run("host_others_share", "float64", "fraction",
+         "share of the host's CPU that other processes (not this run's) used during the timed "
+         "run: busy CPU time in /proc/stat minus the run's own, over wall time x CPUs; NaN "
+         "where it cannot be measured (not Linux)"),
+    _run("contended", "boolean", "",
+         "host_others_share above host_load.CONTENDED_SHARE: the run_s of this row was "
+         "timed while other work took part of the machine; empty when unknown"),
     _run("compile_s", "float64", "s",
          "time to get the program's executable: trace, lower and compile it, or load it"),
     _run("cache_hit", "boolean", "",
