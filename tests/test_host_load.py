@@ -27,9 +27,20 @@ def test_unknown_or_too_short_intervals_are_nan_and_contention_unknown():
     assert math.isnan(host_load.others_share(None, s))
     assert math.isnan(host_load.others_share(s, None))
     assert math.isnan(host_load.others_share(s, CpuSample(1.0, 0.0, 0.01)))
-    assert host_load.contended(math.nan) is None
-    assert host_load.contended(host_load.CONTENDED_SHARE + 0.01) is True
-    assert host_load.contended(host_load.CONTENDED_SHARE - 0.01) is False
+    assert host_load.contended(math.nan, 10.0) is None
+    assert host_load.contended(host_load.CONTENDED_SHARE + 0.01, 10.0) is True
+    assert host_load.contended(host_load.CONTENDED_SHARE - 0.01, 10.0) is False
+
+
+def test_a_run_too_short_for_the_clock_ticks_is_not_judged(monkeypatch):
+    """On 2 CPUs with 10 ms ticks the share of a 0.1 s run moves by 0.2 with four ticks: no
+    verdict; a 1 s run resolves it to 0.02 and gets one."""
+    monkeypatch.setattr(host_load.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(host_load.os, "sysconf", lambda name: 100)
+    assert host_load.resolution(0.1) == pytest.approx(0.2)
+    assert host_load.contended(0.9, 0.1) is None
+    assert host_load.resolution(1.0) == pytest.approx(0.02)
+    assert host_load.contended(0.9, 1.0) is True
 
 
 @pytest.mark.skipif(host_load.sample() is None, reason="needs /proc/stat (Linux)")

@@ -179,4 +179,8 @@ def test_rows_say_how_busy_the_host_was_during_their_timed_run(tmp_path):
     known = share.notna()
     assert ((share[known] >= 0) & (share[known] <= 1)).all()
     assert df.loc[~known, "contended"].isna().all()
-    assert (df.loc[known, "contended"] == (share[known] > host_load.CONTENDED_SHARE)).all()
+    judged = df["contended"].notna()
+    assert (df.loc[judged, "contended"] == (share[judged] > host_load.CONTENDED_SHARE)).all()
+    for row in df[known].itertuples():  # judged exactly when the run is long enough to resolve
+        resolved = host_load.resolution(row.program_run_s) <= host_load.CONTENDED_SHARE / 2
+        assert pd.notna(row.contended) == resolved, row

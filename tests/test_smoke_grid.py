@@ -98,7 +98,7 @@ def test_verdicts_on_cheap_smoke_references_say_so(smoke_results):
     df = pd.read_parquet(smoke_results / "results.parquet")
     ok = df[df.status == "ok"]
     cheap = {spec.name for spec in REGISTRY.values() if spec.reference_kind == "nuts"}
-    assert cheap == {"linreg_outliers", "hierarchical_linreg", "bnn"}
+    assert cheap == {"linreg_outliers", "bnn"}
     for row in ok.itertuples():
         reason = str(row.verdict_reason)
         if row.model in cheap:

@@ -187,7 +187,7 @@ def _program_key(cell: Cell, ds: Dataset) -> dict[str, str]:
 def _load_columns(run: Any) -> dict[str, Any]:
     """How busy the rest of the host was during the cell's timed run (``host_load``)."""
     return {"host_others_share": run.host_others_share,
-            "contended": host_load.contended(run.host_others_share)}
+            "contended": host_load.contended(run.host_others_share, run.run_s)}
 
 
 def _run_nuts_cell(cell, ds, info, keys, rows, out_dir, reference_fn) -> None:

@@ -58,6 +58,17 @@ def others_share(before: CpuSample | None, after: CpuSample | None) -> float:
     return min(1.0, max(0.0, others / (wall * (os.cpu_count() or 1))))
 
 
-def contended(share: float) -> bool | None:
-    """Whether a timed run with this ``others_share`` was contended (None: unknown)."""
-    return None if math.isnan(share) else share > CONTENDED_SHARE
+def resolution(run_s: float) -> float:
+    """The share's uncertainty for a run of ``run_s`` seconds: both counters tick in clock ticks
+    (10 ms on Linux), so up to two ticks each, over the run's CPU capacity (wall x CPUs)."""
+    tick = 1.0 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.01
+    return 4 * tick / (max(run_s, 1e-9) * (os.cpu_count() or 1))
+
+
+def contended(share: float, run_s: float) -> bool | None:
+    """Whether a timed run of ``run_s`` seconds with this ``others_share`` was contended; None
+    (unknown) when the share is NaN or its ``resolution`` exceeds half of ``CONTENDED_SHARE``
+    (on 2 CPUs: runs under 0.2 s, whose share a few clock ticks move by 0.1 or more)."""
+    if math.isnan(share) or resolution(run_s) > CONTENDED_SHARE / 2:
+        return None
+    return share > CONTENDED_SHARE

@@ -117,7 +117,8 @@ TABLE: tuple[Column, ...] = (
          "where it cannot be measured (not Linux)"),
     _run("contended", "boolean", "",
          "host_others_share above host_load.CONTENDED_SHARE: the run_s of this row was "
-         "timed while other work took part of the machine; empty when unknown"),
+         "timed while other work took part of the machine; empty when unknown (not measured, "
+         "or a run too short for clock ticks to resolve the share: under 0.2 s on 2 CPUs)"),
     _run("compile_s", "float64", "s",
          "time to get the program's executable: trace, lower and compile it, or load it"),
     _run("cache_hit", "boolean", "",

@@ -2,11 +2,11 @@
 dimension, and at what dimension does each guide stop agreeing with the reference?
 
 The document fits its hierarchical regression at J = 8 groups (D = 2J + 4 = 20) and finds SVI
-faster than NUTS. Here J runs over powers of two, every size with its own reference (gated long
-NUTS of the non-centred model, except in the smoke profile), and the run time of each method is
-fitted as a power of D (a log-log slope with its standard error, ``scipy.stats.linregress``). SVI's
-advantage grows with D when NUTS's slope exceeds the guide's by more than twice their combined
-standard error.
+faster than NUTS. Here J runs over powers of two, every size with its own exact reference (the
+model's collapsed sampler: the two scales by quadrature, the rest Gaussian), and the run time of
+each method is fitted as a power of D (a log-log slope with its standard error,
+``scipy.stats.linregress``). SVI's advantage grows with D when NUTS's slope exceeds the guide's
+by more than twice their combined standard error.
 """
 
 from __future__ import annotations
