@@ -20,14 +20,15 @@ from svi_bench.models import REGISTRY, Dataset, ModelSpec
 
 jax_setup.configure_jax()
 
-#: Columns that may differ between a serial and a parallel run of the same grid: timings, where
-#: the executable came from, when, and the run's worker set-up.
+#: Columns that may differ between a serial and a parallel run of the same grid: timings, how
+#: busy the host was meanwhile, where the executable came from, when, and the worker set-up.
 #: The posterior predictive check's numbers: the reference's replicated data are made on whichever
 #: process scores a model first, and differ from the serial run's in the last bits (seen: equal to
 #: 8 printed digits); they must agree to float32 round-off, not bit for bit.
 PREDICTIVE = {"ppc_w1", "ppc_w1_floor"}
 TIMING = {"compile_s", "run_s", "program_run_s", "cache_hit", "cache", "started_at",
-          "ess_per_second", "jobs", "artifact", "timing_lock", "lock_wait_s"}
+          "ess_per_second", "jobs", "artifact", "timing_lock", "lock_wait_s",
+          "host_others_share", "contended"}
 KEY = ["model", "method", "seed"]
 
 
