@@ -126,6 +126,7 @@ def test_scaling_slopes_and_the_dimension_where_a_guide_stops_agreeing():
     assert "nuts D^2 ± 0" in text and "autodiagonalnormal: grows" in text
     assert "autodiagonalnormal stops agreeing at D = 20 and its runs fail from D = 36" in text
     assert "nuts agrees (no fail verdict) at every judged D up to 36" in text
+    assert "(verdict by D: 8 pass, 12 pass, 20 fail, 36 fail)" in text
 
 
 def test_scaling_judges_agreement_only_where_the_reference_passed_its_gates():

@@ -60,7 +60,8 @@ def derive(rows: pd.DataFrame) -> pd.DataFrame:
 def _first_failure(sub: pd.DataFrame) -> str:
     """"agrees at every D up to X" or "stops agreeing at D = X" (first fail verdict), judged only
     at sizes whose reference passed its gates (a verdict against a failed reference says nothing),
-    naming the sizes left out, and the first D at which a seed's run failed outright."""
+    naming the sizes left out, the first D at which a seed's run failed outright, and the verdict
+    at every judged D (a method can fail first and recover: NUTS on the centred model at small J)."""
     sub = sub.sort_values("latent_dim")
     with_verdict = sub[sub["verdict"] != ""]
     judged = with_verdict[with_verdict["reference_ok"].astype(bool)]
@@ -73,10 +74,13 @@ def _first_failure(sub: pd.DataFrame) -> str:
                + ": reference failed its gates)" if len(unjudged) else "")
     if judged.empty:
         return "was never judged against a passing reference" + skipped + crash
+    by_d = (" (verdict by D: " + ", ".join(f"{int(d)} {v}" for d, v in
+                                           zip(judged["latent_dim"], judged["verdict"],
+                                               strict=True)) + ")")
     if fails.empty:
         return (f"agrees (no fail verdict) at every judged D up to "
-                f"{int(judged['latent_dim'].max())}" + skipped + crash)
-    return f"stops agreeing at D = {int(fails['latent_dim'].iloc[0])}" + skipped + crash
+                f"{int(judged['latent_dim'].max())}" + skipped + crash + by_d)
+    return f"stops agreeing at D = {int(fails['latent_dim'].iloc[0])}" + skipped + crash + by_d
 
 
 def answer(derived: pd.DataFrame) -> str:
