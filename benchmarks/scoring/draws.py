@@ -8,7 +8,8 @@ column by column in metrics, diagnostics and plots alike.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -67,3 +68,22 @@ def component_columns(draws: Mapping[str, np.ndarray], leading: int = 1) -> dict
         return {}
     names, matrix = flatten_draws(kept, leading)
     return dict(zip(names, matrix.T, strict=True))
+
+
+class DataCache:
+    """Values computed once per data object (a ``Dataset`` or its ``model_kwargs``, which are not
+    hashable): keyed by ``id`` plus an optional extra key, each entry keeping its object alive so
+    the ``id`` cannot be reused while cached; the ``size`` most recent entries are kept."""
+
+    def __init__(self, size: int = 8) -> None:
+        self._entries: dict[tuple, tuple[Any, Any]] = {}
+        self._size = size
+
+    def get(self, obj: Any, compute: Callable[[], Any], extra: Any = None) -> Any:
+        key = (id(obj), extra)
+        hit = self._entries.get(key)
+        if hit is None or hit[0] is not obj:
+            if len(self._entries) >= self._size:
+                self._entries.pop(next(iter(self._entries)))
+            hit = self._entries[key] = (obj, compute())
+        return hit[1]

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from svi_bench.benchmarks.scoring import floor_cache, metrics, predictive
-from svi_bench.benchmarks.scoring.draws import flatten_draws, merge_draw_axes
+from svi_bench.benchmarks.scoring.draws import DataCache, flatten_draws, merge_draw_axes
 from svi_bench.benchmarks.scoring.references import Reference
 from svi_bench.benchmarks.scoring.verdict import THRESHOLDS, VERDICT_POLICY, verdict
 from svi_bench.models import Dataset, ModelSpec
@@ -52,19 +52,13 @@ def _prepared(ref_key: tuple, names: tuple[str, ...]) -> metrics.PreparedReferen
     return metrics.prepare_reference(_REFS[ref_key], names)
 
 
-_EVIDENCE: dict[int, tuple[Dataset, float]] = {}
+_EVIDENCE = DataCache()
 
 
 def _log_evidence(spec: ModelSpec, ds: Dataset) -> float:
     """``spec.log_evidence(ds)`` once per data set (gamma_concentration's quadrature takes
-    0.13 s, and every row of a model's grid asks it of the same data). The data set is kept with its
-    value, so its ``id`` cannot be reused while cached; the last few data sets are kept."""
-    hit = _EVIDENCE.get(id(ds))
-    if hit is None or hit[0] is not ds:
-        if len(_EVIDENCE) >= 8:
-            _EVIDENCE.pop(next(iter(_EVIDENCE)))
-        hit = _EVIDENCE[id(ds)] = (ds, float(spec.log_evidence(ds)))
-    return hit[1]
+    0.13 s, and every row of a model's grid asks it of the same data)."""
+    return _EVIDENCE.get(ds, lambda: float(spec.log_evidence(ds)), spec.name)
 
 
 def evaluate(

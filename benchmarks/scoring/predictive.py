@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from svi_bench.benchmarks.scoring.draws import DataCache
+
 N_REPLICATES = 200
 MAX_VALUES = 100_000
 MIN_REPLICATES = 50
@@ -54,22 +56,15 @@ class Replicates:
         return bool(self.draws) and not self.reason
 
 
-_OBSERVED: dict[tuple, tuple[Mapping[str, Any], dict[str, np.ndarray]]] = {}
+_OBSERVED = DataCache()
 
 
 def _observed_once(model: Callable[..., None], model_kwargs: Mapping[str, Any],
                    draw: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """``observed_sites`` once per (model, data): the observations are the data's, not the
-    draw's, and tracing the model op by op costs tens of milliseconds per run (every run of a grid cell and
-    its reference trace the same model on the same data). The data are kept with the entry, so
-    their ``id`` is not reused while cached; the last few entries are kept."""
-    key = (model, id(model_kwargs))
-    hit = _OBSERVED.get(key)
-    if hit is None or hit[0] is not model_kwargs:
-        if len(_OBSERVED) >= 8:
-            _OBSERVED.pop(next(iter(_OBSERVED)))
-        hit = _OBSERVED[key] = (model_kwargs, observed_sites(model, model_kwargs, draw))
-    return hit[1]
+    draw's, and tracing the model op by op costs tens of milliseconds per run (every run of a
+    grid cell and its reference trace the same model on the same data)."""
+    return _OBSERVED.get(model_kwargs, lambda: observed_sites(model, model_kwargs, draw), model)
 
 
 def observed_sites(model: Callable[..., None], model_kwargs: Mapping[str, Any],
