@@ -1,11 +1,14 @@
 """Run a slice of the grid: one compiled program per (model, method), one row per seed.
 
 A failing program or seed becomes a ``failed`` row with its reason and the grid goes on; rows are
-saved after every (model, method), so a kill loses at most the work in flight.
+saved after every (model, method), so a kill loses at most the work in flight. Run serially, a
+cell's rows are completed beside the loading or compiling of the next cell's program, never
+beside a timed run (``run_cells_overlapped``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -20,7 +23,7 @@ import numpyro
 
 from svi_bench.benchmarks.grid import store
 from svi_bench.benchmarks.grid.profiles import settings_for, settings_hash, with_overrides
-from svi_bench.benchmarks.inference import host_load, latent_record, methods
+from svi_bench.benchmarks.inference import host_load, host_lock, latent_record, methods
 from svi_bench.benchmarks.inference.introspect import LatentInfo
 from svi_bench.benchmarks.inference.nuts import run_nuts
 from svi_bench.benchmarks.inference.settings import NUTSSettings, Settings
@@ -154,9 +157,15 @@ def _replicate(cell: Cell, ds: Dataset, row: dict, draws, chains: int) -> predic
     return predictive.replicate_run(cell.spec.model, ds.model_kwargs, flat)
 
 
-def run_cell(cell: Cell, ds: Dataset, info: LatentInfo, profile: str, out_dir,
-             reference_fn: ReferenceFn | None = None) -> list[dict]:
-    """All rows of one cell; never raises for a failure of the method itself."""
+def _nothing() -> None:
+    return None
+
+
+def start_cell(cell: Cell, ds: Dataset, info: LatentInfo, profile: str, out_dir,
+               reference_fn: ReferenceFn | None = None) -> tuple[list[dict], Callable[[], None]]:
+    """Run one cell's program: its rows and the step that completes them (diagnostics, artifacts,
+    scores), which may run later on another thread (``run_cells_overlapped``). Neither raises
+    for a failure of the method itself: it becomes a failed row."""
     rows = [_base_row(cell, s, profile) for s in cell.seeds]
     for row in rows:
         row["latent_dim"] = info.unconstrained_dim
@@ -164,16 +173,34 @@ def run_cell(cell: Cell, ds: Dataset, info: LatentInfo, profile: str, out_dir,
     if reason:
         for row in rows:
             row.update(status="not_applicable", error=reason)
-        return rows
-    keys = jax.vmap(jax.random.PRNGKey)(np.asarray(cell.seeds, dtype=np.uint32))
-    try:
-        if isinstance(cell.settings, NUTSSettings):
-            _run_nuts_cell(cell, ds, info, keys, rows, out_dir, reference_fn)
-        else:
-            _run_svi_cell(cell, ds, info, keys, rows, out_dir, reference_fn)
-    except Exception as exc:  # a broken method or model must not stop the grid
+        return rows, _nothing
+
+    def failed(exc: Exception) -> None:  # a broken method or model must not stop the grid
         for row in rows:
             row.update(status="failed", error=one_line(exc))
+
+    keys = jax.vmap(jax.random.PRNGKey)(np.asarray(cell.seeds, dtype=np.uint32))
+    try:
+        run = _run_nuts_cell if isinstance(cell.settings, NUTSSettings) else _run_svi_cell
+        finish = run(cell, ds, info, keys, rows, out_dir, reference_fn)
+    except Exception as exc:
+        failed(exc)
+        return rows, _nothing
+
+    def finish_safely() -> None:
+        try:
+            finish()
+        except Exception as exc:
+            failed(exc)
+
+    return rows, finish_safely
+
+
+def run_cell(cell: Cell, ds: Dataset, info: LatentInfo, profile: str, out_dir,
+             reference_fn: ReferenceFn | None = None) -> list[dict]:
+    """All rows of one cell; never raises for a failure of the method itself."""
+    rows, finish = start_cell(cell, ds, info, profile, out_dir, reference_fn)
+    finish()
     return rows
 
 
@@ -190,10 +217,15 @@ def _load_columns(run: Any) -> dict[str, Any]:
             "contended": host_load.contended(run.host_others_share, run.run_s)}
 
 
-def _run_nuts_cell(cell, ds, info, keys, rows, out_dir, reference_fn) -> None:
+def _run_nuts_cell(cell, ds, info, keys, rows, out_dir, reference_fn) -> Callable[[], None]:
     s: NUTSSettings = cell.settings
     sites = info.sites + tuple(cell.spec.extra_sites)  # postprocessing gives deterministic sites
     run = run_nuts(keys, cell.spec.model, ds.model_kwargs, sites, s, _program_key(cell, ds))
+    return lambda: _finish_nuts_rows(cell, ds, run, rows, out_dir, reference_fn)
+
+
+def _finish_nuts_rows(cell, ds, run, rows, out_dir, reference_fn) -> None:
+    s: NUTSSettings = cell.settings
     for i, row in enumerate(rows):
         draws = {k: v[i] for k, v in run.draws.items()}
         diag = diagnostics.nuts_diagnostics(draws, run.diverging[i], run.energy[i])
@@ -216,11 +248,16 @@ def _run_nuts_cell(cell, ds, info, keys, rows, out_dir, reference_fn) -> None:
         _score(cell, ds, row, draws, reference_fn, replicated=replicated, out_dir=out_dir)
 
 
-def _run_svi_cell(cell, ds, info, keys, rows, out_dir, reference_fn) -> None:
+def _run_svi_cell(cell, ds, info, keys, rows, out_dir, reference_fn) -> Callable[[], None]:
     s = cell.settings
     make_guide = methods.guide_factory(cell.spec, cell.method, s.guide_options)
     fit = fit_svi(keys, cell.spec.model, make_guide, ds.model_kwargs, info.sites, s,
                   tuple(cell.spec.extra_sites), _program_key(cell, ds))
+    return lambda: _finish_svi_rows(cell, ds, fit, rows, out_dir, reference_fn)
+
+
+def _finish_svi_rows(cell, ds, fit, rows, out_dir, reference_fn) -> None:
+    s = cell.settings
     inner = methods.inner_steps(cell.method, s.guide_options)  # K for AutoDAIS, else 1
     for i, row in enumerate(rows):
         draws = {k: v[i] for k, v in fit.draws.items()}
@@ -269,49 +306,99 @@ def _save_run(out_dir, cell: Cell, row: dict, draws,
     row["artifact"] = path.relative_to(out_dir).as_posix()
 
 
+class _ModelCells:
+    """What the cells of one model share: its data and latent info per data key and precision,
+    and its reference (fetched once, on first use)."""
+
+    def __init__(self, profile: str, out_dir, score: bool) -> None:
+        self.profile, self.out_dir, self.score = profile, out_dir, score
+        self.quality = "smoke" if profile == "smoke" else "full"
+        self.data: dict[str, tuple[Dataset, LatentInfo]] = {}
+        self.references: dict[str, Reference | None] = {}
+
+    def reference_for(self, cell: Cell, key: str) -> ReferenceFn:
+        def fetch() -> Reference | None:
+            if key not in self.references:
+                ds, info = self.data[key]
+                self.references[key] = get_reference(
+                    cell.spec, ds, cell.data_key, info.sites, self.out_dir,
+                    quality=self.quality, precision=cell.settings.precision)
+            return self.references[key]
+        return fetch
+
+    def start(self, cell: Cell) -> tuple[list[dict], Callable[[], None], ReferenceFn | None]:
+        """``start_cell`` with the model's shared data: rows, their finishing step, reference."""
+        # data, reference, programs and scoring all in the cell's precision
+        key = json.dumps([cell.data_key, cell.settings.precision], sort_keys=True)
+        try:
+            if key not in self.data:
+                with host_lock.foreground():  # a model's data and latent info run its code
+                    ds = cell.spec.data_for(cell.data_key)
+                    if cell.settings.precision != cell.spec.precision:  # --set precision=...
+                        ds = dataclasses.replace(ds, model_kwargs=cast_floats(
+                            ds.model_kwargs, cell.settings.precision))
+                    self.data[key] = (ds, latent_record.run_latent_info(cell.spec,
+                                                                        ds.model_kwargs))
+            ds, info = self.data[key]
+        except Exception as exc:  # a broken user model: record it, go on with the grid
+            rows = [_base_row(cell, s, self.profile) for s in cell.seeds]
+            for row in rows:
+                row.update(status="failed", error=f"model or data failed: {one_line(exc)}")
+            return rows, _nothing, None
+        reference = self.reference_for(cell, key) if self.score else None
+        rows, finish = start_cell(cell, ds, info, self.profile, self.out_dir, reference)
+        return rows, finish, reference
+
+
 def run_model_cells(
     cells: Sequence[Cell], profile: str, out_dir, score: bool = True,
     before: Callable[[Cell], None] | None = None,
 ) -> Iterator[tuple[Cell, list[dict]]]:
     """Run the cells of one model in order, sharing its data and reference; yield their rows."""
-    data_cache: dict[str, tuple[Dataset, LatentInfo]] = {}
-    references: dict[str, Reference | None] = {}
-    quality = "smoke" if profile == "smoke" else "full"
-
-    def reference_for(cell: Cell, key: str) -> ReferenceFn:
-        def fetch() -> Reference | None:
-            if key not in references:
-                ds, info = data_cache[key]
-                references[key] = get_reference(cell.spec, ds, cell.data_key, info.sites,
-                                                out_dir, quality=quality,
-                                                precision=cell.settings.precision)
-            return references[key]
-        return fetch
-
-    def rows_of(cell: Cell) -> list[dict]:
-        # data, reference, programs and scoring all in the cell's precision
-        key = json.dumps([cell.data_key, cell.settings.precision], sort_keys=True)
-        try:
-            if key not in data_cache:
-                ds = cell.spec.data_for(cell.data_key)
-                if cell.settings.precision != cell.spec.precision:  # --set precision=...
-                    ds = dataclasses.replace(ds, model_kwargs=cast_floats(
-                        ds.model_kwargs, cell.settings.precision))
-                data_cache[key] = (ds, latent_record.run_latent_info(cell.spec, ds.model_kwargs))
-            ds, info = data_cache[key]
-        except Exception as exc:  # a broken user model: record it, go on with the grid
-            rows = [_base_row(cell, s, profile) for s in cell.seeds]
-            for row in rows:
-                row.update(status="failed", error=f"model or data failed: {one_line(exc)}")
-            return rows
-        return run_cell(cell, ds, info, profile, out_dir, reference_for(cell, key) if score else None)
-
+    model = _ModelCells(profile, out_dir, score)
     for cell in cells:
         if before:
             before(cell)
         with precision_scope(cell.settings.precision):  # left before yielding: no leak
-            rows = rows_of(cell)
+            rows, finish, _ = model.start(cell)
+            finish()
         yield cell, rows
+
+
+def run_cells_overlapped(
+    cells: Sequence[Cell], profile: str, out_dir, record: Callable[[Cell, list[dict]], None],
+    score: bool = True, before: Callable[[Cell], None] | None = None,
+) -> None:
+    """``run_model_cells`` with each cell's rows completed (diagnostics, artifacts, scores) and
+    recorded on a background thread while the next cell's stored executable is loaded or its
+    lowered program compiled. ``host_lock.foreground`` keeps that thread off every timed run and
+    all model code, so timings and numbers are those of ``run_model_cells``; a kill loses at
+    most the cell being completed and the one being started. ``record`` runs on that thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    models: dict[str, _ModelCells] = {}
+    pending = None
+
+    def complete(cell: Cell, rows: list[dict], finish: Callable[[], None]) -> None:
+        with host_lock.background(), precision_scope(cell.settings.precision):
+            finish()
+            record(cell, rows)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="svi-bench-finish") as pool:
+        for cell in cells:
+            if before:
+                before(cell)
+            model = models.setdefault(cell.spec.name, _ModelCells(profile, out_dir, score))
+            with precision_scope(cell.settings.precision):
+                rows, finish, reference = model.start(cell)
+                if reference is not None:
+                    with contextlib.suppress(Exception):  # the finishing step records the error
+                        reference()  # built, if at all, here: not beside the next cell
+            if pending is not None:
+                pending.result()  # done already if this cell ran a timed program
+            pending = pool.submit(complete, cell, rows, finish)
+        if pending is not None:
+            pending.result()
 
 
 def run_grid(
@@ -355,9 +442,8 @@ def run_grid(
 
     if jobs == 1 and scheduler is None:
         announce = (lambda c: on_cell(c, len(c.seeds))) if on_cell else None
-        for group in groups.values():
-            for cell, rows in run_model_cells(group, profile, results.out_dir, score, announce):
-                record(cell, rows)
+        run_cells_overlapped([c for group in groups.values() for c in group], profile,
+                             results.out_dir, record, score, announce)
         return
     from svi_bench.benchmarks.grid import distributed
 

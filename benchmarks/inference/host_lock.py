@@ -13,6 +13,13 @@ with cluster-wide POSIX locks): one lock per machine, not one for the cluster.
 
 It is active only where ``SVI_BENCH_TIMING_LOCK=1`` (set for Dask workers), so the serial path pays
 nothing. The time spent waiting for the lock is counted (``stats``), never part of ``run_s``.
+
+Within one process, ``background`` and ``foreground`` keep a thread that completes the previous
+cell's rows (the serial grid: diagnostics, artifacts, scores) off every timed run and off all
+model code: NumPyro's handler stack is one global list, so two threads running models at once
+would corrupt each other's traces. The background thread holds the in-process lock for its
+whole task; a timed section, tracing a program and making a model's data take it first. Only
+loading a stored executable or XLA's compile of an already lowered program overlap it.
 A leaf module of the standard library only: ``jax_setup`` imports it.
 """
 
@@ -21,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +47,22 @@ class LockStats(NamedTuple):
 _sections = 0
 _wait_s = 0.0
 _working: object | None = None  # the open lock file while ``working`` holds the shared lock
+_in_process = threading.RLock()  # held by this process's background task (``background``)
+
+
+@contextlib.contextmanager
+def background() -> Iterator[None]:
+    """Hold the in-process lock for a background task's body: ``foreground`` sections of other
+    threads wait until it ends (re-entrant: the task's own timed sections pass)."""
+    with _in_process:
+        yield
+
+
+@contextlib.contextmanager
+def foreground() -> Iterator[None]:
+    """The body runs with no background task of this process running beside it."""
+    with _in_process:
+        yield
 
 
 def active() -> bool:
@@ -85,7 +109,8 @@ def timed_section(cache_dir: Path | None = None) -> Iterator[None]:
     shared lock, if ``working`` holds one, and back afterwards); otherwise do nothing."""
     global _sections, _wait_s
     if not active():
-        yield
+        with foreground():
+            yield
         return
     import fcntl
 
@@ -96,6 +121,7 @@ def timed_section(cache_dir: Path | None = None) -> Iterator[None]:
             path.parent.mkdir(parents=True, exist_ok=True)
             handle = stack.enter_context(open(path, "a"))
         start = time.perf_counter()
+        stack.enter_context(foreground())
         fcntl.flock(handle, fcntl.LOCK_EX)
         _wait_s += time.perf_counter() - start
         _sections += 1
@@ -105,4 +131,5 @@ def timed_section(cache_dir: Path | None = None) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_SH if handle is _working else fcntl.LOCK_UN)
 
 
-__all__ = ["ENV", "LockStats", "active", "lock_path", "stats", "timed_section", "working"]
+__all__ = ["ENV", "LockStats", "active", "background", "foreground", "lock_path", "stats",
+           "timed_section", "working"]
