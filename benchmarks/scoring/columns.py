@@ -101,8 +101,8 @@ TABLE: tuple[Column, ...] = (
     _run("numpyro_version", "string", "", "numpyro version"),
     _run("xla_flags", "string", "", "XLA_FLAGS in force (the smoke profile lowers optimisation)"),
     _run("seeds_in_program", "Int64", "",
-         "seeds compiled into one program (SVI: under vmap; NUTS: one after another, each "
-         "seed's chains under vmap)"),
+         "seeds compiled into one program, run one after another (NUTS: every chain of each "
+         "seed in sequence)"),
     _run("jobs", "Int64", "",
          "worker processes of the run (1: serial; more: Dask workers, compiles overlapped)"),
     _run("timing_lock", "boolean", "",
