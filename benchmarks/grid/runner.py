@@ -391,7 +391,7 @@ def run_cells_overlapped(
             model = models.setdefault(cell.spec.name, _ModelCells(profile, out_dir, score))
             with precision_scope(cell.settings.precision):
                 rows, finish, reference = model.start(cell)
-                if reference is not None:
+                if reference is not None and any(r["status"] == "ok" for r in rows):
                     with contextlib.suppress(Exception):  # the finishing step records the error
                         reference()  # built, if at all, here: not beside the next cell
             if pending is not None:
