@@ -67,7 +67,7 @@ def _cell_task(cell: Any, profile: str, out_dir: Any, score: bool, xla_flags: st
                timing_lock: bool = True) -> list[dict]:
     """One cell on a worker: its rows, with whether its timed run held the host lock."""
     _prepare(xla_flags, timing_lock)
-    from svi_bench.benchmarks.grid.runner import run_model_cells
+    from svi_bench.benchmarks.grid.model_cells import run_model_cells
 
     before = host_lock.stats()
     with host_lock.working():  # shared: paused only while another worker's run is timed

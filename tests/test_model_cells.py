@@ -1,5 +1,5 @@
 """The serial grid completes a cell's rows on a background thread: same rows as in order, and
-never beside a timed run or model code (``runner.run_cells_overlapped``, ``host_lock``)."""
+never beside a timed run or model code (``model_cells.run_cells_overlapped``, ``host_lock``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import time
 import pandas as pd
 
 from svi_bench.benchmarks.grid import runner, store
-from svi_bench.benchmarks.grid.runner import plan, run_grid, run_model_cells
+from svi_bench.benchmarks.grid.model_cells import run_model_cells
+from svi_bench.benchmarks.grid.runner import plan, run_grid
 from svi_bench.benchmarks.inference import host_lock, jax_setup
 from svi_bench.models import get_model
 
