@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from svi_bench.benchmarks.artifacts import atomic_write
-from svi_bench.benchmarks.inference import host_lock, jax_setup
+from svi_bench.benchmarks.inference import jax_setup
 
 FORMAT = 1
 """Layout of an entry; a change makes every older entry a miss."""
@@ -242,8 +242,6 @@ def load_or_compile(program: Callable, args: tuple,
     compiled = _load(path, text)
     if compiled is not None:
         return compiled, time.perf_counter() - start, EXECUTABLE
-    with host_lock.foreground():  # tracing runs the model: never beside a background task
-        lowered = program.lower(*args)
-    compiled = jax_setup.compile_fresh(lowered)
+    compiled = jax_setup.compile_fresh(jax_setup.lower(program, *args))
     _store(path, text, compiled)
     return compiled, time.perf_counter() - start, ""

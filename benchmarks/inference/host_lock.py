@@ -51,18 +51,15 @@ _in_process = threading.RLock()  # held by this process's background task (``bac
 
 
 @contextlib.contextmanager
-def background() -> Iterator[None]:
-    """Hold the in-process lock for a background task's body: ``foreground`` sections of other
-    threads wait until it ends (re-entrant: the task's own timed sections pass)."""
-    with _in_process:
-        yield
-
-
-@contextlib.contextmanager
 def foreground() -> Iterator[None]:
     """The body runs with no background task of this process running beside it."""
     with _in_process:
         yield
+
+
+background = foreground
+"""A background task holds the same in-process lock for its whole body, so ``foreground``
+sections of other threads wait until it ends (re-entrant: the task's own timed sections pass)."""
 
 
 def active() -> bool:
@@ -106,29 +103,29 @@ def working(cache_dir: Path | None = None, *, always: bool = False) -> Iterator[
 @contextlib.contextmanager
 def timed_section(cache_dir: Path | None = None) -> Iterator[None]:
     """Hold this host's lock exclusively for the body when ``active()`` (converting this task's
-    shared lock, if ``working`` holds one, and back afterwards); otherwise do nothing."""
+    shared lock, if ``working`` holds one, and back afterwards), and always with no background
+    task of this process beside it (``foreground``)."""
     global _sections, _wait_s
-    if not active():
-        with foreground():
+    with foreground():  # never beside this process's own background task
+        if not active():
             yield
-        return
-    import fcntl
+            return
+        import fcntl
 
-    with contextlib.ExitStack() as stack:
-        handle = _working
-        if handle is None:  # a fresh open file description: excludes threads too
-            path = lock_path(cache_dir)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle = stack.enter_context(open(path, "a"))
-        start = time.perf_counter()
-        stack.enter_context(foreground())
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        _wait_s += time.perf_counter() - start
-        _sections += 1
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_SH if handle is _working else fcntl.LOCK_UN)
+        with contextlib.ExitStack() as stack:
+            handle = _working
+            if handle is None:  # a fresh open file description: excludes threads too
+                path = lock_path(cache_dir)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                handle = stack.enter_context(open(path, "a"))
+            start = time.perf_counter()
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            _wait_s += time.perf_counter() - start
+            _sections += 1
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_SH if handle is _working else fcntl.LOCK_UN)
 
 
 __all__ = ["ENV", "LockStats", "active", "background", "foreground", "lock_path", "stats",

@@ -84,6 +84,13 @@ JAX_CACHE = "jax"
 """``cache`` value of a program whose own XLA compile JAX's persistent cache served."""
 
 
+def lower(program, *args) -> Any:
+    """``program.lower(*args)``: tracing runs the model's Python code, so never beside this
+    process's background task (``host_lock.foreground``: NumPyro's handler stack is global)."""
+    with host_lock.foreground():
+        return program.lower(*args)
+
+
 def compile_timed(program, *args) -> tuple[Any, float, str]:
     """Compile ``program`` (a jitted function) ahead of time for ``args``.
 
@@ -95,8 +102,7 @@ def compile_timed(program, *args) -> tuple[Any, float, str]:
     call hit.
     """
     start = time.perf_counter()
-    with host_lock.foreground():  # tracing runs the model: never beside a background task
-        lowered = program.lower(*args)
+    lowered = lower(program, *args)
     before = dict(_events)
     compiled = lowered.compile()
     requests = _events["requests"] - before["requests"]
