@@ -54,7 +54,14 @@ def compare(model: Callable[..., None], model_kwargs: Mapping[str, Any],
     ``guides`` are manual guides {name: guide}; ``spec_fields`` are further ModelSpec fields
     (``exact_sampler``, ``extra_sites``, ...). Raises ValueError on bad input or a broken model.
     """
-    from svi_bench.benchmarks.grid import model_sources, profiles, runner, store
+    from svi_bench.benchmarks.grid import (
+        execution,
+        manifest,
+        model_sources,
+        profiles,
+        run_spec,
+        store,
+    )
     from svi_bench.benchmarks.inference import jax_setup
     from svi_bench.models.contract import check_spec
 
@@ -74,14 +81,14 @@ def compare(model: Callable[..., None], model_kwargs: Mapping[str, Any],
     if taken is not None and getattr(taken.data, "__qualname__", "").startswith("make_spec"):
         models.unregister(name)  # an earlier compare() of the same name: this one replaces it
     models.register(spec)
-    cells = list(runner.plan([spec], list(methods) if methods else None, seed_list, profile))
+    cells = list(run_spec.plan([spec], list(methods) if methods else None, seed_list, profile))
     try:
         results = store.ResultsStore(Path(out))
     except store.ResultsError as exc:
         raise ValueError(str(exc)) from None
     origin = model_sources.origin_of(name)
-    model_sources.write_record(results.out_dir, [name], {name: {**origin, "kind": "python"}})
+    manifest.record_folder(results.out_dir, cells, {name: {**origin, "kind": "python"}})
     jax_setup.configure_jax()
-    runner.run_grid(cells, profile, results)
+    execution.run_grid(cells, results)
     df = store.load_results(results.out_dir)
     return df[df["model"] == name].reset_index(drop=True)

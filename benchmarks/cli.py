@@ -10,7 +10,6 @@ with one line naming what is wrong and what is valid; results already on disk ar
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -18,40 +17,24 @@ from pathlib import Path
 from typing import Any
 
 from svi_bench.benchmarks import study_commands
-
-EXIT_BAD_INPUT = 2
-
-
-class UsageError(Exception):
-    """Bad input; the message is the one line the user sees."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2
-        raise UsageError(f"{self.prog}: {message}")
-
-
-def _csv(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
+from svi_bench.benchmarks.command_line import (
+    EXIT_BAD_INPUT,
+    Parser,
+    UsageError,
+    csv,
+    json_object,
+    pairs,
+    parse_seeds,
+    print_run_summary,
+)
 
 
-def _value(text: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
-
-def _pairs(items: list[str], what: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"{what} {item!r} is not KEY=VALUE")
-        out[key.strip()] = _value(value.strip())
-    return out
+def _add_method_sources(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--method-file", action="append", default=[], metavar="PATH",
+                        help="a Python file defining METHOD = Method(...) or METHODS (repeatable)")
+    parser.add_argument("--method", dest="method_refs", action="append", default=[],
+                        metavar="MODULE[:NAME]",
+                        help="an importable module (or module:NAME) giving Methods (repeatable)")
 
 
 def _add_sources(parser: argparse.ArgumentParser) -> None:
@@ -63,16 +46,24 @@ def _add_sources(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="svi-bench", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    _add_sources(sub.add_parser("list", help="every model and method of the grid"))
-    check = sub.add_parser("check", help="run the model contract on user models, one line a check")
+    parser = Parser(prog="svi-bench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    listing = sub.add_parser("list", help="every model and method of the grid")
+    _add_sources(listing)
+    _add_method_sources(listing)
+    check = sub.add_parser("check", help="run the model or method contract on user models and "
+                                         "methods, one line a check")
     _add_sources(check)
+    _add_method_sources(check)
     check.add_argument("--models", default="",
                        help="comma-separated registered names to check (default: the given files"
                             " and modules)")
+    check.add_argument("--methods", default="",
+                       help="comma-separated registered methods to hold to the method contract "
+                            "(default: the given method files and modules)")
     run = sub.add_parser("run", help="run a slice of the grid and write the results tables")
     _add_sources(run)
+    _add_method_sources(run)
     run.add_argument("--profile", default="quick", help="smoke, quick or paper (default quick)")
     run.add_argument("--models", default="", help="comma-separated model names (default: all)")
     run.add_argument("--methods", default="", help="comma-separated methods (default: all)")
@@ -104,57 +95,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-MAX_SEED = 2**32 - 1  # jax.random.PRNGKey takes a uint32 seed
-MAX_SEED_COUNT = 10_000
-
-
-def _parse_seeds(text: str) -> list[int]:
-    try:
-        if "," in text:
-            seeds = [int(s) for s in _csv(text)]
-            if not seeds:
-                raise UsageError(f"--seeds {text!r} lists no seed; valid: a count N or a comma "
-                                 "list of integers like 0,4,7")
-        else:
-            n = int(text)
-            if not 1 <= n <= MAX_SEED_COUNT:
-                raise UsageError(f"--seeds must be at least 1 and at most {MAX_SEED_COUNT}, "
-                                 f"got {n}")
-            seeds = list(range(n))
-    except ValueError:
-        raise UsageError(f"--seeds takes a count N or a comma list of integers, got {text!r}") from None
-    if any(not 0 <= s <= MAX_SEED for s in seeds) or len(set(seeds)) != len(seeds):
-        raise UsageError(f"--seeds must be distinct integers from 0 to {MAX_SEED} (uint32), "
-                         f"got {text!r}")
-    return seeds
-
-
-def _json_object(key: str, text: Any) -> dict[str, Any]:
-    """A --set value that must be a JSON object (``guide_options``)."""
-    try:
-        value = json.loads(str(text))
-    except ValueError:
-        value = None
-    if not isinstance(value, dict):
-        raise UsageError(f"--set {key}={text!s} is not a JSON object; valid: e.g. "
-                         f"--set {key}='{{\"K\": 8}}'")
-    return value
-
-
 def _check_overrides(overrides: dict[str, Any]) -> None:
-    """Every --set value checked by the settings it belongs to, whichever methods run."""
+    """Every --set value checked by the settings of each registered method it belongs to,
+    whichever methods run."""
     import dataclasses
 
-    from svi_bench.benchmarks.inference.settings import NUTSSettings, SVISettings
+    from svi_bench.benchmarks.methods import registry
 
-    valid = (SVISettings(num_steps=1, num_particles=1, learning_rate=0.1, num_draws=1),
-             NUTSSettings(num_warmup=1, num_samples=1, num_chains=1))
-    for key, value in overrides.items():
-        for base in valid:
-            if key in base.__dataclass_fields__:
+    known = registry.setting_names()
+    for key in overrides:
+        if key not in known:
+            raise UsageError(f"unknown setting {key!r}; valid: {', '.join(sorted(known))}")
+    by_type = {registry.resolve(n).settings_type: registry.resolve(n) for n in registry.REGISTRY}
+    for method in by_type.values():
+        base = method.settings("smoke", "")
+        fields = {f.name for f in dataclasses.fields(base)}
+        for key, value in overrides.items():
+            if key in fields:
                 try:
                     dataclasses.replace(base, **{key: value}).validate()
-                except ValueError as exc:
+                except (ValueError, TypeError) as exc:
                     raise UsageError(f"--set {key}={value}: {exc}") from None
 
 
@@ -167,9 +127,9 @@ def _size_value(spec, key: str, param: str, value: Any) -> int | float:
 
 
 def _resolve(args: argparse.Namespace):
-    from svi_bench.benchmarks.grid import profiles, runner
-    from svi_bench.benchmarks.inference import methods
-    from svi_bench.benchmarks.inference.settings import NUTSSettings, SVISettings
+    from svi_bench.benchmarks import method_commands
+    from svi_bench.benchmarks.grid import profiles, run_spec
+    from svi_bench.benchmarks.methods import registry
     from svi_bench.models import REGISTRY
 
     if args.profile not in profiles.PROFILES:
@@ -177,7 +137,7 @@ def _resolve(args: argparse.Namespace):
     from svi_bench.benchmarks import model_commands
 
     wanted, origins = model_commands.load_sources(args)
-    names = (_csv(args.models) + wanted
+    names = (csv(args.models) + wanted
              or [n for n, o in origins.items() if model_commands.asked(o)] or list(REGISTRY))
     for name in names:
         if name not in REGISTRY:
@@ -185,17 +145,19 @@ def _resolve(args: argparse.Namespace):
     specs = [REGISTRY[n] for n in names]
     model_commands.check_contract(specs, origins)
     args.origins = origins
-    method_names = _csv(args.methods) or None
+    args.method_origins = method_commands.load_sources(args)
+    method_names = csv(args.methods) or None
+    offered = registry.all_names(specs)
     for m in method_names or []:
-        if not methods.is_known_method(m):
-            raise UsageError(f"unknown method {m!r}; valid: {methods.describe_valid_methods()}")
-        if m.startswith(methods.MANUAL_PREFIX) and not any(
-            m[len(methods.MANUAL_PREFIX):] in s.guides for s in specs
-        ):
-            valid = sorted({methods.MANUAL_PREFIX + g for s in specs for g in s.guides})
-            raise UsageError(f"no selected model has guide {m!r}; valid: {', '.join(valid) or 'none'}")
+        if not registry.is_known(m):
+            raise UsageError(f"unknown method {m!r}; valid: {registry.describe_valid()}")
+        if m not in offered:  # a per-model name (manual:<guide>) no selected model has
+            prefix = next((p for p in registry.prefixes() if m.startswith(p)), "")
+            valid = [n for n in offered if n.startswith(prefix)]
+            raise UsageError(f"no selected model offers method {m!r}; "
+                             f"valid: {', '.join(valid) or 'none'}")
     sizes: dict[str, dict[str, Any]] = {}
-    for key, value in _pairs(args.size, "--size").items():
+    for key, value in pairs(args.size, "--size").items():
         model, dot, param = key.partition(".")
         if model not in REGISTRY or not dot:
             raise UsageError(f"--size {key!r} must be MODEL.KEY with MODEL one of: {', '.join(REGISTRY)}")
@@ -203,17 +165,12 @@ def _resolve(args: argparse.Namespace):
             valid = ", ".join(REGISTRY[model].size_defaults) or "none"
             raise UsageError(f"model {model!r} has no size parameter {param!r}; valid: {valid}")
         sizes.setdefault(model, {})[param] = _size_value(REGISTRY[model], key, param, value)
-    overrides = _pairs(args.set, "--set")
+    overrides = pairs(args.set, "--set")
     if "guide_options" in overrides:
-        overrides["guide_options"] = _json_object("guide_options", overrides["guide_options"])
-    known = {f for cls in (SVISettings, NUTSSettings)
-             for f in cls.__dataclass_fields__}
-    for key in overrides:
-        if key not in known:
-            raise UsageError(f"unknown setting {key!r}; valid: {', '.join(sorted(known))}")
+        overrides["guide_options"] = json_object("guide_options", overrides["guide_options"])
     _check_overrides(overrides)
     try:
-        cells = list(runner.plan(specs, method_names, _parse_seeds(args.seeds), args.profile,
+        cells = list(run_spec.plan(specs, method_names, parse_seeds(args.seeds), args.profile,
                                  overrides, sizes))
     except (ValueError, TypeError) as exc:
         raise UsageError(f"impossible setting: {exc}") from None
@@ -228,7 +185,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cells = _resolve(args)
     if not 1 <= args.jobs <= (os.cpu_count() or 1) * 4:
         raise UsageError(f"--jobs must be between 1 and {(os.cpu_count() or 1) * 4}, got {args.jobs}")
-    from svi_bench.benchmarks.grid import runner, store
+    from svi_bench.benchmarks.grid import execution, profiles, store
     from svi_bench.benchmarks.grid.distributed import ClusterError
 
     try:
@@ -236,18 +193,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except store.ResultsError as exc:
         raise UsageError(str(exc)) from None
     user = sorted({c.spec.name for c in cells} & set(args.origins))
+    user += sorted({c.method for c in cells} & set(args.method_origins))
     if (args.jobs > 1 or args.scheduler) and user:
-        raise UsageError(f"--jobs/--scheduler run registered built-in models only (worker "
-                         f"processes cannot import {', '.join(user)}): drop them")
-    from svi_bench.benchmarks.grid import model_sources
+        raise UsageError(f"--jobs/--scheduler run registered built-in models and methods only "
+                         f"(worker processes cannot import {', '.join(user)}): drop them")
+    from svi_bench.benchmarks.grid import manifest
 
     try:
-        model_sources.write_record(results.out_dir, {c.spec.name for c in cells}, args.origins)
+        manifest.record_folder(results.out_dir, cells, args.origins, args.method_origins)
     except OSError as exc:
-        raise UsageError(f"cannot write {Path(args.out) / model_sources.RECORD}: "
+        raise UsageError(f"cannot write the records of {results.out_dir}: "
                          f"{exc.strerror or exc}") from None
-    if args.profile == "smoke":
-        # Smoke runs test plumbing, not speed: XLA's cheapest optimisation compiles ~2.5x faster.
+    if profiles.smoke_compile(args.profile):
         os.environ.setdefault("XLA_FLAGS", jax_setup.SMOKE_XLA_FLAGS)
     jax_setup.configure_jax()
     total = sum(len(c.seeds) for c in cells)
@@ -273,8 +230,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     try:
-        runner.run_grid(cells, args.profile, results, resume=args.resume,
-                        on_cell=on_cell, on_done=on_done, jobs=args.jobs, scheduler=args.scheduler)
+        execution.run_grid(cells, results, resume=args.resume, on_cell=on_cell, on_done=on_done,
+                           jobs=args.jobs, scheduler=args.scheduler)
     except KeyboardInterrupt:
         bar.close()
         print(f"interrupted: results so far are in {results.out_dir}/results.parquet", file=sys.stderr)
@@ -285,19 +242,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     bar.close()
     print_run_summary(failures, results, counts, time.perf_counter() - start)
     return 0
-
-
-def print_run_summary(failures: list[str], results, counts: dict[str, int], elapsed: float) -> None:
-    """The end of a run (``run``, ``study``): failures, kept-back ok rows, the counts."""
-    for line in failures:
-        print(line)
-    for row in results.kept_back:
-        print(f"kept the earlier ok row of {row['model']} x {row['method']} seed {row['seed']}: "
-              f"the re-run failed: {row['error']}")
-    print(
-        f"{counts['ok']} ok, {counts['failed']} failed, {counts['not_applicable']} not applicable "
-        f"in {elapsed:.0f} s -> {results.out_dir / 'results.parquet'}"
-    )
 
 
 def _cmd_reference(args: argparse.Namespace) -> int:
@@ -326,7 +270,7 @@ def _cmd_reference(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown quality {args.quality!r}; valid: {', '.join(QUALITIES)}")
     if args.ship and args.quality != "full":
         raise UsageError("--ship stores full-quality references only; drop --quality or --ship")
-    sizes = _pairs(args.size, "--size")
+    sizes = pairs(args.size, "--size")
     for key in sizes:
         model, _, param = key.partition(".")
         if model not in names or param not in REGISTRY[model].size_defaults:

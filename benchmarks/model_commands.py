@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from svi_bench.benchmarks.cli import UsageError, _csv
+from svi_bench.benchmarks.command_line import UsageError, csv
 
 
 def split_model_refs(refs: list[str]) -> tuple[list[str], list[str]]:
@@ -21,7 +21,7 @@ def split_model_refs(refs: list[str]) -> tuple[list[str], list[str]]:
         if ":" in ref or ("." in ref and ref not in REGISTRY):
             modules.append(ref)
         else:
-            names += _csv(ref)
+            names += csv(ref)
     return names, modules
 
 
@@ -56,18 +56,28 @@ def check_contract(specs, origins: dict[str, dict[str, Any]]) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from svi_bench.benchmarks import method_commands
+    from svi_bench.benchmarks.methods import registry
     from svi_bench.models import REGISTRY
     from svi_bench.models.contract import check_spec
 
     names, origins = load_sources(args)
-    names += _csv(args.models)
+    names += csv(args.models)
     names += [n for n, o in origins.items() if asked(o)]
-    if not names:
-        raise UsageError("check needs --model-file PATH, --model MODULE[:NAME] or --models NAMES")
+    method_origins = method_commands.load_sources(args)
+    methods = csv(args.methods) + [n for n, o in method_origins.items()
+                                   if method_commands.asked(o)]
+    if not names and not methods:
+        raise UsageError("check needs --model-file PATH, --model MODULE[:NAME], --models NAMES, "
+                         "--method-file PATH, --method MODULE[:NAME] or --methods NAMES")
     for name in names:
         if name not in REGISTRY:
             raise UsageError(f"unknown model {name!r}; valid: {', '.join(REGISTRY)}")
-    failures = skipped = warnings = 0
+    for name in methods:
+        if not registry.is_known(name):
+            raise UsageError(f"unknown method {name!r}; valid: {registry.describe_valid()}")
+    failures, skipped = method_commands.cmd_check(methods) if methods else (0, 0)
+    warnings = 0
     for name in dict.fromkeys(names):
         print(f"model {name}:")
         checks = check_spec(REGISTRY[name])
@@ -111,11 +121,13 @@ def precision_line(spec) -> str:
 def cmd_list(args: argparse.Namespace) -> int:
     """Every model with its latent dimension: from the record in ``$SVI_BENCH_CACHE``, or worked
     out abstractly (``latent_record``), so listing compiles nothing."""
-    from svi_bench.benchmarks.inference import methods
+    from svi_bench.benchmarks import method_commands
     from svi_bench.benchmarks.inference.latent_record import LatentDims
+    from svi_bench.benchmarks.methods import registry
     from svi_bench.models import REGISTRY
 
     load_sources(args)
+    method_commands.load_sources(args)
     dims = LatentDims()
     print(f"{'model':22} {'dim':>4} {'reference':10} source")
     for spec in REGISTRY.values():
@@ -127,7 +139,9 @@ def cmd_list(args: argparse.Namespace) -> int:
             continue
         print(f"{spec.name:22} {dim:>4} {spec.reference_kind:10} {spec.source}")
         print(f"{'':22}      {spec.description}")
-        print(f"{'':22}      methods: {', '.join(methods.methods_for(spec))}")
-    print("\nmethods: " + methods.describe_valid_methods())
+        print(f"{'':22}      methods: {', '.join(registry.methods_for(spec))}")
+    print("\nmethods:")
+    for line in method_commands.method_table():
+        print(line)
     dims.save()
     return 0

@@ -47,7 +47,7 @@ def list_studies() -> list[str]:
 
 def _resolve(args: argparse.Namespace):
     """(study, planned cells) of the command line, or UsageError naming what is valid."""
-    from svi_bench.benchmarks.cli import UsageError, _parse_seeds
+    from svi_bench.benchmarks.command_line import UsageError, parse_seeds
     from svi_bench.benchmarks.grid.profiles import PROFILES
     from svi_bench.benchmarks.studies import PLANNED, STUDIES
     from svi_bench.benchmarks.studies.base import plan_study
@@ -61,7 +61,7 @@ def _resolve(args: argparse.Namespace):
     if args.profile not in PROFILES or args.profile not in study.scopes:
         valid = [p for p in PROFILES if p in study.scopes]
         raise UsageError(f"unknown profile {args.profile!r}; valid: {', '.join(valid)}")
-    seeds = _parse_seeds(args.seeds) if args.seeds else None
+    seeds = parse_seeds(args.seeds) if args.seeds else None
     if study.execute is not None:  # a study that runs its own programs has no grid cells
         return study, []
     try:
@@ -76,12 +76,14 @@ def cmd_study(args: argparse.Namespace) -> int:
     if args.list:
         print("\n".join(list_studies()))
         return 0
-    from svi_bench.benchmarks.cli import UsageError, _parse_seeds, print_run_summary
+    from svi_bench.benchmarks.command_line import UsageError, parse_seeds, print_run_summary
 
     study, planned = _resolve(args)
-    from svi_bench.benchmarks.grid import model_sources, store
+    from svi_bench.benchmarks.grid import manifest, model_sources, store
+    from svi_bench.benchmarks.grid.profiles import smoke_compile
     from svi_bench.benchmarks.inference import jax_setup
     from svi_bench.benchmarks.studies.running import run_study
+    from svi_bench.models import REGISTRY
 
     out = Path(args.out)
     try:
@@ -89,13 +91,14 @@ def cmd_study(args: argparse.Namespace) -> int:
         store.check_writable(out)
         models = {p.cell.spec.name for p in planned} or set(study.scopes[args.profile].models)
         model_sources.write_record(out, models, {})
+        manifest.write(out, [p.cell for p in planned], [REGISTRY[m] for m in sorted(models)], {})
     except store.ResultsError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
     if args.derive_only:
         return _derive_only(study, args.profile, out, planned)
-    if args.profile == "smoke":
+    if smoke_compile(args.profile):
         os.environ.setdefault("XLA_FLAGS", jax_setup.SMOKE_XLA_FLAGS)
     jax_setup.configure_jax()
     from tqdm import tqdm
@@ -121,7 +124,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         bar.set_description(f"{study.name}: {text}", refresh=True)
 
     start = time.perf_counter()
-    seeds = _parse_seeds(args.seeds) if args.seeds else None
+    seeds = parse_seeds(args.seeds) if args.seeds else None
     try:
         _, answer, results = run_study(study, args.profile, out, seeds=seeds, resume=args.resume,
                                        on_cell=on_cell, on_done=on_done, planned=planned,

@@ -4,7 +4,8 @@ Reads only what ``svi-bench run`` stored (results table, run artifacts, referenc
 never runs inference. Any plot that fails becomes a visible note; a missing or failed run shows as
 such; the build fails only on unusable input (ReportError, exit 2 in the CLI).
 
-This module orchestrates: it loads the results, prepares the output folder, summarises every
+This module orchestrates: it loads the results and the folder's manifest (``reports.manifest``:
+the method facts, never the engine's method code), prepares the output folder, summarises every
 (model, method) and hands a ``Context`` to the page writers: ``reports.index_page`` (the
 leaderboard), ``reports.model_page`` (with ``reports.figures``) and ``reports.method_page``.
 """
@@ -19,9 +20,10 @@ from pathlib import Path
 
 from svi_bench.reports import environment as envinfo
 from svi_bench.reports import loader, tables, templates
-from svi_bench.reports.context import Context, expected_methods, method_href, model_href, registry
+from svi_bench.reports.context import Context, method_href, model_href, registry
 from svi_bench.reports.index_page import write_index
 from svi_bench.reports.loader import ReportError, Results
+from svi_bench.reports.manifest import Manifest, read_manifest
 from svi_bench.reports.method_page import write_method_page
 from svi_bench.reports.model_page import write_model_page
 from svi_bench.reports.study_page import nav_links, write_study_pages
@@ -45,10 +47,15 @@ def build_report(results_dir: Path, out_dir: Path, history_dir: Path | None = No
     for note in model_notes:
         log(f"report: {note}")
     results.reference_notes.extend(model_notes)
-    models, methods, expected = _pages(results, reg)
+    manifest, manifest_notes = read_manifest(results.results_dir)
+    for note in manifest_notes:
+        log(f"report: {note}")
+    results.reference_notes.extend(manifest_notes)
+    models, methods, expected = _pages(results, reg, manifest)
+    baseline = manifest.baseline(_row_methods(results.df))
     summaries: dict[tuple[str, str], Summary] = {}
     for m in models:
-        summaries.update(tables.summarise_all(results.df, [m], expected[m]))
+        summaries.update(tables.summarise_all(results.df, [m], expected[m], baseline))
 
     (out_dir / "style.css").write_text(templates.CSS)
     _copy_results_csv(results, out_dir)
@@ -63,7 +70,7 @@ def build_report(results_dir: Path, out_dir: Path, history_dir: Path | None = No
         "built": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
     ctx = Context(results, out_dir, models, methods, expected, summaries, nav,
-                  templates.environment(), log)
+                  templates.environment(), log, manifest=manifest, baseline=baseline)
 
     for model in models:
         t0 = time.perf_counter()
@@ -71,7 +78,7 @@ def build_report(results_dir: Path, out_dir: Path, history_dir: Path | None = No
         ctx.timings[model] = time.perf_counter() - t0
         log(f"report: {model} page in {ctx.timings[model]:.1f} s")
     for method in methods:
-        write_method_page(ctx, method, reg)
+        write_method_page(ctx, method)
     write_study_pages(ctx)
     index = out_dir / "index.html"
     write_index(ctx, index, history_note)
@@ -98,18 +105,37 @@ def _prepare_out(out_dir: Path, results_dir: Path) -> None:
             f"cannot write the report folder {out_dir}: {exc.strerror or exc}") from None
 
 
-def _pages(results: Results, reg) -> tuple[list[str], list[str], dict[str, list[str]]]:
-    """(models, methods, each model's methods): the registry's, plus any the results hold."""
+def _pages(results: Results, reg, manifest: Manifest
+           ) -> tuple[list[str], list[str], dict[str, list[str]]]:
+    """(models, methods, each model's methods): the registry's models and those the manifest or
+    the rows name; a model's methods are those the manifest records for it (a model it does not
+    record, as in a folder without one, is expected to run ``_fallback_methods``) plus any its
+    rows hold, in the manifest's display order."""
     df = results.df
     present_models = [str(m) for m in df["model"].dropna().unique()] if len(df) else []
-    models = list(reg) + sorted(m for m in present_models if m not in reg)
-    expected = {m: (expected_methods(reg[m]) if m in reg else []) for m in models}
+    models = list(reg) + sorted({*present_models, *manifest.models} - set(reg))
+    fallback = _fallback_methods(df, manifest)
+    expected = {}
     for m in models:
         rows = df[df["model"] == m] if len(df) else df
-        present = {str(x) for x in rows["method"].dropna()}
-        expected[m] = tables.method_order(set(expected[m]) | present)
-    methods = tables.method_order({x for ms in expected.values() for x in ms})
+        recorded = manifest.expected_methods(m) if m in manifest.models else fallback
+        expected[m] = manifest.method_order([*recorded, *_row_methods(rows)])
+    methods = manifest.method_order([x for ms in expected.values() for x in ms])
     return models, methods, expected
+
+
+def _row_methods(df) -> list[str]:
+    """The methods of ``df``'s rows in table order (the grid's: the order unrecorded methods
+    keep)."""
+    return list(dict.fromkeys(str(x) for x in df["method"].dropna())) if len(df) else []
+
+
+def _fallback_methods(df, manifest: Manifest) -> list[str]:
+    """What a model the manifest does not record (every model, in a folder without one) is
+    expected to run: each method of the rows, in table order, with a leaderboard column of its
+    own. These are the columns where the leaderboard shows the model's missing runs as not run,
+    so its model page and the method pages count them alike."""
+    return [m for m in _row_methods(df) if manifest.column_of(m) == m]
 
 
 def _copy_results_csv(results: Results, out_dir: Path) -> None:

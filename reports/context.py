@@ -13,10 +13,10 @@ import numpy as np
 
 from svi_bench.reports import loader
 from svi_bench.reports.loader import Results, slug
+from svi_bench.reports.manifest import Manifest
 from svi_bench.reports.tables import Summary, fmt, fmt_speedup
 
-MANUAL_COLUMN = "manual"
-RHAT_OK = 1.01  # NUTS cells flag a larger max R-hat (or any divergence) in red
+RHAT_OK = 1.01  # MCMC cells flag a larger max R-hat (or any divergence) in red
 
 
 @dataclass
@@ -33,6 +33,8 @@ class Context:
     env: Any
     log: Callable[[str], None]
     timings: dict[str, float] = field(default_factory=dict)
+    manifest: Manifest = field(default_factory=Manifest)  # the folder's method and model facts
+    baseline: str | None = None  # the method speed-ups are relative to (Manifest.baseline)
 
 
 def registry(results_dir: Path | None = None, notes: list[str] | None = None) -> dict[str, Any]:
@@ -50,25 +52,12 @@ def registry(results_dir: Path | None = None, notes: list[str] | None = None) ->
     return {**REGISTRY, **specs}
 
 
-def expected_methods(spec) -> list[str]:
-    from svi_bench.benchmarks.inference.methods import methods_for
-
-    return methods_for(spec)
-
-
 def model_href(model: str) -> str:
     return f"models/{slug(model)}.html"
 
 
 def method_href(method: str) -> str:
     return f"methods/{slug(method)}.html"
-
-
-def column_of(method: str) -> str:
-    """The leaderboard column of a method: its own, or one column for all manual guides."""
-    from svi_bench.benchmarks.inference.methods import MANUAL_PREFIX
-
-    return MANUAL_COLUMN if method.startswith(MANUAL_PREFIX) else method
 
 
 def new_counts() -> dict[str, int]:
@@ -87,11 +76,12 @@ def count(counts: dict[str, int], s: Summary) -> None:
         counts[s.verdict] += 1
 
 
-def entry(s: Summary, root: str) -> dict[str, Any]:
-    """One (model, method) cell as the templates show it; ``root`` leads back to the report root."""
-    from svi_bench.benchmarks.inference.methods import MANUAL_PREFIX
-
+def entry(ctx: Context, s: Summary, root: str) -> dict[str, Any]:
+    """One (model, method) cell as the templates show it; ``root`` leads back to the report root.
+    ``grouped``: the method shares its leaderboard column (the cell names it by ``short``);
+    ``baseline``: the cell shows its own cost, not speed-ups; ``mcmc``: it shows R-hat and ESS."""
     name, value, floor = s.key_metric()
+    column = ctx.manifest.column_of(s.method)
     title = f"{s.model} × {s.method}: {s.label} ({s.counts_text})"
     if s.reason:
         title += f" — {s.reason}"
@@ -100,9 +90,10 @@ def entry(s: Summary, root: str) -> dict[str, Any]:
     return {
         "s": s,
         "title": title,
-        "manual": s.method.startswith(MANUAL_PREFIX),
-        "nuts": s.method == "nuts",
-        "short": s.method[len(MANUAL_PREFIX):] if s.method.startswith(MANUAL_PREFIX) else s.method,
+        "grouped": column != s.method,
+        "baseline": s.method == ctx.baseline,
+        "mcmc": is_mcmc(ctx.manifest, s),
+        "short": s.method.removeprefix(column + ":"),
         "method_href": method_href(s.method),
         "method_href_model": root + method_href(s.method),
         "metric_name": name,
@@ -118,9 +109,18 @@ def entry(s: Summary, root: str) -> dict[str, Any]:
         "rhat": fmt(s.value("max_rhat"), 4),
         "ess": fmt(round(s.value("min_ess_bulk")) if np.isfinite(s.value("min_ess_bulk"))
                    else math.nan),
-        "nuts_suspect": bool(s.value("max_rhat") > RHAT_OK or s.value("divergences") > 0),
+        "mcmc_suspect": bool(s.value("max_rhat") > RHAT_OK or s.value("divergences") > 0),
         "note_id": 0,
     }
+
+
+def is_mcmc(manifest: Manifest, s: Summary) -> bool:
+    """Whether a cell is a sampler's, with R-hat and ESS to show: its recorded family, or for a
+    method the manifest does not record, whether its runs stored any."""
+    family = manifest.family(s.method)
+    if family:
+        return family == "mcmc"
+    return bool(np.isfinite(s.value("max_rhat")) or np.isfinite(s.value("min_ess_bulk")))
 
 
 def khat_badge(s: Summary) -> dict[str, str]:

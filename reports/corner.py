@@ -1,4 +1,4 @@
-"""Corner plots with ChainConsumer 1.x: reference, NUTS and every guide overlaid, and one corner
+"""Corner plots with ChainConsumer 1.x: the reference and every method overlaid, and one corner
 per method against the reference (the model page's small multiples), all from one thinning.
 
 ChainConsumer notes: ``Chain.from_numpyro`` fails on vector sites and extra DataFrame columns are
@@ -115,11 +115,12 @@ def method_corner(frames: Mapping[str, pd.DataFrame], method: str, columns: Sequ
 
 def plot_frames(frames: Mapping[str, pd.DataFrame], columns: Sequence[str],
                 colors: Mapping[str, str], truth: Mapping[str, float] | None = None,
-                extents_from: str | None = "reference", width: float | None = None
-                ) -> tuple[object, list[str]]:
+                extents_from: str | None = "reference", width: float | None = None,
+                fallback: str | None = None) -> tuple[object, list[str]]:
     """(figure, notes) of prepared frames; axis ranges follow ``extents_from`` (the reference),
-    and chains reaching outside it are named in the notes. ``width``: figure width in inches
-    (default: grows with the number of columns)."""
+    or ``fallback`` (the baseline method) without it, and chains reaching outside them are named
+    in the notes. ``width``: figure width in inches (default: grows with the number of
+    columns)."""
     from chainconsumer import Chain, ChainConsumer, PlotConfig, Truth
 
     notes: list[str] = []
@@ -134,8 +135,8 @@ def plot_frames(frames: Mapping[str, pd.DataFrame], columns: Sequence[str],
                            plot_point=False, bar_shade=is_ref, bins=bins))
     extents = {}
     base = frames.get(extents_from) if extents_from else None
-    if base is None and frames:
-        base = frames.get("nuts")
+    if base is None and frames and fallback:
+        base = frames.get(fallback)
     if base is not None and len(frames) > 1:
         outside = []
         for c in columns:

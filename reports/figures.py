@@ -1,6 +1,6 @@
 """The figures of a model page, each made under guard: the data, the posterior (corner plot and
 per-group intervals, or the predictive plane of a model judged in predictive space), the loss
-curves and NUTS's trace and energy. A plot that fails becomes a note on the page, never a crash.
+curves and a sampler's trace and energy. A plot that fails becomes a note on the page, never a crash.
 """
 
 from __future__ import annotations
@@ -33,12 +33,12 @@ class Figure:
 
 @dataclass
 class Draws:
-    """The draws a model page shows: the reference, NUTS and every ok guide at one seed."""
+    """The draws a model page shows: the reference and every ok method at one seed."""
 
     chains: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # {site: (n, *shape)}
     shown: list[str] = field(default_factory=list)  # "<method> seed <k>"
     notes: list[str] = field(default_factory=list)  # draws that could not be loaded, and why
-    nuts_raw: tuple[dict, dict] | None = None  # NUTS (chain, draw) draws and its other arrays
+    sampler: tuple[str, dict, dict] | None = None  # (method, (chain, draw) draws, other arrays)
     losses: dict[str, np.ndarray] = field(default_factory=dict)
     converged: dict[str, float] = field(default_factory=dict)
     colors: dict[str, str] = field(default_factory=dict)
@@ -102,8 +102,9 @@ def posterior_figures(figs: FigureMaker, model: str, spec, ds, draws: Draws,
                       summaries: list[Summary]) -> tuple[dict[str, Any], list[str]]:
     """({"corner", "intervals", "predictive"} figures and "multiples" (the per-method corners,
     ``method_corners``, or None), the corner's component columns)."""
-    chains = draws.chains
-    shapes_src = chains.get("reference") or chains.get("nuts") or next(iter(chains.values()), None)
+    chains, baseline = draws.chains, figs.ctx.baseline
+    shapes_src = (chains.get("reference") or (chains.get(baseline) if baseline else None)
+                  or next(iter(chains.values()), None))
     columns, vector_sites = ([], [])
     if shapes_src is not None:
         columns, vector_sites = corner.choose(corner.site_shapes(shapes_src))
@@ -151,7 +152,7 @@ def _corner_figures(figs: FigureMaker, model: str, ds, draws: Draws, columns: li
                     "parameters; the per-group parameters are below as intervals.")
     corner_fig = figs.make(
         "corner", f"{model} corner plot",
-        lambda: _corner(frames, columns, colors, truth), caption=caption)
+        lambda: _corner(frames, columns, colors, truth, figs.ctx.baseline), caption=caption)
     corner_fig.notes = draws.notes + left_out + corner_fig.notes
     multiples = method_corners(figs, model, frames, columns, colors, truth, summaries,
                                draws.notes + left_out) if columns else None
@@ -167,12 +168,12 @@ def _corner_figures(figs: FigureMaker, model: str, ds, draws: Draws, columns: li
             "multiples": multiples}
 
 
-def _corner(frames, columns, colors, truth):
+def _corner(frames, columns, colors, truth, baseline: str | None):
     if not columns:
         raise plots.NoPlot("No draws to plot: no reference and no ok run.")
     if not frames:
         raise plots.NoPlot("No chain with usable draws for a corner plot.")
-    return corner.plot_frames(frames, columns, colors, truth)
+    return corner.plot_frames(frames, columns, colors, truth, fallback=baseline)
 
 
 def method_corners(figs: FigureMaker, model: str, frames, columns: list[str], colors, truth,
@@ -186,7 +187,7 @@ def method_corners(figs: FigureMaker, model: str, frames, columns: list[str], co
             "No per-method corners: there are no usable reference draws to compare against.")}
     items = []
     for s in summaries:
-        item: dict[str, Any] = {"e": entry(s, "../"), "fig": None, "note": ""}
+        item: dict[str, Any] = {"e": entry(figs.ctx, s, "../"), "fig": None, "note": ""}
         if s.method in frames:
             item["fig"] = figs.make(
                 f"corner-{slug(s.method)}", f"{model}: {s.method} against the reference",
@@ -215,7 +216,7 @@ def _predictive(spec, ds, chains, scores):
     return plots.predictive_plane_plot(spec, ds, chains, scores)
 
 
-# --- loss curves and NUTS diagnostics ------------------------------------------------------------
+# --- loss curves and a sampler's diagnostics ------------------------------------------------------
 
 
 def loss_figure(figs: FigureMaker, model: str, draws: Draws) -> Figure:
@@ -226,16 +227,17 @@ def loss_figure(figs: FigureMaker, model: str, draws: Draws) -> Figure:
                              "the plateau rule (none: no plateau).")
 
 
-def nuts_figures(figs: FigureMaker, model: str, nuts_raw, columns: list[str]
-                 ) -> tuple[Figure, Figure]:
-    """(trace, energy) of the shown NUTS run, on the sites of the corner's columns."""
+def sampler_figures(figs: FigureMaker, model: str, sampler: tuple[str, dict, dict] | None,
+                    columns: list[str], label: str) -> tuple[Figure, Figure]:
+    """(trace, energy) of the shown sampler run (``Draws.sampler``), on the sites of the corner's
+    columns; ``label`` names the sampler in the alt texts and captions ("NUTS")."""
     from svi_bench.benchmarks.scoring import arviz_adapter
 
-    if nuts_raw is None:
-        none = "No ok NUTS run with a stored artifact: no trace or energy plot."
-        return (Figure(alt=f"{model} NUTS trace", note=none),
-                Figure(alt=f"{model} NUTS energy", note=""))
-    draws, other = nuts_raw
+    if sampler is None:
+        none = f"No ok {label} run with a stored artifact: no trace or energy plot."
+        return (Figure(alt=f"{model} {label} trace", note=none),
+                Figure(alt=f"{model} {label} energy", note=""))
+    _, draws, other = sampler
     sites = []
     for c in columns:
         site = c.split("[", 1)[0]
@@ -246,16 +248,17 @@ def nuts_figures(figs: FigureMaker, model: str, nuts_raw, columns: list[str]
     sites = sites[:6]
     diverging = other.get("diverging")
     trace = figs.make(
-        "trace", f"{model} NUTS trace",
+        "trace", f"{model} {label} trace",
         lambda: arviz_adapter.plot_trace({s: draws[s] for s in sites}, diverging=diverging),
-        caption="ArviZ trace plot of NUTS (shown seed): per-chain densities and traces of "
+        caption=f"ArviZ trace plot of {label} (shown seed): per-chain densities and traces of "
                 f"{', '.join(sites)}; vector sites drawn one line per component; bars at the "
                 "bottom mark divergent transitions.")
     if "energy" in other:
-        energy = figs.make("energy", f"{model} NUTS energy",
+        energy = figs.make("energy", f"{model} {label} energy",
                            lambda: arviz_adapter.plot_energy(other["energy"]),
                            caption="ArviZ energy plot: marginal energy against energy transitions "
                                    "(similar widths: good exploration; E-BFMI per chain).")
     else:
-        energy = Figure(alt=f"{model} NUTS energy", note="The NUTS artifact has no energy array.")
+        energy = Figure(alt=f"{model} {label} energy",
+                        note=f"The {label} artifact has no energy array.")
     return trace, energy

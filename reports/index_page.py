@@ -1,5 +1,6 @@
-"""The leaderboard (index.html): one row per model, one column per method (manual guides share
-one), the notes that explain failed, partial and unjudged cells, and a row of counts per method."""
+"""The leaderboard (index.html): one row per model, one column per leaderboard column of the
+manifest (a method's own, or one several share: the manual guides'), the notes that explain
+failed, partial and unjudged cells, and a row of counts per method."""
 
 from __future__ import annotations
 
@@ -12,9 +13,7 @@ import numpy as np
 from svi_bench.benchmarks.scoring.verdict import KHAT_UNRELIABLE
 from svi_bench.reports import environment as envinfo
 from svi_bench.reports.context import (
-    MANUAL_COLUMN,
     Context,
-    column_of,
     count,
     entry,
     method_href,
@@ -23,14 +22,14 @@ from svi_bench.reports.context import (
     reference_badge,
     registry,
 )
+from svi_bench.reports.manifest import MANUAL_COLUMN
 from svi_bench.reports.tables import Summary, fmt_speedup
 
 
 def write_index(ctx: Context, path: Path, history_note: str) -> None:
     columns = _columns(ctx)
     rows, notes = _model_rows(ctx, columns)
-    column_heads = [{"name": "manual guides" if c == MANUAL_COLUMN else c,
-                     "href": "" if c == MANUAL_COLUMN else method_href(c)} for c in columns]
+    column_heads = [_column_head(ctx, c) for c in columns]
     html = ctx.env.get_template("index.html").render(
         title="Leaderboard", root="", nav=ctx.nav, columns=column_heads, rows=rows, notes=notes,
         method_rows=_method_rows(ctx), environment=envinfo.describe(ctx.results),
@@ -40,10 +39,20 @@ def write_index(ctx: Context, path: Path, history_note: str) -> None:
     path.write_text(html)
 
 
+def _column_head(ctx: Context, column: str) -> dict[str, str]:
+    """A column's heading: a method's own links to its page; a shared one names its group and
+    says what an empty cell means."""
+    if column in ctx.methods:
+        return {"name": column, "href": method_href(column), "empty": ""}
+    if column == MANUAL_COLUMN:
+        return {"name": "manual guides", "href": "", "empty": "no manual guide"}
+    return {"name": column, "href": "", "empty": f"no {column} method"}
+
+
 def _columns(ctx: Context) -> list[str]:
     columns: list[str] = []
     for m in ctx.methods:
-        col = column_of(m)
+        col = ctx.manifest.column_of(m)
         if col not in columns:
             columns.append(col)
     return columns
@@ -58,14 +67,14 @@ def _model_rows(ctx: Context, columns: list[str]) -> tuple[list[dict], list[dict
         for col in columns:
             entries = []
             for method in ctx.expected[model]:
-                if column_of(method) != col:
+                if ctx.manifest.column_of(method) != col:
                     continue
-                e = entry(ctx.summaries[(model, method)], "")
+                e = entry(ctx, ctx.summaries[(model, method)], "")
                 _add_note(e, model, method, notes)
                 entries.append(e)
-            if not entries and col != MANUAL_COLUMN:
+            if not entries and col in ctx.methods:  # a method's own column: "not run"
                 missing = Summary(model, col)
-                entries.append(entry(missing, ""))
+                entries.append(entry(ctx, missing, ""))
             cells.append(entries)
         rows.append({"model": model, "href": model_href(model), "registered": model in registry(),
                      "ref": reference_badge(ctx, model), "cells": cells})
@@ -87,7 +96,8 @@ def _add_note(e: dict[str, Any], model: str, method: str, notes: list[dict[str, 
 
 
 def _method_rows(ctx: Context) -> list[dict[str, Any]]:
-    """Per method: verdict and status counts over the models, median speed-ups over NUTS."""
+    """Per method: verdict and status counts over the models, median speed-ups over the
+    baseline."""
     method_rows = []
     for method in ctx.methods:
         counts = new_counts()

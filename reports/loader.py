@@ -186,10 +186,19 @@ def load_reference_draws(ref: StoredReference) -> tuple[dict[str, np.ndarray] | 
     return draws, ""
 
 
-def load_run(results_dir: Path, row: dict[str, Any]
-             ) -> tuple[dict[str, np.ndarray] | None, dict[str, np.ndarray], str]:
-    """(draws, other arrays, "") of the artifact of one results row, or (None, {}, why not).
-    The row's ``artifact`` column names the file; without one, the path it would have."""
+@dataclass
+class StoredRun:
+    """One run's artifact as a page shows it."""
+
+    draws: dict[str, np.ndarray]  # {site: (chain, draw, *shape)} if ``chains``, else (draw, ...)
+    other: dict[str, np.ndarray]  # sampler statistics, loss trace, ... (``arviz_adapter``)
+    chains: bool  # stored with a chain axis (an MCMC run's layout), whatever the method
+
+
+def load_run(results_dir: Path, row: dict[str, Any]) -> tuple[StoredRun | None, str]:
+    """(the artifact of one results row, "") or (None, why not). The row's ``artifact`` column
+    names the file; without one, the path it would have. The layout comes from the artifact
+    itself (only single-chain runs are stored as ``svi``), not from the method's name."""
     rel = row.get("artifact")
     if isinstance(rel, str) and rel:
         path = Path(results_dir) / rel
@@ -197,9 +206,9 @@ def load_run(results_dir: Path, row: dict[str, Any]
         path = store.artifact_path(results_dir, str(row["model"]), str(row["method"]),
                                    int(row["seed"]), str(row.get("settings_hash", "")))
     if not path.is_file():
-        return None, {}, f"artifact {path.name} is missing"
+        return None, f"artifact {path.name} is missing"
     try:
-        draws, other, _ = arviz_adapter.load_run(path)
+        draws, other, attrs = arviz_adapter.load_run(path)
     except Exception as exc:
-        return None, {}, f"artifact {path.name} is unreadable ({type(exc).__name__})"
-    return draws, other, ""
+        return None, f"artifact {path.name} is unreadable ({type(exc).__name__})"
+    return StoredRun(draws, other, attrs.get("inference") != "svi"), ""

@@ -1,5 +1,5 @@
 """A model's page (models/<name>.html): its data, the posterior of every method against the
-reference, loss curves, NUTS diagnostics, the metrics table and the reference's provenance.
+reference, loss curves, a sampler's diagnostics, the metrics table and the reference's provenance.
 
 The page is written in steps, one function each: the data (``_dataset``), the draws it shows
 (``load_draws``), the figures (``reports.figures``), the metrics table (``metric_rows``) and the
@@ -39,11 +39,14 @@ def write_model_page(ctx: Context, model: str, spec) -> None:
     if small:  # the per-method corners' share of the page time the build reports
         ctx.log(f"report: {model} per-method corners: {len(small)} in {sum(small):.1f} s")
     loss_fig = figures.loss_figure(figs, model, draws)
-    trace_fig, energy_fig = figures.nuts_figures(figs, model, draws.nuts_raw, columns)
+    sampler = _sampler_label(ctx, methods, draws)
+    trace_fig, energy_fig = figures.sampler_figures(figs, model, draws.sampler, columns, sampler)
 
-    entries = [entry(s, "../") for s in summaries]
+    entries = [entry(ctx, s, "../") for s in summaries]
     html = ctx.env.get_template("model.html").render(
         title=model, root="../", nav=ctx.nav, model=model, spec=spec, has_rows=has_rows,
+        about=spec if spec is not None else ctx.manifest.models.get(model),
+        sampler=sampler,
         data_key=json.dumps(key, sort_keys=True), latent_dim=_latent_dim(summaries),
         seeds_shown=", ".join(draws.shown) or "none (no ok run)",
         figs={"data": data_fig, **posterior, "loss": loss_fig, "trace": trace_fig,
@@ -75,7 +78,8 @@ def _dataset(spec, key: dict[str, Any]) -> tuple[Any, str]:
 
 
 def load_draws(ctx: Context, model: str, methods: list[str], ref, has_rows: bool) -> Draws:
-    """Reference, NUTS and every ok guide at seed 0 (or its first ok seed), with loss traces."""
+    """Reference and every ok method at seed 0 (or its first ok seed), with loss traces; the first
+    sampler run (``is_sampler_run``) also as ``Draws.sampler``, for its trace and energy."""
     df = ctx.results.df
     draws = Draws()
     if ref is not None:
@@ -88,22 +92,34 @@ def load_draws(ctx: Context, model: str, methods: list[str], ref, has_rows: bool
         seed = _shown_seed(df, model, method) if has_rows else None
         if seed is None:
             continue
-        run, other, why = loader.load_run(ctx.results.results_dir,
-                                          _run_row(df, model, method, seed))
+        run, why = loader.load_run(ctx.results.results_dir, _run_row(df, model, method, seed))
         if run is None:
             draws.notes.append(f"{method}: {why}")
             continue
         draws.shown.append(f"{method} seed {seed}")
-        if method == "nuts":
-            draws.nuts_raw = (run, other)
-            draws.chains["nuts"] = merge_draw_axes(run, 2)
-        else:
-            draws.chains[method] = run
-            if "losses" in other:
-                draws.losses[method] = other["losses"]
-                draws.converged[method] = _row_value(df, model, method, seed, "converged_step")
-    draws.colors = plots.colors_for(list(draws.chains))
+        draws.chains[method] = merge_draw_axes(run.draws, 2) if run.chains else run.draws
+        if draws.sampler is None and is_sampler_run(ctx, method, run):
+            draws.sampler = (method, run.draws, run.other)
+        if "losses" in run.other:
+            draws.losses[method] = run.other["losses"]
+            draws.converged[method] = _row_value(df, model, method, seed, "converged_step")
+    draws.colors = plots.colors_for(list(draws.chains), ctx.baseline)
     return draws
+
+
+def is_sampler_run(ctx: Context, method: str, run: loader.StoredRun) -> bool:
+    """Whether a run's chains get a trace and energy plot: stored with chains, by a method of the
+    "mcmc" family (or one the manifest does not record: its artifact alone decides)."""
+    return run.chains and ctx.manifest.family(method) in ("mcmc", "")
+
+
+def _sampler_label(ctx: Context, methods: list[str], draws: Draws) -> str:
+    """Whose diagnostics the page shows ("NUTS"): the sampler run's method, else the first of the
+    "mcmc" family, else the baseline (a folder without a manifest), upper-cased as a heading."""
+    if draws.sampler is not None:
+        return draws.sampler[0].upper()
+    mcmc = [m for m in methods if ctx.manifest.family(m) == "mcmc"]
+    return (mcmc[0] if mcmc else ctx.baseline or "mcmc").upper()
 
 
 def _shown_seed(df, model: str, method: str) -> int | None:

@@ -22,7 +22,7 @@ from svi_bench.models import Dataset, ModelSpec  # noqa: E402
 
 DPI = 80
 REFERENCE_COLOR = "#444444"
-NUTS_COLOR = "#1f77b4"
+BASELINE_COLOR = "#1f77b4"
 _GUIDE_COLORS = ("#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
                  "#bcbd22", "#7f7f7f", "#aec7e8", "#ffbb78", "#98df8a")
 
@@ -31,15 +31,16 @@ class NoPlot(Exception):
     """Nothing to plot (not an error): the message is shown instead of an image."""
 
 
-def colors_for(names: Sequence[str]) -> dict[str, str]:
-    """A fixed colour per chain name: reference grey, NUTS blue, guides in order."""
+def colors_for(names: Sequence[str], baseline: str | None = None) -> dict[str, str]:
+    """A fixed colour per chain name: reference grey, the baseline method (``Manifest.baseline``)
+    blue, the others in order."""
     out: dict[str, str] = {}
     i = 0
     for name in names:
         if name == "reference":
             out[name] = REFERENCE_COLOR
-        elif name == "nuts":
-            out[name] = NUTS_COLOR
+        elif name == baseline:
+            out[name] = BASELINE_COLOR
         else:
             out[name] = _GUIDE_COLORS[i % len(_GUIDE_COLORS)]
             i += 1

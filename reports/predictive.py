@@ -91,7 +91,7 @@ def section(ctx, model: str, methods: list[str], summaries, ref, ds, figs, run_r
     else:
         scores = {s.method: _score_text(s) for s in summaries}
         fig = figs.make("ppc", f"{model} posterior predictive check",
-                        lambda: ppc_plot(reference, runs, ds, scores),
+                        lambda: ppc_plot(reference, runs, ds, scores, ctx.baseline),
                         caption="Each method's run at the seed this page shows. "
                                 "Grey: the reference's replicated data; colour: the method's; "
                                 "black: the observed data. Against a covariate: 90% (thin) and "
@@ -215,16 +215,16 @@ def covariate(ds, observed: np.ndarray) -> tuple[str, np.ndarray] | None:
 
 
 def ppc_plot(reference: tuple[dict, dict], runs: dict[str, tuple[dict, dict]], ds,
-             scores: dict[str, str]):
+             scores: dict[str, str], baseline: str | None = None):
     """One panel per method: reference vs method replicated data over the observed data (first
-    observed site)."""
+    observed site), in the model page's colours (``baseline``: ``plots.colors_for``)."""
     import matplotlib.pyplot as plt
 
     ref_reps, observed = reference
     site = sorted(ref_reps)[0]
     obs = np.asarray(observed.get(site, np.full(ref_reps[site].shape[1:], np.nan)), dtype=float)
     names = list(runs)
-    colors = plots.colors_for(["reference", *names])
+    colors = plots.colors_for(["reference", *names], baseline)
     cols = min(4, len(names))
     nrows = math.ceil(len(names) / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(3.9 * cols, 3.0 * nrows), squeeze=False,

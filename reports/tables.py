@@ -1,8 +1,9 @@
 """Aggregate the results table for the pages: one summary per (model, method) over seeds.
 
 Metrics are medians over the ok seeds; counts say how many seeds were ok, failed or not
-applicable. Speed-ups compare with NUTS on the same model: wall time (compile + run), run time
-only, and gradient evaluations. Any column may be missing or NaN (failed rows, older results).
+applicable. Speed-ups compare with the baseline method on the same model (the one the results
+folder's manifest marks: NUTS in the suite): wall time (compile + run), run time only, and
+gradient evaluations. Any column may be missing or NaN (failed rows, older results).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pandas as pd
 
 from svi_bench.benchmarks.scoring import columns
 from svi_bench.benchmarks.scoring import metrics as bench_metrics
+from svi_bench.reports.manifest import LEGACY_BASELINE
 
 VERDICT_RANK = {"pass": 0, "warn": 1, "fail": 2}
 
@@ -177,8 +179,10 @@ class Summary:
         return self.values.get(name, math.nan)
 
 
-def summarise(df: pd.DataFrame, model: str, method: str, nuts: Summary | None = None) -> Summary:
-    """The Summary of the rows of ``df`` for ``model`` x ``method`` (``df`` may hold others)."""
+def summarise(df: pd.DataFrame, model: str, method: str, baseline: Summary | None = None
+              ) -> Summary:
+    """The Summary of the rows of ``df`` for ``model`` x ``method`` (``df`` may hold others),
+    with speed-ups over ``baseline`` (the baseline method's Summary on the model) if given."""
     s = Summary(model, method)
     rows = df[(df["model"] == model) & (df["method"] == method)] if len(df) else df
     if rows is None or not len(rows):
@@ -232,44 +236,30 @@ def summarise(df: pd.DataFrame, model: str, method: str, nuts: Summary | None = 
         if len(finite):
             s.values[name] = float(finite.median())
             s.spread[name] = (float(finite.min()), float(finite.max()))
-    if nuts is not None:
+    if baseline is not None:
         for key, col in (("speedup_wall", "wall_s"), ("speedup_run", "run_s"),
                          ("speedup_grad", "grad_evals")):
-            ours, theirs = s.value(col), nuts.value(col)
+            ours, theirs = s.value(col), baseline.value(col)
             if np.isfinite(ours) and np.isfinite(theirs) and ours > 0:
                 s.values[key] = theirs / ours
     return s
 
 
-def method_order(methods: Iterable[str]) -> list[str]:
-    """nuts, then manual guides (sorted), then autoguides in the suite's order, then others."""
-    from svi_bench.benchmarks.inference.methods import AUTOGUIDES, MANUAL_PREFIX
-
-    auto = list(AUTOGUIDES)
-
-    def key(m: str) -> tuple[int, int, str]:
-        if m == "nuts":
-            return (0, 0, m)
-        if m.startswith(MANUAL_PREFIX):
-            return (1, 0, m)
-        if m in auto:
-            return (2, auto.index(m), m)
-        return (3, 0, m)
-
-    return sorted(set(methods), key=key)
-
-
-def summarise_all(df: pd.DataFrame, models: Iterable[str], methods: Iterable[str]
-                  ) -> dict[tuple[str, str], Summary]:
-    """Summaries of every (model, method), NUTS first so the speed-ups can use it."""
+def summarise_all(df: pd.DataFrame, models: Iterable[str], methods: Iterable[str],
+                  baseline: str | None = LEGACY_BASELINE) -> dict[tuple[str, str], Summary]:
+    """Summaries of every (model, method), the baseline method's first so that the speed-ups can
+    use it (none without a baseline; the default is a folder's without a manifest)."""
     out: dict[tuple[str, str], Summary] = {}
     methods = list(methods)
     for model in models:
-        nuts = summarise(df, model, "nuts")
-        out[(model, "nuts")] = summarise(df, model, "nuts", nuts) if "nuts" in methods else nuts
+        base = None
+        if baseline is not None:
+            base = summarise(df, model, baseline)
+            out[(model, baseline)] = (summarise(df, model, baseline, base)
+                                      if baseline in methods else base)
         for method in methods:
-            if method != "nuts":
-                out[(model, method)] = summarise(df, model, method, nuts)
+            if method != baseline:
+                out[(model, method)] = summarise(df, model, method, base)
     return out
 
 

@@ -127,7 +127,7 @@ MACROS = """
 {{ e.metric }}</span>{% endif %}</span>
 {%- endmacro %}
 
-{% macro cell(e, root, show_name=False, nuts=False) -%}
+{% macro cell(e, root, show_name=False) -%}
 <div class="entry {{ e.s.css }}" title="{{ e.title }}">
   {% if show_name %}<a href="{{ root }}{{ e.method_href }}">{{ e.short }}</a> {% endif %}
   <span class="badge">{{ e.s.label }}</span>
@@ -139,12 +139,14 @@ MACROS = """
   {% if e.s.n_ok %}
   <div>{{ e.metric_name }} {{ e.metric }}
     {% if e.floor != "–" %}<span class="floor">(floor {{ e.floor }})</span>{% endif %}</div>
-  {% if nuts %}<div class="muted">{{ e.wall }} s wall · {{ e.grads }} grads</div>
-  <div class="{{ 'bad' if e.nuts_suspect else 'muted' }}">R-hat {{ e.rhat }} · ESS {{ e.ess }}
-    {% if e.s.value("divergences") > 0 %}· {{ e.s.value("divergences")|int }} div.{% endif %}
-  </div>
+  {% if e.baseline %}<div class="muted">{{ e.wall }} s wall · {{ e.grads }} grads</div>
   {% else %}
   <div>{{ e.speed_wall }} wall · {{ e.speed_run }} run · {{ e.speed_grad }} grads</div>
+  {% endif %}
+  {% if e.mcmc %}
+  <div class="{{ 'bad' if e.mcmc_suspect else 'muted' }}">R-hat {{ e.rhat }} · ESS {{ e.ess }}
+    {% if e.s.value("divergences") > 0 %}· {{ e.s.value("divergences")|int }} div.{% endif %}
+  </div>
   {% endif %}
   {% if e.khat != "–" %}<div><span class="khat khat-{{ e.khat_level }}"
     title="{{ e.khat_title }}">k-hat {{ e.khat }}</span></div>{% endif %}
@@ -198,8 +200,9 @@ cell for its reasons; failures and non-applicable runs are listed below.</p>
   {% else %}<span class="muted">none</span>{% endif %}
   </td>
   {% for entries in row.cells %}
-  <td>{% if not entries %}<span class="status-none small">no manual guide</span>{% endif %}
-  {% for e in entries %}{{ mac.cell(e, "", show_name=e.manual, nuts=e.nuts) }}{% endfor %}</td>
+  <td>{% if not entries %}<span class="status-none small">{{ columns[loop.index0].empty }}</span>
+  {%- endif %}
+  {% for e in entries %}{{ mac.cell(e, "", show_name=e.grouped) }}{% endfor %}</td>
   {% endfor %}
 </tr>
 {% endfor %}
@@ -248,13 +251,15 @@ cell for its reasons; failures and non-applicable runs are listed below.</p>
 MODEL = """{% extends "base.html" %}{% import "macros.html" as mac %}
 {% block content %}
 <h1>{{ model }}</h1>
-{% if spec %}<p class="lead">{{ spec.description }}</p>
+{% if about %}<p class="lead">{{ about.description }}</p>
+{% if not spec %}<div class="note small">The model's code could not be restored: its description
+comes from the results folder's manifest, and its data cannot be drawn.</div>{% endif %}
 {% else %}<p class="lead">This model is not in the registry of the current code: only its stored
 results are shown.</p>{% endif %}
 <dl class="env">
-{% if spec %}<dt>source</dt><dd>{{ spec.source }}</dd>
-<dt>reference kind</dt><dd>{{ spec.reference_kind }}</dd>
-{% if spec.notes %}<dt>notes</dt><dd>{{ spec.notes }}</dd>{% endif %}{% endif %}
+{% if about %}<dt>source</dt><dd>{{ about.source }}</dd>
+<dt>reference kind</dt><dd>{{ about.reference_kind }}</dd>
+{% if about.notes %}<dt>notes</dt><dd>{{ about.notes }}</dd>{% endif %}{% endif %}
 <dt>data</dt><dd><code>{{ data_key }}</code></dd>
 {% if latent_dim %}<dt>latent dimension</dt><dd>{{ latent_dim }}</dd>{% endif %}
 <dt>draws shown</dt><dd>{{ seeds_shown }}</dd>
@@ -289,7 +294,7 @@ the reference's (shaded), the same thinned draws and axis ranges as the combined
 <h2>SVI loss curves</h2>
 {{ mac.figure(figs.loss) }}
 
-<h2>NUTS diagnostics</h2>
+<h2>{{ sampler }} diagnostics</h2>
 {{ mac.figure(figs.trace) }}
 {{ mac.figure(figs.energy) }}
 

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from svi_bench.benchmarks.grid import store
-from svi_bench.benchmarks.grid.runner import plan, run_grid
+from svi_bench.benchmarks.grid.execution import run_grid
+from svi_bench.benchmarks.grid.run_spec import plan
 from svi_bench.benchmarks.inference import jax_setup
 from svi_bench.benchmarks.scoring import arviz_adapter
 from svi_bench.benchmarks.scoring.rejudge import current_verdicts
@@ -41,7 +42,7 @@ def results(tmp_path_factory):
         *plan([REGISTRY["coin"]], ["nuts", "manual:beta", "autonormal"], [0], "quick"),
         *plan([WRONG], ["nuts", "autonormal", "automvn", "manual:overconfident"], [0], "quick"),
     ]
-    run_grid(cells, "quick", res)
+    run_grid(cells, res)
     df = pd.read_parquet(out / "results.parquet").set_index(["model", "method"])
     df.attrs["out"] = out
     return df
@@ -62,7 +63,7 @@ MEAN_FIELD_KL = 0.5 * math.log(P[0, 0] * P[1, 1] / np.linalg.det(P))  # 0.5108 n
 def converged(tmp_path_factory):
     out = tmp_path_factory.mktemp("converged")
     cells = list(plan([WRONG], ["autonormal", "automvn"], [0], "quick", CONVERGED))
-    run_grid(cells, "quick", store.ResultsStore(out))
+    run_grid(cells, store.ResultsStore(out))
     df = pd.read_parquet(out / "results.parquet").set_index(["model", "method"])
     df.attrs["out"] = out
     return df

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from svi_bench.benchmarks import cli
-from svi_bench.benchmarks.grid import runner
+from svi_bench.benchmarks.grid import execution
 from svi_bench.benchmarks.inference import jax_setup
 from svi_bench.benchmarks.scoring import references
 from svi_bench.models import Dataset, ModelSpec
@@ -60,7 +60,7 @@ def no_compute(monkeypatch):
     """Bad input must be refused before anything is computed."""
     def refuse(*args, **kwargs):
         raise AssertionError("run_grid was called for bad input")
-    monkeypatch.setattr(runner, "run_grid", refuse)
+    monkeypatch.setattr(execution, "run_grid", refuse)
 
 
 def _refused(argv: list[str], capsys, *words: str) -> str:

@@ -14,7 +14,8 @@ import pytest
 
 from svi_bench.benchmarks.grid import distributed as grid_dask
 from svi_bench.benchmarks.grid import store
-from svi_bench.benchmarks.grid.runner import plan, run_grid
+from svi_bench.benchmarks.grid.execution import run_grid
+from svi_bench.benchmarks.grid.run_spec import plan
 from svi_bench.benchmarks.inference import host_lock, jax_setup
 from svi_bench.models import REGISTRY, Dataset, ModelSpec
 
@@ -63,7 +64,7 @@ def scheduler():
 
 def _grid(out, specs, methods, **kwargs) -> pd.DataFrame:
     cells = list(plan(specs, methods, [0], "smoke"))
-    run_grid(cells, "smoke", store.ResultsStore(out), **kwargs)
+    run_grid(cells, store.ResultsStore(out), **kwargs)
     return pd.read_parquet(out / "results.parquet").sort_values(KEY).reset_index(drop=True)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from svi_bench.benchmarks.scoring.evaluate import NUTS_HEALTH, evaluate
+from svi_bench.benchmarks.scoring.evaluate import NUTS_HEALTH, evaluate, has_sampler_health
 from svi_bench.benchmarks.scoring.references import Reference
 from svi_bench.models import REGISTRY
 
@@ -71,11 +71,18 @@ def test_nuts_health_gate(row, level, reason):
         assert out["verdict_reason"].startswith(f"{reason}; {AGREE}"), out["verdict_reason"]
 
 
-def test_health_is_judged_for_nuts_only():
-    draws = {SITE: np.random.default_rng(3).beta(13, 9, size=4000)}
-    out = evaluate(SPEC, SPEC.make_data(), "manual:beta", {**HEALTHY, "max_rhat": 2.0}, draws,
-                   _reference(), particle_elbos=np.zeros(100))
+def test_health_is_judged_for_the_mcmc_family_only():
+    """A row's ``family`` decides; a row stored before families is a sampler's if it counted
+    divergences."""
+    draws = {SITE: np.random.default_rng(3).beta(13, 9, size=(1, 4000))}
+    out = evaluate(SPEC, SPEC.make_data(), "manual:beta",
+                   {**HEALTHY, "family": "vi", "max_rhat": 2.0}, draws, _reference(),
+                   particle_elbos=np.zeros(100))
     assert out["verdict"] == "pass" and "R-hat" not in out["verdict_reason"]
+    out = _nuts(family="mcmc", max_rhat=2.0)
+    assert out["verdict"] == "fail" and "R-hat 2.000" in out["verdict_reason"]
+    assert has_sampler_health({"divergences": 0}) and not has_sampler_health({"max_rhat": 2.0})
+    assert not has_sampler_health({"divergences": float("nan")})  # an SVI row of a table
 
 
 def test_a_failed_reference_is_named_in_the_verdict():

@@ -22,7 +22,6 @@ from svi_bench.benchmarks.scoring.metrics import (  # noqa: E402
     METRIC_INFO,
     _merged_steps,
     _w1_columns,
-    _w1_marginals,
     agreement,
     deviation,
     exact_kl,
@@ -30,6 +29,7 @@ from svi_bench.benchmarks.scoring.metrics import (  # noqa: E402
     nuts_efficiency,
     predictive_agreement,
     psis_khat,
+    w1_marginals,
 )
 
 Z95 = stats.norm.ppf(0.95)
@@ -107,7 +107,7 @@ def test_marginal_w1_is_scipys_bit_for_bit():
         a[:, 1], b[:, 1] = np.round(a[:, 1], 1), np.round(b[:, 1], 1)
         a[::2, 2], b[::3, 2] = 0.0, -0.0
         expected = [stats.wasserstein_distance(a[:, k], b[:, k]) for k in range(3)]
-        np.testing.assert_array_equal(_w1_marginals(a, np.sort(b, axis=0).T), expected)
+        np.testing.assert_array_equal(w1_marginals(a, np.sort(b, axis=0).T), expected)
 
 
 def test_sliced_w1_in_blocks_equals_all_directions_at_once():
@@ -427,7 +427,8 @@ def test_exact_kl_of_the_programs_elbo_matches_the_analytic_kl(tmp_path):
     -log k + (k^2 + d^2) / 2 - 1/2; 0 to rounding for the exact posterior."""
     import jax.numpy as jnp
 
-    from svi_bench.benchmarks.grid.runner import plan, run_cell
+    from svi_bench.benchmarks.grid.run_spec import plan
+    from svi_bench.benchmarks.grid.runner import run_cell
     from svi_bench.benchmarks.inference import jax_setup
     from svi_bench.benchmarks.inference.introspect import latent_info
     from svi_bench.models import Dataset, ModelSpec
@@ -447,7 +448,7 @@ def test_exact_kl_of_the_programs_elbo_matches_the_analytic_kl(tmp_path):
     cells = plan([spec], [f"manual:{k}" for k in cases], [0], "smoke",
                  {"num_steps": 10, "num_draws": 50, "final_elbo_particles": 4000})
     for cell in cells:
-        (row,) = run_cell(cell, ds, info, "smoke", tmp_path, lambda: None)
+        (row,) = run_cell(cell, ds, info, tmp_path, lambda: None)
         assert row["status"] == "ok", row["error"]
         d, k = cases[cell.method.removeprefix("manual:")]
         analytic = -math.log(k) + (k * k + d * d) / 2 - 0.5

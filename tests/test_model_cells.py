@@ -9,8 +9,9 @@ import time
 import pandas as pd
 
 from svi_bench.benchmarks.grid import runner, store
+from svi_bench.benchmarks.grid.execution import run_grid
 from svi_bench.benchmarks.grid.model_cells import run_model_cells
-from svi_bench.benchmarks.grid.runner import plan, run_grid
+from svi_bench.benchmarks.grid.run_spec import plan
 from svi_bench.benchmarks.inference import host_lock, jax_setup
 from svi_bench.models import get_model
 
@@ -34,9 +35,9 @@ def _comparable(rows: pd.DataFrame) -> pd.DataFrame:
 
 def test_overlapped_serial_grid_gives_the_rows_of_the_plain_order(tmp_path):
     overlapped = store.ResultsStore(tmp_path / "a")
-    run_grid(_cells(), "smoke", overlapped)
+    run_grid(_cells(), overlapped)
     plain = store.ResultsStore(tmp_path / "b")
-    for _, rows in run_model_cells(_cells(), "smoke", tmp_path / "b"):
+    for _, rows in run_model_cells(_cells(), tmp_path / "b"):
         plain.add(rows)
     a = _comparable(pd.read_parquet(tmp_path / "a" / "results.parquet"))
     b = _comparable(pd.read_parquet(tmp_path / "b" / "results.parquet"))
@@ -59,8 +60,7 @@ def test_no_timed_run_or_tracing_overlaps_the_background_completion(tmp_path, mo
                 threads.add(threading.current_thread().name)
         return wrapper
 
-    monkeypatch.setattr(runner, "_finish_svi_rows", recorded("finish", runner._finish_svi_rows))
-    monkeypatch.setattr(runner, "_finish_nuts_rows", recorded("finish", runner._finish_nuts_rows))
+    monkeypatch.setattr(runner, "finish_rows", recorded("finish", runner.finish_rows))
     real_foreground = host_lock.foreground
 
     def timed_foreground():
@@ -79,7 +79,7 @@ def test_no_timed_run_or_tracing_overlaps_the_background_completion(tmp_path, mo
         return Span()
 
     monkeypatch.setattr(host_lock, "foreground", timed_foreground)
-    run_grid(_cells(), "smoke", store.ResultsStore(tmp_path))
+    run_grid(_cells(), store.ResultsStore(tmp_path))
     assert len(spans["finish"]) == 3 and any(n.startswith("svi-bench-finish") for n in threads)
     assert len(spans["foreground"]) >= 3  # every timed run at least, and the tracing
     for f0, f1 in spans["finish"]:

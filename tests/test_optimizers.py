@@ -16,7 +16,7 @@ import pytest
 from numpyro.infer import SVI, Trace_ELBO
 from numpyro.infer.autoguide import AutoNormal
 
-from svi_bench.benchmarks.grid import profiles, runner
+from svi_bench.benchmarks.grid import profiles, run_spec
 from svi_bench.benchmarks.inference import svi as svi_module
 from svi_bench.benchmarks.inference.settings import OPTIMIZERS, SVISettings, identity
 from svi_bench.models import REGISTRY
@@ -30,7 +30,7 @@ PINNED = {("coin", "autonormal", "smoke"): "52b4ab63356a",
 
 
 def _cell(model: str, method: str, profile: str, **overrides):
-    (cell,) = runner.plan([REGISTRY[model]], [method], [0], profile, overrides)
+    (cell,) = run_spec.plan([REGISTRY[model]], [method], [0], profile, overrides)
     return cell
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from svi_bench.benchmarks.grid import runner, store
+from svi_bench.benchmarks.grid import execution, run_spec, store
 from svi_bench.benchmarks.grid.model_sources import load_file
 from svi_bench.benchmarks.grid.profiles import settings_hash
 from svi_bench.benchmarks.inference.settings import NUTSSettings, SVISettings, identity
@@ -91,19 +91,19 @@ def test_contract_runs_in_the_declared_precision(gp64, gp32):
 
 
 def _grid(spec, out: Path, overrides=None):
-    cells = list(runner.plan([spec], ["nuts"], [0], "smoke", overrides or {}))
+    cells = list(run_spec.plan([spec], ["nuts"], [0], "smoke", overrides or {}))
     results = store.ResultsStore(out)
-    runner.run_grid(cells, "smoke", results)
+    execution.run_grid(cells, results)
     return pd.read_parquet(out / "results.parquet")
 
 
 def test_float64_model_and_float32_model_share_one_process_without_leaking(tmp_path):
     coin = REGISTRY["coin"]
     coin64 = dataclasses.replace(coin, name="coin_float64", precision="float64")
-    cells = list(runner.plan([coin64, coin], ["nuts"], [0], "smoke"))
+    cells = list(run_spec.plan([coin64, coin], ["nuts"], [0], "smoke"))
     assert [c.settings.precision for c in cells] == ["float64", "float32"]
     results = store.ResultsStore(tmp_path)
-    runner.run_grid(cells, "smoke", results)
+    execution.run_grid(cells, results)
     assert not jax.config.jax_enable_x64
     df = pd.read_parquet(tmp_path / "results.parquet").set_index("model")
     assert df.loc["coin_float64", "precision"] == "float64"
@@ -122,8 +122,8 @@ def test_float64_model_and_float32_model_share_one_process_without_leaking(tmp_p
 
 
 def test_set_precision_overrides_the_declaration_and_keys_the_run(gp64):
-    (declared,) = runner.plan([gp64], ["nuts"], [0], "smoke")
-    (override,) = runner.plan([gp64], ["nuts"], [0], "smoke", {"precision": "float32"})
+    (declared,) = run_spec.plan([gp64], ["nuts"], [0], "smoke")
+    (override,) = run_spec.plan([gp64], ["nuts"], [0], "smoke", {"precision": "float32"})
     assert override.settings.precision == "float32"
     assert override.hash != declared.hash
 

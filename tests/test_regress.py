@@ -307,7 +307,7 @@ def test_cli_compare_exit_status_and_summary(tmp_path, capsys):
 
 
 def test_default_selection_covers_every_model_and_method():
-    from svi_bench.benchmarks.inference.methods import methods_for
+    from svi_bench.benchmarks.methods.registry import methods_for
     from svi_bench.benchmarks.regress.perf import programs
     from svi_bench.models import REGISTRY
 

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from svi_bench.benchmarks import cli
-from svi_bench.benchmarks.grid import runner, store
+from svi_bench.benchmarks.grid import run_spec, runner, store
 from svi_bench.benchmarks.grid.schema import KEY
 from svi_bench.benchmarks.scoring import arviz_adapter
 from svi_bench.reports import loader
@@ -116,12 +116,12 @@ def test_a_failed_rerun_keeps_the_ok_row_and_its_artifact(two_variants, tmp_path
     assert len(pd.read_parquet(tmp_path / "results.parquet")) == 2
 
     # the artifact: a failed re-run of the same identity does not overwrite the ok file
-    [cell] = runner.plan([_coin()], ["nuts"], [0], "smoke")
+    [cell] = run_spec.plan([_coin()], ["nuts"], [0], "smoke")
     path = two_variants / ok["artifact"]
     assert path.name == store.artifact_path(two_variants, "coin", "nuts", 0, cell.hash).name
     before = _digest(path)
     row = {**ok, "status": "failed", "artifact": ""}
-    runner._save_run(two_variants, cell, row, {"latent_fairness": np.full((2, 3), np.nan)},
+    runner.save_run(two_variants, cell, row, {"latent_fairness": np.full((1, 2, 3), np.nan)},
                      nuts={"energy": np.zeros((2, 3))})
     assert _digest(path) == before and row["artifact"] == ""
     assert arviz_adapter.run_status(path) == "ok"

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from svi_bench.benchmarks.grid import store
-from svi_bench.benchmarks.grid.runner import plan, run_grid
+from svi_bench.benchmarks.grid.execution import run_grid
+from svi_bench.benchmarks.grid.run_spec import plan
 from svi_bench.benchmarks.inference import host_load, jax_setup
 from svi_bench.benchmarks.scoring import arviz_adapter
 from svi_bench.models import Dataset, ModelSpec
@@ -51,7 +52,7 @@ TINY = {"num_steps": 50, "num_draws": 100, "final_elbo_particles": 20,
 def _run(tmp_path, specs, methods, resume=False):
     results = store.ResultsStore(tmp_path)
     cells = list(plan(specs, methods, [0, 1], "smoke", TINY))
-    run_grid(cells, "smoke", results, resume=resume, score=False)
+    run_grid(cells, results, resume=resume, score=False)
     return pd.read_parquet(tmp_path / "results.parquet")
 
 
@@ -96,7 +97,7 @@ def test_a_few_non_finite_losses_warn_and_the_row_stays_ok(tmp_path):
     row is ok and its warning says how many losses were non-finite and where the first was."""
     results = store.ResultsStore(tmp_path)
     settings = {**TINY, "num_steps": 200, "learning_rate": 0.05}
-    run_grid(list(plan([EDGY], ["manual:edge"], [0, 1], "smoke", settings)), "smoke", results,
+    run_grid(list(plan([EDGY], ["manual:edge"], [0, 1], "smoke", settings)), results,
              score=False)
     df = pd.read_parquet(tmp_path / "results.parquet")
     assert len(df) == 2
@@ -161,7 +162,7 @@ def test_worker_processes_give_the_same_rows(tmp_path):
     serial = _run(tmp_path / "serial", [TOY, BROKEN], ["autonormal", "manual:nan"])
     results = store.ResultsStore(tmp_path / "jobs")
     run_grid(list(plan([TOY, BROKEN], ["autonormal", "manual:nan"], [0, 1], "smoke", TINY)),
-             "smoke", results, score=False, jobs=2)
+             results, score=False, jobs=2)
     parallel = pd.read_parquet(tmp_path / "jobs" / "results.parquet")
     key = ["model", "method", "seed"]
     a, b = serial.sort_values(key).reset_index(), parallel.sort_values(key).reset_index()

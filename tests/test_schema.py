@@ -63,12 +63,13 @@ def _written_columns(spec, method: str, draws: dict, reference_draws: dict) -> s
 
 
 def test_every_column_a_run_writes_is_in_the_table():
-    """The scoring columns of ok rows, for an SVI guide, NUTS and a predictive-space model."""
+    """The scoring columns of ok rows, for an SVI guide, NUTS and a predictive-space model (draws
+    (chain, draw, *shape), as every method returns them)."""
     from svi_bench.models import REGISTRY
 
     rng = np.random.default_rng(0)
     coin = REGISTRY["coin"]
-    written = _written_columns(coin, "manual:beta", {"latent_fairness": rng.beta(13, 9, 400)},
+    written = _written_columns(coin, "manual:beta", {"latent_fairness": rng.beta(13, 9, (1, 400))},
                                {"latent_fairness": rng.beta(13, 9, 4000)})
     written |= _written_columns(coin, "nuts", {"latent_fairness": rng.beta(13, 9, (2, 200))},
                                 {"latent_fairness": rng.beta(13, 9, 4000)})
@@ -76,7 +77,7 @@ def test_every_column_a_run_writes_is_in_the_table():
               "nn/layers.1.kernel": (4, 3), "nn/layers.1.bias": (3,),
               "nn/layers.2.kernel": (3, 1), "nn/layers.2.bias": (1,)}
     written |= _written_columns(REGISTRY["bnn"], "autonormal",
-                                {k: rng.normal(size=(20, *s)) for k, s in shapes.items()},
+                                {k: rng.normal(size=(1, 20, *s)) for k, s in shapes.items()},
                                 {k: rng.normal(size=(40, *s)) for k, s in shapes.items()})
     stale = {c.name for c in columns.of_kind(columns.SCORE, columns.JUDGEMENT)} - written
     assert not stale, f"the table lists columns no run writes: {sorted(stale)}"

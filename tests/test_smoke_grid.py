@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from svi_bench.benchmarks.inference import methods
 from svi_bench.benchmarks.inference.introspect import latent_info
+from svi_bench.benchmarks.methods import registry
 from svi_bench.benchmarks.scoring import arviz_adapter
 from svi_bench.models import REGISTRY
 
@@ -30,7 +30,7 @@ def test_every_model_and_method_has_a_row(smoke_results):
     csv = pd.read_csv(smoke_results / "results.csv")
     assert len(csv) == len(df)
     for spec in REGISTRY.values():
-        for method in methods.methods_for(spec):
+        for method in registry.methods_for(spec):
             rows = df[(df.model == spec.name) & (df.method == method)]
             assert len(rows) == 1, (spec.name, method)
             row = rows.iloc[0]
@@ -76,7 +76,7 @@ def test_exactly_the_expected_rows_fail_or_do_not_apply(smoke_results):
     non-ok rows with their reasons, and every other row ok (a method broken at run time fails
     here, whatever the count of ok rows)."""
     df = pd.read_parquet(smoke_results / "results.parquet")
-    expected_rows = {(spec.name, m) for spec in REGISTRY.values() for m in methods.methods_for(spec)}
+    expected_rows = {(spec.name, m) for spec in REGISTRY.values() for m in registry.methods_for(spec)}
     assert len(df) == len(expected_rows)
     assert set(zip(df.model, df.method, strict=True)) == expected_rows
     assert set(EXPECTED_NOT_OK) <= expected_rows, "EXPECTED_NOT_OK names a row the grid lacks"

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from svi_bench.benchmarks.inference import anytime as programs
-from svi_bench.benchmarks.inference import methods
 from svi_bench.benchmarks.inference.settings import SVISettings
+from svi_bench.benchmarks.methods import numpyro_guides
 from svi_bench.benchmarks.scoring.references import get_reference
 from svi_bench.benchmarks.studies import anytime
 from svi_bench.benchmarks.studies.anytime import crossover
@@ -43,7 +43,7 @@ def test_last_checkpoint_equals_ordinary_fit():
     spec = REGISTRY["coin"]
     data = spec.make_data(None).model_kwargs
     settings = SVISettings(num_steps=32, num_particles=1, learning_rate=1e-2, num_draws=50)
-    guide = methods.guide_factory(spec, "autonormal", {})
+    guide = numpyro_guides.guide_factory(spec, "autonormal", {})
     sites = ("latent_fairness",)
     key = jax.random.PRNGKey(3)
     (_, draws), _, _ = programs.run_svi(spec.model, guide, settings, [8, 16, 32], sites, key, data)

@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from svi_bench.benchmarks.inference import early_stopping, methods
+from svi_bench.benchmarks.inference import early_stopping
 from svi_bench.benchmarks.inference.settings import SVISettings
+from svi_bench.benchmarks.methods import numpyro_guides
 from svi_bench.benchmarks.studies import STUDIES, schedules
 from svi_bench.benchmarks.studies.schedules_answer import (
     BETTER,
@@ -59,8 +60,8 @@ def test_a_stopped_run_is_a_prefix_of_the_full_run_and_stops_where_the_rule_says
     settings = SVISettings(num_steps=200, num_particles=1, learning_rate=0.05, num_draws=50)
     keys = jax.vmap(jax.random.PRNGKey)(np.arange(3, dtype=np.uint32))
     programs = early_stopping.EarlyStopPrograms(
-        spec.model, methods.guide_factory(spec, "autonormal", {}), kwargs, kwargs, ("latent_fairness",),
-        settings, 20, n, n, keys)
+        spec.model, numpyro_guides.guide_factory(spec, "autonormal", {}), kwargs, kwargs,
+        ("latent_fairness",), settings, 20, n, n, keys)
     full = programs.run("none", 3)
     assert (full.steps_run == 200).all() and not full.stopped.any()
     # the training loss per point of an evaluation is the mean of its chunk's step losses / n

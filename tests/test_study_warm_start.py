@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from svi_bench.benchmarks.inference import methods
 from svi_bench.benchmarks.inference.settings import NUTSSettings, SVISettings
 from svi_bench.benchmarks.inference.warm_start import (
     NUTSPrograms,
@@ -19,6 +18,7 @@ from svi_bench.benchmarks.inference.warm_start import (
     reuse_kernel,
     seed_keys,
 )
+from svi_bench.benchmarks.methods import numpyro_guides
 from svi_bench.benchmarks.studies import warm_start
 from svi_bench.benchmarks.studies.warm_start_answer import answer, derive, pairs
 from svi_bench.models import REGISTRY
@@ -64,7 +64,7 @@ def test_a_pair_without_a_plateau_has_no_saving_and_is_counted():
 def test_svi_warm_start_starts_from_the_given_parameters():
     settings = SVISettings(num_steps=800, num_particles=1, learning_rate=1e-2, num_draws=10)
     method = "autodiagonalnormal"
-    programs = SVIPrograms(SPEC.model, methods.guide_factory(SPEC, method, {}), settings,
+    programs = SVIPrograms(SPEC.model, numpyro_guides.guide_factory(SPEC, method, {}), settings,
                            warm_start.SITES)
     data = SPEC.make_data(12).model_kwargs
     (params, losses, _), _ = programs.scratch(seed_keys([0, 1], 0), data)

@@ -63,7 +63,7 @@ def _prepare(xla_flags: str, timing_lock: bool = True) -> None:
     jax_setup.configure_jax()
 
 
-def _cell_task(cell: Any, profile: str, out_dir: Any, score: bool, xla_flags: str,
+def _cell_task(cell: Any, out_dir: Any, score: bool, xla_flags: str,
                timing_lock: bool = True) -> list[dict]:
     """One cell on a worker: its rows, with whether its timed run held the host lock."""
     _prepare(xla_flags, timing_lock)
@@ -71,7 +71,7 @@ def _cell_task(cell: Any, profile: str, out_dir: Any, score: bool, xla_flags: st
 
     before = host_lock.stats()
     with host_lock.working():  # shared: paused only while another worker's run is timed
-        ((_, rows),) = list(run_model_cells([cell], profile, out_dir, score))
+        ((_, rows),) = list(run_model_cells([cell], out_dir, score))
     after = host_lock.stats()
     for row in rows:
         row.update(timing_lock=after.sections > before.sections,
@@ -140,13 +140,13 @@ def _death(exc: BaseException) -> bool:
     return isinstance(exc, KilledWorker | CommClosedError)
 
 
-def run_cells(groups: Sequence[Sequence[Any]], profile: str, out_dir: Any, score: bool,
+def run_cells(groups: Sequence[Sequence[Any]], out_dir: Any, score: bool,
               record: Record, jobs: int = 2, scheduler: str | None = None) -> None:
     """Run every model's cells (``groups``, one list per model) on Dask; ``record(cell, rows,
     workers)`` is called in this process as each cell completes."""
     from distributed import as_completed
 
-    from svi_bench.benchmarks.grid.runner import _base_row, one_line
+    from svi_bench.benchmarks.grid.run_spec import failed_rows, one_line
 
     xla_flags = os.environ.get("XLA_FLAGS", "")
     # SVI_BENCH_TIMING_LOCK=0: throughput over honest timings (rows then say timing_lock False)
@@ -158,7 +158,7 @@ def run_cells(groups: Sequence[Sequence[Any]], profile: str, out_dir: Any, score
 
         def submit(cell: Any, attempt: int) -> None:
             key = f"cell-{cell.spec.name}-{cell.method}-{attempt}-{uuid.uuid4().hex[:8]}"
-            future = client.submit(_cell_task, cell, profile, out_dir, score, xla_flags, timing_lock,
+            future = client.submit(_cell_task, cell, out_dir, score, xla_flags, timing_lock,
                                    key=key, pure=False)
             meta[future] = (cell, attempt)
             pending.add(future)
@@ -179,9 +179,7 @@ def run_cells(groups: Sequence[Sequence[Any]], profile: str, out_dir: Any, score
                     submit(cell, 2)
                     continue
                 why = "worker died twice" if _death(exc) else "task failed"
-                rows = [_base_row(cell, s, profile) for s in cell.seeds]
-                for row in rows:
-                    row.update(status="failed", error=f"{why}: {one_line(exc)}")
+                rows = failed_rows(cell, f"{why}: {one_line(exc)}")
             queue = by_model[cell.spec.name]
             if queue:  # the model's reference is stored once one of its cells ran ok
                 ready = any(row["status"] == "ok" for row in rows)

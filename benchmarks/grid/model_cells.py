@@ -8,14 +8,8 @@ import dataclasses
 import json
 from collections.abc import Callable, Iterator, Sequence
 
-from svi_bench.benchmarks.grid.runner import (
-    Cell,
-    ReferenceFn,
-    _base_row,
-    _nothing,
-    one_line,
-    start_cell,
-)
+from svi_bench.benchmarks.grid.run_spec import RunSpec, failed_rows, one_line
+from svi_bench.benchmarks.grid.runner import ReferenceFn, nothing, start_cell
 from svi_bench.benchmarks.inference import host_lock, latent_record
 from svi_bench.benchmarks.inference.introspect import LatentInfo
 from svi_bench.benchmarks.scoring.references import Reference, get_reference
@@ -27,23 +21,22 @@ class _ModelCells:
     """What the cells of one model share: its data and latent info per data key and precision,
     and its reference (fetched once, on first use)."""
 
-    def __init__(self, profile: str, out_dir, score: bool) -> None:
-        self.profile, self.out_dir, self.score = profile, out_dir, score
-        self.quality = "smoke" if profile == "smoke" else "full"
+    def __init__(self, out_dir, score: bool) -> None:
+        self.out_dir, self.score = out_dir, score
         self.data: dict[str, tuple[Dataset, LatentInfo]] = {}
         self.references: dict[str, Reference | None] = {}
 
-    def reference_for(self, cell: Cell, key: str) -> ReferenceFn:
+    def reference_for(self, cell: RunSpec, key: str) -> ReferenceFn:
         def fetch() -> Reference | None:
             if key not in self.references:
                 ds, info = self.data[key]
                 self.references[key] = get_reference(
                     cell.spec, ds, cell.data_key, info.sites, self.out_dir,
-                    quality=self.quality, precision=cell.settings.precision)
+                    quality=cell.reference_quality, precision=cell.settings.precision)
             return self.references[key]
         return fetch
 
-    def start(self, cell: Cell) -> tuple[list[dict], Callable[[], None], ReferenceFn | None]:
+    def start(self, cell: RunSpec) -> tuple[list[dict], Callable[[], None], ReferenceFn | None]:
         """``start_cell`` with the model's shared data: rows, their finishing step, reference."""
         # data, reference, programs and scoring all in the cell's precision
         key = json.dumps([cell.data_key, cell.settings.precision], sort_keys=True)
@@ -58,21 +51,18 @@ class _ModelCells:
                                                                         ds.model_kwargs))
             ds, info = self.data[key]
         except Exception as exc:  # a broken user model: record it, go on with the grid
-            rows = [_base_row(cell, s, self.profile) for s in cell.seeds]
-            for row in rows:
-                row.update(status="failed", error=f"model or data failed: {one_line(exc)}")
-            return rows, _nothing, None
+            return failed_rows(cell, f"model or data failed: {one_line(exc)}"), nothing, None
         reference = self.reference_for(cell, key) if self.score else None
-        rows, finish = start_cell(cell, ds, info, self.profile, self.out_dir, reference)
+        rows, finish = start_cell(cell, ds, info, self.out_dir, reference)
         return rows, finish, reference
 
 
 def run_model_cells(
-    cells: Sequence[Cell], profile: str, out_dir, score: bool = True,
-    before: Callable[[Cell], None] | None = None,
-) -> Iterator[tuple[Cell, list[dict]]]:
+    cells: Sequence[RunSpec], out_dir, score: bool = True,
+    before: Callable[[RunSpec], None] | None = None,
+) -> Iterator[tuple[RunSpec, list[dict]]]:
     """Run the cells of one model in order, sharing its data and reference; yield their rows."""
-    model = _ModelCells(profile, out_dir, score)
+    model = _ModelCells(out_dir, score)
     for cell in cells:
         if before:
             before(cell)
@@ -83,8 +73,8 @@ def run_model_cells(
 
 
 def run_cells_overlapped(
-    cells: Sequence[Cell], profile: str, out_dir, record: Callable[[Cell, list[dict]], None],
-    score: bool = True, before: Callable[[Cell], None] | None = None,
+    cells: Sequence[RunSpec], out_dir, record: Callable[[RunSpec, list[dict]], None],
+    score: bool = True, before: Callable[[RunSpec], None] | None = None,
 ) -> None:
     """``run_model_cells`` with each cell's rows completed (diagnostics, artifacts, scores) and
     recorded on a background thread while the next cell's stored executable is loaded or its
@@ -96,7 +86,7 @@ def run_cells_overlapped(
     models: dict[str, _ModelCells] = {}
     pending = None
 
-    def complete(cell: Cell, rows: list[dict], finish: Callable[[], None]) -> None:
+    def complete(cell: RunSpec, rows: list[dict], finish: Callable[[], None]) -> None:
         with host_lock.background(), precision_scope(cell.settings.precision):
             finish()
             record(cell, rows)
@@ -105,7 +95,7 @@ def run_cells_overlapped(
         for cell in cells:
             if before:
                 before(cell)
-            model = models.setdefault(cell.spec.name, _ModelCells(profile, out_dir, score))
+            model = models.setdefault(cell.spec.name, _ModelCells(out_dir, score))
             with precision_scope(cell.settings.precision):
                 rows, finish, reference = model.start(cell)
                 if reference is not None and any(r["status"] == "ok" for r in rows):

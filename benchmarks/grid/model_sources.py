@@ -9,10 +9,7 @@ so the report can load the specs of whatever models a results folder holds.
 
 from __future__ import annotations
 
-import hashlib
-import importlib
 import importlib.metadata
-import importlib.util
 import inspect
 import json
 import sys
@@ -22,31 +19,12 @@ from typing import Any
 
 from svi_bench import models
 from svi_bench.benchmarks.artifacts import atomic_write
+from svi_bench.benchmarks.user_code import SourceError, file_sha256, import_file, import_ref, one_line
 from svi_bench.models import ModelSpec
 
 ENTRY_POINT_GROUP = "svi_bench.models"
 RECORD = "models.json"
 USER_PACKAGE = "svi_bench_user_models"
-
-
-class SourceError(Exception):
-    """A model source cannot be used; the message is the one line the user sees."""
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def module_name_for(path: Path) -> str:
-    """A unique, stable module name for a model file: its stem plus a hash of its full path."""
-    path = Path(path).resolve()
-    stem = "".join(c if c.isalnum() or c == "_" else "_" for c in path.stem)
-    return f"{USER_PACKAGE}.{stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:10]}"
 
 
 def _specs_of(obj: Any, where: str) -> list[ModelSpec]:
@@ -73,44 +51,14 @@ def _specs_of(obj: Any, where: str) -> list[ModelSpec]:
 
 def load_file(path: str | Path) -> list[ModelSpec]:
     """Import a model file under a unique module name and return its specs."""
-    path = Path(path)
-    if not path.is_file():
-        raise SourceError(f"--model-file {path}: no such file; give the path of a .py file "
-                          "defining SPEC = ModelSpec(...)")
-    if path.suffix != ".py":
-        raise SourceError(f"--model-file {path}: not a .py file")
-    name = module_name_for(path)
-    spec = importlib.util.spec_from_file_location(name, path.resolve())
-    if spec is None or spec.loader is None:
-        raise SourceError(f"--model-file {path}: cannot be imported as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # before executing: references hash the source via sys.modules
-    try:
-        spec.loader.exec_module(module)
-    except BaseException as exc:
-        sys.modules.pop(name, None)
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        raise SourceError(f"--model-file {path}: import failed: {_one_line(exc)}") from None
+    module = import_file(path, USER_PACKAGE, "--model-file", "defining SPEC = ModelSpec(...)")
     return _specs_of(module, f"--model-file {path}")
 
 
 def load_module(ref: str) -> list[ModelSpec]:
     """``package.module`` or ``package.module:NAME`` -> its specs."""
-    module_name, _, attr = ref.partition(":")
-    if not module_name:
-        raise SourceError(f"--model {ref!r}: give package.module or package.module:NAME")
-    try:
-        module = importlib.import_module(module_name)
-    except BaseException as exc:
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        raise SourceError(f"--model {ref}: import failed: {_one_line(exc)}") from None
-    if not attr:
-        return _specs_of(module, f"--model {ref}")
-    if not hasattr(module, attr):
-        raise SourceError(f"--model {ref}: module {module_name} has no attribute {attr!r}")
-    return _specs_of(getattr(module, attr), f"--model {ref}")
+    module, attr = import_ref(ref, "--model")
+    return _specs_of(getattr(module, attr) if attr else module, f"--model {ref}")
 
 
 def _origin_of_file(path: Path) -> dict[str, Any]:
@@ -160,7 +108,7 @@ def load_entry_points(origins: dict[str, dict], warn: Callable[[str], None]) -> 
     try:
         eps = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
     except Exception as exc:  # a broken installed distribution
-        warn(f"warning: cannot list entry points {ENTRY_POINT_GROUP}: {_one_line(exc)}")
+        warn(f"warning: cannot list entry points {ENTRY_POINT_GROUP}: {one_line(exc)}")
         return
     for ep in eps:
         try:
@@ -170,7 +118,7 @@ def load_entry_points(origins: dict[str, dict], warn: Callable[[str], None]) -> 
                     continue
                 _register(spec, _origin_of_module(spec, "entry_point", ep.value), origins)
         except Exception as exc:
-            msg = str(exc) if isinstance(exc, SourceError) else _one_line(exc)
+            msg = str(exc) if isinstance(exc, SourceError) else one_line(exc)
             warn(f"warning: entry point {ep.name} ({ep.value}) skipped: {msg}")
 
 
@@ -213,7 +161,7 @@ def read_record(out_dir: Path) -> tuple[dict[str, dict], str]:
         if not isinstance(record, dict) or not all(isinstance(v, dict) for v in record.values()):
             raise ValueError("not a JSON object of objects")
     except Exception as exc:
-        return {}, f"{path} is unreadable ({_one_line(exc)}); model origins unknown"
+        return {}, f"{path} is unreadable ({one_line(exc)}); model origins unknown"
     return record, ""
 
 
@@ -245,6 +193,6 @@ def restore(out_dir: Path) -> tuple[dict[str, ModelSpec], list[str]]:
                                   f"defines model {name!r}")
             specs[name] = match[0]
         except Exception as exc:
-            msg = str(exc) if isinstance(exc, SourceError) else _one_line(exc)
+            msg = str(exc) if isinstance(exc, SourceError) else one_line(exc)
             notes.append(f"model {name}: {msg}; its page shows the results without the spec")
     return specs, notes

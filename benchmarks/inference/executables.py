@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from svi_bench.benchmarks.artifacts import atomic_write
-from svi_bench.benchmarks.inference import jax_setup
+from svi_bench.benchmarks.inference import host_load, host_lock, jax_setup
 
 FORMAT = 1
 """Layout of an entry; a change makes every older entry a miss."""
@@ -61,9 +61,9 @@ def executables_dir() -> Path:
 #: The modules the stored programs (``svi.fit_svi``, ``nuts.run_nuts`` and the references built
 #: with it) are made from. Only these key the store: a study's own programs elsewhere in this
 #: folder (annealing, early stopping, ...) are not stored, and adding or editing one must not
-#: make every stored grid program cold.
-PROGRAM_SOURCES = ("executables.py", "jax_setup.py", "methods.py", "nuts.py", "settings.py",
-                   "svi.py")
+#: make every stored grid program cold. The method that built a program (``benchmarks.methods``,
+#: a user's method file) keys it through the caller's identity (``Method.source_hash``).
+PROGRAM_SOURCES = ("executables.py", "jax_setup.py", "nuts.py", "settings.py", "svi.py")
 
 
 @cache
@@ -245,3 +245,26 @@ def load_or_compile(program: Callable, args: tuple,
     compiled = jax_setup.compile_fresh(jax_setup.lower(program, *args))
     _store(path, text, compiled)
     return compiled, time.perf_counter() - start, ""
+
+
+def compile_and_run(program, *args, identity: Mapping[str, Any] | None = None
+                    ) -> tuple[Any, float, float, str]:
+    """Get ``program`` (a jitted function) compiled for ``args``, then run it once.
+
+    Returns ``(host outputs, compile_s, run_s, cache, others_share)``: the time to get the
+    executable (``load_or_compile``: loaded from the suite's executable cache when
+    ``identity`` is given and an entry exists) apart from run time (the compiled call up to
+    ``block_until_ready``), which cache served the program (``"executable"``, ``"jax"`` or
+    ``""``), and the share of the host's CPU other processes used during the run
+    (``host_load.others_share``: NaN where it cannot be measured).
+    """
+    import jax
+
+    compiled, compile_s, cache = load_or_compile(program, args, identity)
+    with host_lock.timed_section():  # parallel workers: no other timed run on this host meanwhile
+        before = host_load.sample()
+        start = time.perf_counter()
+        out = jax.block_until_ready(compiled(*args))
+        run_s = time.perf_counter() - start
+        others = host_load.others_share(before, host_load.sample())
+    return jax.device_get(out), compile_s, run_s, cache, others

@@ -1,5 +1,5 @@
-"""What identifies a model's code: the hash of its source, which references, runs and the latent
-record of ``svi-bench list`` key their stored results by.
+"""What identifies a model's code and data: the hash of its source (which references, runs and
+the latent record of ``svi-bench list`` key their stored results by) and of its data.
 
 Kept apart from ``benchmarks.scoring.references`` (which re-exports ``source_hash``) so a cheap
 command can compute it without importing ArviZ.
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from svi_bench.models import ModelSpec
+    from svi_bench.models import Dataset, ModelSpec
 
 
 def function_source_hash(fn: Callable) -> str:
@@ -36,3 +36,16 @@ def source_hash(spec: ModelSpec) -> str:
     """Hash of the model module's source (a model defined in a notebook, whose module has no
     file: of the model function's source, or failing that its bytecode)."""
     return function_source_hash(spec.model)
+
+
+def data_hash(ds: Dataset) -> str:
+    """Hash of a data set's keyword arrays (names, bytes): runs and references key by it."""
+    import numpy as np
+
+    h = hashlib.sha256()
+    for key in sorted(ds.model_kwargs):
+        value = ds.model_kwargs[key]
+        h.update(key.encode())
+        h.update(np.ascontiguousarray(np.asarray(value)).tobytes() if not isinstance(value, int)
+                 else str(value).encode())
+    return h.hexdigest()[:16]

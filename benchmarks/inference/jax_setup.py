@@ -9,11 +9,10 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from svi_bench.benchmarks.inference import host_load, host_lock
+from svi_bench.benchmarks.inference import host_lock
 
 HASH_SEED = "0"
 SMOKE_XLA_FLAGS = "--xla_backend_optimization_level=0"
@@ -130,28 +129,3 @@ def compile_fresh(lowered: Any) -> Any:
     finally:
         jax.config.update("jax_enable_compilation_cache", enabled)
         reset_cache()
-
-
-def compile_and_run(program, *args, identity: Mapping[str, Any] | None = None
-                    ) -> tuple[Any, float, float, str]:
-    """Get ``program`` (a jitted function) compiled for ``args``, then run it once.
-
-    Returns ``(host outputs, compile_s, run_s, cache, others_share)``: the time to get the
-    executable (``executables.load_or_compile``: loaded from the suite's executable cache when
-    ``identity`` is given and an entry exists) apart from run time (the compiled call up to
-    ``block_until_ready``), which cache served the program (``"executable"``, ``"jax"`` or
-    ``""``), and the share of the host's CPU other processes used during the run
-    (``host_load.others_share``: NaN where it cannot be measured).
-    """
-    import jax
-
-    from svi_bench.benchmarks.inference import executables
-
-    compiled, compile_s, cache = executables.load_or_compile(program, args, identity)
-    with host_lock.timed_section():  # parallel workers: no other timed run on this host meanwhile
-        before = host_load.sample()
-        start = time.perf_counter()
-        out = jax.block_until_ready(compiled(*args))
-        run_s = time.perf_counter() - start
-        others = host_load.others_share(before, host_load.sample())
-    return jax.device_get(out), compile_s, run_s, cache, others

@@ -26,7 +26,7 @@ import jax
 import numpy as np
 from numpyro.infer import NUTS
 
-from svi_bench.benchmarks.inference import executables, jax_setup
+from svi_bench.benchmarks.inference import executables
 from svi_bench.benchmarks.inference.settings import NUTSSettings
 
 
@@ -125,7 +125,7 @@ def run_nuts(
         return jax.tree.map(lambda x: x.reshape(*keys.shape[:2], *x.shape[1:]), flat)
 
     program = jax.jit(program)
-    out, compile_s, run_s, cache, others = jax_setup.compile_and_run(
+    out, compile_s, run_s, cache, others = executables.compile_and_run(
         program, chain_keys, identity=executables.identity(
             "nuts", program_key, model, settings, sites=latent_sites))
     draws, warm_steps, num_steps, diverging, energy = jax.tree.map(np.asarray, out)

@@ -29,7 +29,7 @@ import optax
 from numpyro.infer import SVI, Predictive, Trace_ELBO
 from numpyro.optim import optax_to_numpyro
 
-from svi_bench.benchmarks.inference import executables, jax_setup
+from svi_bench.benchmarks.inference import executables
 from svi_bench.benchmarks.inference.settings import SVISettings
 
 
@@ -180,7 +180,7 @@ def fit_svi(
     one_seed = build_svi_program(model, make_guide, model_kwargs, latent_sites, settings,
                                  extra_sites)
     program = jax.jit(lambda keys: jax.lax.map(one_seed, keys))
-    out, compile_s, run_s, cache, others = jax_setup.compile_and_run(
+    out, compile_s, run_s, cache, others = executables.compile_and_run(
         program, rng_keys, identity=executables.identity(
             "svi", program_key, model, settings, sites=latent_sites, extra_sites=extra_sites))
     losses, draws, particle_elbos, finite = out

@@ -186,7 +186,8 @@ _SVI_VARS = {"loss": ("losses", "step"), "particle_elbo": ("particle_elbos", "pa
 def save_run(path, draws: dict[str, np.ndarray], attrs: dict[str, str], *,
              nuts: dict[str, np.ndarray] | None = None,
              svi: dict[str, np.ndarray] | None = None,
-             predictive: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None) -> None:
+             predictive: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None,
+             chains: bool | None = None) -> None:
     """One run as InferenceData netCDF, so ``az.from_netcdf`` then ``az.summary`` just work.
 
     NUTS: ``draws`` are ``(chain, draw, *shape)``; ``nuts`` holds ``energy``, ``diverging``,
@@ -194,15 +195,18 @@ def save_run(path, draws: dict[str, np.ndarray], attrs: dict[str, str], *,
     and ``num_steps_warmup`` (chain, warm-up draw) -> group ``warmup_sample_stats`` (``n_steps``).
     SVI: ``draws`` are ``(draw, *shape)`` and stored as one chain; ``svi`` holds ``losses`` (step)
     and ``particle_elbos`` (particle) -> group ``svi`` (``loss``, ``particle_elbo``).
+    ``chains=True``: ``draws`` are ``(chain, draw, *shape)`` whatever the kind (the grid's runs);
+    without ``nuts`` and with one chain the run is stored as an SVI run.
     ``attrs`` (strings) go on the posterior group; ``inference`` records which kind it is.
     ``predictive`` (replicated data ``{site: (n, *shape)}``, observations) -> groups
     ``posterior_predictive`` (one chain) and ``observed_data`` (``benchmarks.scoring.predictive``).
     """
     import xarray as xr
 
-    kind = "nuts" if nuts is not None else "svi"
-    posterior = {k: np.asarray(v) if kind == "nuts" else np.asarray(v)[None]
-                 for k, v in draws.items()}
+    chains = nuts is not None if chains is None else chains
+    posterior = {k: np.asarray(v) if chains else np.asarray(v)[None] for k, v in draws.items()}
+    one_chain = all(np.shape(v)[0] == 1 for v in posterior.values())
+    kind = "nuts" if nuts is not None else "svi" if one_chain else "chains"
     groups: dict[str, object] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -215,7 +219,8 @@ def save_run(path, draws: dict[str, np.ndarray], attrs: dict[str, str], *,
                     {"n_steps": np.asarray(nuts["num_steps_warmup"])})
     if svi is not None:
         groups["svi"] = xr.Dataset({name: (dim, np.asarray(svi[ours]))
-                                    for name, (ours, dim) in _SVI_VARS.items() if ours in svi})
+                                    for name, (ours, dim) in _SVI_VARS.items()
+                                    if svi.get(ours) is not None})
     if predictive is not None:
         groups.update(_predictive_groups(*predictive))
     _save(path, posterior, {**attrs, "inference": kind}, **groups)

@@ -63,7 +63,11 @@ _AGREEMENT: tuple[tuple[str, str, str], ...] = (
 
 TABLE: tuple[Column, ...] = (
     _run("model", "string", "", "registered model name"),
-    _run("method", "string", "", "nuts, manual:<guide> or an autoguide name"),
+    _run("method", "string", "",
+         "a registered method (svi-bench list): nuts, manual:<guide>, an autoguide or a user's"),
+    _run("family", "string", "",
+         "the method's declared family: mcmc (chains with sampler statistics, judged on their "
+         "health too) or vi (a fitted approximation)"),
     _run("seed", "Int64", "", "inference seed (jax.random.PRNGKey(seed))"),
     _run("profile", "string", "", "smoke, quick or paper"),
     _run("study", "string", "",

@@ -25,11 +25,13 @@ def nuts_diagnostics(
     }
 
 
-def svi_trace_summary(losses: np.ndarray, particle_elbos: np.ndarray) -> dict[str, float]:
-    """Final loss, final ELBO with its standard error, plateau step and NaN bookkeeping."""
+def svi_trace_summary(losses: np.ndarray, particle_elbos: np.ndarray | None
+                      ) -> dict[str, float]:
+    """Final loss, final ELBO with its standard error (NaN without particle ELBOs), plateau
+    step and NaN bookkeeping."""
     mean, sd = convergence.final_loss(losses)
     nan_count, first_nan = convergence.nan_summary(losses)
-    pe = np.asarray(particle_elbos, dtype=float)
+    pe = np.asarray([np.nan] if particle_elbos is None else particle_elbos, dtype=float)
     return {
         "final_loss_mean": mean,
         "final_loss_sd": sd,

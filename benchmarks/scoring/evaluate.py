@@ -70,18 +70,22 @@ def evaluate(
     reference: Reference | None,
     particle_elbos: np.ndarray | None = None,
     replicated: predictive.Replicates | None = None,
+    psis: bool = True,
 ) -> dict[str, Any]:
-    """Metric columns for one ok run (``draws``: NUTS (chain, draw, ...), SVI (draw, ...)).
+    """Metric columns for one ok run (``draws``: (chain, draw, *shape)).
+    ``particle_elbos``: log p(x, z) - log q(z) at fresh draws of q, if the method has them; their
+    PSIS k-hat only when ``psis`` (the method's weights are of the draws' own density).
     ``replicated``: the run's replicated data if already made (else made here) for the
-    posterior predictive check's columns (``benchmarks.scoring.predictive``)."""
+    posterior predictive check's columns (``benchmarks.scoring.predictive``). A run with a bulk
+    ESS (a sampler's) has its noise floor at that many draws, not at its draw count."""
     out: dict[str, Any] = {}
-    is_nuts = method == "nuts"
-    flat = merge_draw_axes(draws, 2 if is_nuts else 1)
-    if particle_elbos is not None and method != "autodais":
+    flat = merge_draw_axes(draws, 2)
+    has_ess = np.isfinite(row.get("min_ess_bulk", np.nan))
+    if particle_elbos is not None and psis:
         out["psis_khat"] = metrics.psis_khat(np.asarray(particle_elbos), np.zeros(len(particle_elbos)))
     if spec.log_evidence is not None and particle_elbos is not None:
         out["kl_exact"] = metrics.exact_kl(_log_evidence(spec, ds), float(row["final_elbo"]))
-    if is_nuts and np.isfinite(row.get("min_ess_bulk", np.nan)):
+    if has_ess:
         eff = metrics.nuts_efficiency(row["min_ess_bulk"], row["run_s"] + row["compile_s"],
                                       row["grad_evals"])
         out.update(eff)
@@ -100,7 +104,7 @@ def evaluate(
         ref_id, ref = _ref_matrix(reference)
         out.update(metrics.agreement(q, _prepared(ref_id, tuple(names)), names))
         n_eff = len(q)
-        if is_nuts and np.isfinite(row.get("min_ess_bulk", np.nan)):
+        if has_ess:
             n_eff = int(max(2, min(len(q), row["min_ess_bulk"])))
         floors = _floor(ref_id, min(n_eff, len(ref) // 2))
         out.update(floors)
@@ -123,14 +127,25 @@ REFERENCE_FAILED = "reference failed its checks"
 def judge_row(row: Mapping[str, Any], reference_failure: str | None = None) -> tuple[str, str]:
     """(verdict, reason) of a scored row from its columns alone: the judged metrics of
     ``THRESHOLDS`` (and ``approx_nonfinite_frac``) with their ``<metric>_floor`` columns, plus
-    NUTS's own diagnostics for a NUTS row; a failed reference is named first. k-hat is not read."""
+    a sampler's own diagnostics for a row with sampler statistics (``has_sampler_health``); a
+    failed reference is named first. k-hat is not read."""
     keys = (*THRESHOLDS, "approx_nonfinite_frac")
     judged = verdict({k: row[k] for k in keys if k in row},
                      {f"{k}_floor": row[f"{k}_floor"] for k in THRESHOLDS if f"{k}_floor" in row})
-    level, reason = _worst(judged, _nuts_health(row) if row.get("method") == "nuts" else None)
+    level, reason = _worst(judged, _nuts_health(row) if has_sampler_health(row) else None)
     if reference_failure is not None:
         reason = f"{REFERENCE_FAILED} ({reference_failure}); {reason}"
     return level, reason
+
+
+def has_sampler_health(row: Mapping[str, Any]) -> bool:
+    """A row of an MCMC method (``family``), or, in a row stored before families, one with a
+    divergence count: its chains' own health is judged besides agreement."""
+    family = row.get("family")
+    if isinstance(family, str) and family:
+        return family == "mcmc"
+    div = row.get("divergences")
+    return div is not None and bool(np.isfinite(div))
 
 
 NUTS_HEALTH = {"rhat_warn": 1.01, "rhat_fail": 1.1, "ess_warn": 400.0, "ess_fail": 100.0}

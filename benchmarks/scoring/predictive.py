@@ -209,7 +209,7 @@ def ppc_w1(approx: Mapping[str, np.ndarray], ref: Mapping[str, np.ndarray]) -> f
 
     NaN if the method's replicated data hold a non-finite value; ValueError if the sites differ
     or the reference is non-finite or constant everywhere."""
-    from svi_bench.benchmarks.scoring.metrics import _w1_marginals
+    from svi_bench.benchmarks.scoring.metrics import w1_marginals
 
     if sorted(approx) != sorted(ref):
         raise ValueError(f"ppc_w1: sites differ: {sorted(approx)} vs {sorted(ref)}")
@@ -224,7 +224,7 @@ def ppc_w1(approx: Mapping[str, np.ndarray], ref: Mapping[str, np.ndarray]) -> f
     keep = np.isfinite(scale)
     if not keep.any():
         raise ValueError("ppc_w1: the reference's replicated data are constant")
-    return float(np.mean(_w1_marginals(q[:, keep], np.sort(r[:, keep], axis=0).T.copy()) / scale[keep]))
+    return float(np.mean(w1_marginals(q[:, keep], np.sort(r[:, keep], axis=0).T.copy()) / scale[keep]))
 
 
 @dataclass

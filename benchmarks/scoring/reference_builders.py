@@ -168,8 +168,8 @@ def build_nuts(spec: ModelSpec, ds: Dataset, seed: int, sites: tuple[str, ...], 
 
     import jax
 
+    from svi_bench.benchmarks.inference.fingerprints import data_hash, source_hash
     from svi_bench.benchmarks.inference.nuts import run_nuts
-    from svi_bench.benchmarks.scoring.references import data_hash, source_hash
 
     # a rebuilt reference (deleted, or another quality) loads its stored executable
     program_key = {"use": "reference", "model": spec.name, "source_hash": source_hash(spec),

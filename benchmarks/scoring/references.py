@@ -27,7 +27,10 @@ import numpy as np
 from svi_bench import models
 from svi_bench.benchmarks.artifacts import atomic_write
 from svi_bench.benchmarks.inference import jax_setup
-from svi_bench.benchmarks.inference.fingerprints import source_hash  # re-exported: its home
+from svi_bench.benchmarks.inference.fingerprints import (  # re-exported: their home
+    data_hash,
+    source_hash,
+)
 from svi_bench.benchmarks.scoring import arviz_adapter
 from svi_bench.benchmarks.scoring.reference_builders import (
     QUALITIES,
@@ -59,16 +62,6 @@ class Reference:
         text = "; ".join(self.provenance.get("failed_checks", []))
         advice = self.provenance.get("advice", "")
         return f"{text} ({advice})" if advice and text else text
-
-
-def data_hash(ds: Dataset) -> str:
-    h = hashlib.sha256()
-    for key in sorted(ds.model_kwargs):
-        value = ds.model_kwargs[key]
-        h.update(key.encode())
-        h.update(np.ascontiguousarray(np.asarray(value)).tobytes() if not isinstance(value, int)
-                 else str(value).encode())
-    return h.hexdigest()[:16]
 
 
 def precision_advice(precision: str, checks: dict[str, Any], draws: dict[str, np.ndarray]) -> str:

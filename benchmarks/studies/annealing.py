@@ -26,8 +26,8 @@ import numpy as np
 
 from svi_bench.benchmarks.grid import store
 from svi_bench.benchmarks.grid.profiles import payload_hash
-from svi_bench.benchmarks.grid.runner import fit_problems, one_line, run_provenance, score_safely
-from svi_bench.benchmarks.inference import methods
+from svi_bench.benchmarks.grid.run_spec import one_line, run_provenance
+from svi_bench.benchmarks.grid.runner import fit_problems, score_safely
 from svi_bench.benchmarks.inference.annealing import (
     BATCH_STEPS,
     NEVER,
@@ -36,6 +36,7 @@ from svi_bench.benchmarks.inference.annealing import (
     schedule,
 )
 from svi_bench.benchmarks.inference.settings import SVISettings, identity
+from svi_bench.benchmarks.methods import numpyro_guides
 from svi_bench.benchmarks.scoring import metrics
 from svi_bench.benchmarks.scoring.evaluate import with_verdict
 from svi_bench.benchmarks.studies.annealing_answer import ANNEALED, DIRECT, answer, derive, figure
@@ -176,9 +177,9 @@ def run_chains(method: str, seeds: list[int], sched: Schedule, profile: str,
     last = sched.n_stages - 1
     rows = [[_row(method, s, ANNEALED, i, a, sched, profile) for i, a in enumerate(alphas)]
             + [_row(method, s, DIRECT, last, alphas[-1], sched, profile)] for s in seeds]
-    inner = methods.inner_steps(method, {})
+    inner = numpyro_guides.inner_steps(method, {})
     try:
-        programs = AnnealingPrograms(spec.model, methods.guide_factory(spec, method, {}),
+        programs = AnnealingPrograms(spec.model, numpyro_guides.guide_factory(spec, method, {}),
                                      sched.settings(), SITE, elbo_particles=sched.elbo_particles)
         keys = jax.vmap(jax.random.PRNGKey)(np.asarray(seeds, dtype=np.uint32))
         draw_keys = jax.vmap(lambda k: jax.random.split(k, sched.n_stages + 1))(

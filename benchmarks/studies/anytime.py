@@ -23,11 +23,12 @@ import numpy as np
 import pandas as pd
 
 from svi_bench.benchmarks.grid.profiles import payload_hash
-from svi_bench.benchmarks.grid.runner import one_line
+from svi_bench.benchmarks.grid.run_spec import one_line
 from svi_bench.benchmarks.inference import anytime as programs
-from svi_bench.benchmarks.inference import methods
 from svi_bench.benchmarks.inference.introspect import latent_info
 from svi_bench.benchmarks.inference.settings import NUTSSettings, SVISettings
+from svi_bench.benchmarks.methods import numpyro_guides, registry
+from svi_bench.benchmarks.methods.nuts import NAME as NUTS
 from svi_bench.benchmarks.scoring import arviz_adapter, floor_cache, metrics
 from svi_bench.benchmarks.scoring.draws import flatten_draws
 from svi_bench.benchmarks.scoring.references import get_reference
@@ -58,11 +59,11 @@ SCHEDULES = {
 }
 _V = (Variant("anytime"),)
 SCOPES = {
-    "smoke": Scope(("coin",), ("nuts", "autonormal", "automvn"), 1, _V),
+    "smoke": Scope(("coin",), (NUTS, "autonormal", "automvn"), 1, _V),
     "quick": Scope(("bnn", "coin", "correlated_gaussian", "dirichlet_categorical",
                     "gamma_concentration", "hierarchical_linreg", "linreg_outliers",
                     "multimodal_2d"),
-                   ("nuts", "autonormal", "automvn", "autoiaf", "manual"), 2, _V),
+                   (NUTS, "autonormal", "automvn", "autoiaf", "manual"), 2, _V),
 }
 SCOPES["paper"] = Scope(SCOPES["quick"].models, SCOPES["quick"].methods, 4, _V)
 FLOOR_REPEATS = 3
@@ -77,7 +78,7 @@ def _hash(model: str, method: str, sched: Schedule, checkpoint: int) -> str:
 def _methods(spec, scope: Scope) -> list[str]:
     out = []
     for m in scope.methods:
-        out += [methods.MANUAL_PREFIX + g for g in spec.guides] if m == "manual" else [m]
+        out += numpyro_guides.manual_guides_of(spec) if m == "manual" else [m]
     return out
 
 
@@ -147,13 +148,13 @@ def run_one(model: str, method: str, seed: int, sched: Schedule, profile: str,
     try:
         ds = spec.data_for(key_data)
         info = latent_info(spec.model, ds.model_kwargs)
-        if reason := methods.not_applicable_reason(spec, method, info.unconstrained_dim):
+        if reason := registry.resolve(method).applicable(spec, info):
             return [{**base, "checkpoint": -1, "status": "not_applicable", "error": reason}]
         sites = info.sites + tuple(spec.extra_sites)
         ref = get_reference(spec, ds, key_data, sites, out_dir, quality=sched.reference_quality,
                             log=lambda msg: None)
         key = jax.random.PRNGKey(seed)
-        if method == "nuts":
+        if method == NUTS:
             points = programs.checkpoints(*sched.nuts_exps)
             ns = NUTSSettings(num_warmup=sched.num_warmup, num_samples=points[-1], num_chains=1)
             (draws, steps), compile_s, run_s = programs.run_nuts(spec.model, ns, sites, key,
@@ -165,19 +166,19 @@ def run_one(model: str, method: str, seed: int, sched: Schedule, profile: str,
             points = programs.checkpoints(*sched.svi_exps)
             ss = SVISettings(num_steps=points[-1], num_particles=1,
                              learning_rate=sched.learning_rate, num_draws=sched.num_draws)
-            guide = methods.guide_factory(spec, method, {})
+            guide = numpyro_guides.guide_factory(spec, method, {})
             (_, picks), compile_s, run_s = programs.run_svi(spec.model, guide, ss, points, sites,
                                                             key, ds.model_kwargs)
             costs = [float(p) for p in points]
         rows, scorer = [], _Scorer(spec, ds, ref)
         for i, (point, cost, draws_i) in enumerate(zip(points, costs, picks, strict=True)):
-            n = point if method == "nuts" else sched.num_draws
+            n = point if method == NUTS else sched.num_draws
             row = {**base, "settings_hash": _hash(model, method, sched, i), "checkpoint": i,
                    "checkpoint_at": point, "grad_evals": cost,
                    "checkpoint_run_s": run_s * cost / costs[-1], "compile_s": compile_s, "num_draws": n}
             finite = all(np.all(np.isfinite(v)) for v in draws_i.values())
             if finite:
-                row.update(scorer.score(draws_i, n, chain=method == "nuts"))
+                row.update(scorer.score(draws_i, n, chain=method == NUTS))
             else:
                 row.update(status="failed", error="non-finite posterior draws")
             rows.append(row)
@@ -200,7 +201,7 @@ def execute(run: StudyRun) -> None:
             continue
         for method in _methods(spec, scope):
             for seed in run.seed_list(scope):
-                last = len(programs.checkpoints(*(sched.nuts_exps if method == "nuts"
+                last = len(programs.checkpoints(*(sched.nuts_exps if method == NUTS
                                                   else sched.svi_exps))) - 1
                 ident = (model, method, seed, _hash(model, method, sched, last),
                          json.dumps(REGISTRY[model].data_key(None), sort_keys=True))
@@ -234,14 +235,14 @@ def derive(rows: pd.DataFrame) -> pd.DataFrame:
     """Per (model, guide): the crossover in gradient evaluations and seconds over seeds."""
     ok = rows[(rows.status == "ok") & rows[METRIC].notna()] if METRIC in rows else rows.iloc[:0]
     out = []
-    for (model, method), g in ok[ok.method != "nuts"].groupby(["model", "method"]):
+    for (model, method), g in ok[ok.method != NUTS].groupby(["model", "method"]):
         per_seed = {"grad_evals": [], "checkpoint_run_s": []}
         for seed, gs in g.groupby("seed"):
-            n = ok[(ok.model == model) & (ok.method == "nuts") & (ok.seed == seed)]
+            n = ok[(ok.model == model) & (ok.method == NUTS) & (ok.seed == seed)]
             if len(n):
                 for c in per_seed:
                     per_seed[c].append(crossover(gs, n, c))
-        nuts = ok[(ok.model == model) & (ok.method == "nuts")]
+        nuts = ok[(ok.model == model) & (ok.method == NUTS)]
         rec = {"model": model, "method": method, "seeds": len(per_seed["grad_evals"]),
                "nuts_first_grad_evals": float(nuts.groupby("seed").grad_evals.min().median())
                if len(nuts) else np.nan,
@@ -299,15 +300,15 @@ def figure(rows: pd.DataFrame, derived: pd.DataFrame):
     ncols = min(4, len(models))
     nrows = -(-len(models) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.6 * nrows), squeeze=False)
-    names = sorted(ok.method.unique(), key=lambda m: (m != "nuts", m)) if len(ok) else []
+    names = sorted(ok.method.unique(), key=lambda m: (m != NUTS, m)) if len(ok) else []
     colour = {m: f"C{i % 10}" for i, m in enumerate(names)}  # one colour per method throughout
     for ax, model in zip(axes.flat, models, strict=False):  # a last row may have spares
         for method, g in ok[ok.model == model].groupby("method"):
-            cols = ["grad_evals", METRIC, "floor"] + (["floor_ess"] if method == "nuts" else [])
+            cols = ["grad_evals", METRIC, "floor"] + (["floor_ess"] if method == NUTS else [])
             med = g.groupby("checkpoint")[cols].median()
             ax.loglog(med.grad_evals, med[METRIC], marker="o", ms=3, color=colour[method],
                       label=method)
-            if method == "nuts":
+            if method == NUTS:
                 ax.loglog(med.grad_evals, med.floor, ls="--", color=colour[method],
                           label="floor, as many independent draws")
                 ax.loglog(med.grad_evals, med.floor_ess, ls=":", color=colour[method],

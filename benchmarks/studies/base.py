@@ -21,10 +21,10 @@ from typing import Any
 import pandas as pd
 
 from svi_bench.benchmarks.artifacts import atomic_write
-from svi_bench.benchmarks.grid import runner, store
+from svi_bench.benchmarks.grid import run_spec, store
 from svi_bench.benchmarks.grid.profiles import payload_hash
-from svi_bench.benchmarks.grid.runner import Cell
-from svi_bench.benchmarks.inference import methods as method_registry
+from svi_bench.benchmarks.grid.run_spec import RunSpec
+from svi_bench.benchmarks.methods import registry
 from svi_bench.models import REGISTRY
 
 
@@ -116,21 +116,16 @@ class StudyRun:
 class PlannedCell:
     """A grid cell of a study with the variants that need it (two variants may share a cell)."""
 
-    cell: Cell
+    cell: RunSpec
     variants: tuple[str, ...]
 
 
 def _methods_of(spec, scope: Scope) -> list[str]:
-    names = list(scope.methods) or method_registry.methods_for(spec)
-    out = []
-    for m in names:
-        if m in scope.exclude:
-            continue
-        if m.startswith(method_registry.MANUAL_PREFIX) and \
-                m[len(method_registry.MANUAL_PREFIX):] not in spec.guides:
-            continue
-        out.append(m)
-    return out
+    offered = registry.methods_for(spec)
+    names = list(scope.methods) or offered
+    per_model = tuple(registry.prefixes())  # manual:<guide>: only the model's own guides
+    return [m for m in names
+            if m not in scope.exclude and (m in offered or not m.startswith(per_model))]
 
 
 def plan_study(study: Study, profile: str, seeds: Sequence[int] | None = None) -> list[PlannedCell]:
@@ -148,7 +143,7 @@ def plan_study(study: Study, profile: str, seeds: Sequence[int] | None = None) -
         for name in models:
             spec = REGISTRY[name]
             sizes = {k: dict(v) for k, v in variant.sizes.items()}
-            for cell in runner.plan([spec], _methods_of(spec, scope), seed_list, profile,
+            for cell in run_spec.plan([spec], _methods_of(spec, scope), seed_list, profile,
                                     dict(variant.overrides), sizes):
                 key = (cell.spec.name, cell.method, cell.hash)
                 if key in merged:

@@ -33,6 +33,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from svi_bench.benchmarks.methods.nuts import NAME as NUTS
 from svi_bench.benchmarks.scoring.verdict import KHAT_UNRELIABLE
 from svi_bench.benchmarks.studies import stats
 from svi_bench.benchmarks.studies.base import Scope, Study, StudyRun
@@ -110,15 +111,13 @@ def select(results: pd.DataFrame, profile: str) -> pd.DataFrame:
     """The folder's judged SVI rows at ``profile`` under the current verdict policy, with their
     signal columns (``signal_<name>``) so that the stored rows show what was flagged."""
     from svi_bench.benchmarks.scoring.rejudge import current_verdicts
-    from svi_bench.benchmarks.studies import STUDIES
 
     if results.empty or "verdict" not in results.columns:
         return pd.DataFrame()
     rows = results[(results["profile"] == profile) & (results["status"] == "ok")
-                   & (results["method"] != "nuts")]
-    if "study" in rows.columns:
-        own_programs = {n for n, s in STUDIES.items() if s.execute is not None}
-        rows = rows[~rows["study"].astype("string").fillna("").isin(own_programs)]
+                   & (results["method"] != NUTS)]
+    if "study_program" in rows.columns:  # a study's own programs (stages, checkpoints): not runs
+        rows = rows[~rows["study_program"].astype("boolean").fillna(False)]
     rows, _ = current_verdicts(rows.reset_index(drop=True))
     rows = rows[rows["verdict"].astype("string").fillna("").isin(("pass", "warn", "fail"))]
     rows = rows.reset_index(drop=True)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from svi_bench.benchmarks.grid import runner, store
-from svi_bench.benchmarks.grid.runner import Cell
+from svi_bench.benchmarks.grid import execution, store
+from svi_bench.benchmarks.grid.run_spec import RunSpec
 from svi_bench.benchmarks.studies.base import (
     OwnRowsStore,
     PlannedCell,
@@ -32,8 +32,8 @@ def run_study(
     out_dir: Path,
     seeds: Sequence[int] | None = None,
     resume: bool = False,
-    on_cell: Callable[[Cell, int], None] | None = None,
-    on_done: Callable[[Cell, list[dict]], None] | None = None,
+    on_cell: Callable[[RunSpec, int], None] | None = None,
+    on_done: Callable[[RunSpec, list[dict]], None] | None = None,
     score: bool = True,
     planned: Sequence[PlannedCell] | None = None,
     progress: Callable[[str], None] | None = None,
@@ -53,7 +53,7 @@ def run_study(
         return derived, answer, results
     planned = list(planned) if planned is not None else plan_study(study, profile, seeds)
     tagged = TaggingStore(results, study.name, planned)
-    runner.run_grid([p.cell for p in planned], profile, tagged, resume=resume, on_cell=on_cell,
+    execution.run_grid([p.cell for p in planned], tagged, resume=resume, on_cell=on_cell,
                     on_done=on_done, score=score)
     rows = select_rows(study, study.scopes[profile].variants, results.frame(), planned)
     derived, answer = write_outputs(study, profile, rows, results.out_dir)

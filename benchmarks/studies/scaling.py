@@ -16,11 +16,12 @@ import math
 import numpy as np
 import pandas as pd
 
+from svi_bench.benchmarks.methods.nuts import NAME as NUTS
 from svi_bench.benchmarks.studies import stats
 from svi_bench.benchmarks.studies.base import Scope, Study, Variant
 
 MODEL = "hierarchical_linreg"
-METHODS = ("nuts", "autodiagonalnormal", "automvn", "autoiaf")
+METHODS = (NUTS, "autodiagonalnormal", "automvn", "autoiaf")
 
 
 def _sizes(groups: tuple[int, ...]) -> tuple[Variant, ...]:
@@ -29,7 +30,7 @@ def _sizes(groups: tuple[int, ...]) -> tuple[Variant, ...]:
 
 
 SCOPES = {
-    "smoke": Scope((MODEL,), ("nuts", "autodiagonalnormal"), 2, _sizes((2, 3, 4))),
+    "smoke": Scope((MODEL,), (NUTS, "autodiagonalnormal"), 2, _sizes((2, 3, 4))),
     "quick": Scope((MODEL,), METHODS, 3, _sizes((2, 4, 8, 16, 32, 64))),
     "paper": Scope((MODEL,), METHODS, 3, _sizes((2, 4, 8, 16, 32, 64, 128, 256))),
 }
@@ -91,15 +92,15 @@ def answer(derived: pd.DataFrame) -> str:
     slopes = derived.drop_duplicates("method").set_index("method")
     parts = [f"{m} D^{stats.pm(r.run_slope, r.run_slope_se, 2)}" for m, r in slopes.iterrows()]
     text = "Run time grows as " + ", ".join(parts)
-    if "nuts" in slopes.index and "grad_slope" in slopes.columns:
-        nuts = slopes.loc["nuts"]
+    if NUTS in slopes.index and "grad_slope" in slopes.columns:
+        nuts = slopes.loc[NUTS]
         text += (f" (NUTS gradient evaluations, free of timing noise, grow as "
                  f"D^{stats.pm(nuts.grad_slope, nuts.grad_slope_se, 2)}; SVI's are fixed by "
                  "its settings)")
-    if "nuts" in slopes.index:
-        nuts = slopes.loc["nuts"]
+    if NUTS in slopes.index:
+        nuts = slopes.loc[NUTS]
         claims = []
-        for m, r in slopes.drop(index="nuts").iterrows():
+        for m, r in slopes.drop(index=NUTS).iterrows():
             diff = nuts.run_slope - r.run_slope
             se = math.hypot(nuts.run_slope_se, r.run_slope_se)
             if not np.isfinite(diff):

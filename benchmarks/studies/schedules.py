@@ -24,10 +24,12 @@ import numpy as np
 
 from svi_bench.benchmarks.grid import store
 from svi_bench.benchmarks.grid.profiles import payload_hash
-from svi_bench.benchmarks.grid.runner import fit_problems, one_line, run_provenance, score_safely
-from svi_bench.benchmarks.inference import early_stopping, methods
+from svi_bench.benchmarks.grid.run_spec import one_line, run_provenance
+from svi_bench.benchmarks.grid.runner import fit_problems, score_safely
+from svi_bench.benchmarks.inference import early_stopping
 from svi_bench.benchmarks.inference.introspect import latent_info
 from svi_bench.benchmarks.inference.settings import SVISettings, identity
+from svi_bench.benchmarks.methods import numpyro_guides
 from svi_bench.benchmarks.scoring import evaluate
 from svi_bench.benchmarks.scoring.references import get_reference
 from svi_bench.benchmarks.studies.base import Scope, Study, StudyRun, Variant
@@ -155,7 +157,7 @@ def run_optimizer(optimizer: str, seeds: list[int], plan: Plan, profile: str, ds
         progress(f"{optimizer}: compiling")
         val = {"x": ds.extras["x_val"], "y": ds.extras["y_val"]}
         programs = early_stopping.EarlyStopPrograms(
-            spec.model, methods.guide_factory(spec, METHOD, {}), ds.model_kwargs, val, sites,
+            spec.model, numpyro_guides.guide_factory(spec, METHOD, {}), ds.model_kwargs, val, sites,
             plan.settings(optimizer), plan.eval_every, len(ds.model_kwargs["y"]),
             len(val["y"]), keys)
         for rule in RULES:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from svi_bench.benchmarks.methods.nuts import NAME as NUTS
 from svi_bench.benchmarks.studies import stats
 from svi_bench.benchmarks.studies.base import Scope, Study, Variant
 
@@ -24,8 +25,8 @@ DEFAULT = (Variant("profile_settings"),)
 
 SCOPES = {
     "smoke": Scope(("coin", "linreg_outliers"), ("autodiagonalnormal",), 6, DEFAULT),
-    "quick": Scope(ALL_MODELS, (), 16, DEFAULT, exclude=("nuts",)),
-    "paper": Scope(ALL_MODELS, (), 16, DEFAULT, exclude=("nuts",)),
+    "quick": Scope(ALL_MODELS, (), 16, DEFAULT, exclude=(NUTS,)),
+    "paper": Scope(ALL_MODELS, (), 16, DEFAULT, exclude=(NUTS,)),
 }
 
 

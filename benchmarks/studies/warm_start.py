@@ -24,10 +24,12 @@ import numpy as np
 
 from svi_bench.benchmarks.grid import store
 from svi_bench.benchmarks.grid.profiles import payload_hash
-from svi_bench.benchmarks.grid.runner import fit_problems, one_line, run_provenance, score_safely
-from svi_bench.benchmarks.inference import methods
+from svi_bench.benchmarks.grid.run_spec import one_line, run_provenance
+from svi_bench.benchmarks.grid.runner import fit_problems, score_safely
 from svi_bench.benchmarks.inference.settings import NUTSSettings, SVISettings
 from svi_bench.benchmarks.inference.warm_start import NUTSPrograms, SVIPrograms, seed_keys
+from svi_bench.benchmarks.methods import numpyro_guides
+from svi_bench.benchmarks.methods.nuts import NAME as NUTS
 from svi_bench.benchmarks.scoring import arviz_adapter, convergence, metrics
 from svi_bench.benchmarks.scoring.draws import chain_components, flatten_draws
 from svi_bench.benchmarks.scoring.evaluate import with_verdict
@@ -45,7 +47,7 @@ from svi_bench.models import REGISTRY
 
 MODEL, BASE_DATA = "linreg_outliers", 12
 SITES = ("Q", "b_perp", "bg_mean", "bg_sigma", "theta")
-METHODS = ("automvn", "autodiagonalnormal", "manual:independent", "nuts")
+METHODS = ("automvn", "autodiagonalnormal", "manual:independent", NUTS)
 REUSE_FRACTION = 0.1
 TRACE_POINTS = 200  # loss-trace points kept per row for the figure
 
@@ -85,7 +87,7 @@ SCOPES = {
 
 
 def _settings(method: str, sched: Schedule):
-    return sched.nuts if method == "nuts" else sched.svi
+    return sched.nuts if method == NUTS else sched.svi
 
 
 def run_hash(method: str, start: str, sched: Schedule) -> str:
@@ -188,7 +190,7 @@ def _fill_nuts(row: dict, draws: dict, steps: np.ndarray, warmup: int, run_s: fl
         row.update(status="failed", error="non-finite posterior draws")
         return
     n_eff = health["min_ess_bulk"] if np.isfinite(health["min_ess_bulk"]) else 2
-    score_safely(row, lambda: score(draws, row["data_seed"], "nuts", int(n_eff), out_dir,
+    score_safely(row, lambda: score(draws, row["data_seed"], NUTS, int(n_eff), out_dir,
                                     sched.reference_quality, health))
 
 
@@ -207,17 +209,17 @@ def run_chain(method: str, seeds: list[int], sched: Schedule, profile: str, out_
                          for s in seeds] for start, d, stage in plan}
     n = len(seeds)
     try:
-        if method == "nuts":
+        if method == NUTS:
             programs = NUTSPrograms(spec.model, sched.nuts, sched.reuse_warmup, SITES)
         else:
-            programs = SVIPrograms(spec.model, methods.guide_factory(spec, method, {}),
+            programs = SVIPrograms(spec.model, numpyro_guides.guide_factory(spec, method, {}),
                                    sched.svi, SITES)
         previous = None
         for start, d, stage in plan:
             data = spec.make_data(d).model_kwargs
             keys = seed_keys(seeds, stage)
             progress(f"{method}: {start} fit on data {d}")
-            if method == "nuts":
+            if method == NUTS:
                 if start == WARM:
                     (draws, carry, steps), run_s = programs.reuse(keys, previous, data)
                 else:

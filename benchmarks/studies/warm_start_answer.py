@@ -15,6 +15,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from svi_bench.benchmarks.methods.nuts import NAME as NUTS
 from svi_bench.benchmarks.studies import stats
 
 BASE, SCRATCH, WARM = "base", "scratch", "warm"
@@ -24,7 +25,7 @@ def _cost(rows: pd.DataFrame) -> pd.Series:
     """Per row: plateau step (SVI) or leapfrog steps (NUTS)."""
     svi = pd.to_numeric(rows.get("converged_step"), errors="coerce")
     nuts = pd.to_numeric(rows.get("grad_evals"), errors="coerce")
-    return pd.Series(np.where(rows["method"] == "nuts", nuts, svi), index=rows.index)
+    return pd.Series(np.where(rows["method"] == NUTS, nuts, svi), index=rows.index)
 
 
 def pairs(rows: pd.DataFrame) -> pd.DataFrame:
@@ -64,7 +65,7 @@ def derive(rows: pd.DataFrame) -> pd.DataFrame:
         out.append({
             "method": method, "start": start,
             "n_data_sets": int(group["data_seed"].nunique()),
-            "cost_unit": "leapfrog steps" if method == "nuts" else "steps to plateau",
+            "cost_unit": "leapfrog steps" if method == NUTS else "steps to plateau",
             "cost": float(np.nanmedian(cost)) if np.isfinite(cost).any() else math.nan,
             "n_no_plateau": int(cost.isna().sum()),
             "time_to_plateau_s": stats.median(ok, "time_to_plateau_s"),
@@ -105,7 +106,7 @@ def answer(derived: pd.DataFrame) -> str:
         return "No runs of this study are in the results."
     parts = [_clause(sub) + "." for _, sub in derived.groupby("method", sort=True)]
     warm = derived[derived["start"] == WARM]
-    svi, nuts = warm[warm["method"] != "nuts"], warm[warm["method"] == "nuts"]
+    svi, nuts = warm[warm["method"] != NUTS], warm[warm["method"] == NUTS]
     if len(svi) and len(nuts):
         s, n = float(np.nanmean(svi["saved_frac"])), float(np.nanmean(nuts["saved_frac"]))
         parts.append(f"On average a warm start saves {stats.fmt(100 * s)}% of SVI's steps to "
@@ -118,7 +119,7 @@ def figure(rows: pd.DataFrame, derived: pd.DataFrame):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    svi = rows[(rows["method"] != "nuts") & rows["start"].isin([SCRATCH, WARM])
+    svi = rows[(rows["method"] != NUTS) & rows["start"].isin([SCRATCH, WARM])
                & rows.get("loss_trace", pd.Series(dtype=object)).notna()] if len(rows) else rows
     if len(svi):
         first = svi.loc[pd.to_numeric(svi["fit_index"]).idxmin(), "data_seed"]

@@ -11,7 +11,7 @@ figures.
 The programs are built from the grid's own building blocks (``benchmarks.inference.svi`` and
 ``nuts``), compiled or loaded as the grid's are (``executables.load_or_compile``: a warm run
 loads the stored executables instead of tracing), and gradient
-evaluations are counted by its rule (``methods.inner_steps``): a change to how the grid fits is
+evaluations are counted by its rule (``numpyro_guides.inner_steps``): a change to how the grid fits is
 a change to what the suite times.
 """
 
@@ -32,15 +32,11 @@ import numpy as np
 from svi_bench.benchmarks.grid.profiles import settings_for
 from svi_bench.benchmarks.inference import executables
 from svi_bench.benchmarks.inference.introspect import latent_info
-from svi_bench.benchmarks.inference.methods import (
-    guide_factory,
-    inner_steps,
-    methods_for,
-    not_applicable_reason,
-)
 from svi_bench.benchmarks.inference.nuts import make_nuts, nuts_init, nuts_step
 from svi_bench.benchmarks.inference.settings import NUTSSettings, SVISettings
 from svi_bench.benchmarks.inference.svi import svi_init_and_run
+from svi_bench.benchmarks.methods import nuts, registry
+from svi_bench.benchmarks.methods.numpyro_guides import guide_factory, inner_steps, is_numpyro_guide
 from svi_bench.benchmarks.scoring.references import source_hash
 from svi_bench.models import REGISTRY, ModelSpec
 
@@ -116,19 +112,21 @@ def svi_cases(full: bool) -> tuple[Case, ...]:
     if not full:
         return DEFAULT_SVI
     return tuple(
-        Case(name, m) for name, spec in REGISTRY.items() for m in methods_for(spec) if m != "nuts"
+        Case(name, m) for name, spec in REGISTRY.items() for m in registry.methods_for(spec)
+        if is_numpyro_guide(m)
     )
 
 
 def nuts_cases(full: bool) -> tuple[Case, ...]:
-    return tuple(Case(name, "nuts") for name in REGISTRY) if full else DEFAULT_NUTS
+    return tuple(Case(name, nuts.NAME) for name in REGISTRY) if full else DEFAULT_NUTS
 
 
 def accuracy_cases(full: bool) -> tuple[Case, ...]:
     if not full:
         return DEFAULT_ACCURACY
     return tuple(
-        Case(name, m) for name in EXACT_REFERENCE_MODELS for m in methods_for(REGISTRY[name])
+        Case(name, m) for name in EXACT_REFERENCE_MODELS
+        for m in registry.methods_for(REGISTRY[name])
     )
 
 
@@ -137,7 +135,7 @@ def skip_reason(case: Case) -> tuple[ModelSpec, Any, str | None]:
     spec = REGISTRY[case.model]
     ds = spec.make_data()
     info = latent_info(spec.model, ds.model_kwargs)
-    return spec, ds, not_applicable_reason(spec, case.method, info.unconstrained_dim)
+    return spec, ds, registry.resolve(case.method).applicable(spec, info)
 
 
 @functools.cache
@@ -223,7 +221,7 @@ def nuts_program(spec: ModelSpec, model_kwargs: Any, draws: int | None = None,
     """Initialise ``chains`` chains (seed ``FIGURE_SEED``), warm them up with a compiled program
     and compile the ``draws``-step sampling program that the benchmark times."""
     draws = draws or NUTS_DRAWS[spec.name]
-    settings = settings_for(PROFILE, spec.name, "nuts")
+    settings = settings_for(PROFILE, spec.name, nuts.NAME)
     kernel = make_nuts(spec.model, settings)
     keys = jax.random.split(jax.random.PRNGKey(FIGURE_SEED), chains)
     state = nuts_init(kernel, keys, settings, dict(model_kwargs))

@@ -14,7 +14,7 @@ import math
 
 import pytest
 
-from svi_bench.benchmarks.grid import runner
+from svi_bench.benchmarks.grid import run_spec, runner
 from svi_bench.benchmarks.inference.introspect import latent_info
 from svi_bench.benchmarks.regress.perf import programs
 from svi_bench.benchmarks.scoring.metrics import AGREEMENT_KEYS
@@ -53,7 +53,7 @@ def test_accuracy(benchmark, accuracy_case: str, tmp_path_factory) -> None:
     if spec.reference_kind != "exact":
         pytest.skip(f"{spec.name} has no exact reference (kind {spec.reference_kind!r})")
     profile = programs.ACCURACY_PROFILE
-    cell = next(runner.plan([spec], [case.method], (programs.FIGURE_SEED,), profile))
+    cell = next(run_spec.plan([spec], [case.method], (programs.FIGURE_SEED,), profile))
     info = latent_info(spec.model, ds.model_kwargs)
     out = tmp_path_factory.mktemp(case.id.replace(":", "_"))
     (out / "runs").mkdir()  # the runner saves each run's draws there, as the CLI's grid does

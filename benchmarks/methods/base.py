@@ -1,0 +1,183 @@
+"""The Method protocol: what every inference method declares, and the one result every method's
+program returns.
+
+A method is a declaration, like a model's ``ModelSpec``: its name, family, description with
+citation, settings type with per-profile defaults as data, ``applicable`` (a reason it cannot run
+on a model, or None) and ``build``, which turns (model, data, settings, latent space) into a
+``Program``. A program takes ``rng_keys`` (one key per seed, shape (seeds, 2)) first, runs every
+seed of a cell in one compiled program (compile timed apart from run: ``timed``), and returns a
+``RunResult``. The grid, the scoring and the report ask the result what it has (a loss trace,
+sampler statistics, log weights), never which method made it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
+
+import numpy as np
+
+from svi_bench.benchmarks.inference.introspect import LatentInfo
+from svi_bench.models import Dataset, ModelSpec
+
+PROFILES = ("smoke", "quick", "paper")
+"""The grid's profiles; every method declares its settings' defaults for each."""
+FAMILIES = {
+    "mcmc": "Markov chain Monte Carlo: draws come in chains with sampler statistics",
+    "vi": "variational inference and other approximations that fit a distribution and draw from it",
+}
+"""The method families the report groups by; a method of another family is shown as declared."""
+
+
+class RunResult(NamedTuple):
+    """What one cell's program returns, for every seed (leading axis: seed).
+
+    ``draws`` are constrained, ``(seeds, chains, draws, *site shape)`` for every latent site and
+    every extra site of the model (a method without chains has one). The optional fields are what
+    the family has: ``losses`` (seeds, steps) for a fitted method (the plateau rule, final loss);
+    ``log_weights`` (seeds, particles), ``log p(x, z) - log q(z)`` at fresh draws of q (the final
+    ELBO, PSIS k-hat, the exact KL); ``sample_stats`` for a sampler, ``energy``, ``diverging``,
+    ``num_steps`` (seeds, chains, draws) and ``num_steps_warmup`` (seeds, chains, warm-up) (R-hat,
+    ESS, divergences, E-BFMI); ``params_finite`` (seeds,) for a method with parameters.
+    ``columns`` are per-cell constants that go on every row (``num_draws``, ``num_steps``, ...).
+    """
+
+    draws: dict[str, np.ndarray]
+    grad_evals: np.ndarray  # (seeds,): gradient evaluations of the log density per seed
+    compile_s: float  # time to get the executable: trace, lower, compile, or load it
+    run_s: float  # the compiled program over all seeds, to block_until_ready
+    cache: str = ""  # which cache served the program: "executable", "jax" or "" (compiled)
+    host_others_share: float = math.nan  # share of the host's CPU others used during the run
+    losses: np.ndarray | None = None
+    log_weights: np.ndarray | None = None
+    sample_stats: dict[str, np.ndarray] | None = None
+    params_finite: np.ndarray | None = None
+    columns: Mapping[str, Any] = {}
+
+    @property
+    def cache_hit(self) -> bool:
+        """The program itself came from a cache (not a sub-computation of it)."""
+        return bool(self.cache)
+
+
+Program = Callable[[Any], RunResult]
+"""``program(rng_keys) -> RunResult``: every seed of one cell, compile apart from run."""
+
+
+class MethodSettings(Protocol):
+    """A method's settings: a frozen dataclass with a ``precision`` field and ``validate()``."""
+
+    precision: str
+
+    def validate(self) -> None: ...
+
+
+class Builder(Protocol):
+    def __call__(self, spec: ModelSpec, data: Dataset, settings: Any, latent_info: LatentInfo,
+                 program_key: Mapping[str, Any] | None = None) -> Program: ...
+
+
+def always_applicable(spec: ModelSpec, latent_info: LatentInfo) -> str | None:
+    """The default ``applicable``: the method runs on every model."""
+    return None
+
+
+@dataclass(frozen=True)
+class Method:
+    """One inference method, declared.
+
+    ``defaults`` maps every profile to the settings' values; ``overrides`` maps a profile to
+    ``{model: values}`` or ``{"model/method": values}`` (a document's own settings). ``baseline``
+    marks the method speed-ups are relative to (one per registry: NUTS). ``psis`` says whether
+    ``log_weights`` are those of the draws' own density, so PSIS k-hat applies (AutoDAIS's are of
+    an extended space: they are not). ``column`` groups methods into one leaderboard column
+    (hand-written guides); ``order`` is the display order.
+    """
+
+    name: str
+    family: str
+    description: str
+    settings_type: type
+    defaults: Mapping[str, Mapping[str, Any]]
+    build: Builder
+    applicable: Callable[[ModelSpec, LatentInfo], str | None] = always_applicable
+    overrides: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+    baseline: bool = False
+    psis: bool = True
+    column: str = ""
+    order: int = 1000
+
+    def settings(self, profile: str, model: str) -> Any:
+        """The validated settings of this method on ``model`` at ``profile``."""
+        if profile not in PROFILES:
+            raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
+        table = self.overrides.get(profile, {})
+        values = {**self.defaults[profile], **table.get(model, {}),
+                  **table.get(f"{model}/{self.name}", {})}
+        settings = self.settings_type(**values)
+        settings.validate()
+        return settings
+
+    def source_hash(self) -> str:
+        """sha256 of the module that builds the method's programs: part of a stored executable's
+        key, so that editing a user's method file never loads a stale program."""
+        module = inspect.getmodule(self.build)
+        path = getattr(module, "__file__", None)
+        h = hashlib.sha256(self.name.encode())
+        if path and Path(path).is_file():
+            h.update(Path(path).read_bytes())
+        else:  # defined in a notebook: its code object's source, if any
+            h.update(repr(getattr(self.build, "__code__", self.build)).encode())
+        return h.hexdigest()[:16]
+
+    def problems(self) -> list[str]:
+        """What is wrong with the declaration itself (empty when nothing is)."""
+        out = []
+        if not isinstance(self.name, str) or not self.name or any(c.isspace() or c == ","
+                                                                  for c in self.name):
+            out.append(f"name {self.name!r} must be a non-empty string without spaces or commas")
+        if not isinstance(self.family, str) or not self.family:
+            out.append(f"family must be a string such as {', '.join(FAMILIES)}")
+        if not isinstance(self.description, str) or not self.description.strip():
+            out.append("description must say what the method is, with its citation")
+        if not (dataclasses.is_dataclass(self.settings_type) and isinstance(self.settings_type, type)):
+            out.append("settings_type must be a dataclass (frozen, with precision and validate())")
+        else:
+            if "precision" not in {f.name for f in dataclasses.fields(self.settings_type)}:
+                out.append("settings_type needs a precision field (float32 or float64)")
+            if not callable(getattr(self.settings_type, "validate", None)):
+                out.append("settings_type needs a validate() method that raises ValueError")
+        missing = [p for p in PROFILES if p not in self.defaults]
+        if missing:
+            out.append(f"defaults lacks the profile(s) {', '.join(missing)}")
+        if not callable(self.build):
+            out.append("build must be callable: build(spec, data, settings, latent_info)")
+        return out
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How one compiled program was obtained and run (``timed``)."""
+
+    compile_s: float
+    run_s: float
+    cache: str
+    host_others_share: float
+
+
+def timed(program: Callable, *args: Any, identity: Mapping[str, Any] | None = None
+          ) -> tuple[Any, Timing]:
+    """Compile ``program`` (a ``jax.jit`` function) ahead of time for ``args``, then run it once:
+    ``(host outputs, Timing)``. With an ``identity`` the executable is stored and a warm run loads
+    it (``inference.executables``); a timed run holds the host lock (parallel workers)."""
+    from svi_bench.benchmarks.inference import executables
+
+    out, compile_s, run_s, cache, others = executables.compile_and_run(program, *args,
+                                                                       identity=identity)
+    return out, Timing(compile_s, run_s, cache, others)
