@@ -28,33 +28,35 @@ from svi_bench.benchmarks.command_line import (
     print_run_summary,
 )
 
+#: The user-source options: (file option, module option, dest, what a file defines, what a module
+#: gives). A user's models and a user's methods arrive the same way.
+_SOURCES = {
+    "models": ("--model-file", "--model", "model_refs", "SPEC = ModelSpec(...) or SPECS",
+               "ModelSpecs"),
+    "methods": ("--method-file", "--method", "method_refs", "METHOD = Method(...) or METHODS",
+                "Methods"),
+}
 
-def _add_method_sources(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--method-file", action="append", default=[], metavar="PATH",
-                        help="a Python file defining METHOD = Method(...) or METHODS (repeatable)")
-    parser.add_argument("--method", dest="method_refs", action="append", default=[],
-                        metavar="MODULE[:NAME]",
-                        help="an importable module (or module:NAME) giving Methods (repeatable)")
 
-
-def _add_sources(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model-file", action="append", default=[], metavar="PATH",
-                        help="a Python file defining SPEC = ModelSpec(...) or SPECS (repeatable)")
-    parser.add_argument("--model", dest="model_refs", action="append", default=[],
-                        metavar="MODULE[:NAME]",
-                        help="an importable module (or module:NAME) giving ModelSpecs (repeatable)")
+def _add_sources(parser: argparse.ArgumentParser, *kinds: str) -> None:
+    for kind in kinds or ("models",):
+        file_option, module_option, dest, defines, gives = _SOURCES[kind]
+        parser.add_argument(file_option, action="append", default=[], metavar="PATH",
+                            help=f"a Python file defining {defines} (repeatable)")
+        parser.add_argument(module_option, dest=dest, action="append", default=[],
+                            metavar="MODULE[:NAME]",
+                            help=f"an importable module (or module:NAME) giving {gives} "
+                                 "(repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="svi-bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     listing = sub.add_parser("list", help="every model and method of the grid")
-    _add_sources(listing)
-    _add_method_sources(listing)
+    _add_sources(listing, "models", "methods")
     check = sub.add_parser("check", help="run the model or method contract on user models and "
                                          "methods, one line a check")
-    _add_sources(check)
-    _add_method_sources(check)
+    _add_sources(check, "models", "methods")
     check.add_argument("--models", default="",
                        help="comma-separated registered names to check (default: the given files"
                             " and modules)")
@@ -62,8 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="comma-separated registered methods to hold to the method contract "
                             "(default: the given method files and modules)")
     run = sub.add_parser("run", help="run a slice of the grid and write the results tables")
-    _add_sources(run)
-    _add_method_sources(run)
+    _add_sources(run, "models", "methods")
     run.add_argument("--profile", default="quick", help="smoke, quick or paper (default quick)")
     run.add_argument("--models", default="", help="comma-separated model names (default: all)")
     run.add_argument("--methods", default="", help="comma-separated methods (default: all)")

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from svi_bench.benchmarks.grid import execution, run_spec, store
-from svi_bench.benchmarks.grid.model_sources import load_file
+from svi_bench.benchmarks.grid.model_sources import MODELS
 from svi_bench.benchmarks.grid.profiles import settings_hash
 from svi_bench.benchmarks.inference.settings import NUTSSettings, SVISettings, identity
 from svi_bench.benchmarks.scoring import references
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def gp64():
-    (spec,) = load_file(ROOT / "docs" / "gp_poisson.py")
+    (spec,) = MODELS.load_file(ROOT / "docs" / "gp_poisson.py")
     assert spec.precision == "float64"
     return spec
 

@@ -9,7 +9,6 @@ so the report can load the specs of whatever models a results folder holds.
 
 from __future__ import annotations
 
-import importlib.metadata
 import inspect
 import json
 import sys
@@ -19,7 +18,13 @@ from typing import Any
 
 from svi_bench import models
 from svi_bench.benchmarks.artifacts import atomic_write
-from svi_bench.benchmarks.user_code import SourceError, file_sha256, import_file, import_ref, one_line
+from svi_bench.benchmarks.user_code import (
+    SourceError,
+    UserKind,
+    file_sha256,
+    one_line,
+)
+from svi_bench.benchmarks.user_code import load_entry_points as load_user_entry_points
 from svi_bench.models import ModelSpec
 
 ENTRY_POINT_GROUP = "svi_bench.models"
@@ -27,38 +32,9 @@ RECORD = "models.json"
 USER_PACKAGE = "svi_bench_user_models"
 
 
-def _specs_of(obj: Any, where: str) -> list[ModelSpec]:
-    """The ModelSpecs an object names: a ModelSpec, a list/tuple of them, or a module's
-    ``SPECS``, ``SPEC`` or (failing both) every top-level ModelSpec."""
-    if isinstance(obj, ModelSpec):
-        return [obj]
-    if isinstance(obj, (list, tuple)):
-        bad = [type(x).__name__ for x in obj if not isinstance(x, ModelSpec)]
-        if bad or not obj:
-            raise SourceError(f"{where}: expected ModelSpec objects, got {bad or 'an empty list'}")
-        return list(obj)
-    if hasattr(obj, "__dict__") and type(obj).__name__ == "module":
-        for attr in ("SPECS", "SPEC"):
-            if hasattr(obj, attr):
-                return _specs_of(getattr(obj, attr), f"{where}:{attr}")
-        found = [v for v in vars(obj).values() if isinstance(v, ModelSpec)]
-        if found:
-            return list(dict.fromkeys(found))
-        raise SourceError(f"{where} defines no ModelSpec: add SPEC = ModelSpec(...) "
-                          "(from svi_bench.models import ModelSpec)")
-    raise SourceError(f"{where} is a {type(obj).__name__}, not a ModelSpec or a list of them")
-
-
-def load_file(path: str | Path) -> list[ModelSpec]:
-    """Import a model file under a unique module name and return its specs."""
-    module = import_file(path, USER_PACKAGE, "--model-file", "defining SPEC = ModelSpec(...)")
-    return _specs_of(module, f"--model-file {path}")
-
-
-def load_module(ref: str) -> list[ModelSpec]:
-    """``package.module`` or ``package.module:NAME`` -> its specs."""
-    module, attr = import_ref(ref, "--model")
-    return _specs_of(getattr(module, attr) if attr else module, f"--model {ref}")
+#: Models as user objects: ``MODELS.load_file`` (--model-file), ``.load_module`` (--model).
+MODELS = UserKind(ModelSpec, ("SPECS", "SPEC"), USER_PACKAGE, "--model-file", "--model",
+                  "SPEC = ModelSpec(...) (from svi_bench.models import ModelSpec)")
 
 
 def _origin_of_file(path: Path) -> dict[str, Any]:
@@ -105,21 +81,13 @@ def _module_of(spec: ModelSpec) -> str:
 def load_entry_points(origins: dict[str, dict], warn: Callable[[str], None]) -> None:
     """Register the models installed packages declare in the ``svi_bench.models`` group; a
     failing entry point is one warning, never an error for the other models."""
-    try:
-        eps = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
-    except Exception as exc:  # a broken installed distribution
-        warn(f"warning: cannot list entry points {ENTRY_POINT_GROUP}: {one_line(exc)}")
-        return
-    for ep in eps:
-        try:
-            specs = _specs_of(ep.load(), f"entry point {ep.name} ({ep.value})")
-            for spec in specs:
-                if models.REGISTRY.get(spec.name) is spec:
-                    continue
-                _register(spec, _origin_of_module(spec, "entry_point", ep.value), origins)
-        except Exception as exc:
-            msg = str(exc) if isinstance(exc, SourceError) else one_line(exc)
-            warn(f"warning: entry point {ep.name} ({ep.value}) skipped: {msg}")
+
+    def load(obj: Any, where: str, value: str) -> None:
+        for spec in MODELS.objects_of(obj, where):
+            if models.REGISTRY.get(spec.name) is not spec:
+                _register(spec, _origin_of_module(spec, "entry_point", value), origins)
+
+    load_user_entry_points(ENTRY_POINT_GROUP, load, warn)
 
 
 def load_sources(files: Iterable[str] = (), modules: Iterable[str] = (),
@@ -132,10 +100,10 @@ def load_sources(files: Iterable[str] = (), modules: Iterable[str] = (),
     if entry_points:
         load_entry_points(origins, warn)
     for path in files:
-        for spec in load_file(path):
+        for spec in MODELS.load_file(path):
             _register(spec, _origin_of_file(Path(path)), origins)
     for ref in modules:
-        for spec in load_module(ref):
+        for spec in MODELS.load_module(ref):
             _register(spec, _origin_of_module(spec, "module", ref), origins)
     return origins
 
@@ -182,9 +150,9 @@ def restore(out_dir: Path) -> tuple[dict[str, ModelSpec], list[str]]:
                     raise SourceError(f"model file {path} is gone")
                 if file_sha256(path) != origin.get("sha256"):
                     raise SourceError(f"model file {path} changed since the run (sha256 differs)")
-                found = load_file(path)
+                found = MODELS.load_file(path)
             elif origin.get("kind") in ("module", "entry_point"):
-                found = load_module(str(origin.get("module", "")))
+                found = MODELS.load_module(str(origin.get("module", "")))
             else:
                 found = []
             match = [s for s in found if s.name == name]

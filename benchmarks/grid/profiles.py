@@ -53,13 +53,20 @@ def with_overrides(settings: Any, overrides: dict[str, Any]) -> Any:
     return updated
 
 
-def settings_hash(model: str, method: str, settings: Any, data_key: dict[str, Any]) -> str:
-    """A short stable hash of everything that defines a run except its seed."""
+def settings_hash(model: str, method: str, settings: Any, data_key: dict[str, Any] | None,
+                  **program: Any) -> str:
+    """A run's identity: a short stable hash of everything that defines it except its seed (the
+    one function every run's identity comes from: the grid's cells and the studies' own staged
+    programs, which add what defines their program, e.g. ``study``, ``stage``, ``schedule``).
+    ``settings`` may be None for a program whose ``program`` entries hold all its settings;
+    ``data_key`` None for a program whose rows carry their data key (a study over several data
+    sets: the store's identity includes it)."""
     payload = {
         "model": model,
         "method": method,
-        "settings": identity(settings),
+        "settings": None if settings is None else identity(settings),
         "data": data_key,
+        **program,
     }
     return payload_hash(payload)
 

@@ -157,12 +157,14 @@ def finish_rows(run: RunSpec, method: Method, ds: Dataset, result: RunResult, ro
     for i, row in enumerate(rows):
         draws = {k: v[i] for k, v in result.draws.items()}  # (chain, draw, *shape)
         row.update(**_timing_columns(result, len(rows)), grad_evals=float(result.grad_evals[i]),
-                   **result.columns)
+                   **result.columns, **{k: np.asarray(v)[i].item()
+                                        for k, v in result.seed_columns.items()})
         problems, warnings = [], []
         if stats is not None:
-            diag = diagnostics.nuts_diagnostics(draws, stats["diverging"][i], stats["energy"][i])
+            diag = diagnostics.nuts_diagnostics(draws, *(None if stats.get(k) is None else
+                                                         stats[k][i] for k in ("diverging", "energy")))
             row.update(diag)
-            if diag["divergences"]:
+            if diag["divergences"] and np.isfinite(diag["divergences"]):
                 warnings.append(f"{diag['divergences']} divergent transitions after warm-up")
         log_weights = None if result.log_weights is None else result.log_weights[i]
         if losses is not None:

@@ -45,7 +45,11 @@ class RunResult(NamedTuple):
     ELBO, PSIS k-hat, the exact KL); ``sample_stats`` for a sampler, ``energy``, ``diverging``,
     ``num_steps`` (seeds, chains, draws) and ``num_steps_warmup`` (seeds, chains, warm-up) (R-hat,
     ESS, divergences, E-BFMI); ``params_finite`` (seeds,) for a method with parameters.
-    ``columns`` are per-cell constants that go on every row (``num_draws``, ``num_steps``, ...).
+    ``columns`` are per-cell constants that go on every row (``num_draws``, ``num_steps``, ...);
+    ``seed_columns`` per-seed values (seeds,) of further columns a family reports (each declared
+    in ``benchmarks/scoring/columns.py``, like every column).
+    A sampler without divergences or energies (an unadjusted one) leaves them out of
+    ``sample_stats``: its rows then have no divergence count or E-BFMI, not a made-up zero.
     """
 
     draws: dict[str, np.ndarray]
@@ -59,6 +63,7 @@ class RunResult(NamedTuple):
     sample_stats: dict[str, np.ndarray] | None = None
     params_finite: np.ndarray | None = None
     columns: Mapping[str, Any] = {}
+    seed_columns: Mapping[str, Any] = {}
 
     @property
     def cache_hit(self) -> bool:

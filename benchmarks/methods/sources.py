@@ -8,7 +8,6 @@ and returns where each came from, for the results manifest.
 
 from __future__ import annotations
 
-import importlib.metadata
 import inspect
 import sys
 from collections.abc import Callable, Iterable
@@ -19,46 +18,15 @@ from svi_bench.benchmarks.methods import registry
 from svi_bench.benchmarks.methods.base import Method
 from svi_bench.benchmarks.user_code import (
     SourceError,
+    UserKind,
     file_sha256,
-    import_file,
-    import_ref,
-    one_line,
 )
+from svi_bench.benchmarks.user_code import load_entry_points as load_user_entry_points
 
 ENTRY_POINT_GROUP = "svi_bench.methods"
-USER_PACKAGE = "svi_bench_user_methods"
-
-
-def methods_of(obj: Any, where: str) -> list[Method]:
-    """The Methods an object names: a Method, a list/tuple of them, or a module's ``METHODS``,
-    ``METHOD`` or (failing both) every top-level Method."""
-    if isinstance(obj, Method):
-        return [obj]
-    if isinstance(obj, (list, tuple)):
-        bad = [type(x).__name__ for x in obj if not isinstance(x, Method)]
-        if bad or not obj:
-            raise SourceError(f"{where}: expected Method objects, got {bad or 'an empty list'}")
-        return list(obj)
-    if type(obj).__name__ == "module":
-        for attr in ("METHODS", "METHOD"):
-            if hasattr(obj, attr):
-                return methods_of(getattr(obj, attr), f"{where}:{attr}")
-        found = [v for v in vars(obj).values() if isinstance(v, Method)]
-        if found:
-            return list(dict.fromkeys(found))
-        raise SourceError(f"{where} defines no Method: add METHOD = Method(...) "
-                          "(from svi_bench.benchmarks.methods import Method)")
-    raise SourceError(f"{where} is a {type(obj).__name__}, not a Method or a list of them")
-
-
-def load_file(path: str | Path) -> list[Method]:
-    module = import_file(path, USER_PACKAGE, "--method-file", "defining METHOD = Method(...)")
-    return methods_of(module, f"--method-file {path}")
-
-
-def load_module(ref: str) -> list[Method]:
-    module, attr = import_ref(ref, "--method")
-    return methods_of(getattr(module, attr) if attr else module, f"--method {ref}")
+#: Methods as user objects: ``METHODS.load_file`` (--method-file), ``.load_module`` (--method).
+METHODS = UserKind(Method, ("METHODS", "METHOD"), "svi_bench_user_methods", "--method-file",
+                   "--method", "METHOD = Method(...) (from svi_bench.benchmarks.methods import Method)")
 
 
 def origin_of(method: Method) -> dict[str, Any]:
@@ -88,21 +56,14 @@ def _register(method: Method, origin: dict[str, Any], origins: dict[str, dict]) 
 def load_entry_points(origins: dict[str, dict], warn: Callable[[str], None]) -> None:
     """Register the methods installed packages declare in ``svi_bench.methods``; a failing entry
     point is one warning, never an error for the other methods."""
-    try:
-        eps = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
-    except Exception as exc:  # a broken installed distribution
-        warn(f"warning: cannot list entry points {ENTRY_POINT_GROUP}: {one_line(exc)}")
-        return
-    for ep in eps:
-        try:
-            for method in methods_of(ep.load(), f"entry point {ep.name} ({ep.value})"):
-                if registry.REGISTRY.get(method.name) is method:
-                    continue
-                _register(method, {**origin_of(method), "kind": "entry_point",
-                                   "module": ep.value}, origins)
-        except Exception as exc:
-            msg = str(exc) if isinstance(exc, SourceError) else one_line(exc)
-            warn(f"warning: entry point {ep.name} ({ep.value}) skipped: {msg}")
+
+    def load(obj: Any, where: str, value: str) -> None:
+        for method in METHODS.objects_of(obj, where):
+            if registry.REGISTRY.get(method.name) is not method:
+                _register(method, {**origin_of(method), "kind": "entry_point", "module": value},
+                          origins)
+
+    load_user_entry_points(ENTRY_POINT_GROUP, load, warn)
 
 
 def load_sources(files: Iterable[str] = (), modules: Iterable[str] = (),
@@ -115,10 +76,10 @@ def load_sources(files: Iterable[str] = (), modules: Iterable[str] = (),
     if entry_points:
         load_entry_points(origins, warn)
     for path in files:
-        for method in load_file(path):
+        for method in METHODS.load_file(path):
             _register(method, {"kind": "file", "path": str(Path(path).resolve()),
                                "sha256": file_sha256(Path(path))}, origins)
     for ref in modules:
-        for method in load_module(ref):
+        for method in METHODS.load_module(ref):
             _register(method, {**origin_of(method), "kind": "module", "module": ref}, origins)
     return origins

@@ -11,17 +11,19 @@ from svi_bench.benchmarks.scoring.draws import chain_components
 
 
 def nuts_diagnostics(
-    draws: Mapping[str, np.ndarray], diverging: np.ndarray, energy: np.ndarray
+    draws: Mapping[str, np.ndarray], diverging: np.ndarray | None, energy: np.ndarray | None
 ) -> dict[str, float]:
-    """Divergences, worst R-hat, smallest bulk/tail ESS and E-BFMI for one seed's chains."""
+    """Divergences, worst R-hat, smallest bulk/tail ESS and E-BFMI for one seed's chains; a
+    sampler without divergences or energies (None) has NaN for those."""
     comps = chain_components(draws)
     finite = all(np.all(np.isfinite(c)) for c in comps)
     return {
-        "divergences": int(np.sum(diverging)),
+        "divergences": int(np.sum(diverging)) if diverging is not None else float("nan"),
         "max_rhat": max(arviz_adapter.rhat(c) for c in comps) if finite else float("nan"),
         "min_ess_bulk": min(arviz_adapter.ess_bulk(c) for c in comps) if finite else float("nan"),
         "min_ess_tail": min(arviz_adapter.ess_tail(c) for c in comps) if finite else float("nan"),
-        "min_bfmi": float(np.min(arviz_adapter.bfmi(energy))),
+        "min_bfmi": float(np.min(arviz_adapter.bfmi(energy))) if energy is not None
+        else float("nan"),
     }
 
 

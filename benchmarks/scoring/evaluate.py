@@ -156,7 +156,8 @@ its own noise floor, so agreement alone must not let it pass."""
 
 def _nuts_health(row: Mapping[str, Any]) -> tuple[str, str] | None:
     h = NUTS_HEALTH
-    rhat, div = row.get("max_rhat", np.nan), row.get("divergences", 0) or 0
+    rhat, div = row.get("max_rhat", np.nan), row.get("divergences", 0)
+    div = div if div is not None and np.isfinite(div) else 0  # a sampler that cannot diverge
     ess = min(row.get("min_ess_bulk", np.nan), row.get("min_ess_tail", np.nan))
     fails, warns = [], []
     if np.isfinite(rhat) and rhat > h["rhat_fail"]:

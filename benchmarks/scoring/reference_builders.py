@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from svi_bench.benchmarks.inference.settings import NUTSSettings, identity
+from svi_bench.benchmarks.methods.nuts import NAME as NUTS
 from svi_bench.benchmarks.scoring import arviz_adapter
 from svi_bench.benchmarks.scoring.draws import chain_components, merge_draw_axes
 from svi_bench.models import Dataset, ModelSpec
@@ -233,7 +234,7 @@ def build_nuts(spec: ModelSpec, ds: Dataset, seed: int, sites: tuple[str, ...], 
         failed.append(f"E-BFMI {bfmi:.3f} <= {g['min_bfmi']}")
     flat = merge_draw_axes(thinned, 2)
     settings_json = dataclasses.asdict(settings)
-    return flat, {"method": "nuts", "settings": settings_json, "gates": g, "checks": checks,
+    return flat, {"method": NUTS, "settings": settings_json, "gates": g, "checks": checks,
                   "gate_space": getattr(gate_space, "description", "latent components"),
                   "parameterisation": ("the model's reference_model (an equivalent "
                                        "reparameterisation)" if spec.reference_model else "the model"),

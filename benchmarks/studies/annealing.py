@@ -25,7 +25,7 @@ import jax
 import numpy as np
 
 from svi_bench.benchmarks.grid import store
-from svi_bench.benchmarks.grid.profiles import payload_hash
+from svi_bench.benchmarks.grid.profiles import settings_hash
 from svi_bench.benchmarks.grid.run_spec import one_line, run_provenance
 from svi_bench.benchmarks.grid.runner import fit_problems, score_safely
 from svi_bench.benchmarks.inference.annealing import (
@@ -35,7 +35,7 @@ from svi_bench.benchmarks.inference.annealing import (
     AnnealingPrograms,
     schedule,
 )
-from svi_bench.benchmarks.inference.settings import SVISettings, identity
+from svi_bench.benchmarks.inference.settings import SVISettings
 from svi_bench.benchmarks.methods import numpyro_guides
 from svi_bench.benchmarks.scoring import metrics
 from svi_bench.benchmarks.scoring.evaluate import with_verdict
@@ -83,10 +83,9 @@ SCOPES = {
 
 def run_hash(method: str, variant: str, stage: int, sched: Schedule) -> str:
     """A row's settings hash: guide, variant, stage and every schedule setting (not the seed)."""
-    payload = {"study": "annealing", "model": MODEL, "method": method, "variant": variant,
-               "stage": stage, "schedule": asdict(sched), "tolerance": RULE_TOLERANCE,
-               "batch_steps": BATCH_STEPS, "settings": identity(sched.settings())}
-    return payload_hash(payload)
+    return settings_hash(MODEL, method, sched.settings(), None, study="annealing",
+                         variant=variant, stage=stage, schedule=asdict(sched),
+                         tolerance=RULE_TOLERANCE, batch_steps=BATCH_STEPS)
 
 
 def _data(alpha: float) -> str:

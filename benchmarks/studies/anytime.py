@@ -22,7 +22,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from svi_bench.benchmarks.grid.profiles import payload_hash
+from svi_bench.benchmarks.grid.profiles import settings_hash
 from svi_bench.benchmarks.grid.run_spec import one_line
 from svi_bench.benchmarks.inference import anytime as programs
 from svi_bench.benchmarks.inference.introspect import latent_info
@@ -71,8 +71,9 @@ FLOOR_REPEATS = 3
 
 def _hash(model: str, method: str, sched: Schedule, checkpoint: int) -> str:
     """One identity per checkpoint row (the store keys rows by model, method, seed, hash, data)."""
-    return payload_hash({"study": "anytime", "model": model, "method": method,
-                         "checkpoint": checkpoint, "schedule": asdict(sched)})
+    return settings_hash(model, method, None, REGISTRY[model].data_key(None) if model in REGISTRY
+                         else None, study="anytime", checkpoint=checkpoint,
+                         schedule=asdict(sched))
 
 
 def _methods(spec, scope: Scope) -> list[str]:

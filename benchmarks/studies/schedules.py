@@ -23,12 +23,12 @@ import jax
 import numpy as np
 
 from svi_bench.benchmarks.grid import store
-from svi_bench.benchmarks.grid.profiles import payload_hash
+from svi_bench.benchmarks.grid.profiles import settings_hash
 from svi_bench.benchmarks.grid.run_spec import one_line, run_provenance
 from svi_bench.benchmarks.grid.runner import fit_problems, score_safely
 from svi_bench.benchmarks.inference import early_stopping
 from svi_bench.benchmarks.inference.introspect import latent_info
-from svi_bench.benchmarks.inference.settings import SVISettings, identity
+from svi_bench.benchmarks.inference.settings import SVISettings
 from svi_bench.benchmarks.methods import numpyro_guides
 from svi_bench.benchmarks.scoring import evaluate
 from svi_bench.benchmarks.scoring.references import get_reference
@@ -85,14 +85,16 @@ SCOPES = {p: Scope((MODEL,), (METHOD,), SEEDS[p], _variants(plan)) for p, plan i
 
 def run_hash(plan: Plan, optimizer: str, rule: str) -> str:
     """A row's settings hash: the optimiser's settings, the rule, its patience and cadence."""
-    payload = {"study": "schedules", "model": MODEL, "method": METHOD, "rule": rule,
-               "patience": plan.patience, "eval_every": plan.eval_every,
-               "settings": identity(plan.settings(optimizer))}
-    return payload_hash(payload)
+    return settings_hash(MODEL, METHOD, plan.settings(optimizer), _data_key(), study="schedules",
+                         rule=rule, patience=plan.patience, eval_every=plan.eval_every)
+
+
+def _data_key() -> dict:
+    return REGISTRY[MODEL].data_key()
 
 
 def _data() -> str:
-    return json.dumps(REGISTRY[MODEL].data_key(), sort_keys=True)
+    return json.dumps(_data_key(), sort_keys=True)
 
 
 def _identity(plan: Plan, optimizer: str, rule: str, seed: int) -> tuple:

@@ -23,7 +23,7 @@ import jax
 import numpy as np
 
 from svi_bench.benchmarks.grid import store
-from svi_bench.benchmarks.grid.profiles import payload_hash
+from svi_bench.benchmarks.grid.profiles import settings_hash
 from svi_bench.benchmarks.grid.run_spec import one_line, run_provenance
 from svi_bench.benchmarks.grid.runner import fit_problems, score_safely
 from svi_bench.benchmarks.inference.settings import NUTSSettings, SVISettings
@@ -92,9 +92,9 @@ def _settings(method: str, sched: Schedule):
 
 def run_hash(method: str, start: str, sched: Schedule) -> str:
     """A row's settings hash: method, start and every schedule setting (not the seed)."""
-    payload = {"study": "warm_start", "method": method, "start": start,
-               "schedule": dataclasses.asdict(sched), "reuse_fraction": REUSE_FRACTION}
-    return payload_hash(payload)
+    return settings_hash(MODEL, method, _settings(method, sched), None, study="warm_start",
+                         start=start, schedule=dataclasses.asdict(sched),
+                         reuse_fraction=REUSE_FRACTION)
 
 
 def _data(seed: int) -> str:

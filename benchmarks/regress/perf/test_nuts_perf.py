@@ -26,7 +26,7 @@ def _prepare(case: programs.Case) -> tuple[programs.NUTSProgram, dict]:
     assert programs.finite_tree(state.z), "non-finite NUTS state"
     s = prog.settings
     figures = dict(
-        kind="nuts", model=case.model, method="nuts", draws=prog.draws,
+        kind="nuts", model=case.model, method=case.method, draws=prog.draws,
         chains=programs.NUTS_CHAINS, num_warmup=s.num_warmup,
         grad_evals=int(np.sum(num_steps)), grad_evals_warmup=prog.grad_evals_warmup,
         divergences=int(np.sum(diverging)), accept_prob_mean=float(np.mean(accept)),
