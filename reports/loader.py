@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from svi_bench.benchmarks.grid import store
+from svi_bench.benchmarks.grid.profiles import reference_quality
 from svi_bench.benchmarks.inference.host_load import CONTENDED_SHARE
 from svi_bench.benchmarks.scoring import arviz_adapter
 from svi_bench.benchmarks.scoring.rejudge import current_verdicts
@@ -166,7 +167,7 @@ def find_reference(results: Results, model: str, data: dict[str, Any] | None,
         candidates = matching or candidates
     if not candidates:
         return None
-    want = "smoke" if results.profile == "smoke" else "full"
+    want = reference_quality(results.profile or "")
     candidates.sort(key=lambda r: (r.provenance.get("precision", "float32") != precision,
                                    r.provenance.get("quality") != want,
                                    str(r.provenance.get("built_at", ""))))

@@ -93,7 +93,8 @@ def test_elbo_gap_is_to_the_best_guide_of_the_same_model_beyond_its_noise():
 
 
 def test_select_reads_judged_svi_rows_under_the_current_policy():
-    """NUTS, failed, other-profile and own-program rows are left out, and a row stored under
+    """NUTS, failed, other-profile and own-program rows (``study_program``, as the studies'
+    store marks them) are left out, and a row stored under
     policy 1 that failed on k-hat alone is re-judged first: k-hat must not predict a verdict it
     set itself."""
     own = next((n for n, s in STUDIES.items() if s.execute is not None and s.select is None),
@@ -102,6 +103,7 @@ def test_select_reads_judged_svi_rows_under_the_current_policy():
                  status=["ok", "ok", "failed", "ok", "ok", "ok"],
                  profile=["quick", "quick", "quick", "smoke", "quick", "quick"],
                  study=["", "", "", "", own or "", "seeds"],
+                 study_program=[None, None, None, None, True if own else None, None],
                  psis_khat=[1.02, 0.1, 0.1, 0.1, 0.1, 0.1], w1_max=0.03, w1_max_floor=0.025,
                  verdict_reason="psis_khat=1.02 beyond fail threshold 0.7",
                  verdict_policy=[math.nan, 2, 2, 2, 2, 2])

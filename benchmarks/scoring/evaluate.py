@@ -98,7 +98,7 @@ def evaluate(
         replicated = predictive.replicate_run(spec.model, ds.model_kwargs, flat)
     out.update(predictive.score(spec.model, ds.model_kwargs, replicated, reference))
     if spec.predictive_check is not None:
-        _predictive(spec, ds, flat, reference, out)
+        predictive_scores(spec, ds, flat, reference, out)
     else:
         names, q = flatten_draws(flat)
         ref_id, ref = _ref_matrix(reference)
@@ -206,7 +206,7 @@ def _reference_predictive(spec, ds, reference) -> tuple[np.ndarray, float, float
     return _REF_PREDICTIVE[key]
 
 
-def _predictive(spec, ds, flat, reference, out) -> None:
+def predictive_scores(spec, ds, flat, reference, out) -> None:
     """Predictive-space scores (bnn): held-out lpd, accuracy, and agreement of probabilities."""
     out.update(spec.predictive_check(flat, ds))
     probs_q = spec.predictive_probs(flat, ds)

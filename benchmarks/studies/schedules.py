@@ -23,7 +23,7 @@ import jax
 import numpy as np
 
 from svi_bench.benchmarks.grid import store
-from svi_bench.benchmarks.grid.profiles import settings_hash
+from svi_bench.benchmarks.grid.profiles import reference_quality, settings_hash
 from svi_bench.benchmarks.grid.run_spec import one_line, run_provenance
 from svi_bench.benchmarks.grid.runner import fit_problems, score_safely
 from svi_bench.benchmarks.inference import early_stopping
@@ -122,7 +122,7 @@ def score(draws: dict[str, np.ndarray], ds, reference) -> dict:
     predictive probabilities against the reference's with the floor, and the verdict."""
     spec = REGISTRY[MODEL]
     out: dict = {"reference_ok": reference.ok}
-    evaluate._predictive(spec, ds, draws, reference, out)
+    evaluate.predictive_scores(spec, ds, draws, reference, out)
     return evaluate.with_verdict(out, METHOD, None if reference.ok else reference.failure)
 
 
@@ -195,7 +195,7 @@ def execute(run: StudyRun) -> None:
         if reference is None:
             run.progress("reference")
             reference = get_reference(spec, ds, spec.data_key(), sites, run.out_dir,
-                                      quality="smoke" if run.profile == "smoke" else "full")
+                                      quality=reference_quality(run.profile))
         run.store.add(run_optimizer(optimizer, seeds, plan, run.profile, ds, sites, reference,
                                     run.progress))
 
