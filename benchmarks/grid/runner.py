@@ -167,6 +167,9 @@ def finish_rows(run: RunSpec, method: Method, ds: Dataset, result: RunResult, ro
             if diag["divergences"] and np.isfinite(diag["divergences"]):
                 warnings.append(f"{diag['divergences']} divergent transitions after warm-up")
         log_weights = None if result.log_weights is None else result.log_weights[i]
+        if losses is None and log_weights is not None:  # no loss trace: its ELBO all the same
+            pe = np.asarray(log_weights, dtype=float)
+            row.update(final_elbo=float(np.mean(pe)), final_elbo_se=float(np.std(pe) / np.sqrt(pe.size)))
         if losses is not None:
             summary = diagnostics.svi_trace_summary(losses[i], log_weights)
             row.update(summary)

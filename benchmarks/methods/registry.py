@@ -53,7 +53,7 @@ def _load_builtins() -> None:
     if _BUILTINS_LOADED:
         return
     _BUILTINS_LOADED = True
-    from svi_bench.benchmarks.methods import flows
+    from svi_bench.benchmarks.methods import flows, mclmc, pathfinder
     from svi_bench.benchmarks.methods import numpyro_guides as guides
     from svi_bench.benchmarks.methods.nuts import NUTS
 
@@ -61,7 +61,7 @@ def _load_builtins() -> None:
     register_prefix(guides.MANUAL_PREFIX, guides.manual_guide_method, guides.manual_guides_of)
     for order, name in enumerate(guides.AUTOGUIDES):
         REGISTRY[name] = guides.autoguide_method(name, order)
-    for method in flows.METHODS:
+    for method in (*pathfinder.METHODS, *mclmc.METHODS, *flows.METHODS):
         REGISTRY[method.name] = method
 
 

@@ -133,10 +133,13 @@ TABLE: tuple[Column, ...] = (
     _run("program_run_s", "float64", "s", "run time of the compiled program (all its seeds)"),
     _run("run_s", "float64", "s", "this seed's share of program_run_s"),
     _run("grad_evals", "float64", "count",
-         "NUTS: leapfrog steps incl. warm-up, all chains; SVI: steps x particles x inner steps"),
+         "NUTS: leapfrog steps incl. warm-up, all chains; SVI: steps x particles x inner steps; "
+         "Pathfinder: L-BFGS evaluations (one line-search trial per iteration) and ELBO draws, "
+         "multi-path also its pool; MCLMC/MAMS: integrator stages x steps incl. tuning, all "
+         "chains"),
     _run("latent_dim", "Int64", "", "unconstrained latent dimension"),
     _run("num_draws", "Int64", "", "posterior draws kept (all chains)"),
-    _run("num_steps", "Int64", "", "SVI optimisation steps"),
+    _run("num_steps", "Int64", "", "SVI optimisation steps; Pathfinder: L-BFGS iterations (all paths)"),
     _run("num_particles", "Int64", "", "SVI ELBO particles per step"),
     _run("final_loss_mean", "float64", "nats",
          "SVI loss, mean of the finite losses over the last 10% of steps"),
@@ -152,6 +155,9 @@ TABLE: tuple[Column, ...] = (
     _run("min_ess_bulk", "float64", "draws", "NUTS smallest bulk ESS over components"),
     _run("min_ess_tail", "float64", "draws", "NUTS smallest tail ESS over components"),
     _run("min_bfmi", "float64", "", "NUTS smallest E-BFMI over chains"),
+    _run("pathfinder_khat", "float64", "shape",
+         "multipathfinder: Pareto k-hat of its own PSIS weights over its paths' pooled draws "
+         "(BlackJAX's estimate; NaN where its fit fails on near-constant weights)"),
     # the annealing study's rows (one per guide, seed and stage; benchmarks/studies/annealing.py)
     _run("stage", "Int64", "",
          "annealing study: the stage of the concentration schedule (0 = alpha 1.0); the direct "
