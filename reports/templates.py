@@ -14,7 +14,8 @@ body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
 header { background: #24292f; color: #fff; padding: 8px 20px; }
 header a { color: #fff; text-decoration: none; margin-right: 12px; }
 header a:hover { text-decoration: underline; }
-header .group { display: block; margin: 2px 0; font-size: 13px; }
+header .group { display: flex; flex-wrap: wrap; align-items: baseline; row-gap: 2px; margin: 2px 0;
+                font-size: 13px; }
 header .group span.label { color: #9ea7b3; margin-right: 8px; }
 header .brand { font-weight: 600; }
 main { padding: 12px 20px 40px; max-width: 1500px; }

@@ -1,4 +1,5 @@
-"""The smoke grid end to end through the command line: every model, every applicable method."""
+"""The smoke grid end to end through the command line: every model, every applicable classic
+method (NUTS and NumPyro's guides; the contenders have their own grid, test_contenders_grid)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,18 @@ from svi_bench.benchmarks.inference.introspect import latent_info
 from svi_bench.benchmarks.methods import registry
 from svi_bench.benchmarks.scoring import arviz_adapter
 from svi_bench.models import REGISTRY
+from tests.conftest import CONTENDERS
 
 #: Every smoke-grid row that is not ``ok``, with the reason it must give. A method that starts
 #: failing at run time, or a method that stops (or starts) applying, changes this set: update it
 #: on purpose, never by accident. Every other row of the grid must be ok.
 FLOW_NEEDS_2D = "needs a latent dimension of at least 2 (NumPyro refuses latent dim = 1)"
+ONE_DIMENSIONAL = ("coin", "gamma_concentration")
 EXPECTED_NOT_OK: dict[tuple[str, str], tuple[str, str]] = {
-    ("coin", "autobnaf"): ("not_applicable", "AutoBNAFNormal " + FLOW_NEEDS_2D),
-    ("coin", "autoiaf"): ("not_applicable", "AutoIAFNormal " + FLOW_NEEDS_2D),
-    ("gamma_concentration", "autobnaf"): ("not_applicable", "AutoBNAFNormal " + FLOW_NEEDS_2D),
-    ("gamma_concentration", "autoiaf"): ("not_applicable", "AutoIAFNormal " + FLOW_NEEDS_2D),
+    **{(m, "autobnaf"): ("not_applicable", "AutoBNAFNormal " + FLOW_NEEDS_2D)
+       for m in ONE_DIMENSIONAL},
+    **{(m, "autoiaf"): ("not_applicable", "AutoIAFNormal " + FLOW_NEEDS_2D)
+       for m in ONE_DIMENSIONAL},
 }
 #: The smoke profile's NUTS references are deliberately cheap (README, References): they fail
 #: the draw gate, and every verdict that leans on them must say so.
@@ -31,6 +34,8 @@ def test_every_model_and_method_has_a_row(smoke_results):
     assert len(csv) == len(df)
     for spec in REGISTRY.values():
         for method in registry.methods_for(spec):
+            if method in CONTENDERS:
+                continue
             rows = df[(df.model == spec.name) & (df.method == method)]
             assert len(rows) == 1, (spec.name, method)
             row = rows.iloc[0]
@@ -43,7 +48,7 @@ def test_not_applicable_only_where_the_method_cannot_run(smoke_results):
     df = pd.read_parquet(smoke_results / "results.parquet")
     na = df[df.status == "not_applicable"]
     assert set(na.method) <= {"autobnaf", "autoiaf"}
-    assert set(na.model) == {"coin", "gamma_concentration"}
+    assert set(na.model) == set(ONE_DIMENSIONAL)
     assert na.error.str.contains("latent dim").all()
 
 
@@ -52,11 +57,13 @@ def test_ok_rows_carry_timings_and_diagnostics(smoke_results):
     ok = df[df.status == "ok"]
     assert len(ok) >= 50
     assert (ok.compile_s > 0).all() and (ok.run_s > 0).all() and (ok.grad_evals > 0).all()
-    svi = ok[ok.method != "nuts"]
-    assert svi.final_loss_mean.notna().all() and svi.final_elbo.notna().all()
-    nuts = ok[ok.method == "nuts"]
-    assert nuts.max_rhat.notna().all() and nuts.min_ess_bulk.notna().all()
-    assert nuts.divergences.notna().all()
+    assert set(ok.family) == {"mcmc", "vi"}
+    fitted = ok[ok.family == "vi"]
+    assert fitted.final_loss_mean.notna().all() and fitted.final_elbo.notna().all()
+    mcmc = ok[ok.family == "mcmc"]
+    assert set(mcmc.method) == {"nuts"}
+    assert mcmc.max_rhat.notna().all() and mcmc.min_ess_bulk.notna().all()
+    assert mcmc.divergences.notna().all()
     assert ok.verdict.isin(["pass", "warn", "fail"]).all()
 
 
@@ -68,7 +75,8 @@ def test_artifacts_hold_only_latent_sites(smoke_results):
         draws, other, _ = arviz_adapter.load_run(smoke_results / row.artifact)
         assert set(draws) == sites, (row.model, row.method)
         assert all(np.all(np.isfinite(v)) for v in draws.values())
-        assert ("losses" in other) == (row.method != "nuts")
+        assert ("losses" in other) == (row.family == "vi")
+        assert ("num_steps" in other) == (row.family == "mcmc")
 
 
 def test_exactly_the_expected_rows_fail_or_do_not_apply(smoke_results):
@@ -76,7 +84,8 @@ def test_exactly_the_expected_rows_fail_or_do_not_apply(smoke_results):
     non-ok rows with their reasons, and every other row ok (a method broken at run time fails
     here, whatever the count of ok rows)."""
     df = pd.read_parquet(smoke_results / "results.parquet")
-    expected_rows = {(spec.name, m) for spec in REGISTRY.values() for m in registry.methods_for(spec)}
+    expected_rows = {(spec.name, m) for spec in REGISTRY.values() for m in registry.methods_for(spec)
+                     if m not in CONTENDERS}
     assert len(df) == len(expected_rows)
     assert set(zip(df.model, df.method, strict=True)) == expected_rows
     assert set(EXPECTED_NOT_OK) <= expected_rows, "EXPECTED_NOT_OK names a row the grid lacks"

@@ -167,7 +167,9 @@ def test_model_from_a_module_and_from_an_entry_point(tmp_path, capsys, monkeypat
 
     fake = [EP("broken", "nowhere:SPEC", ImportError("no module named nowhere")),
             EP("dup", "x:SPEC", [models.REGISTRY["coin"]])]
-    monkeypatch.setattr(model_sources.importlib.metadata, "entry_points", lambda group: fake)
+    import importlib.metadata
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: fake)
     warnings: list[str] = []
     origins = model_sources.load_sources(warn=warnings.append)
     assert origins == {}  # the registered spec itself is no duplicate

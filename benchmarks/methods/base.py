@@ -93,6 +93,17 @@ def always_applicable(spec: ModelSpec, latent_info: LatentInfo) -> str | None:
     return None
 
 
+def needs_latent_dim(minimum: int, why: str) -> Callable[[ModelSpec, LatentInfo], str | None]:
+    """An ``applicable`` for a method that cannot run below ``minimum`` latent dimensions: its
+    reason is ``why`` with ``{dim}`` filled in (say what refuses it and what to use instead)."""
+
+    def applicable(spec: ModelSpec, latent_info: LatentInfo) -> str | None:
+        dim = latent_info.unconstrained_dim
+        return why.format(dim=dim) if dim < minimum else None
+
+    return applicable
+
+
 @dataclass(frozen=True)
 class Method:
     """One inference method, declared.

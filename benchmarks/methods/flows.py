@@ -42,7 +42,13 @@ from typing import Any
 import numpy as np
 
 from svi_bench.benchmarks.inference.introspect import LatentInfo
-from svi_bench.benchmarks.methods.base import Method, Program, RunResult, timed
+from svi_bench.benchmarks.methods.base import (
+    Method,
+    Program,
+    RunResult,
+    needs_latent_dim,
+    timed,
+)
 from svi_bench.models import Dataset, ModelSpec
 from svi_bench.models.base import PRECISIONS
 
@@ -113,14 +119,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-def applicable(spec: ModelSpec, latent_info: LatentInfo) -> str | None:
-    """A coupling flow splits the latent vector in two halves, so it needs D >= 2."""
-    dim = latent_info.unconstrained_dim
-    if dim < 2:
-        return (f"a coupling flow needs a latent dimension of at least 2 (it conditions one half "
-                f"of the latent vector on the other; this model has {dim}); use "
-                "autodiagonalnormal or nuts instead")
-    return None
+applicable = needs_latent_dim(
+    2, "a coupling flow needs a latent dimension of at least 2 (it conditions one half of the "
+       "latent vector on the other; this model has {dim}); use autodiagonalnormal or nuts instead")
+"""A coupling flow splits the latent vector in two halves, so it needs D >= 2."""
 
 
 def _typed_key(key: Any) -> Any:

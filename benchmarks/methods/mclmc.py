@@ -39,7 +39,13 @@ from typing import Any
 import numpy as np
 
 from svi_bench.benchmarks.inference.introspect import LatentInfo
-from svi_bench.benchmarks.methods.base import Method, Program, RunResult, timed
+from svi_bench.benchmarks.methods.base import (
+    Method,
+    Program,
+    RunResult,
+    needs_latent_dim,
+    timed,
+)
 from svi_bench.models import Dataset, ModelSpec
 
 PRECISIONS = ("float32", "float64")
@@ -241,13 +247,10 @@ def mams_chain(rng_key: Any, logdensity_fn: Any, initial_position: Any,
             params.L)
 
 
-def needs_two_dimensions(spec: ModelSpec, latent_info: LatentInfo) -> str | None:
-    """The isokinetic dynamics needs a latent dimension of at least 2."""
-    if latent_info.unconstrained_dim < 2:
-        return (f"MCLMC and MAMS need a latent dimension of at least 2 (this model has "
-                f"{latent_info.unconstrained_dim}): BlackJAX's isokinetic momentum update "
-                "divides by d - 1 and blackjax.mcmc.mclmc.init refuses d = 1")
-    return None
+needs_two_dimensions = needs_latent_dim(
+    2, "MCLMC and MAMS need a latent dimension of at least 2 (this model has {dim}): BlackJAX's "
+       "isokinetic momentum update divides by d - 1 and blackjax.mcmc.mclmc.init refuses d = 1")
+"""The isokinetic dynamics needs a latent dimension of at least 2."""
 
 
 def _chains_program(name: str, spec: ModelSpec, data: Dataset, settings: Any,

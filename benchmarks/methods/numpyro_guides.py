@@ -12,7 +12,13 @@ from numpyro.infer import autoguide
 
 from svi_bench.benchmarks.inference.introspect import LatentInfo
 from svi_bench.benchmarks.inference.settings import SVISettings
-from svi_bench.benchmarks.methods.base import Method, Program, RunResult, always_applicable
+from svi_bench.benchmarks.methods.base import (
+    Method,
+    Program,
+    RunResult,
+    always_applicable,
+    needs_latent_dim,
+)
 from svi_bench.models import Dataset, ModelSpec
 
 AUTOGUIDES: dict[str, type[autoguide.AutoGuide]] = {
@@ -120,13 +126,9 @@ def _builder(method: str) -> Callable[..., Program]:
 
 
 def _flows_need_two_dims(name: str) -> Callable[[ModelSpec, LatentInfo], str | None]:
-    def applicable(spec: ModelSpec, latent_info: LatentInfo) -> str | None:
-        if latent_info.unconstrained_dim < 2:
-            return (f"{AUTOGUIDES[name].__name__} needs a latent dimension of at least 2 "
-                    f"(NumPyro refuses latent dim = {latent_info.unconstrained_dim}); "
-                    "use AutoDiagonalNormal instead")
-        return None
-    return applicable
+    return needs_latent_dim(2, f"{AUTOGUIDES[name].__name__} needs a latent dimension of at "
+                               "least 2 (NumPyro refuses latent dim = {dim}); use "
+                               "AutoDiagonalNormal instead")
 
 
 def _first_paragraph(doc: str | None) -> str:
