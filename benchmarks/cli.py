@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", default="quick", help="smoke, quick or paper (default quick)")
     run.add_argument("--models", default="", help="comma-separated model names (default: all)")
     run.add_argument("--methods", default="", help="comma-separated methods (default: all)")
+    run.add_argument("--skip-methods", default="", metavar="METHODS",
+                     help="comma-separated methods to leave out of the default (all)")
     run.add_argument("--seeds", default="1", help="number of seeds N (0..N-1) or a list like 0,4,7")
     run.add_argument("--out", default="results", help="output folder (default ./results)")
     run.add_argument("--resume", action="store_true",
@@ -149,7 +151,11 @@ def _resolve(args: argparse.Namespace):
     args.method_origins = method_commands.load_sources(args)
     method_names = csv(args.methods) or None
     offered = registry.all_names(specs)
-    for m in method_names or []:
+    skip = csv(args.skip_methods)
+    if skip and method_names:
+        raise UsageError("give --methods (the methods to run) or --skip-methods (all but "
+                         "those), not both")
+    for m in [*(method_names or []), *skip]:
         if not registry.is_known(m):
             raise UsageError(f"unknown method {m!r}; valid: {registry.describe_valid()}")
         if m not in offered:  # a per-model name (manual:<guide>) no selected model has
@@ -172,7 +178,7 @@ def _resolve(args: argparse.Namespace):
     _check_overrides(overrides)
     try:
         cells = list(run_spec.plan(specs, method_names, parse_seeds(args.seeds), args.profile,
-                                 overrides, sizes))
+                                   overrides, sizes, skip))
     except (ValueError, TypeError) as exc:
         raise UsageError(f"impossible setting: {exc}") from None
     return cells

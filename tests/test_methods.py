@@ -79,9 +79,8 @@ def test_the_known_posteriors_are_right():
     assert mean.shape == sd.shape == (2,) and np.all(sd > 0) and np.all(sd < 1)
 
 
-@pytest.mark.parametrize("name", ["nuts", "autonormal"])
-def test_builtin_methods_pass_the_contract(name):
-    checks = check_method(registry.resolve(name))
+def test_nuts_passes_the_contract():
+    checks = check_method(registry.resolve("nuts"))
     assert all(c.ok for c in checks), [str(c) for c in checks if not c.ok]
 
 
@@ -107,6 +106,12 @@ def _prior_draws(result: RunResult) -> RunResult:
     rng = np.random.default_rng(0)
     return result._replace(draws={k: rng.normal(0, 5.0, size=v.shape) + 5.0
                                   for k, v in result.draws.items()})
+
+
+def test_autonormal_passes_the_contract():
+    """AutoNormal itself, through the same (cached) runs its broken variants below alter."""
+    checks = check_method(_wrapped("autonormal_as_is", lambda result: result))
+    assert all(c.ok for c in checks), [str(c) for c in checks if not c.ok]
 
 
 @pytest.mark.parametrize(("alter", "failed", "words"), [

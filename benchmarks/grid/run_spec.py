@@ -56,15 +56,17 @@ def plan(
     profile: str,
     overrides: dict[str, Any] | None = None,
     sizes: dict[str, dict[str, Any]] | None = None,
+    skip: Sequence[str] = (),
 ) -> Iterator[RunSpec]:
-    """The grid as data: every (model, method) cell, settings resolved and validated."""
+    """The grid as data: every (model, method) cell, settings resolved and validated; ``skip``
+    leaves methods out of the default (every method each model offers)."""
     from svi_bench.benchmarks.methods import registry
 
     overrides = overrides or {}
     for spec in specs:
         size = (sizes or {}).get(spec.name, {})
         data_key = spec.data_key(**size)
-        for method in method_names or registry.methods_for(spec):
+        for method in method_names or [m for m in registry.methods_for(spec) if m not in skip]:
             settings = dataclasses.replace(settings_for(profile, spec.name, method),
                                            precision=spec.precision)
             kind_overrides = {
