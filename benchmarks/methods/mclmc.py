@@ -285,6 +285,18 @@ def _chains_program(name: str, spec: ModelSpec, data: Dataset, settings: Any,
     return run
 
 
+def _chains_result(draws: Mapping[str, Any], timing: Any, settings: Any, grad_evals: Any,
+                   sample_stats: dict[str, Any]) -> RunResult:
+    """The RunResult of a chains program: what differs between the samplers is their gradient
+    count and which sample statistics they honestly have."""
+    return RunResult(
+        draws={k: np.asarray(v) for k, v in draws.items()}, grad_evals=grad_evals,
+        compile_s=timing.compile_s, run_s=timing.run_s, cache=timing.cache,
+        host_others_share=timing.host_others_share, sample_stats=sample_stats,
+        columns={"num_draws": settings.num_chains * settings.num_samples},
+    )
+
+
 def build_mclmc(spec: ModelSpec, data: Dataset, settings: MCLMCSettings,
                 latent_info: LatentInfo,
                 program_key: Mapping[str, Any] | None = None) -> Program:
@@ -295,16 +307,10 @@ def build_mclmc(spec: ModelSpec, data: Dataset, settings: MCLMCSettings,
         (draws, _, _), timing = run(rng_keys)
         seeds, chains = len(rng_keys), settings.num_chains
         tuning = mclmc_tuning_steps(settings.num_warmup)
-        return RunResult(
-            draws={k: np.asarray(v) for k, v in draws.items()},
-            grad_evals=np.full(seeds, float(chains * mclmc_grad_evals(settings))),
-            compile_s=timing.compile_s, run_s=timing.run_s, cache=timing.cache,
-            host_others_share=timing.host_others_share,
-            sample_stats={"num_steps": np.full((seeds, chains, settings.num_samples),
-                                               settings.thinning),
-                          "num_steps_warmup": np.ones((seeds, chains, tuning), dtype=int)},
-            columns={"num_draws": chains * settings.num_samples},
-        )
+        return _chains_result(
+            draws, timing, settings, np.full(seeds, float(chains * mclmc_grad_evals(settings))),
+            {"num_steps": np.full((seeds, chains, settings.num_samples), settings.thinning),
+             "num_steps_warmup": np.ones((seeds, chains, tuning), dtype=int)})
 
     return program
 
@@ -321,14 +327,9 @@ def build_mams(spec: ModelSpec, data: Dataset, settings: MAMSSettings,
         chains = settings.num_chains
         # per seed: the chains' initial gradients, then stages per integrator step
         steps_per_seed = np.asarray(tuning_steps).sum(1) + np.asarray(steps).sum((1, 2))
-        return RunResult(
-            draws={k: np.asarray(v) for k, v in draws.items()},
-            grad_evals=(chains + stages * steps_per_seed).astype(float),
-            compile_s=timing.compile_s, run_s=timing.run_s, cache=timing.cache,
-            host_others_share=timing.host_others_share,
-            sample_stats={"diverging": np.asarray(diverging), "num_steps": np.asarray(steps)},
-            columns={"num_draws": chains * settings.num_samples},
-        )
+        return _chains_result(
+            draws, timing, settings, (chains + stages * steps_per_seed).astype(float),
+            {"diverging": np.asarray(diverging), "num_steps": np.asarray(steps)})
 
     return program
 
