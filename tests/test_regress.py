@@ -153,6 +153,25 @@ def test_final_loss_tolerance():
     assert names(result.findings) == [(SVI, "figure")]
 
 
+def test_a_method_programs_time_and_draws_are_gated():
+    """The whole-program benchmarks of BlackJAX's and FlowJAX's methods are gated like the SVI
+    steps: a 2x slower program fails on time, a moved draws mean fails as a figure."""
+    name = "benchmarks/regress/perf/test_method_perf.py::test_method_program[correlated_gaussian-mams]"
+
+    def runs(scale: float = 1.0, draws_mean: float = -0.2001993743, jitters=(0.05, -0.08, 0.12)):
+        return [Run.from_json(run_json([bench(name, "method", [x * (1 + j) * scale for x in
+                                                               (0.0097, 0.0099, 0.0104)],
+                                              kind="method", grad_evals=1760.0, divergences=0,
+                                              draws_mean=draws_mean)])) for j in jitters]
+
+    base = runs()
+    assert compare(base, runs(jitters=(-0.05, 0.08, -0.12))).ok
+    assert names(compare(base, runs(scale=2.0)).findings) == [(name, "time")]
+    moved = compare(base, runs(draws_mean=-0.2001993743 * (1 + 1e-4)))
+    assert names(moved.findings) == [(name, "figure")]
+    assert "draws_mean changed" in moved.to_markdown()
+
+
 def test_nondeterministic_figure_is_warned_not_gated():
     base = [suite(grad_evals=4608), suite(grad_evals=4700)]
     head = [suite(grad_evals=4608), suite(grad_evals=4608)]
@@ -307,23 +326,23 @@ def test_cli_compare_exit_status_and_summary(tmp_path, capsys):
 
 
 def test_default_selection_covers_every_model_and_method():
-    from svi_bench.benchmarks.methods import nuts
-    from svi_bench.benchmarks.methods.numpyro_guides import is_numpyro_guide
     from svi_bench.benchmarks.methods.registry import methods_for
     from svi_bench.benchmarks.regress.perf import programs
     from svi_bench.models import REGISTRY
 
-    selected = {*programs.DEFAULT_SVI, *programs.DEFAULT_NUTS}
+    selected = {*programs.DEFAULT_SVI, *programs.DEFAULT_NUTS, *programs.DEFAULT_METHODS}
     assert {c.model for c in selected} == set(REGISTRY)
-    # the perf suite times NumPyro's programs (svi.update steps, NUTS draws); the BlackJAX and
-    # FlowJAX methods have no timed program of their own yet
-    timed = {m for spec in REGISTRY.values() for m in methods_for(spec)
-             if is_numpyro_guide(m) or m == nuts.NAME}
-    assert {c.method for c in selected} == timed
+    # every method of every model is timed: NumPyro's by their svi.update steps and NUTS draws,
+    # the others (BlackJAX, FlowJAX) by their whole cell program
+    assert {c.method for c in selected} == {m for s in REGISTRY.values() for m in methods_for(s)}
+    assert all(programs.has_own_program(c.method) for c in programs.DEFAULT_METHODS)
+    assert not any(programs.has_own_program(c.method)
+                   for c in (*programs.DEFAULT_SVI, *programs.DEFAULT_NUTS))
     assert {c.model for c in programs.DEFAULT_ACCURACY} <= set(programs.EXACT_REFERENCE_MODELS)
     assert all(c.model in programs.SVI_STEPS for c in programs.svi_cases(full=True))
     assert all(c.model in programs.NUTS_DRAWS for c in programs.nuts_cases(full=True))
     assert len(programs.svi_cases(full=True)) > len(programs.DEFAULT_SVI)
+    assert len(programs.method_cases(full=True)) > len(programs.DEFAULT_METHODS)
 
 
 def test_accuracy_benchmark_asserts_the_verdicts_known_by_construction():

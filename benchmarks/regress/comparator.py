@@ -9,9 +9,9 @@ Per benchmark (``compare``):
   ``1 + TIME_THRESHOLD``; the gate then measures a suspect again, alone, in ``DEFAULT_CONFIRM``
   more alternations and judges it on all of them (a noise phase passes, a real slowdown stays).
 * deterministic figures, strictly: ``grad_evals``, ``grad_evals_warmup``, ``divergences`` exactly
-  (NUTS leapfrog steps for a fixed seed; SVI steps x particles), ``final_loss`` within
-  ``FINAL_LOSS_RTOL`` relative. A figure that differs between runs of the *same* side is reported
-  as non-deterministic and not gated.
+  (NUTS leapfrog steps for a fixed seed; SVI steps x particles), ``final_loss`` and
+  ``draws_mean`` (a method program's draws) within ``FINAL_LOSS_RTOL`` relative. A figure that
+  differs between runs of the *same* side is reported as non-deterministic and not gated.
 * accuracy (group ``accuracy``, exact-reference models): fail if a metric's distance from its
   ideal value (``metrics.deviation``) grows by more than ``ACCURACY_FLOOR_FACTOR`` x its noise
   floor (``metrics.noise_floor``, stored by the benchmark). The metrics are deterministic for the

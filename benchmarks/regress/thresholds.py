@@ -38,7 +38,7 @@ SUITE = "benchmarks/regress/perf"
 TIME_THRESHOLD = 0.50
 """Fail when head's time is more than 50% above base's (the largest gate statistic on identical
 code here was x1.417). The history page lists steps between commits beyond the same ratio."""
-TIME_GROUPS = frozenset({"svi", "nuts"})
+TIME_GROUPS = frozenset({"svi", "nuts", "method"})
 """Benchmark groups whose time is gated (the accuracy group's time includes compilation)."""
 TIME_STAT = "min"
 TIMER = "time.process_time"
@@ -52,6 +52,7 @@ STRICT_FIGURES: dict[str, float] = {
     "grad_evals_warmup": 0.0,
     "divergences": 0.0,
     "final_loss": 5e-6,
+    "draws_mean": 5e-6,
 }
 """Deterministic figures in ``extra_info`` and their relative tolerance (0: exact)."""
 FIGURE_KEYS = tuple(STRICT_FIGURES)

@@ -73,6 +73,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     full = _full(metafunc.config)
     for fixture, cases in (("svi_case", programs.svi_cases(full)),
                            ("nuts_case", programs.nuts_cases(full)),
+                           ("method_case", programs.method_cases(full)),
                            ("accuracy_case", programs.accuracy_cases(full))):
         if fixture in metafunc.fixturenames:
             # plain strings, so pytest-benchmark can store them in the JSON's params

@@ -6,7 +6,9 @@ is timed. NUTS: the kernel is initialised once for ``NUTS_CHAINS`` chains and wa
 compiled program; the timed program takes the warmed-up state (with a fresh key each round) and
 runs ``NUTS_DRAWS[model]`` sample steps. Settings come from the ``smoke`` profile (learning
 rate, particles, warm-up, tree depth), so a PR that changes them changes the deterministic
-figures.
+figures. Every other method (BlackJAX's Pathfinder and MCLMC, FlowJAX's flow, a user's): its
+own cell program (``Method.build``) at the smoke profile for one seed, timed whole, compile
+excluded (``executables.keep_in_process``: the executable got in the first round is reused).
 
 The programs are built from the grid's own building blocks (``benchmarks.inference.svi`` and
 ``nuts``), compiled or loaded as the grid's are (``executables.load_or_compile``: a warm run
@@ -105,6 +107,12 @@ DEFAULT_ACCURACY = _cases(
     "coin/manual:beta correlated_gaussian/automvn correlated_gaussian/autodiagonalnormal "
     "dirichlet_categorical/autonormal coin/nuts"
 )
+# Every method with a program of its own (neither a NumPyro guide's svi.update steps nor NUTS's
+# draws): each of BlackJAX's and FlowJAX's methods once, on models where its round takes 5-70 ms.
+DEFAULT_METHODS = _cases(
+    "hierarchical_linreg/pathfinder correlated_gaussian/multipathfinder "
+    "hierarchical_linreg/mclmc correlated_gaussian/mams correlated_gaussian/flow:rqs"
+)
 EXACT_REFERENCE_MODELS = ("coin", "correlated_gaussian", "dirichlet_categorical")
 
 
@@ -119,6 +127,21 @@ def svi_cases(full: bool) -> tuple[Case, ...]:
 
 def nuts_cases(full: bool) -> tuple[Case, ...]:
     return tuple(Case(name, nuts.NAME) for name in REGISTRY) if full else DEFAULT_NUTS
+
+
+def has_own_program(method: str) -> bool:
+    """Whether a method is timed through its whole cell program (``method_program``), not by the
+    NumPyro programs the SVI and NUTS benchmarks time step by step."""
+    return not is_numpyro_guide(method) and not registry.resolve(method).baseline
+
+
+def method_cases(full: bool) -> tuple[Case, ...]:
+    if not full:
+        return DEFAULT_METHODS
+    return tuple(
+        Case(name, m) for name, spec in REGISTRY.items() for m in registry.methods_for(spec)
+        if has_own_program(m)
+    )
 
 
 def accuracy_cases(full: bool) -> tuple[Case, ...]:
@@ -248,3 +271,28 @@ def nuts_program(spec: ModelSpec, model_kwargs: Any, draws: int | None = None,
 def finite_tree(tree: Any) -> bool:
     return bool(all(jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)
                     if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating)))
+
+
+@dataclass
+class MethodProgram:
+    """A method's cell program for one seed, and its untimed first call (seed ``FIGURE_SEED``)."""
+
+    program: Callable[[Any], Any]
+    settings: Any
+    first: Any  # the RunResult of the first call, which got (compiled or loaded) the executable
+
+    @staticmethod
+    def keys(seed: int) -> Any:
+        return jax.random.PRNGKey(seed)[None]  # one seed: shape (1, 2)
+
+
+def method_program(spec: ModelSpec, method: str, model_kwargs: Any, dataset: Any) -> MethodProgram:
+    """Build ``method``'s program on ``spec`` at the smoke profile and call it once: later calls in
+    this process reuse its executable (``executables.keep_in_process``), so a round times its run."""
+    executables.keep_in_process()
+    declared = registry.resolve(method)
+    settings = dataclasses.replace(declared.settings(PROFILE, spec.name), precision=spec.precision)
+    info = latent_info(spec.model, model_kwargs)
+    program = declared.build(spec, dataset, settings, info, program_key=program_identity(
+        spec, model_kwargs, f"method:{method}:{declared.source_hash()}", settings, 1))
+    return MethodProgram(program, settings, program(MethodProgram.keys(FIGURE_SEED)))
