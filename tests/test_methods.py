@@ -61,6 +61,9 @@ def test_a_bad_declaration_is_refused_with_what_is_wrong():
         .problems()[0]
     assert "description" in _declared(description=" ").problems()[0]
     assert "name" in _declared(name="two words").problems()[0]
+    assert "budget 'iterations'" in _declared(budget="iterations").problems()[0]
+    assert all(registry.resolve(m).budget for m in ("nuts", "autonormal", "pathfinder", "mams",
+                                                    "flow:rqs", "manual:beta"))
     with pytest.raises(registry.MethodError, match="already taken"):
         registry.register(dataclasses.replace(registry.resolve("nuts"), baseline=False))
     with pytest.raises(registry.MethodError, match="declares baseline=True"):

@@ -64,8 +64,12 @@ def test_smoke_end_to_end_and_resume(smoke_studies):
     # a chain's draws are worth fewer independent ones: its ESS floor is never below the raw one
     assert (nuts.min_ess_bulk <= nuts.checkpoint_at + 1e-9).all()
     assert (nuts.floor_ess >= nuts.floor * 0.8).all()
+    pathfinder = rows[rows.method == "pathfinder"]  # one grid cell per iteration budget
+    assert pathfinder.settings_hash.nunique() == len(pathfinder) > 3
+    assert pathfinder.artifact.map(lambda a: (out / a).is_file()).all()
+    assert pathfinder.sort_values("checkpoint").grad_evals.is_monotonic_increasing
     table = pd.read_parquet(out / "studies" / "anytime.parquet")
-    assert set(table.method) == {"autonormal", "automvn"}
+    assert set(table.method) == {"autonormal", "automvn", "pathfinder"}
     before = len(pd.read_parquet(out / "results.parquet"))
     again = run_cli("study", "anytime", "--profile", "smoke", "--out", str(out), "--resume",
                     "--no-progress")
@@ -110,6 +114,38 @@ def test_shape_ints_and_one_dimensional_latents(tmp_path):
     assert [r["status"] for r in rows] == ["ok", "ok"], rows[0].get("error")
     (row,) = anytime.run_one("coin", "autoiaf", 0, sched, "smoke", tmp_path)
     assert row["status"] == "not_applicable" and "latent dimension" in row["error"]
+
+
+def test_a_method_without_checkpoints_is_swept_through_the_grid_runner(tmp_path):
+    """MCLMC has no in-program checkpoints: one runner cell per draw budget, each an ordinary
+    row (family, diagnostics, artifact, scores) with the study's columns, under an identity of
+    its own (a grid cell of the same settings stays apart); where BlackJAX refuses the model or
+    the method declares no budget, one not_applicable row says why."""
+    import dataclasses
+
+    from svi_bench.benchmarks.grid import store
+    from svi_bench.benchmarks.grid.run_spec import make_run_spec
+    from svi_bench.benchmarks.methods import registry
+
+    store.check_writable(tmp_path)
+    sched = anytime.Schedule((2, 3), (2, 3), 1e-2, 50, 20, "smoke", {"num_samples": (4, 5)})
+    rows = anytime.sweep_one("correlated_gaussian", "mclmc", 0, sched, "smoke", tmp_path)
+    assert [r["status"] for r in rows] == ["ok", "ok"], rows[0].get("error")
+    assert [r["checkpoint_at"] for r in rows] == [16, 32]
+    assert rows[0]["grad_evals"] < rows[1]["grad_evals"]
+    assert all(r["family"] == "mcmc" and np.isfinite(r["max_rhat"]) for r in rows)
+    assert all(np.isfinite(r["w1_max"]) and r["floor_source"] == "exact sampler" for r in rows)
+    assert all((tmp_path / r["artifact"]).is_file() for r in rows)
+    spec = REGISTRY["correlated_gaussian"]
+    settings = dataclasses.replace(registry.resolve("mclmc").settings("smoke", spec.name),
+                                   num_samples=16)
+    grid_cell = make_run_spec(spec, "mclmc", settings, (0,), spec.data_key(None), "smoke")
+    assert rows[0]["settings_hash"] != grid_cell.hash
+    (refused,) = anytime.sweep_one("coin", "mclmc", 0, sched, "smoke", tmp_path)
+    assert refused["status"] == "not_applicable" and "latent dimension" in refused["error"]
+    (unswept,) = anytime.sweep_one("correlated_gaussian", "pathfinder", 0, sched, "smoke",
+                                   tmp_path)
+    assert unswept["status"] == "not_applicable" and "maxiter" in unswept["error"]
 
 
 def test_rows_of_an_earlier_definition_are_not_mixed_in():

@@ -113,7 +113,9 @@ class Method:
     marks the method speed-ups are relative to (one per registry: NUTS). ``psis`` says whether
     ``log_weights`` are those of the draws' own density, so PSIS k-hat applies (AutoDAIS's are of
     an extended space: they are not). ``column`` groups methods into one leaderboard column
-    (hand-written guides); ``order`` is the display order.
+    (hand-written guides); ``order`` is the display order. ``budget`` names the settings field
+    that sets how much the method computes (its draws, iterations or steps): the ``anytime``
+    study sweeps it to draw the method's accuracy against its cost.
     """
 
     name: str
@@ -128,6 +130,7 @@ class Method:
     psis: bool = True
     column: str = ""
     order: int = 1000
+    budget: str = ""
 
     def settings(self, profile: str, model: str) -> Any:
         """The validated settings of this method on ``model`` at ``profile``."""
@@ -172,6 +175,9 @@ class Method:
         missing = [p for p in PROFILES if p not in self.defaults]
         if missing:
             out.append(f"defaults lacks the profile(s) {', '.join(missing)}")
+        if self.budget and dataclasses.is_dataclass(self.settings_type) and self.budget not in {
+                f.name for f in dataclasses.fields(self.settings_type)}:
+            out.append(f"budget {self.budget!r} must name a field of settings_type")
         if not callable(self.build):
             out.append("build must be callable: build(spec, data, settings, latent_info)")
         return out

@@ -282,6 +282,7 @@ FLOW_RQS = Method(
     applicable=applicable,
     psis=True,  # the flow's log q is exact
     order=400,
+    budget="num_steps",
 )
 
 METHODS = [FLOW_RQS]

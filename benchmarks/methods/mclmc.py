@@ -346,6 +346,7 @@ MCLMC = Method(
     build=build_mclmc,
     applicable=needs_two_dimensions,
     order=310,
+    budget="num_samples",
 )
 
 MAMS = Method(
@@ -360,6 +361,7 @@ MAMS = Method(
     build=build_mams,
     applicable=needs_two_dimensions,
     order=311,
+    budget="num_samples",
 )
 
 METHODS = [MCLMC, MAMS]

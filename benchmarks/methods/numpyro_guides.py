@@ -145,7 +145,7 @@ def autoguide_method(name: str, order: int) -> Method:
         settings_type=SVISettings, defaults=DEFAULTS, overrides=OVERRIDES, build=_builder(name),
         applicable=_flows_need_two_dims(name) if name in FLOW_GUIDES else always_applicable,
         psis=name != "autodais",  # its particle weights are of the extended (annealed) space
-        order=200 + order,
+        order=200 + order, budget="num_steps",
     )
 
 
@@ -163,7 +163,7 @@ def manual_guide_method(name: str) -> Method:
         name=name, family="vi",
         description=f"Hand-written guide '{guide}' of the model (ModelSpec.guides), fitted by SVI.",
         settings_type=SVISettings, defaults=DEFAULTS, overrides=OVERRIDES, build=_builder(name),
-        applicable=applicable, column=MANUAL_COLUMN, order=100,
+        applicable=applicable, column=MANUAL_COLUMN, order=100, budget="num_steps",
     )
 
 

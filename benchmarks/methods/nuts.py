@@ -59,4 +59,5 @@ NUTS = Method(
     build=build,
     baseline=True,
     order=0,
+    budget="num_samples",
 )

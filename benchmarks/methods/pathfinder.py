@@ -301,6 +301,7 @@ PATHFINDER = Method(
     defaults=DEFAULTS,
     build=build_pathfinder,
     order=300,
+    budget="maxiter",
 )
 
 MULTIPATHFINDER = Method(
@@ -315,6 +316,7 @@ MULTIPATHFINDER = Method(
     build=build_multipathfinder,
     psis=False,  # resampled draws: no density q of their own for log p - log q
     order=301,
+    budget="maxiter",
 )
 
 METHODS = [PATHFINDER, MULTIPATHFINDER]

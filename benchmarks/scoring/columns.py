@@ -179,20 +179,21 @@ TABLE: tuple[Column, ...] = (
          "annealing study: the guide's posterior mean of theta at the end of the stage"),
     # the anytime study's rows (one per model, method, seed and checkpoint; studies/anytime.py)
     _run("checkpoint", "Int64", "",
-         "anytime study: index of the checkpoint (SVI steps or NUTS draws double from one to the "
-         "next)"),
+         "anytime study: index of the checkpoint (the budget, SVI steps, NUTS draws or a swept "
+         "method's budget setting, doubles from one to the next)"),
     _run("checkpoint_at", "Int64", "step or draw",
-         "anytime study: SVI steps taken, or NUTS draws kept after warm-up, at the checkpoint"),
+         "anytime study: SVI steps taken, NUTS draws kept after warm-up, or the swept method's "
+         "budget setting (Pathfinder iterations, draws per chain, flow steps) at the checkpoint"),
     _run("checkpoint_run_s", "float64", "s",
          "anytime study: the program's run time apportioned to the checkpoint by gradient "
-         "evaluations (compile excluded)"),
+         "evaluations; a swept method's own run time at that budget (compile excluded)"),
     _run("floor", "float64", "ref sd",
          "anytime study: noise floor of w1_max at the checkpoint's number of draws"),
     _run("floor_source", "string", "",
          "anytime study: where the floor comes from, the exact sampler's own draws or disjoint "
          "subsets of the reference"),
     _run("floor_ess", "float64", "ref sd",
-         "anytime study, NUTS rows: noise floor of w1_max at the prefix's smallest bulk ESS"),
+         "anytime study, sampler rows: noise floor of w1_max at the draws' smallest bulk ESS"),
     # the schedules study's rows (one per optimiser, stopping rule and seed; studies/schedules.py)
     _run("stop_rule", "string", "",
          "schedules study: early stopping rule, none, document (validation loss per point above "

@@ -1,6 +1,10 @@
 """``anytime`` (beyond the documents): accuracy against the reference as a function of cost, for
-NUTS (its first n kept draws after warm-up, n doubling; cost includes warm-up) and for each guide
-(draws at checkpoints every 2^k steps inside one compiled program). Cost: gradient evaluations
+NUTS (its first n kept draws after warm-up, n doubling; cost includes warm-up), for each NumPyro
+guide (draws at checkpoints every 2^k steps inside one compiled program) and for every other
+method (Pathfinder, MCLMC, MAMS, the flow, a user's): one cell of the grid's runner per budget
+2^k of the settings field it declares as its ``budget`` (Pathfinder's iterations, a sampler's
+draws, a flow's steps), so its rows, artifacts and scores come from the grid's one path and its
+cost is what its own program counted and took. Cost: gradient evaluations
 (SVI: steps x particles; NUTS: leapfrog steps) and wall seconds, apportioned from the program's
 run time in proportion to gradient evaluations (compile time excluded). Accuracy: ``w1_max``
 (marginal W1 in reference sd), with its noise floor at the same number of draws: the exact
@@ -9,21 +13,24 @@ otherwise two disjoint subsets of the reference (``metrics.noise_floor``). NUTS 
 autocorrelated, so its rows also carry the prefix's smallest bulk ESS (``min_ess_bulk``) and the
 floor at that many independent draws (``floor_ess``), the fair floor for a chain. Models judged in
 predictive space (``bnn``) get one ``not_applicable`` row: w1_max of their weights means nothing.
-Question per model: below what budget is SVI more accurate than NUTS, and where does NUTS overtake
-it? Programs: ``inference.anytime``.
+Question per model: below what budget is each method more accurate than NUTS, and where does
+NUTS overtake it? Programs: ``inference.anytime`` and the methods' own (``runner.run_cell``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 
 import jax
 import numpy as np
 import pandas as pd
 
+from svi_bench.benchmarks.grid import runner
 from svi_bench.benchmarks.grid.profiles import settings_hash
-from svi_bench.benchmarks.grid.run_spec import one_line
+from svi_bench.benchmarks.grid.run_spec import make_run_spec, one_line
 from svi_bench.benchmarks.inference import anytime as programs
 from svi_bench.benchmarks.inference.introspect import latent_info
 from svi_bench.benchmarks.inference.settings import NUTSSettings, SVISettings
@@ -48,31 +55,42 @@ class Schedule:
     num_draws: int
     num_warmup: int
     reference_quality: str
+    budget_exps: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    """Per budget field (``Method.budget``), the exponents 2^k swept for methods without
+    in-program checkpoints; every other setting is the method's own at the study's profile."""
 
 
+SWEEPS = {
+    "smoke": {"maxiter": (1, 5), "num_samples": (4, 8), "num_steps": (4, 9)},
+    # Pathfinder's L-BFGS stops at convergence, usually well before 2^8 iterations; samplers'
+    # draws span NUTS's; the flow's steps reach its quick budget and beyond
+    "quick": {"maxiter": (1, 8), "num_samples": (4, 10), "num_steps": (4, 13)},
+    "paper": {"maxiter": (1, 10), "num_samples": (4, 12), "num_steps": (4, 15)},
+}
 SCHEDULES = {
-    "smoke": Schedule((4, 10), (4, 8), 1e-2, 500, 200, "smoke"),
+    "smoke": Schedule((4, 10), (4, 8), 1e-2, 500, 200, "smoke", SWEEPS["smoke"]),
     # SVI runs to 2^16 steps so that its curve spans NUTS's, which starts after the warm-up
     # (500 iterations of up to hundreds of leapfrog steps): the crossover needs a common range.
-    "quick": Schedule((4, 16), (4, 10), 5e-3, 1000, 500, "full"),
-    "paper": Schedule((4, 18), (4, 12), 5e-3, 2000, 1000, "full"),
+    "quick": Schedule((4, 16), (4, 10), 5e-3, 1000, 500, "full", SWEEPS["quick"]),
+    "paper": Schedule((4, 18), (4, 12), 5e-3, 2000, 1000, "full", SWEEPS["paper"]),
 }
 _V = (Variant("anytime"),)
 SCOPES = {
-    "smoke": Scope(("coin",), (NUTS, "autonormal", "automvn"), 1, _V),
+    "smoke": Scope(("coin",), (NUTS, "autonormal", "automvn", "pathfinder"), 1, _V),
     "quick": Scope(("bnn", "coin", "correlated_gaussian", "dirichlet_categorical",
                     "gamma_concentration", "hierarchical_linreg", "linreg_outliers",
                     "multimodal_2d"),
-                   (NUTS, "autonormal", "automvn", "autoiaf", "manual"), 2, _V),
+                   (NUTS, "autonormal", "automvn", "autoiaf", "manual", "pathfinder",
+                    "multipathfinder", "mclmc", "mams", "flow:rqs"), 2, _V),
 }
 SCOPES["paper"] = Scope(SCOPES["quick"].models, SCOPES["quick"].methods, 4, _V)
 FLOOR_REPEATS = 3
 
 
-def _hash(model: str, method: str, sched: Schedule, checkpoint: int) -> str:
+def _hash(model: str, method: str, sched: Schedule, checkpoint: int, settings=None) -> str:
     """One identity per checkpoint row (the store keys rows by model, method, seed, hash, data)."""
-    return settings_hash(model, method, None, REGISTRY[model].data_key(None) if model in REGISTRY
-                         else None, study="anytime", checkpoint=checkpoint,
+    return settings_hash(model, method, settings, REGISTRY[model].data_key(None)
+                         if model in REGISTRY else None, study="anytime", checkpoint=checkpoint,
                          schedule=asdict(sched))
 
 
@@ -137,6 +155,58 @@ class _Scorer:
         return out
 
 
+def has_checkpoints(method: str) -> bool:
+    """Whether the method's draws at every checkpoint come from one program (``run_one``: NUTS's
+    prefixes, a NumPyro guide's fit) rather than one run per budget (``sweep_one``)."""
+    return method == NUTS or numpyro_guides.is_numpyro_guide(method)
+
+
+def sweep_one(model: str, method: str, seed: int, sched: Schedule, profile: str,
+              out_dir) -> list[dict]:
+    """Every checkpoint row of a method without in-program checkpoints: the grid's runner on one
+    cell per budget 2^k of the method's ``budget`` setting (the rest its ``profile`` settings),
+    so each row is an ordinary run (artifact, diagnostics, scores) plus the study's columns.
+    Its identity adds the study and checkpoint, so a grid cell of the same settings in the same
+    folder stays apart. An exception is one failed row."""
+    spec = REGISTRY[model]
+    key_data = spec.data_key(None)
+    base = {"model": model, "method": method, "seed": seed, "profile": profile,
+            "variant": "anytime", "settings_hash": _hash(model, method, sched, -1),
+            "data": json.dumps(key_data, sort_keys=True), "status": "ok", "error": "",
+            "precision": spec.precision}
+    try:
+        declared = registry.resolve(method)
+        if declared.budget not in sched.budget_exps:
+            return [{**base, "checkpoint": -1, "status": "not_applicable",
+                     "error": f"{method} declares no budget this study sweeps (its budget "
+                              f"{declared.budget!r}; swept: {', '.join(sched.budget_exps)})"}]
+        ds = spec.data_for(key_data)
+        info = latent_info(spec.model, ds.model_kwargs)
+        if reason := declared.applicable(spec, info):
+            return [{**base, "checkpoint": -1, "status": "not_applicable", "error": reason}]
+        ref = get_reference(spec, ds, key_data, info.sites + tuple(spec.extra_sites), out_dir,
+                            quality=sched.reference_quality, log=lambda msg: None)
+        settings = dataclasses.replace(declared.settings(profile, model), precision=spec.precision)
+        scorer, rows = _Scorer(spec, ds, ref), []
+        for i, point in enumerate(programs.checkpoints(*sched.budget_exps[declared.budget])):
+            run = make_run_spec(spec, method, dataclasses.replace(settings,
+                                                                  **{declared.budget: point}),
+                                (seed,), key_data, profile)
+            run = dataclasses.replace(run, hash=_hash(model, method, sched, i, run.settings))
+            (row,) = runner.run_cell(run, ds, info, out_dir, lambda: ref)
+            row.update(variant="anytime", checkpoint=i, checkpoint_at=point,
+                       checkpoint_run_s=row.get("run_s", np.nan))
+            if row["status"] == "ok" and np.isfinite(row.get(METRIC, np.nan)):
+                n = int(row["num_draws"])
+                row["floor"], row["floor_source"] = scorer.floor(n)
+                if declared.family == "mcmc" and np.isfinite(row.get("min_ess_bulk", np.nan)):
+                    row["floor_ess"] = scorer.floor(max(2, round(row["min_ess_bulk"])))[0]
+            rows.append(row)
+        return rows
+    except Exception as exc:
+        return [{**base, "checkpoint": -1, "status": "failed", "error": one_line(exc)}]
+
+
 def run_one(model: str, method: str, seed: int, sched: Schedule, profile: str,
             out_dir) -> list[dict]:
     """Every checkpoint row of one (model, method, seed); an exception is one failed row."""
@@ -188,6 +258,21 @@ def run_one(model: str, method: str, seed: int, sched: Schedule, profile: str,
         return [{**base, "checkpoint": -1, "status": "failed", "error": one_line(exc)}]
 
 
+def _last_identity(model: str, method: str, seed: int, sched: Schedule, profile: str) -> tuple:
+    """The identity of a (model, method, seed)'s last checkpoint row: stored ok, all are."""
+    data = json.dumps(REGISTRY[model].data_key(None), sort_keys=True)
+    if has_checkpoints(method):
+        exps = sched.nuts_exps if method == NUTS else sched.svi_exps
+        return (model, method, seed, _hash(model, method, sched, len(programs.checkpoints(*exps)) - 1),
+                data)
+    declared = registry.resolve(method)
+    points = programs.checkpoints(*sched.budget_exps.get(declared.budget, (0, 0)))
+    settings = dataclasses.replace(declared.settings(profile, model),
+                                   precision=REGISTRY[model].precision,
+                                   **({declared.budget: points[-1]} if declared.budget else {}))
+    return model, method, seed, _hash(model, method, sched, len(points) - 1, settings), data
+
+
 def execute(run: StudyRun) -> None:
     """Each (model, method, seed) once; on resume skipped when its rows are stored ok."""
     scope, sched = SCOPES[run.profile], SCHEDULES[run.profile]
@@ -202,14 +287,12 @@ def execute(run: StudyRun) -> None:
             continue
         for method in _methods(spec, scope):
             for seed in run.seed_list(scope):
-                last = len(programs.checkpoints(*(sched.nuts_exps if method == NUTS
-                                                  else sched.svi_exps))) - 1
-                ident = (model, method, seed, _hash(model, method, sched, last),
-                         json.dumps(REGISTRY[model].data_key(None), sort_keys=True))
-                if run.resume and run.store.done(ident):
+                if run.resume and run.store.done(_last_identity(model, method, seed, sched,
+                                                                run.profile)):
                     continue
                 run.progress(f"anytime {model} {method} seed {seed}")
-                run.store.add(run_one(model, method, seed, sched, run.profile, run.out_dir))
+                one = run_one if has_checkpoints(method) else sweep_one
+                run.store.add(one(model, method, seed, sched, run.profile, run.out_dir))
 
 
 def crossover(svi: pd.DataFrame, nuts: pd.DataFrame, cost: str = "grad_evals") -> float:
@@ -233,7 +316,8 @@ def crossover(svi: pd.DataFrame, nuts: pd.DataFrame, cost: str = "grad_evals") -
 
 
 def derive(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per (model, guide): the crossover in gradient evaluations and seconds over seeds."""
+    """Per (model, method other than NUTS): the crossover in gradient evaluations and seconds
+    over seeds."""
     ok = rows[(rows.status == "ok") & rows[METRIC].notna()] if METRIC in rows else rows.iloc[:0]
     out = []
     for (model, method), g in ok[ok.method != NUTS].groupby(["model", "method"]):
@@ -269,23 +353,24 @@ def _sentence(r) -> str:
     first = f"{r.nuts_first_grad_evals:.0f}"
     if np.isnan(med):
         return (f"{r.model}/{r.method}: NUTS is at least as accurate from its first draws (about "
-                f"{first} gradient evaluations with warm-up); below that only SVI has an answer.")
+                f"{first} gradient evaluations with warm-up); below that only {r.method} has an "
+                "answer.")
     if np.isinf(med):
-        return (f"{r.model}/{r.method}: SVI stays more accurate than NUTS up to "
+        return (f"{r.model}/{r.method}: {r.method} stays more accurate than NUTS up to "
                 f"{r.common_max_grad_evals:.0f} gradient evaluations, the largest budget both ran"
                 + (f" (in some of the {r.seeds} seeds NUTS overtook it, from {lo:.0f})."
                    if np.isfinite(lo) else "."))
     secs = r.crossover_checkpoint_run_s_median
     when = (f"{secs:.3g} s of run time" if np.isfinite(secs) else
             "in run time NUTS is ahead from its first draws" if np.isnan(secs) else
-            "in run time SVI stays ahead")
-    return (f"{r.model}/{r.method}: SVI is more accurate below about {med:.0f} gradient "
+            f"in run time {r.method} stays ahead")
+    return (f"{r.model}/{r.method}: {r.method} is more accurate below about {med:.0f} gradient "
             f"evaluations ({when}), where NUTS overtakes it (range over {r.seeds} seeds: "
             f"{lo:.0f}-{hi:.0f}; NUTS's first draws cost {first}).")
 
 
 def answer(table: pd.DataFrame) -> str:
-    """One sentence per (model, guide), computed from the derived crossovers."""
+    """One sentence per (model, method), computed from the derived crossovers."""
     if table.empty:
         return "No checkpoint rows scored, so no crossover can be stated."
     return " ".join(_sentence(r) for r in table.itertuples())
@@ -325,7 +410,8 @@ def figure(rows: pd.DataFrame, derived: pd.DataFrame):
 
 STUDY = Study(
     name="anytime",
-    question="Below what budget is SVI more accurate than NUTS, and where does NUTS overtake it?",
+    question="Below what budget is each method more accurate than NUTS, and where does NUTS "
+             "overtake it?",
     document="beyond the documents",
     section="anytime accuracy versus cost",
     scopes=SCOPES,
