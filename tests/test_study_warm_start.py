@@ -123,6 +123,13 @@ def test_smoke_profile_end_to_end_and_resume(smoke_studies):
     assert set(mine.start) == {"base", "scratch", "warm"} and set(mine.data_seed) == {12, 123}
     failed = mine[mine.status != "ok"]
     assert failed.error.str.len().gt(0).all()
+    # every fit's row came through the grid's runner: its draws as an ArviZ artifact, the
+    # family's diagnostics, the scores against its data set's reference
+    ok = mine[mine.status == "ok"]
+    assert len(ok) and ok.artifact.map(lambda a: (out / a).is_file()).all()
+    assert set(mine.family) == {"mcmc", "vi"}
+    assert ok[ok.family == "mcmc"].min_ess_bulk.notna().all()  # one chain per seed: no R-hat
+    assert ok.verdict.isin(["pass", "warn", "fail"]).all() and ok.w1_max.notna().all()
     table = pd.read_parquet(out / "studies" / "warm_start.parquet")
     assert set(table.method) == set(scope.methods) and set(table.start) == {"scratch", "warm"}
     before = mine.set_index(["method", "seed", "settings_hash", "data"]).started_at

@@ -8,7 +8,8 @@ NUTS: a short warm-up, ``REUSE_FRACTION`` of the fresh one, from the previous ru
 adapted step size and inverse mass matrix). SVI's cost is the steps to the loss plateau
 (``scoring.convergence.plateau_step``) and the wall time to it (run time x plateau step / steps);
 NUTS's is its whole run (warm-up plus the same number of draws), in leapfrog steps and seconds.
-Each fit is scored against the new data set's own NUTS reference. Programs:
+Each fit becomes rows through the grid's runner (``runner.finish_rows``: diagnostics, artifact,
+scores against the new data set's own NUTS reference). Programs:
 ``benchmarks.inference.warm_start``. A (method, seed) is one chain of fits, so ``--resume`` skips
 it only when all its rows are stored ok. Derived table and answer: ``warm_start_answer``.
 """
@@ -16,23 +17,22 @@ it only when all its rows are stored ok. Derived table and answer: ``warm_start_
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from dataclasses import dataclass
 
 import jax
 import numpy as np
 
-from svi_bench.benchmarks.grid import store
+from svi_bench.benchmarks.grid import runner, store
 from svi_bench.benchmarks.grid.profiles import settings_hash
-from svi_bench.benchmarks.grid.run_spec import one_line, run_provenance
-from svi_bench.benchmarks.grid.runner import fit_problems, score_safely
+from svi_bench.benchmarks.grid.run_spec import RunSpec, base_row, one_line
 from svi_bench.benchmarks.inference.settings import NUTSSettings, SVISettings
 from svi_bench.benchmarks.inference.warm_start import NUTSPrograms, SVIPrograms, seed_keys
-from svi_bench.benchmarks.methods import numpyro_guides
+from svi_bench.benchmarks.methods import numpyro_guides, registry
+from svi_bench.benchmarks.methods.base import RunResult
 from svi_bench.benchmarks.methods.nuts import NAME as NUTS
-from svi_bench.benchmarks.scoring import arviz_adapter, convergence, metrics
-from svi_bench.benchmarks.scoring.draws import chain_components, flatten_draws
-from svi_bench.benchmarks.scoring.evaluate import with_verdict
+from svi_bench.benchmarks.scoring import convergence
 from svi_bench.benchmarks.scoring.references import get_reference
 from svi_bench.benchmarks.studies.base import Scope, Study, StudyRun, Variant
 from svi_bench.benchmarks.studies.warm_start_answer import (
@@ -116,34 +116,18 @@ def _identities(method: str, seed: int, sched: Schedule) -> list[tuple]:
             for start, d, _ in _plan(sched)]
 
 
-def _row(method: str, seed: int, start: str, data_seed: int, sched: Schedule,
-         profile: str) -> dict:
-    settings = _settings(method, sched)
-    return {"model": MODEL, "method": method, "seed": seed, "profile": profile, "variant": start,
-            "start": start, "data_seed": data_seed,
-            "settings_hash": run_hash(method, start, sched),
-            "settings": json.dumps(dataclasses.asdict(settings), sort_keys=True, default=str),
-            "precision": "float32", "data": _data(data_seed), "status": "ok", "error": "",
-            "warning": "", "artifact": "",
-            **run_provenance(), "latent_dim": len(SITES)}
-
-
-def score(draws: dict[str, np.ndarray], data_seed: int, method: str, n_eff: int,
-          out_dir, quality: str, extra: dict | None = None) -> dict:
-    """Agreement of one fit's draws with the data set's own reference, its noise floor for
-    ``n_eff`` draws and the verdict (a failed reference gate is named in the reason)."""
+def _run_spec(method: str, start: str, data_seed: int, seeds: list[int], sched: Schedule,
+              profile: str) -> RunSpec:
+    """One fit of the chain as a cell of the grid's runner, under the study's identity."""
     spec = REGISTRY[MODEL]
-    key = spec.data_key(data_seed)
-    ref = get_reference(spec, spec.data_for(key), key, SITES, out_dir, quality=quality,
-                        log=lambda msg: None)
-    names, q = flatten_draws(draws)
-    _, r = flatten_draws(ref.draws)
-    out = {**metrics.agreement(q, r, names),
-           **metrics.noise_floor(r, int(max(2, min(n_eff, len(r) // 2))),
-                                 np.random.default_rng(7), 5)}
-    with_verdict(out, method, None if ref.ok else ref.failure, extra)
-    out.update(reference_ok=ref.ok)
-    return out
+    return RunSpec(spec, method, _settings(method, sched), tuple(seeds),
+                   spec.data_key(data_seed), run_hash(method, start, sched), profile,
+                   registry.resolve(method).family)
+
+
+def _rows(run: RunSpec, start: str, data_seed: int, stage: int) -> list[dict]:
+    return [{**base_row(run, s), "variant": start, "start": start, "data_seed": data_seed,
+             "fit_index": stage, "latent_dim": len(SITES)} for s in run.seeds]
 
 
 def _trace(losses: np.ndarray) -> str:
@@ -155,101 +139,105 @@ def _trace(losses: np.ndarray) -> str:
     return json.dumps(out)
 
 
-def _fill_svi(row: dict, params_ok: bool, losses: np.ndarray, draws: dict, run_s: float,
-              seeds: int, sched: Schedule, out_dir) -> None:
-    steps = len(losses)
-    plateau = convergence.plateau_step(losses)
-    per_seed = run_s / seeds
-    mean, sd = convergence.final_loss(losses)
-    row.update(num_steps=steps, converged_step=plateau, run_s=per_seed, program_run_s=run_s,
-               time_to_plateau_s=per_seed * plateau / steps, first_loss=float(losses[0]),
-               final_loss_mean=mean, final_loss_sd=sd, grad_evals=float(steps),
-               nan_count=int(np.sum(~np.isfinite(losses))), loss_trace=_trace(losses),
-               num_draws=sched.svi.num_draws)
-    if np.isnan(plateau):
-        row["warning"] = "the loss showed no plateau within the steps run"
-    bad = fit_problems(params_ok, draws)
-    if bad:
-        row.update(status="failed", error="; ".join(bad))
-        return
-    score_safely(row, lambda: score(draws, row["data_seed"], row["method"],
-                                    sched.svi.num_draws, out_dir, sched.reference_quality))
+def _svi_result(params, losses, draws, run_s: float, compile_s: float, sched: Schedule
+                ) -> RunResult:
+    """An SVI fit of the chain as the runner's result: one chain of draws per seed, its loss
+    trace (plateau, final loss) and the study's cost columns."""
+    losses = np.asarray(losses)
+    seeds, steps = losses.shape
+    plateau = np.array([convergence.plateau_step(x) for x in losses])
+    return RunResult(
+        draws={k: np.asarray(v)[:, None] for k, v in draws.items()},
+        grad_evals=np.full(seeds, float(steps)), compile_s=compile_s, run_s=run_s,
+        losses=losses, params_finite=np.array([_finite(params, i) for i in range(seeds)]),
+        columns={"num_steps": steps, "num_draws": sched.svi.num_draws},
+        seed_columns={"time_to_plateau_s": run_s / seeds * plateau / steps,
+                      "first_loss": losses[:, 0]})
 
 
-def _fill_nuts(row: dict, draws: dict, steps: np.ndarray, warmup: int, run_s: float,
-               seeds: int, sched: Schedule, out_dir) -> None:
-    comps = chain_components({k: v[None] for k, v in draws.items()})  # one chain per seed
-    finite = all(np.all(np.isfinite(c)) for c in comps)
-    health = {"max_rhat": max(arviz_adapter.rhat(c) for c in comps) if finite else np.nan,
-              "min_ess_bulk": min(arviz_adapter.ess_bulk(c) for c in comps) if finite else np.nan,
-              "min_ess_tail": min(arviz_adapter.ess_tail(c) for c in comps) if finite else np.nan}
-    row.update(num_warmup=warmup, num_steps=warmup + sched.nuts.num_samples,
-               grad_evals=float(np.sum(steps)), run_s=run_s / seeds, program_run_s=run_s,
-               time_to_plateau_s=run_s / seeds, num_draws=sched.nuts.num_samples, **health)
-    if not all(np.all(np.isfinite(v)) for v in draws.values()):
-        row.update(status="failed", error="non-finite posterior draws")
-        return
-    n_eff = health["min_ess_bulk"] if np.isfinite(health["min_ess_bulk"]) else 2
-    score_safely(row, lambda: score(draws, row["data_seed"], NUTS, int(n_eff), out_dir,
-                                    sched.reference_quality, health))
+def _nuts_result(draws, steps, warmup: int, run_s: float, compile_s: float, sched: Schedule
+                 ) -> RunResult:
+    """A NUTS run of the chain (one chain per seed) as the runner's result: its leapfrog steps
+    (warm-up and sampling) are its cost; its whole run is its time."""
+    steps = np.asarray(steps)
+    seeds = steps.shape[0]
+    return RunResult(
+        draws={k: np.asarray(v)[:, None] for k, v in draws.items()},
+        grad_evals=steps.sum(axis=1).astype(float), compile_s=compile_s, run_s=run_s,
+        sample_stats={"num_steps": steps[:, None, warmup:],
+                      "num_steps_warmup": steps[:, None, :warmup]},
+        columns={"num_warmup": warmup, "num_steps": warmup + sched.nuts.num_samples,
+                 "num_draws": sched.nuts.num_samples},
+        seed_columns={"time_to_plateau_s": np.full(seeds, run_s / seeds)})
 
 
-def _finite(tree, i: int) -> bool:
-    return all(bool(np.all(np.isfinite(np.asarray(leaf)[i])))
-               for leaf in jax.tree_util.tree_leaves(tree))
+def _reference_fn(data_seed: int, sched: Schedule, out_dir):
+    """The new data set's own reference, fetched when the first fit on it is scored."""
+    spec = REGISTRY[MODEL]
+    key = spec.data_key(data_seed)
+    return functools.cache(lambda: get_reference(spec, spec.data_for(key), key, SITES, out_dir,
+                                                 quality=sched.reference_quality,
+                                                 log=lambda msg: None))
 
 
 def run_chain(method: str, seeds: list[int], sched: Schedule, profile: str, out_dir,
               progress=lambda text: None) -> list[dict]:
     """Every fit of one method for ``seeds`` (together under vmap): base, then scratch and warm
-    per new data set. An exception fails the rows not yet filled, with its reason."""
+    per new data set, each finished by the grid's runner (diagnostics, artifact, scores against
+    the data set's own reference) into rows. An exception fails the rows not yet filled."""
     spec = REGISTRY[MODEL]
-    plan = _plan(sched)
-    rows = {(start, d): [{**_row(method, s, start, d, sched, profile), "fit_index": stage}
-                         for s in seeds] for start, d, stage in plan}
-    n = len(seeds)
+    declared = registry.resolve(method)
+    done: list[dict] = []
+    pending = {(start, d): _rows(_run_spec(method, start, d, seeds, sched, profile), start, d,
+                                 stage) for start, d, stage in _plan(sched)}
     try:
         if method == NUTS:
             programs = NUTSPrograms(spec.model, sched.nuts, sched.reuse_warmup, SITES)
         else:
             programs = SVIPrograms(spec.model, numpyro_guides.guide_factory(spec, method, {}),
                                    sched.svi, SITES)
-        previous = None
-        for start, d, stage in plan:
-            data = spec.make_data(d).model_kwargs
+        previous, references = None, {}
+        for start, d, stage in _plan(sched):
+            ds = spec.make_data(d)
             keys = seed_keys(seeds, stage)
             progress(f"{method}: {start} fit on data {d}")
             if method == NUTS:
-                if start == WARM:
-                    (draws, carry, steps), run_s = programs.reuse(keys, previous, data)
-                else:
-                    (draws, carry, steps), run_s = programs.fresh(keys, data)
                 warmup = sched.reuse_warmup if start == WARM else sched.nuts.num_warmup
-                for i, row in enumerate(rows[(start, d)]):
-                    _fill_nuts(row, {k: np.asarray(v[i]) for k, v in draws.items()},
-                               np.asarray(steps[i]), warmup, run_s, n, sched, out_dir)
+                (draws, carry, steps), run_s = (programs.reuse(keys, previous, ds.model_kwargs)
+                                                if start == WARM else
+                                                programs.fresh(keys, ds.model_kwargs))
+                result = _nuts_result(draws, steps, warmup, run_s, programs.compile_s, sched)
             else:
-                if start == WARM:
-                    (params, losses, draws), run_s = programs.warm(keys, previous, data)
-                else:
-                    (params, losses, draws), run_s = programs.scratch(keys, data)
+                (params, losses, draws), run_s = (programs.warm(keys, previous, ds.model_kwargs)
+                                                  if start == WARM else
+                                                  programs.scratch(keys, ds.model_kwargs))
                 carry = params
-                for i, row in enumerate(rows[(start, d)]):
-                    _fill_svi(row, _finite(params, i), np.asarray(losses[i]),
-                              {k: np.asarray(v[i]) for k, v in draws.items()}, run_s, n,
-                              sched, out_dir)
+                result = _svi_result(params, losses, draws, run_s, programs.compile_s, sched)
+            rows = pending.pop((start, d))
+            if d not in references:
+                references[d] = _reference_fn(d, sched, out_dir)
+            runner.finish_rows(_run_spec(method, start, d, seeds, sched, profile), declared, ds,
+                               result, rows, out_dir, references[d])
+            if result.losses is not None:
+                for i, row in enumerate(rows):
+                    row["loss_trace"] = _trace(result.losses[i])
+            done += rows
             if start != SCRATCH:  # the chain continues from the base and the warm fits
                 previous = carry
-        for group in rows.values():
-            for row in group:
-                row["compile_s"] = programs.compile_s
+        for row in done:
+            row["compile_s"] = programs.compile_s
     except Exception as exc:
         reason = one_line(exc)
-        for group in rows.values():
-            for row in group:
-                if "run_s" not in row:
-                    row.update(status="failed", error=reason)
-    return [row for group in rows.values() for row in group]
+        for rows in pending.values():
+            for row in rows:
+                row.update(status="failed", error=reason)
+            done += rows
+    return done
+
+
+def _finite(tree, i: int) -> bool:
+    return all(bool(np.all(np.isfinite(np.asarray(leaf)[i])))
+               for leaf in jax.tree_util.tree_leaves(tree))
 
 
 def execute(run: StudyRun) -> None:
@@ -282,4 +270,4 @@ STUDY = Study(
     program_settings=lambda profile: SCHEDULES[profile],
 )
 
-__all__ = ["SCHEDULES", "SCOPES", "STUDY", "Schedule", "execute", "run_chain", "score"]
+__all__ = ["SCHEDULES", "SCOPES", "STUDY", "Schedule", "execute", "run_chain"]
