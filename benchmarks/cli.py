@@ -255,6 +255,7 @@ def _cmd_reference(args: argparse.Namespace) -> int:
     from svi_bench.benchmarks import model_commands
     from svi_bench.benchmarks.inference import jax_setup
     from svi_bench.benchmarks.inference.introspect import latent_info
+    from svi_bench.benchmarks.scoring.reference_builders import QUALITY_XLA_FLAGS
     from svi_bench.benchmarks.scoring.references import (
         QUALITIES,
         SHIPPED_DIR,
@@ -293,6 +294,8 @@ def _cmd_reference(args: argparse.Namespace) -> int:
         store.check_writable(Path(args.out), "references")
     except store.ResultsError as exc:
         raise UsageError(str(exc)) from None
+    if QUALITY_XLA_FLAGS[args.quality]:  # built as `run` at that profile builds it
+        os.environ.setdefault("XLA_FLAGS", QUALITY_XLA_FLAGS[args.quality])
     jax_setup.configure_jax()
     failed = 0
     for name in names:

@@ -13,8 +13,10 @@ leaderboard), ``reports.model_page`` (with ``reports.figures``) and ``reports.me
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,12 +38,29 @@ MARKER = ".svi-bench-report"  # marks a folder the builder may overwrite
 
 def build_report(results_dir: Path, out_dir: Path, history_dir: Path | None = None,
                  profile: str | None = None, log: Callable[[str], None] = lambda m: None) -> Path:
-    """Write the report for ``results_dir`` into ``out_dir``; returns the path of index.html."""
+    """Write the report for ``results_dir`` into ``out_dir``; returns the path of index.html.
+
+    The report is built in a folder beside ``out_dir`` and swapped in whole when done, so a build
+    that fails or is killed leaves the previous report as it was."""
     start = time.perf_counter()
     results = loader.load(results_dir, profile)
-    out_dir = Path(out_dir)
-    _prepare_out(out_dir, Path(results_dir))
+    final_dir = Path(out_dir)
+    _check_out(final_dir, Path(results_dir))
+    out_dir = _staging_dir(final_dir)
+    try:
+        _build_pages(results, out_dir, history_dir, log)
+        _swap_in(out_dir, final_dir)
+    except BaseException:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+    index = final_dir / "index.html"
+    log(f"report: built in {time.perf_counter() - start:.1f} s -> {index}")
+    return index
 
+
+def _build_pages(results: Results, out_dir: Path, history_dir: Path | None,
+                 log: Callable[[str], None]) -> None:
+    """Every page, image and file of the report, written into ``out_dir``."""
     model_notes: list[str] = []
     reg = registry(results.results_dir, model_notes)
     for note in model_notes:
@@ -80,29 +99,65 @@ def build_report(results_dir: Path, out_dir: Path, history_dir: Path | None = No
     for method in methods:
         write_method_page(ctx, method)
     write_study_pages(ctx)
-    index = out_dir / "index.html"
-    write_index(ctx, index, history_note)
-    log(f"report: built in {time.perf_counter() - start:.1f} s -> {index}")
-    return index
+    write_index(ctx, out_dir / "index.html", history_note)
 
 
-def _prepare_out(out_dir: Path, results_dir: Path) -> None:
-    """Create (or clear the pages of a previous report in) ``out_dir``; refuse any other folder."""
+def _check_out(out_dir: Path, results_dir: Path) -> None:
+    """Refuse an ``out_dir`` that is the results folder or a non-empty folder holding no report."""
     if out_dir.resolve() == results_dir.resolve():
         raise ReportError("--out must differ from --results (the report would mix with the runs)")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MARKER).exists():
         raise ReportError(f"--out {out_dir} is a non-empty folder that holds no report; "
                           "choose a new or empty folder (a previous report is overwritten)")
+
+
+def _staging_dir(out_dir: Path) -> Path:
+    """A new empty folder beside ``out_dir`` (same file system, so the swap is a rename) where the
+    report is built: a build that stops half-way, even by kill -9, leaves the old report whole."""
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / MARKER).write_text("written by svi-bench report; safe to overwrite\n")
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = _sibling(out_dir, "building")
+        staging.mkdir()  # the usual permissions (a temporary folder's would be owner-only)
+        (staging / MARKER).write_text("written by svi-bench report; safe to overwrite\n")
         for sub in ("models", "methods", "img"):
-            if (out_dir / sub).exists():
-                shutil.rmtree(out_dir / sub)
-            (out_dir / sub).mkdir()
+            (staging / sub).mkdir()
     except OSError as exc:
         raise ReportError(
             f"cannot write the report folder {out_dir}: {exc.strerror or exc}") from None
+    return staging
+
+
+def _sibling(out_dir: Path, role: str) -> Path:
+    """A fresh hidden name beside ``out_dir`` for a report being built or replaced."""
+    return out_dir.parent / f".{out_dir.name}.{role}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _swap_in(staging: Path, out_dir: Path) -> None:
+    """Put the finished report ``staging`` in place of ``out_dir``: one atomic exchange of the two
+    folders where the system has it (Linux ``renameat2``), else two renames; the old report is
+    then removed."""
+    if not out_dir.exists():
+        os.rename(staging, out_dir)
+        return
+    if not _exchange(staging, out_dir):
+        old = _sibling(out_dir, "old")
+        os.rename(out_dir, old)
+        os.rename(staging, out_dir)
+        staging = old
+    shutil.rmtree(staging, ignore_errors=True)  # now the old report
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically exchange two paths (``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
 
 
 def _pages(results: Results, reg, manifest: Manifest

@@ -60,6 +60,12 @@ def test_healthy_nuts_with_exact_draws_passes():
     ({"divergences": 1}, "warn", "1 divergences"),
     ({"divergences": 3, "max_rhat": 1.5, "min_ess_bulk": 20.0}, "fail",
      "NUTS R-hat 1.500 > 1.1; NUTS ESS 20 < 100; 3 divergences"),
+
+    # 4 draws: R-hat and ESS are NaN, a failed check, never a skipped one (issue 28)
+    ({"max_rhat": float("nan"), "min_ess_bulk": float("nan"), "min_ess_tail": float("nan"),
+      "divergences": 2}, "fail",
+     "NUTS R-hat not computable (NaN); NUTS ESS not computable (NaN); 2 divergences"),
+    ({"min_ess_tail": float("nan")}, "fail", "NUTS ESS not computable (NaN)"),
 ])
 def test_nuts_health_gate(row, level, reason):
     out = _nuts(**row)

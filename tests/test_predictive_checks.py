@@ -84,10 +84,34 @@ def _many_points(n=3000):
 
 
 def test_large_data_keep_fewer_replicated_sets():
-    reps = P.replicate_run(_many_points, {}, {"mu": np.zeros(400)})
-    assert reps.draws["y"].shape == (P.MIN_REPLICATES, 3000)
+    reps = P.replicate_run(_many_points, {"n": 1500}, {"mu": np.zeros(400)})
+    assert reps.draws["y"].shape == (P.MAX_VALUES // 1500, 1500) and not reps.subset
     assert P.replicate_run(_many_points, {"n": 20}, {"mu": np.zeros(400)}).draws["y"].shape == (
         P.N_REPLICATES, 20)
+
+
+def test_replication_never_keeps_more_than_the_cap(tmp_path):
+    """300,000 observations (issue 28: 2,000,000 kept 50 x 2,000,000 values): 50 sets of a fixed
+    subset of them, recorded as such, the same points for a run and for the reference, and the
+    stored artifact within the cap."""
+    from svi_bench.benchmarks.scoring import arviz_adapter
+
+    n = 300_000
+    draws = {"mu": np.linspace(-1.0, 1.0, 400)}
+    reps = P.replicate_run(_many_points, {"n": n}, draws)
+    assert reps.ok, reps.reason
+    assert reps.draws["y"].size <= P.MAX_VALUES and len(reps.draws["y"]) == P.MIN_REPLICATES
+    assert reps.observed["y"].shape == reps.draws["y"].shape[1:]
+    assert "subset of 2,000 of the 300,000 observed values" in reps.subset
+    # the draws' own spread shows: each replicated set is centred on its draw's mu
+    assert np.corrcoef(reps.draws["y"].mean(axis=1), P.thin(draws, 50)["mu"])[0, 1] > 0.95
+    again = P.replicate(_many_points, {"n": n}, {"mu": np.zeros(60)})
+    assert again.observed["y"].shape == reps.observed["y"].shape
+    path = tmp_path / "reps.nc"
+    arviz_adapter.save_predictive(path, reps.draws, reps.observed, {})
+    stored, observed = arviz_adapter.load_predictive(path)
+    assert stored["y"].size <= P.MAX_VALUES and observed["y"].size <= P.MAX_VALUES
+    assert path.stat().st_size < 8 * P.MAX_VALUES + 100_000
 
 
 def test_what_cannot_be_replicated_gets_a_reason_not_a_crash():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import types
@@ -29,6 +30,7 @@ from svi_bench.benchmarks.scoring.verdict import VERDICT_POLICY  # noqa: E402
 from svi_bench.models import REGISTRY  # noqa: E402
 from svi_bench.reports import build as build_module  # noqa: E402
 from svi_bench.reports.cli import main  # noqa: E402
+from svi_bench.reports.model_page import write_model_page  # noqa: E402
 
 INJECTION = "<script>alert(1)</script>"
 NA_REASON = "AutoBNAFNormal needs a latent dimension of at least 2 (test)"
@@ -163,6 +165,38 @@ def test_links_are_relative_and_resolve(report):
                 continue
             target = (page.parent / unquote(parts.path)).resolve()
             assert target.is_file(), f"{page.relative_to(report)}: {tag} {link} is broken"
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_build_that_stops_half_way_leaves_the_old_report_whole(report, results_dir, tmp_path,
+                                                                   monkeypatch):
+    """The new report is built beside the old one and swapped in when done: a crash after some
+    model pages (as kill -9 would leave it) changes nothing, and every link still resolves."""
+    old = tmp_path / "report"
+    shutil.copytree(report, old)
+    before = _files(old)
+    written = []
+
+    def crash_on_third(ctx, model, spec):
+        if len(written) == 2:
+            raise KeyboardInterrupt("killed mid-build")
+        written.append(model)
+        return write_model_page(ctx, model, spec)
+
+    monkeypatch.setattr(build_module, "write_model_page", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        build_module.build_report(results_dir, old, history_dir=old / "no-history")
+    assert written and _files(old) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no half-built folder left
+    test_links_are_relative_and_resolve(old)
+    monkeypatch.undo()
+    assert build_module.build_report(results_dir, old, history_dir=old / "no-history") == (
+        old / "index.html")
+    test_links_are_relative_and_resolve(old)
 
 
 def test_images_are_png_files_in_the_report(report):

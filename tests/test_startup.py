@@ -118,9 +118,10 @@ def test_list_records_the_dimensions_and_uses_the_record(cache, capsys):
     dims = latent_record.LatentDims()
     assert [dims.dim(spec) for spec in REGISTRY.values()] == list(DIMS.values())
     assert (dims.hits, dims.misses) == (len(DIMS), 0)
-    doc["models"]["coin"]["dim"] = 999  # the record is what list shows while it matches
+    doc["models"]["coin"]["dim"] = 3  # well-formed but wrong: it breaks its seal, a miss
     cache.write_text(json.dumps(doc))
-    assert _list(capsys)["coin"] == "999"
+    assert _list(capsys)["coin"] == "1"
+    doc = json.loads(cache.read_text())
     doc["models"]["coin"]["identity"]["source_hash"] = "0" * 16  # the model changed: recomputed
     cache.write_text(json.dumps(doc))
     assert _list(capsys)["coin"] == "1"
@@ -204,6 +205,37 @@ def test_run_latent_info_is_recorded_reused_and_never_trusted_when_corrupt(tmp_p
     assert latent_record.run_latent_info_key(spec, other) != path.stem
     path.write_text("{not json")
     assert latent_record.run_latent_info(spec, kwargs, tmp_path) == first and calls == [1]
+
+
+def _forged(doc: dict, **change) -> dict:
+    """``doc`` changed and sealed again (as a bug writing a wrong entry would), or not."""
+    reseal = change.pop("reseal", True)
+    doc = {**{k: v for k, v in doc.items() if k != "seal"}, **change}
+    return {**doc, "seal": latent_record.seal(doc)} if reseal else {**doc, "seal": "x"}
+
+
+@pytest.mark.parametrize("change", [
+    {"unconstrained_dim": 3, "reseal": False},  # latent_dim 3 for a 1-D model, edited by hand
+    {"unconstrained_dim": 3},  # ... or sealed: more dimensions than latent values
+    {"sites": ["latent_fairness", "other"]},  # a site without a shape: a KeyError downstream
+    {"shapes": {"latent_fairness": [-1]}},
+    {"key": "0" * 24},  # another model's record copied here
+    {"unconstrained_dim": "1"},
+])
+def test_a_wrong_latent_info_record_is_a_miss(tmp_path, monkeypatch, change):
+    """A well-formed record that does not fit the model is recomputed, never trusted."""
+    spec = REGISTRY["coin"]
+    kwargs = dict(spec.make_data().model_kwargs)
+    first = latent_record.run_latent_info(spec, kwargs, tmp_path)
+    (path,) = (tmp_path / latent_record.INFO_DIR).glob("*.json")
+    doc = json.loads(path.read_text())
+    assert latent_record.checked_latent_info(doc, path.stem) == first  # the honest record
+    path.write_text(json.dumps(_forged(doc, **change)))
+    calls = []
+    monkeypatch.setattr("svi_bench.benchmarks.inference.introspect.latent_info",
+                        lambda *a, **k: calls.append(1) or first)
+    assert latent_record.run_latent_info(spec, kwargs, tmp_path) == first and calls == [1]
+    assert first.unconstrained_dim == 1 and json.loads(path.read_text()) == doc  # rewritten
 
 
 def test_an_invalid_model_is_never_recorded(tmp_path):

@@ -2,7 +2,8 @@
 
 One small JSON file, ``$SVI_BENCH_CACHE/latent_dims.json``: per model name, what identifies the
 model and its data (the source hashes of the model's and the data generator's modules, the data
-key, NumPyro's version) and the dimension. A record that does not match, and a file that is
+key, NumPyro's version), the dimension and a seal (a digest of both). A record that does not
+match, or whose seal does not, and a file that is
 missing, unreadable or corrupt, is a miss: the dimension is computed abstractly (``jax.eval_shape``
 of NumPyro's initialisation: nothing compiled; only the data generator runs, with JAX's persistent
 cache on) and the record rewritten. The record is a cache, never a result: failing to write it is
@@ -12,6 +13,7 @@ not an error.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,6 +69,15 @@ def write(path: Path, records: Mapping[str, dict[str, Any]]) -> bool:
     return True
 
 
+def seal(payload: Mapping[str, Any]) -> str:
+    """A digest of a record's identity and value, stored beside them: an entry edited by hand,
+    copied from another model or written by a bug does not match its seal, so it is a miss."""
+    import hashlib
+
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(f"{FORMAT}:{text}".encode()).hexdigest()[:24]
+
+
 class LatentDims:
     """Dimensions of models' default data, from the record or computed and recorded.
 
@@ -83,7 +94,8 @@ class LatentDims:
         data_key = spec.data_key()
         ident = identity(spec, data_key)
         entry = self.records.get(spec.name)
-        if entry is not None and entry.get("identity") == ident:
+        if (entry is not None and entry.get("identity") == ident
+                and entry.get("seal") == seal({"identity": ident, "dim": entry["dim"]})):
             self.hits += 1
             return entry["dim"]
         from svi_bench.benchmarks.inference.introspect import latent_info
@@ -96,7 +108,8 @@ class LatentDims:
         self.misses += 1
         ds = spec.data_for(data_key)
         dim = latent_info(spec.model, ds.model_kwargs, abstract=True).unconstrained_dim
-        self.records[spec.name] = {"identity": ident, "dim": dim}
+        self.records[spec.name] = {"identity": ident, "dim": dim,
+                                   "seal": seal({"identity": ident, "dim": dim})}
         self._changed = True
         return dim
 
@@ -134,15 +147,42 @@ def run_latent_info(spec: ModelSpec, model_kwargs: Mapping[str, Any],
     recorded: an invalid one is checked, and raises, every time. The record is a cache: a
     corrupt or unwritable one is a miss."""
     from svi_bench.benchmarks.artifacts import cached_json
-    from svi_bench.benchmarks.inference.introspect import LatentInfo, latent_info
+    from svi_bench.benchmarks.inference.introspect import latent_info
 
-    path = Path(cache_dir or jax_setup.cache_root()) / INFO_DIR / (
-        run_latent_info_key(spec, model_kwargs) + ".json")
+    key = run_latent_info_key(spec, model_kwargs)
+    path = Path(cache_dir or jax_setup.cache_root()) / INFO_DIR / (key + ".json")
+
+    def to_json(info) -> dict[str, Any]:
+        doc = {"key": key, "sites": list(info.sites),
+               "shapes": {k: list(v) for k, v in info.shapes.items()},
+               "unconstrained_dim": info.unconstrained_dim}
+        return {**doc, "seal": seal(doc)}
+
     return cached_json(
         path, lambda: latent_info(spec.model, model_kwargs, abstract=True, check_init=True),
-        to_json=lambda info: {"sites": list(info.sites),
-                              "shapes": {k: list(v) for k, v in info.shapes.items()},
-                              "unconstrained_dim": info.unconstrained_dim},
-        from_json=lambda doc: LatentInfo(sites=tuple(doc["sites"]),
-                                         shapes={k: tuple(v) for k, v in doc["shapes"].items()},
-                                         unconstrained_dim=int(doc["unconstrained_dim"])))
+        to_json=to_json, from_json=lambda doc: checked_latent_info(doc, key))
+
+
+def checked_latent_info(doc: Any, key: str):
+    """The ``LatentInfo`` of a record written under ``key``, or ValueError (a miss) if the record
+    is not one: another key, a broken seal, or sites, shapes and dimension that do not fit
+    together (each site has a shape of non-negative sizes; the unconstrained dimension is at most
+    the sites' total size: no transform adds coordinates)."""
+    from svi_bench.benchmarks.inference.introspect import LatentInfo
+
+    if not isinstance(doc, dict) or doc.get("key") != key:
+        raise ValueError("a latent-info record of another model or data")
+    if doc.get("seal") != seal({k: v for k, v in doc.items() if k != "seal"}):
+        raise ValueError("a latent-info record whose seal does not match its content")
+    sites, shapes, dim = doc.get("sites"), doc.get("shapes"), doc.get("unconstrained_dim")
+    if (not isinstance(sites, list) or not all(isinstance(s, str) for s in sites)
+            or not isinstance(shapes, dict) or sorted(shapes) != sorted(sites)
+            or len(set(sites)) != len(sites)
+            or not all(isinstance(v, list) and all(type(n) is int and n >= 0 for n in v)
+                       for v in shapes.values())):
+        raise ValueError("a latent-info record whose sites and shapes do not match")
+    total = sum(math.prod(v) for v in shapes.values())
+    if type(dim) is not int or not 0 <= dim <= total:
+        raise ValueError(f"a latent-info record with dimension {dim!r} for {total} latent values")
+    return LatentInfo(sites=tuple(sites), shapes={k: tuple(shapes[k]) for k in sites},
+                      unconstrained_dim=dim)

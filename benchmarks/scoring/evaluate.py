@@ -150,16 +150,25 @@ def has_sampler_health(row: Mapping[str, Any]) -> bool:
 
 NUTS_HEALTH = {"rhat_warn": 1.01, "rhat_fail": 1.1, "ess_warn": 400.0, "ess_fail": 100.0}
 """NUTS's own diagnostics (Vehtari et al. 2021): R-hat above 1.01 or bulk/tail ESS below 400
-warn, R-hat above 1.1 or ESS below 100 fail, any divergence warns. A badly mixed chain inflates
-its own noise floor, so agreement alone must not let it pass."""
+warn, R-hat above 1.1 or ESS below 100 fail, any divergence warns; an R-hat or ESS that could not
+be computed (NaN: too few draws) fails. A badly mixed chain inflates its own noise floor, so
+agreement alone must not let it pass."""
 
 
 def _nuts_health(row: Mapping[str, Any]) -> tuple[str, str] | None:
     h = NUTS_HEALTH
     rhat, div = row.get("max_rhat", np.nan), row.get("divergences", 0)
     div = div if div is not None and np.isfinite(div) else 0  # a sampler that cannot diverge
-    ess = min(row.get("min_ess_bulk", np.nan), row.get("min_ess_tail", np.nan))
+    given_ess = [np.nan if row[k] is None else float(row[k])
+                 for k in ("min_ess_bulk", "min_ess_tail") if k in row]
+    ess = min(given_ess, default=np.nan)  # NaN if either is (min() would skip a NaN after a number)
+    ess = np.nan if any(np.isnan(given_ess)) else ess
     fails, warns = [], []
+    # a figure the row has but could not compute (NaN: too few draws) is a failed check
+    if "max_rhat" in row and not np.isfinite(rhat):
+        fails.append("NUTS R-hat not computable (NaN)")
+    if given_ess and not np.isfinite(ess):
+        fails.append("NUTS ESS not computable (NaN)")
     if np.isfinite(rhat) and rhat > h["rhat_fail"]:
         fails.append(f"NUTS R-hat {rhat:.3f} > {h['rhat_fail']}")
     elif np.isfinite(rhat) and rhat > h["rhat_warn"]:

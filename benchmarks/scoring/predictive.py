@@ -37,8 +37,10 @@ from svi_bench.benchmarks.scoring.draws import DataCache
 N_REPLICATES = 200
 MAX_VALUES = 100_000
 MIN_REPLICATES = 50
-"""Replicated data sets are capped at ``MAX_VALUES`` values (at least ``MIN_REPLICATES`` sets), so
-a model with thousands of observations keeps its artifacts small (3,000 points: 50 sets)."""
+"""Replicated data sets are capped at ``MAX_VALUES`` values: fewer sets for more observations
+(at least ``MIN_REPLICATES``), and past ``MAX_VALUES // MIN_REPLICATES`` observed values a fixed,
+evenly spaced subset of them (``Replicates.subset`` says so): 3,000 points give 50 sets of
+2,000 of them. The model runs on a few draws at a time, so memory stays near the cap too."""
 REPLICATE_SEED = 20261122
 FLOOR_SETS = 2
 
@@ -50,6 +52,8 @@ class Replicates:
     draws: dict[str, np.ndarray] = field(default_factory=dict)
     observed: dict[str, np.ndarray] = field(default_factory=dict)
     reason: str = ""
+    subset: str = ""
+    """Non-empty when only a fixed subset of the observed values is replicated: which."""
 
     @property
     def ok(self) -> bool:
@@ -127,16 +131,43 @@ def replicate(model: Callable[..., None], model_kwargs: Mapping[str, Any],
                                  "numpyro.factor), so there is nothing to replicate")
     values = sum(int(np.size(v)) for v in observed.values())
     draws = thin(draws, max(MIN_REPLICATES, MAX_VALUES // max(values, 1)))
+    n = len(next(iter(draws.values())))
+    keep = _kept_points(observed, MAX_VALUES // n) if n * values > MAX_VALUES else None
+    per_call = n if keep is None else max(1, MAX_VALUES // values)  # draws the model runs at once
     try:
-        reps = _predict(model, tuple(observed), model_kwargs,
-                        {k: np.asarray(v) for k, v in draws.items()}, seed)
+        chunks = [_predict(model, tuple(observed), model_kwargs,
+                           {k: np.asarray(v)[i:i + per_call] for k, v in draws.items()}, seed + i)
+                  for i in range(0, n, per_call)]
+        for chunk in chunks:
+            for k, v in chunk.items():
+                if v.shape[1:] != observed[k].shape:
+                    return Replicates(observed=observed, reason=(
+                        f"replicated {k!r} has shape {v.shape[1:]}, observed {observed[k].shape}"))
+                if keep is not None:
+                    chunk[k] = v.reshape(len(v), -1)[:, keep[k]]
+        reps = {k: np.concatenate([c[k] for c in chunks]) for k in observed}
     except Exception as exc:
         return Replicates(observed=observed, reason=f"replication failed: {_one_line(exc)}")
-    for k, v in reps.items():
-        if v.shape[1:] != observed[k].shape:
-            return Replicates(observed=observed, reason=(
-                f"replicated {k!r} has shape {v.shape[1:]}, observed {observed[k].shape}"))
-    return Replicates(draws=reps, observed=observed)
+    if keep is None:
+        return Replicates(draws=reps, observed=observed)
+    kept = sum(len(i) for i in keep.values())
+    return Replicates(draws=reps, observed={k: v.reshape(-1)[keep[k]] for k, v in observed.items()},
+                      subset=(f"replicated at a fixed, evenly spaced subset of {kept:,} of the "
+                              f"{values:,} observed values ({n} sets; at most {MAX_VALUES:,} "
+                              "values are kept)"))
+
+
+def _kept_points(observed: Mapping[str, np.ndarray], budget: int) -> dict[str, np.ndarray]:
+    """Evenly spaced flat indices of each observed site, ``budget`` values in all (shared in
+    proportion to the sites' sizes, at least one per site): the same for every run of the data,
+    so methods and the reference are compared at the same points."""
+    total = sum(int(np.size(v)) for v in observed.values())
+    out = {}
+    for k, v in observed.items():
+        size = int(np.size(v))
+        want = max(1, budget * size // total)
+        out[k] = np.unique(np.linspace(0, size - 1, min(want, size)).round().astype(int))
+    return out
 
 
 _COMPILED: dict[tuple, Callable] = {}
@@ -289,6 +320,7 @@ def score(model, model_kwargs, run: Replicates, reference) -> dict[str, Any]:
             _FLOOR_CACHE[fkey] = rescale * float(np.mean([
                 ppc_w1({k: v[:n_a] for k, v in s.items()}, ref.reps.draws) for s in ref.floor_sets]))
         out["ppc_w1_floor"] = _FLOOR_CACHE[fkey]
+        out["ppc_note"] = run.subset
         if not np.isfinite(out["ppc_w1"]):
             out["ppc_note"] = "the method's replicated data are non-finite"
     except Exception as exc:  # a scoring problem is recorded, never raised
@@ -316,4 +348,5 @@ def store_reference(out_dir: Path, model, model_kwargs, reference) -> None:
     if ref.reps.ok:
         path.parent.mkdir(parents=True, exist_ok=True)
         arviz_adapter.save_predictive(path, ref.reps.draws, ref.reps.observed,
-                                      {"reference": json.dumps(reference_key(reference.provenance))})
+                                      {"reference": json.dumps(reference_key(reference.provenance)),
+                                       "subset": ref.reps.subset})

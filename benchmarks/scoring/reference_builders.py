@@ -12,9 +12,11 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 
 import numpy as np
 
+from svi_bench.benchmarks.inference.jax_setup import SMOKE_XLA_FLAGS
 from svi_bench.benchmarks.inference.settings import NUTSSettings, identity
 from svi_bench.benchmarks.methods.nuts import NAME as NUTS
 from svi_bench.benchmarks.scoring import arviz_adapter
@@ -40,6 +42,11 @@ NUTS_REFERENCE = {
     "smoke": (NUTSSettings(num_warmup=150, num_samples=150, num_chains=4), 150),
 }
 QUALITIES = tuple(NUTS_REFERENCE)
+QUALITY_XLA_FLAGS = {"full": "", "smoke": SMOKE_XLA_FLAGS}
+"""The XLA flags a quality's NUTS reference is built under, part of its recipe: the smoke
+profile's runs compile with XLA's cheapest optimisation, which changes the draws' last bits and
+so the chains, so ``svi-bench reference --quality smoke`` builds under the same flags as
+``run --profile smoke``: one tag, one recipe, the same draws."""
 REFERENCE_BUDGET_S = {"full": 900.0, "smoke": 30.0}  # run time a NUTS reference may take (a guard:
 # a reference is a one-off whose length must not depend on how busy the machine was)
 
@@ -239,6 +246,7 @@ def build_nuts(spec: ModelSpec, ds: Dataset, seed: int, sites: tuple[str, ...], 
                   "parameterisation": ("the model's reference_model (an equivalent "
                                        "reparameterisation)" if spec.reference_model else "the model"),
                   "failed_checks": failed, "draws": int(kept),
+                  "xla_flags": os.environ.get("XLA_FLAGS", ""),
                   "compile_s": run.compile_s, "run_s": run.run_s}
 
 
@@ -250,6 +258,8 @@ def recipe_hash(spec: ModelSpec, quality: str) -> str:
         settings, cap = NUTS_REFERENCE[quality]
         recipe.update(settings=identity(settings), cap=cap, gates=NUTS_GATES,
                       budget=REFERENCE_BUDGET_S[quality], model_overrides=dict(spec.reference_nuts))
+        if QUALITY_XLA_FLAGS[quality]:  # (full: none, and its shipped references' hash unchanged)
+            recipe.update(xla_flags=QUALITY_XLA_FLAGS[quality])
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
