@@ -42,8 +42,14 @@ def ess_tail(draws: np.ndarray) -> float:
 
 @_quiet
 def rhat(draws: np.ndarray) -> float:
-    """Rank-normalised split R-hat of one scalar, draws shaped (chain, draw)."""
-    return float(az.rhat(np.asarray(draws, dtype=float), method="rank"))
+    """Rank-normalised split R-hat of one scalar, draws shaped (chain, draw). A single chain is
+    judged by its two halves as two chains (ArviZ refuses one chain; split R-hat is defined for
+    it, Vehtari et al. 2021), so a one-chain run's health check has an R-hat, not a NaN."""
+    draws = np.asarray(draws, dtype=float)
+    if draws.shape[0] == 1 and draws.shape[1] >= 8:
+        half = draws.shape[1] // 2
+        draws = np.stack([draws[0, :half], draws[0, half:2 * half]])
+    return float(az.rhat(draws, method="rank"))
 
 
 @_quiet
