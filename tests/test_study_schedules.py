@@ -170,6 +170,10 @@ def test_smoke_study_end_to_end_and_resume(smoke_studies):
     assert (df.steps_run % df.eval_every == 0).all() and (df.steps_run <= df.num_steps).all()
     assert df.test_lpd.notna().all() and df.pred_prob_mad.notna().all()
     assert (df.compile_s > 0).all() and (df.run_s > 0).all()
+    # through the grid's runner: the draws as an ArviZ artifact, the plateau rule on the steps
+    # each seed ran (an early stop is not a run of non-finite losses)
+    assert df.artifact.map(lambda a: (out / a).is_file()).all()
+    assert (df.nan_count == 0).all() and df.final_loss_mean.notna().all()
     meta = json.loads((out / "studies" / "schedules.json").read_text())
     assert meta["answer"].startswith("Constant Adam 0.01") and meta["rows"] == 18
     table = pd.read_parquet(out / "studies" / "schedules.parquet")

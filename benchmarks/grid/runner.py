@@ -171,15 +171,16 @@ def finish_rows(run: RunSpec, method: Method, ds: Dataset, result: RunResult, ro
             pe = np.asarray(log_weights, dtype=float)
             row.update(final_elbo=float(np.mean(pe)), final_elbo_se=float(np.std(pe) / np.sqrt(pe.size)))
         if losses is not None:
-            summary = diagnostics.svi_trace_summary(losses[i], log_weights)
+            trace = np.asarray(losses[i])
+            summary = diagnostics.svi_trace_summary(trace, log_weights)
             row.update(summary)
-            steps = losses.shape[1]
+            steps = len(trace)
             if summary["nan_count"]:
                 nan_note = (f"{summary['nan_count']} of {steps} losses non-finite, "
                             f"first at step {int(summary['first_nan_step'])}")
                 # A few infinite losses (a guide drawing outside the prior's support, as
                 # documents' guides do) are recorded, not fatal, while the fit stays finite.
-                tail = losses[i][-max(1, steps // 10):]
+                tail = trace[-max(1, steps // 10):]
                 (problems if not np.any(np.isfinite(tail)) else warnings).append(nan_note)
         finite = True if result.params_finite is None else bool(result.params_finite[i])
         problems += fit_problems(finite, draws)

@@ -16,7 +16,7 @@ import dataclasses
 import hashlib
 import inspect
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -40,7 +40,8 @@ class RunResult(NamedTuple):
 
     ``draws`` are constrained, ``(seeds, chains, draws, *site shape)`` for every latent site and
     every extra site of the model (a method without chains has one). The optional fields are what
-    the family has: ``losses`` (seeds, steps) for a fitted method (the plateau rule, final loss);
+    the family has: ``losses`` (seeds, steps) for a fitted method (the plateau rule, final loss),
+    or one trace per seed when seeds stop after different numbers of steps (early stopping);
     ``log_weights`` (seeds, particles), ``log p(x, z) - log q(z)`` at fresh draws of q (the final
     ELBO, PSIS k-hat, the exact KL); ``sample_stats`` for a sampler, ``energy``, ``diverging``,
     ``num_steps`` (seeds, chains, draws) and ``num_steps_warmup`` (seeds, chains, warm-up) (R-hat,
@@ -58,7 +59,7 @@ class RunResult(NamedTuple):
     run_s: float  # the compiled program over all seeds, to block_until_ready
     cache: str = ""  # which cache served the program: "executable", "jax" or "" (compiled)
     host_others_share: float = math.nan  # share of the host's CPU others used during the run
-    losses: np.ndarray | None = None
+    losses: np.ndarray | Sequence[np.ndarray] | None = None
     log_weights: np.ndarray | None = None
     sample_stats: dict[str, np.ndarray] | None = None
     params_finite: np.ndarray | None = None

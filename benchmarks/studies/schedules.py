@@ -9,28 +9,28 @@ above the training loss per point for ``patience`` evaluations) and the conventi
 (validation loss not improving for ``patience`` evaluations). The programs are
 ``benchmarks.inference.early_stopping``: one executable per optimiser, run once per rule with all
 seeds under vmap, compile timed apart from each run. Each run is scored like the grid scores
-``bnn``: held-out log predictive density and accuracy on the test split, and the mean absolute
-difference of predictive probabilities from the NUTS reference's (with its noise floor).
+``bnn``, through the grid's runner (``runner.finish_rows``: the loss trace up to the stop, an
+ArviZ artifact, held-out log predictive density and accuracy on the test split, and the mean
+absolute difference of predictive probabilities from the NUTS reference's with its noise floor).
 Rows: one per (optimiser, rule, seed), variant ``<optimizer>/<rule>``.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import jax
 import numpy as np
 
-from svi_bench.benchmarks.grid import store
+from svi_bench.benchmarks.grid import runner, store
 from svi_bench.benchmarks.grid.profiles import reference_quality, settings_hash
-from svi_bench.benchmarks.grid.run_spec import one_line, run_provenance
-from svi_bench.benchmarks.grid.runner import fit_problems, score_safely
+from svi_bench.benchmarks.grid.run_spec import RunSpec, base_row, one_line
 from svi_bench.benchmarks.inference import early_stopping
 from svi_bench.benchmarks.inference.introspect import latent_info
 from svi_bench.benchmarks.inference.settings import SVISettings
-from svi_bench.benchmarks.methods import numpyro_guides
-from svi_bench.benchmarks.scoring import evaluate
+from svi_bench.benchmarks.methods import numpyro_guides, registry
+from svi_bench.benchmarks.methods.base import RunResult
 from svi_bench.benchmarks.scoring.references import get_reference
 from svi_bench.benchmarks.studies.base import Scope, Study, StudyRun, Variant
 from svi_bench.benchmarks.studies.schedules_answer import answer, derive, figure
@@ -102,58 +102,44 @@ def _identity(plan: Plan, optimizer: str, rule: str, seed: int) -> tuple:
                            "settings_hash": run_hash(plan, optimizer, rule)})
 
 
-def _row(plan: Plan, optimizer: str, rule: str, seed: int, profile: str) -> dict:
-    settings = plan.settings(optimizer)
-    return {"model": MODEL, "method": METHOD, "seed": seed, "profile": profile,
-            "variant": variant_name(optimizer, rule),
-            "settings_hash": run_hash(plan, optimizer, rule),
-            "settings": json.dumps({**asdict(settings), "stop_rule": rule,
-                                    "stop_patience": plan.patience,
-                                    "eval_every": plan.eval_every}, sort_keys=True),
-            "precision": settings.precision, "optimizer": optimizer, "stop_rule": rule,
-            "stop_patience": plan.patience, "eval_every": plan.eval_every, "data": _data(),
-            "status": "ok", "error": "", "warning": "", "artifact": "",
-            **run_provenance(), "num_particles": plan.num_particles,
-            "num_draws": plan.num_draws}
+def _run_spec(plan: Plan, optimizer: str, rule: str, seeds: list[int], profile: str) -> RunSpec:
+    """One (optimiser, rule) run as a cell of the grid's runner, under the study's identity."""
+    return RunSpec(REGISTRY[MODEL], METHOD, plan.settings(optimizer), tuple(seeds), _data_key(),
+                   run_hash(plan, optimizer, rule), profile, registry.resolve(METHOD).family)
 
 
-def score(draws: dict[str, np.ndarray], ds, reference) -> dict:
-    """The grid's predictive scores of ``bnn`` (``scoring.evaluate``): held-out lpd and accuracy,
-    predictive probabilities against the reference's with the floor, and the verdict."""
-    spec = REGISTRY[MODEL]
-    out: dict = {"reference_ok": reference.ok}
-    evaluate.predictive_scores(spec, ds, draws, reference, out)
-    return evaluate.with_verdict(out, METHOD, None if reference.ok else reference.failure)
-
-
-def _fill(row: dict, out: early_stopping.EarlyStopRun, i: int, plan: Plan, ds, reference) -> None:
-    """Seed ``i``'s share of one rule's run into its row: steps, losses, cost, scores."""
-    steps = int(out.steps_run[i])
-    losses = out.losses[i][:steps]
-    tail = losses[-max(1, steps // 10):]
+def _result(out: early_stopping.EarlyStopRun, plan: Plan, rule: str, compile_s: float,
+            cache: str) -> RunResult:
+    """One rule's run as the runner's result: each seed's loss trace up to its stop (so the
+    plateau rule and final loss read the steps it ran), its draws, cost and the study's columns."""
+    steps = np.asarray(out.steps_run, dtype=int)
     evals = steps // plan.eval_every
-    row.update(num_steps=plan.num_steps, steps_run=steps, stopped_early=bool(out.stopped[i]),
-               grad_evals=float(steps * plan.num_particles),
-               final_loss_mean=float(np.mean(tail)), final_loss_sd=float(np.std(tail)),
-               nan_count=int(np.sum(~np.isfinite(losses))),
-               train_loss_pp=float(out.train_pp[i][evals - 1]),
-               val_loss_pp=float(out.val_pp[i][evals - 1]),
-               plateau_scale=float(out.plateau_scale[i]),
-               program_run_s=out.run_s, run_s=out.run_s / len(out.steps_run))
-    draws = {k: v[i] for k, v in out.draws.items()}
-    problems = fit_problems(out.params_finite[i], draws)
-    if problems:
-        row.update(status="failed", error="; ".join(problems))
-        return
-    score_safely(row, lambda: score(draws, ds, reference))
+    seeds = np.arange(len(steps))
+    return RunResult(
+        draws={k: np.asarray(v)[:, None] for k, v in out.draws.items()},
+        grad_evals=(steps * plan.num_particles).astype(float), compile_s=compile_s,
+        run_s=out.run_s, cache=cache,
+        losses=[np.asarray(out.losses[i][:steps[i]]) for i in seeds],
+        params_finite=np.asarray(out.params_finite),
+        columns={"num_steps": plan.num_steps, "num_particles": plan.num_particles,
+                 "num_draws": plan.num_draws, "stop_rule": rule,
+                 "stop_patience": plan.patience, "eval_every": plan.eval_every},
+        seed_columns={"steps_run": steps, "stopped_early": np.asarray(out.stopped, dtype=bool),
+                      "train_loss_pp": np.asarray(out.train_pp)[seeds, evals - 1],
+                      "val_loss_pp": np.asarray(out.val_pp)[seeds, evals - 1],
+                      "plateau_scale": np.asarray(out.plateau_scale, dtype=float)})
 
 
 def run_optimizer(optimizer: str, seeds: list[int], plan: Plan, profile: str, ds, sites, reference,
-                  progress=lambda text: None) -> list[dict]:
-    """One optimiser's program compiled once and run under every rule for ``seeds``; every row,
-    failures included (an exception fails the rows it reaches with its reason)."""
+                  out_dir, progress=lambda text: None) -> list[dict]:
+    """One optimiser's program compiled once and run under every rule for ``seeds``, each run
+    finished by the grid's runner (artifact, predictive scores against the reference, verdict)
+    into rows; failures included (an exception fails the rows it reaches with its reason)."""
     spec = REGISTRY[MODEL]
-    rows = {r: [_row(plan, optimizer, r, s, profile) for s in seeds] for r in RULES}
+    runs = {r: _run_spec(plan, optimizer, r, seeds, profile) for r in RULES}
+    rows = {r: [{**base_row(run, s), "variant": variant_name(optimizer, r)} for s in seeds]
+            for r, run in runs.items()}
+    finished: set[str] = set()
     try:
         keys = jax.vmap(jax.random.PRNGKey)(np.asarray(seeds, dtype=np.uint32))
         progress(f"{optimizer}: compiling")
@@ -165,17 +151,17 @@ def run_optimizer(optimizer: str, seeds: list[int], plan: Plan, profile: str, ds
         for rule in RULES:
             progress(f"{optimizer}, stopping rule {rule}")
             out = programs.run(rule, plan.patience)
-            for i, row in enumerate(rows[rule]):
-                row.update(compile_s=programs.compile_s, cache=programs.cache,
-                           cache_hit=bool(programs.cache), seeds_in_program=len(seeds))
-                _fill(row, out, i, plan, ds, reference)
+            runner.finish_rows(runs[rule], registry.resolve(METHOD), ds,
+                               _result(out, plan, rule, programs.compile_s, programs.cache),
+                               rows[rule], out_dir, lambda: reference)
+            finished.add(rule)
             progress(f"{optimizer}/{rule}: steps {int(np.median(out.steps_run))} (median), "
                      f"{out.run_s:.2f} s")
     except Exception as exc:  # an optimiser that cannot run: its rows say why
         reason = one_line(exc)
-        for rule_rows in rows.values():
-            for row in rule_rows:
-                if "steps_run" not in row:
+        for rule, rule_rows in rows.items():
+            if rule not in finished:
+                for row in rule_rows:
                     row.update(status="failed", error=reason)
     return [row for r in RULES for row in rows[r]]
 
@@ -197,7 +183,7 @@ def execute(run: StudyRun) -> None:
             reference = get_reference(spec, ds, spec.data_key(), sites, run.out_dir,
                                       quality=reference_quality(run.profile))
         run.store.add(run_optimizer(optimizer, seeds, plan, run.profile, ds, sites, reference,
-                                    run.progress))
+                                    run.out_dir, run.progress))
 
 
 STUDY = Study(
@@ -219,4 +205,4 @@ STUDY = Study(
     program_settings=lambda profile: {"plan": PLANS[profile], "rates": OPTIMIZER_RATES},
 )
 
-__all__ = ["PLANS", "SCOPES", "STUDY", "Plan", "execute", "run_optimizer", "score"]
+__all__ = ["PLANS", "SCOPES", "STUDY", "Plan", "execute", "run_optimizer"]
