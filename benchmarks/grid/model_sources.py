@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from svi_bench import models
-from svi_bench.benchmarks.artifacts import atomic_write
+from svi_bench.benchmarks.artifacts import atomic_write, folder_lock
 from svi_bench.benchmarks.user_code import (
     SourceError,
     UserKind,
@@ -109,13 +109,15 @@ def load_sources(files: Iterable[str] = (), modules: Iterable[str] = (),
 
 
 def write_record(out_dir: Path, names: Iterable[str], origins: dict[str, dict]) -> Path:
-    """Add the origin of each model in ``names`` to ``out_dir/models.json`` (atomically)."""
+    """Add the origin of each model in ``names`` to ``out_dir/models.json`` as it is now
+    (atomically, under the folder's lock: runs sharing the folder keep each other's entries)."""
     path = Path(out_dir) / RECORD
-    record = read_record(out_dir)[0]
-    for name in names:
-        record[name] = origins.get(name) or origin_of(name)
-    text = json.dumps(record, indent=2, sort_keys=True) + "\n"
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    entries = {name: origins.get(name) or origin_of(name) for name in names}
+    with folder_lock(out_dir, RECORD):
+        record = read_record(out_dir)[0]
+        record.update(entries)
+        text = json.dumps(record, indent=2, sort_keys=True) + "\n"
+        atomic_write(path, lambda tmp: Path(tmp).write_text(text))
     return path
 
 
