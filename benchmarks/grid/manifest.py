@@ -94,7 +94,8 @@ def record_folder(out_dir: Path, runs: Iterable[RunSpec],
                   model_origins: Mapping[str, Mapping[str, Any]],
                   method_origins: Mapping[str, Mapping[str, Any]] | None = None) -> None:
     """Before anything runs: where the folder's models come from (``models.json``) and its
-    manifest (methods, models, planned cells: what the report reads). Raises OSError."""
+    manifest (methods, models, planned cells: what the report reads). Raises OSError, or
+    SourceError for a model name the folder holds from another source."""
     from svi_bench.benchmarks.grid import model_sources
 
     runs = list(runs)
