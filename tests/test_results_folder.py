@@ -51,7 +51,7 @@ def _settings():
 
 
 def _hammer(target, out: Path) -> None:
-    ctx = multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process running JAX threads
     start = ctx.Barrier(2)
     procs = [ctx.Process(target=target, args=(str(out), w, start)) for w in (0, 1)]
     for p in procs:
