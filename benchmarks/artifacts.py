@@ -5,8 +5,11 @@ Run artifacts and references are ArviZ netCDF (``benchmarks.scoring.arviz_adapte
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -27,6 +30,21 @@ def atomic_write(path: Path, write) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, name: str) -> Iterator[None]:
+    """Hold the OS lock (``fcntl.flock``) of ``folder/.NAME.lock`` around a read-merge-write of
+    one shared file: runs sharing a results folder take turns instead of each writing back the
+    file as it read it, dropping the other's entries. One lock per shared file, never nested."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f".{name}.lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def cached_json(path: Path, compute, to_json, from_json):

@@ -205,9 +205,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--jobs/--scheduler run registered built-in models and methods only "
                          f"(worker processes cannot import {', '.join(user)}): drop them")
     from svi_bench.benchmarks.grid import manifest
+    from svi_bench.benchmarks.user_code import SourceError
 
     try:
         manifest.record_folder(results.out_dir, cells, args.origins, args.method_origins)
+    except SourceError as exc:  # the folder's model of that name comes from another source
+        raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"cannot write the records of {results.out_dir}: "
                          f"{exc.strerror or exc}") from None

@@ -329,3 +329,53 @@ def test_a_run_time_failure_is_a_failed_row_and_in_the_summary(tmp_path, capsys)
 
     df = pd.read_parquet(out_dir / "results.parquet")
     assert list(df["status"]) == ["failed"] and "only 3 points" in df["error"].iloc[0]
+
+
+RUN_SMOKE = ["--methods", "autonormal", "--seeds", "1", "--profile", "smoke", "--no-progress"]
+
+
+def test_resume_runs_an_edited_model_file_anew_and_keeps_the_old_rows(tmp_path, capsys):
+    """The model's source is part of a run's identity: editing the prior is a new run, even
+    with --resume, and the old model's row and artifact stay under their own identity."""
+    import pandas as pd
+
+    path = _model_file(tmp_path, "editme")
+    out = tmp_path / "res"
+    argv = ["run", "--model-file", str(path), *RUN_SMOKE, "--out", str(out)]
+    code, stdout, err = _run(argv, capsys)
+    assert code == 0 and "1 ok" in stdout, stdout + err
+    path.write_text(path.read_text().replace("dist.Normal(0.0, 10.0)", "dist.Normal(0.0, 2.0)"))
+    code, stdout, err = _run([*argv, "--resume"], capsys)
+    assert code == 0 and "1 ok" in stdout, stdout + err
+    df = pd.read_parquet(out / "results.parquet")
+    assert len(df) == 2 and df.settings_hash.nunique() == 2 and set(df.status) == {"ok"}
+    assert all((out / a).is_file() for a in df.artifact) and df.artifact.nunique() == 2
+    code, stdout, err = _run([*argv, "--resume"], capsys)  # unchanged since: nothing to do
+    assert code == 0 and "0 ok" in stdout, stdout + err
+
+
+def test_another_file_of_a_recorded_model_name_is_refused(tmp_path, capsys):
+    """One name is one model in a results folder (its rows, page and description): a second file
+    declaring the same name is one line, exit 2, with models.json and the rows untouched."""
+    import pandas as pd
+
+    first = _model_file(tmp_path, "twin")
+    (tmp_path / "other").mkdir()
+    second = _model_file(tmp_path / "other", "twin")
+    second.write_text(second.read_text().replace("a normal mean", "another model"))
+    out = tmp_path / "res"
+    code, stdout, err = _run(["run", "--model-file", str(first), *RUN_SMOKE, "--out", str(out)],
+                             capsys)
+    assert code == 0, stdout + err
+    record = (out / "models.json").read_text()
+    rows = pd.read_parquet(out / "results.parquet")
+    models.unregister("twin")
+    code, stdout, err = _run(["run", "--model-file", str(second), *RUN_SMOKE, "--out", str(out)],
+                             capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and "'twin'" in err and str(first.resolve()) in err
+    assert str(second.resolve()) in err and "rename" in err
+    assert (out / "models.json").read_text() == record
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "results.parquet"), rows)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["models"]["twin"]["description"] == "a normal mean"

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from svi_bench.benchmarks.artifacts import atomic_write
+from svi_bench.benchmarks.artifacts import atomic_write, folder_lock
 from svi_bench.benchmarks.grid.run_spec import RunSpec
 from svi_bench.models import ModelSpec
 
@@ -61,15 +61,22 @@ def write(out_dir: Path, runs: Iterable[RunSpec], specs: Iterable[ModelSpec],
           model_origins: Mapping[str, Mapping[str, Any]],
           method_origins: Mapping[str, Mapping[str, Any]] | None = None) -> Path:
     """Merge the models of ``specs``, every method offered for them and the cells of ``runs``
-    into ``out_dir/manifest.json``."""
+    into ``out_dir/manifest.json`` as it is now, under the folder's lock (runs sharing the folder
+    keep each other's entries)."""
     from svi_bench.benchmarks.methods import registry
 
     specs = {s.name: s for s in specs}
+    models = {name: _model_entry(spec, model_origins.get(name)) for name, spec in specs.items()}
+    methods = _method_entries(registry.all_names(specs.values()), specs, method_origins or {})
+    with folder_lock(out_dir, NAME):
+        return _merge(out_dir, runs, models, methods)
+
+
+def _merge(out_dir: Path, runs: Iterable[RunSpec], models: Mapping[str, Any],
+           methods: Mapping[str, Any]) -> Path:
     manifest = read(out_dir)
-    for name, spec in specs.items():
-        manifest["models"][name] = _model_entry(spec, model_origins.get(name))
-    manifest["methods"].update(_method_entries(registry.all_names(specs.values()), specs,
-                                               method_origins or {}))
+    manifest["models"].update(models)
+    manifest["methods"].update(methods)
     cells = {(c["model"], c["method"], c["settings_hash"]): c for c in manifest["cells"]}
     for run in runs:
         key = (run.spec.name, run.method, run.hash)
@@ -87,7 +94,8 @@ def record_folder(out_dir: Path, runs: Iterable[RunSpec],
                   model_origins: Mapping[str, Mapping[str, Any]],
                   method_origins: Mapping[str, Mapping[str, Any]] | None = None) -> None:
     """Before anything runs: where the folder's models come from (``models.json``) and its
-    manifest (methods, models, planned cells: what the report reads). Raises OSError."""
+    manifest (methods, models, planned cells: what the report reads). Raises OSError, or
+    SourceError for a model name the folder holds from another source."""
     from svi_bench.benchmarks.grid import model_sources
 
     runs = list(runs)

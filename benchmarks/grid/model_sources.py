@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from svi_bench import models
-from svi_bench.benchmarks.artifacts import atomic_write
+from svi_bench.benchmarks.artifacts import atomic_write, folder_lock
 from svi_bench.benchmarks.user_code import (
     SourceError,
     UserKind,
@@ -109,14 +109,37 @@ def load_sources(files: Iterable[str] = (), modules: Iterable[str] = (),
 
 
 def write_record(out_dir: Path, names: Iterable[str], origins: dict[str, dict]) -> Path:
-    """Add the origin of each model in ``names`` to ``out_dir/models.json`` (atomically)."""
+    """Add the origin of each model in ``names`` to ``out_dir/models.json`` as it is now
+    (atomically, under the folder's lock: runs sharing the folder keep each other's entries).
+    Raises SourceError, writing nothing, when the folder holds another source's model of a name."""
     path = Path(out_dir) / RECORD
-    record = read_record(out_dir)[0]
-    for name in names:
-        record[name] = origins.get(name) or origin_of(name)
-    text = json.dumps(record, indent=2, sort_keys=True) + "\n"
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    entries = {name: origins.get(name) or origin_of(name) for name in names}
+    with folder_lock(out_dir, RECORD):
+        record = read_record(out_dir)[0]
+        for name, origin in entries.items():
+            _check_same_model(out_dir, name, record.get(name), origin)
+        record.update(entries)
+        text = json.dumps(record, indent=2, sort_keys=True) + "\n"
+        atomic_write(path, lambda tmp: Path(tmp).write_text(text))
     return path
+
+
+def _where(origin: dict[str, Any]) -> str:
+    return str(origin.get("path") or origin.get("module") or origin.get("kind", "?"))
+
+
+def _check_same_model(out_dir: Path, name: str, recorded: dict[str, Any] | None,
+                      origin: dict[str, Any]) -> None:
+    """One name is one model in a folder: its rows, its report page and its description in the
+    manifest. A model of the recorded file or module (edited or not: its runs have a new
+    identity) or of the same content (a moved file) may join; another source's may not."""
+    if recorded is None or _where(recorded) == _where(origin):
+        return
+    if recorded.get("sha256") and recorded.get("sha256") == origin.get("sha256"):
+        return
+    raise SourceError(f"model name {name!r} in {out_dir} is the model of {_where(recorded)}; "
+                      f"this run's comes from {_where(origin)}: rename one of them or choose "
+                      "another --out")
 
 
 def read_record(out_dir: Path) -> tuple[dict[str, dict], str]:

@@ -12,6 +12,8 @@ import hashlib
 import json
 from typing import Any
 
+from svi_bench import models
+from svi_bench.benchmarks.inference.fingerprints import source_hash
 from svi_bench.benchmarks.inference.settings import identity
 from svi_bench.benchmarks.methods.base import PROFILES
 
@@ -60,9 +62,13 @@ def settings_hash(model: str, method: str, settings: Any, data_key: dict[str, An
     programs, which add what defines their program, e.g. ``study``, ``stage``, ``schedule``).
     ``settings`` may be None for a program whose ``program`` entries hold all its settings;
     ``data_key`` None for a program whose rows carry their data key (a study over several data
-    sets: the store's identity includes it)."""
+    sets: the store's identity includes it). The registered model's source hash is part of it,
+    so an edited model file runs anew (and ``--resume`` never keeps the old model's rows for it)
+    while the old rows stay under their own identity."""
+    spec = models.REGISTRY.get(model)
     payload = {
         "model": model,
+        "model_source": None if spec is None else source_hash(spec),
         "method": method,
         "settings": None if settings is None else identity(settings),
         "data": data_key,

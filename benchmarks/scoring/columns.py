@@ -83,8 +83,8 @@ TABLE: tuple[Column, ...] = (
          "hash of the scope and program settings of the study that ran its own programs for this "
          "row: the study's answer uses only rows of its current definition; empty for grid runs"),
     _run("settings_hash", "string", "",
-         "hash of model, method, settings and data; with model, method, seed and data the "
-         "run's identity (--resume skips identities already ok)"),
+         "hash of model (and its source), method, settings and data; with model, method, seed "
+         "and data the run's identity (--resume skips identities already ok, artifact readable)"),
     _run("settings", "string", "json", "the run's settings"),
     _run("data", "string", "json", "data seed and size parameters"),
     _run("precision", "string", "",
