@@ -357,3 +357,22 @@ def test_accuracy_benchmark_asserts_the_verdicts_known_by_construction():
     default = {str(c): accuracy.EXPECTED_VERDICT.get(str(c)) for c in programs.DEFAULT_ACCURACY}
     assert {"pass", "fail"} <= set(default.values())
     assert set(accuracy.EXPECTED_VERDICT.values()) <= set(accuracy.VERDICTS)
+
+
+def test_one_case_of_every_perf_benchmark_runs(tmp_path):
+    """The perf suite itself (run by the CI gate, not by this suite's default run) on one cheap
+    case of each benchmark: an SVI program, NUTS draws, a method's whole program and two
+    accuracy cells, one pass of one round, so a change that breaks a benchmark fails here."""
+    import os
+    import subprocess
+
+    out = tmp_path / "perf.json"
+    only = "coin-manual:beta or coin-nuts or correlated_gaussian-mams"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", regress.SUITE,
+         "--perf-passes", "1", "--perf-rounds", "1", "-k", only, f"--benchmark-json={out}"],
+        cwd=REPO, capture_output=True, text=True, timeout=900,
+        env={**os.environ, "PYTHONHASHSEED": "0"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    groups = {b["group"] for b in json.loads(out.read_text())["benchmarks"]}
+    assert groups == {"svi", "nuts", "method", "accuracy"}

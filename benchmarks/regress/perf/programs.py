@@ -116,13 +116,14 @@ DEFAULT_METHODS = _cases(
 EXACT_REFERENCE_MODELS = ("coin", "correlated_gaussian", "dirichlet_categorical")
 
 
+def _cases_where(keep: Callable[[str], bool]) -> tuple[Case, ...]:
+    """Every (model, method) of the registry whose method ``keep`` selects."""
+    return tuple(Case(name, m) for name, spec in REGISTRY.items()
+                 for m in registry.methods_for(spec) if keep(m))
+
+
 def svi_cases(full: bool) -> tuple[Case, ...]:
-    if not full:
-        return DEFAULT_SVI
-    return tuple(
-        Case(name, m) for name, spec in REGISTRY.items() for m in registry.methods_for(spec)
-        if is_numpyro_guide(m)
-    )
+    return _cases_where(is_numpyro_guide) if full else DEFAULT_SVI
 
 
 def nuts_cases(full: bool) -> tuple[Case, ...]:
@@ -136,12 +137,18 @@ def has_own_program(method: str) -> bool:
 
 
 def method_cases(full: bool) -> tuple[Case, ...]:
-    if not full:
-        return DEFAULT_METHODS
-    return tuple(
-        Case(name, m) for name, spec in REGISTRY.items() for m in registry.methods_for(spec)
-        if has_own_program(m)
-    )
+    return _cases_where(has_own_program) if full else DEFAULT_METHODS
+
+
+def time_rounds(benchmark: Any, group: str, series: str, figures: dict, perf_pass: int,
+                rounds: int, run: Callable[[Any], Any], fresh_input: Callable[[int], Any]) -> None:
+    """Time ``run(fresh_input(seed))`` for ``rounds`` rounds (round r: seed ``1000 + r``, the
+    same in every pass; the input is made untimed) and record the case's figures."""
+    seeds = iter(range(1000, 1000 + rounds))
+    benchmark.group = group
+    benchmark.extra_info.update(figures, series=series, perf_pass=perf_pass)
+    benchmark.pedantic(run, setup=lambda: ((fresh_input(next(seeds)),), {}), rounds=rounds,
+                       iterations=1)
 
 
 def accuracy_cases(full: bool) -> tuple[Case, ...]:

@@ -62,7 +62,7 @@ def test_accuracy(benchmark, accuracy_case: str, tmp_path_factory) -> None:
     assert reference.ok, f"exact reference failed its checks: {reference.failure}"
 
     benchmark.group = "accuracy"  # before timing: pytest-benchmark reads it when it records
-    args = (cell, ds, info, profile, out, lambda: reference)
+    args = (cell, ds, info, out, lambda: reference)
     rows = benchmark.pedantic(runner.run_cell, args=args, rounds=1, iterations=1)
     row = rows[0]
     assert row["status"] == "ok", f"{row['status']}: {row['error']}"

@@ -40,13 +40,5 @@ def _prepare(case: programs.Case) -> tuple[programs.MethodProgram, dict]:
 def test_method_program(benchmark, method_case: str, perf_pass: int, rounds: int) -> None:
     case = programs.Case.parse(method_case)
     prog, figures = programs.cached(("method", method_case), lambda: _prepare(case))
-    seeds = iter(range(1000, 1000 + rounds))
-    benchmark.group = "method"
-    benchmark.extra_info.update(figures, series=f"test_method_program[{case.id}]",
-                                perf_pass=perf_pass)
-    benchmark.pedantic(
-        prog.program,
-        setup=lambda: ((programs.MethodProgram.keys(next(seeds)),), {}),
-        rounds=rounds,
-        iterations=1,
-    )
+    programs.time_rounds(benchmark, "method", f"test_method_program[{case.id}]", figures,
+                         perf_pass, rounds, prog.program, programs.MethodProgram.keys)

@@ -39,13 +39,5 @@ def _prepare(case: programs.Case) -> tuple[programs.NUTSProgram, dict]:
 def test_nuts_draws(benchmark, nuts_case: str, perf_pass: int, rounds: int) -> None:
     case = programs.Case.parse(nuts_case)
     prog, figures = programs.cached(("nuts", nuts_case), lambda: _prepare(case))
-    seeds = iter(range(1000, 1000 + rounds))
-    benchmark.group = "nuts"
-    benchmark.extra_info.update(figures, series=f"test_nuts_draws[{case.id}]",
-                                perf_pass=perf_pass)
-    benchmark.pedantic(
-        lambda st: jax.block_until_ready(prog.run(st)),
-        setup=lambda: ((prog.fresh_state(next(seeds)),), {}),
-        rounds=rounds,
-        iterations=1,
-    )
+    programs.time_rounds(benchmark, "nuts", f"test_nuts_draws[{case.id}]", figures, perf_pass,
+                         rounds, lambda st: jax.block_until_ready(prog.run(st)), prog.fresh_state)

@@ -38,12 +38,5 @@ def _prepare(case: programs.Case) -> tuple[programs.SVIProgram, dict]:
 def test_svi_steps(benchmark, svi_case: str, perf_pass: int, rounds: int) -> None:
     case = programs.Case.parse(svi_case)
     prog, figures = programs.cached(("svi", svi_case), lambda: _prepare(case))
-    seeds = iter(range(1000, 1000 + rounds))
-    benchmark.group = "svi"
-    benchmark.extra_info.update(figures, series=f"test_svi_steps[{case.id}]", perf_pass=perf_pass)
-    benchmark.pedantic(
-        lambda st: jax.block_until_ready(prog.run(st)),
-        setup=lambda: ((prog.fresh_state(next(seeds)),), {}),
-        rounds=rounds,
-        iterations=1,
-    )
+    programs.time_rounds(benchmark, "svi", f"test_svi_steps[{case.id}]", figures, perf_pass,
+                         rounds, lambda st: jax.block_until_ready(prog.run(st)), prog.fresh_state)
