@@ -62,11 +62,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     from svi_bench.models.contract import check_spec
 
     names, origins = load_sources(args)
-    names += csv(args.models)
+    names += args.models
     names += [n for n, o in origins.items() if asked(o)]
     method_origins = method_commands.load_sources(args)
-    methods = csv(args.methods) + [n for n, o in method_origins.items()
-                                   if method_commands.asked(o)]
+    methods = list(dict.fromkeys(args.methods + [n for n, o in method_origins.items()
+                                                  if method_commands.asked(o)]))
     if not names and not methods:
         raise UsageError("check needs --model-file PATH, --model MODULE[:NAME], --models NAMES, "
                          "--method-file PATH, --method MODULE[:NAME] or --methods NAMES")

@@ -16,12 +16,15 @@ from pathlib import Path
 
 def add_study_parser(subparsers) -> None:
     """Register the ``study`` sub-command on the ``svi-bench`` parser's sub-parsers."""
+    from svi_bench.benchmarks.command_line import folder
+
     p = subparsers.add_parser("study", help="run one of the source documents' experiments "
                                             "(svi-bench study --list)")
     p.add_argument("name", nargs="?", default="", help="the study to run (see --list)")
     p.add_argument("--list", action="store_true", help="every study, its question and source")
     p.add_argument("--profile", default="quick", help="smoke, quick or paper (default quick)")
-    p.add_argument("--out", default="results", help="output folder (default ./results)")
+    p.add_argument("--out", type=folder, default="results",
+                   help="output folder (default ./results)")
     p.add_argument("--resume", action="store_true",
                    help="skip runs already done with the same settings hash")
     p.add_argument("--seeds", default="",
