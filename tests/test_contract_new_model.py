@@ -24,6 +24,7 @@ if str(REPO) not in sys.path:  # the suite is not installed in the venv; import 
 from svi_bench import models  # noqa: E402
 from svi_bench.models import Dataset  # noqa: E402
 from svi_bench.models.contract import ContractError, assert_spec, check_spec  # noqa: E402
+from svi_bench.models.names import NAME_RULE  # noqa: E402
 
 MODEL_FILE = '''
 """A Normal mean with a Normal(0, 1) prior and unit-variance observations."""
@@ -170,6 +171,27 @@ def test_a_wrong_data_seed_declaration_and_a_missing_function_fail(model_module)
     assert "declare data_uses_seed=False" in checks["data_seed"].message
     assert "needs exact_moments" in checks["reference_requirements"].message
     assert not checks["source"].ok and "free text" in checks["source"].message
+
+
+@pytest.mark.parametrize("changes, named", [
+    ({"name": "m" * 101}, "(101 characters)"),
+    ({"name": "a/b"}, "name 'a/b'"),
+    ({"name": ".hidden"}, "name '.hidden'"),
+    ({"guides": {"a/b": None}}, "guide name 'a/b'"),
+])
+def test_a_name_that_cannot_be_a_file_name_is_refused_with_the_rule(model_module, changes,
+                                                                     named):
+    if "guides" in changes:
+        changes = {"guides": {"a/b": model_module.SPEC.guides["normal"]}}
+    check = _by_name(dataclasses.replace(model_module.SPEC, **changes))["name"]
+    assert not check.ok and named in check.message
+    assert NAME_RULE in check.message and "at most 100 characters" in check.message
+
+
+def test_the_longest_allowed_name_passes(model_module):
+    spec = dataclasses.replace(model_module.SPEC, name="m" * 100,
+                               guides={"v1.2:normal-x": model_module.SPEC.guides["normal"]})
+    assert _by_name(spec)["name"].ok
 
 
 def test_a_model_that_raises_is_a_failed_check_and_dependants_are_skipped(model_module):

@@ -6,7 +6,6 @@ Each check takes the shared Context, returns an optional note and raises Fail wi
 from __future__ import annotations
 
 import inspect
-import re
 import sys
 from collections.abc import Callable, Mapping
 
@@ -15,12 +14,12 @@ import numpy as np
 from svi_bench.models.base import PRECISIONS, Dataset, ModelSpec
 from svi_bench.models.contract import tools as ck
 from svi_bench.models.contract.tools import Context, Fail
+from svi_bench.models.names import NAME_RULE, is_file_name, shown
 
 REFERENCE_KINDS = ("exact", "quadrature", "nuts")
 OPTIONAL_FUNCTIONS = ("exact_sampler", "exact_moments", "log_evidence", "log_density_grid",
                       "predictive_check", "reference_model", "draw_probs", "predictive_probs",
                       "data_plot")
-NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
 def _text(spec: ModelSpec, field: str, hint: str) -> None:
@@ -33,10 +32,13 @@ def _text(spec: ModelSpec, field: str, hint: str) -> None:
 
 
 def name(ctx: Context) -> None:
-    value = ctx.spec.name
-    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
-        raise Fail(f"name {value!r} must be letters, digits, '_', '-' or '.' (e.g. 'my_model'): "
-                   "it names files, report pages and --models entries")
+    """The model's name and its manual guides' names can name files (``models.names``)."""
+    guides = ctx.spec.guides if isinstance(ctx.spec.guides, Mapping) else {}
+    bad = [f"name {shown(ctx.spec.name)}"] if not is_file_name(ctx.spec.name) else []
+    bad += [f"guide name {shown(g)}" for g in guides if not is_file_name(g)]
+    if bad:
+        raise Fail(f"{', '.join(bad)}: a name must be {NAME_RULE} (e.g. 'my_model'); names "
+                   "make file names, report pages and --models/--methods entries")
 
 
 def description(ctx: Context) -> None:
