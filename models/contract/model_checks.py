@@ -11,9 +11,10 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from svi_bench.models import BUILT_IN
 from svi_bench.models.base import PRECISIONS, Dataset, ModelSpec
 from svi_bench.models.contract import tools as ck
-from svi_bench.models.contract.tools import Context, Fail
+from svi_bench.models.contract.tools import Context, Detected, Fail
 from svi_bench.models.names import NAME_RULE, is_file_name, shown
 
 REFERENCE_KINDS = ("exact", "quadrature", "nuts")
@@ -143,27 +144,37 @@ def data_deterministic(ctx: Context) -> None:
                    "made from the seed (np.random.default_rng(seed)), never global state")
 
 
-def data_seed(ctx: Context) -> None:
+def data_seed(ctx: Context) -> Detected | None:
+    """``data_uses_seed`` as declared. A built-in model must declare it right; for a user's
+    model what the check detects is taken (and said), since refusing it would add nothing."""
     spec = ctx.spec
-    same = ck.datasets_equal(ctx.ds, spec.make_data(seed=spec.default_data_seed + 1))
-    if spec.data_uses_seed and same:
+    uses = not ck.datasets_equal(ctx.ds, spec.make_data(seed=spec.default_data_seed + 1))
+    if uses == spec.data_uses_seed:
+        return None
+    if spec.name not in BUILT_IN:
+        return Detected(f"data() {'depends on' if uses else 'ignores'} the seed: taken as "
+                        f"data_uses_seed={uses} (declare it in the spec to say so yourself)")
+    if not uses:
         raise Fail("data() gives the same data for every seed: declare data_uses_seed=False")
-    if not spec.data_uses_seed and not same:
-        raise Fail("data() depends on the seed but the spec declares data_uses_seed=False: "
-                   "remove that declaration")
+    raise Fail("data() depends on the seed but the spec declares data_uses_seed=False: "
+               "remove that declaration")
 
 
 def data_dtypes(ctx: Context) -> None:
     """The model's floating arrays are in its precision (float32 unless it declares float64) and
-    its integer arrays int32: what JAX computes in, and what the data hashes of stored runs and
-    references were made from."""
+    its integer arrays int32, or int32 or int64 for a float64 model (64-bit mode's own default
+    integer): what JAX computes in, and what the data hashes of stored runs and references were
+    made from."""
     wrong: dict[tuple[str, str], list[str]] = {}
     floats = ctx.spec.precision if ctx.spec.precision in PRECISIONS else "float32"
+    ints = ("int32", "int64") if floats == "float64" else ("int32",)
     for key, value in ctx.ds.model_kwargs.items():
         if not hasattr(value, "dtype"):
             continue  # Python scalars, None and the like
         dtype = np.dtype(value.dtype)
         want = {"f": floats, "i": "int32", "u": "int32"}.get(dtype.kind)
+        if want == "int32" and str(dtype) in ints:
+            continue
         if want is not None and dtype != np.dtype(want):
             wrong.setdefault((str(dtype), want), []).append(key)
     if wrong:
