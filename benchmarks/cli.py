@@ -191,6 +191,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     if args.scheduler is not None and args.jobs != 1:
         raise UsageError("give --jobs (a local cluster) or --scheduler (an existing one), not both")
+    if args.scheduler is not None:
+        from svi_bench.benchmarks.grid import distributed
+
+        try:  # before any work: a wrong address costs a line, not a run
+            distributed.check_address(args.scheduler)
+            distributed.probe_scheduler(args.scheduler, distributed.connect_timeout())
+        except distributed.ClusterError as exc:
+            raise UsageError(str(exc)) from None
     cells = _resolve(args)
     if not 1 <= args.jobs <= (os.cpu_count() or 1) * 4:
         raise UsageError(f"--jobs must be between 1 and {(os.cpu_count() or 1) * 4}, got {args.jobs}")
