@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from svi_bench.benchmarks import study_commands
+from svi_bench.benchmarks import interrupts, study_commands
 from svi_bench.benchmarks.command_line import (
     EXIT_BAD_INPUT,
     Parser,
@@ -209,6 +209,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         results = store.ResultsStore(Path(args.out))
     except store.ResultsError as exc:
         raise UsageError(str(exc)) from None
+    interrupts.saving_to(results.out_dir)
     user = sorted({c.spec.name for c in cells} & set(args.origins))
     user += sorted({c.method for c in cells} & set(args.method_origins))
     if (args.jobs > 1 or args.scheduler) and user:
@@ -232,6 +233,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     failures: list[str] = []
 
     def on_cell(cell, todo):
+        interrupts.check()
         bar.set_description(f"{cell.spec.name} x {cell.method} ({todo} seeds)")
         bar.update(len(cell.seeds) - todo)
 
@@ -244,19 +246,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if args.jobs > 1 or args.scheduler:
             bar.set_description(f"done {cell.spec.name} x {cell.method}")
         bar.update(len(rows))
+        interrupts.check()  # a Ctrl-C whose exception was swallowed: stop after a saved cell
 
     start = time.perf_counter()
+    interrupts.check()
     try:
         execution.run_grid(cells, results, resume=args.resume, on_cell=on_cell, on_done=on_done,
                            jobs=args.jobs, scheduler=args.scheduler)
-    except KeyboardInterrupt:
-        bar.close()
-        print(f"interrupted: results so far are in {results.out_dir}/results.parquet", file=sys.stderr)
-        return 130
     except ClusterError as exc:  # a cluster that cannot run the grid: one line, exit 2
-        bar.close()
         raise UsageError(str(exc)) from None
-    bar.close()
+    finally:  # Ctrl-C: main() says how many rows are saved
+        bar.close()
+    interrupts.check()
     print_run_summary(failures, results, counts, time.perf_counter() - start)
     return 0
 
@@ -329,7 +330,18 @@ def _cmd_reference(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The sub-command's exit code: 2 for bad input, 130 for Ctrl-C (one line each)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    with interrupts.handled():
+        try:
+            code = _main(argv)
+            interrupts.check()  # a Ctrl-C whose exception was swallowed on the way
+            return code
+        except KeyboardInterrupt:
+            return interrupts.stop()
+
+
+def _main(argv: list[str]) -> int:
     try:
         args = build_parser().parse_args(argv)
         from svi_bench.benchmarks import model_commands

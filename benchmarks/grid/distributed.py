@@ -31,6 +31,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from svi_bench.benchmarks import interrupts
 from svi_bench.benchmarks.inference import host_lock
 
 HASH_SEED = "0"  # as jax_setup.HASH_SEED; not imported from there to keep the preload light
@@ -115,11 +116,20 @@ def probe_scheduler(address: str, timeout: float) -> None:
                            "give the scheduler's address")
 
 
-def dask_setup(nanny: Any) -> None:
-    """Nanny preload hook: workers start with ``PYTHONHASHSEED=0`` and the host timing lock on."""
-    for env in (nanny.pre_spawn_env, nanny.env):
+def dask_setup(server: Any) -> None:
+    """Preload hook. Of a nanny: workers start with ``PYTHONHASHSEED=0`` and the host timing lock
+    on. Of a worker (our LocalCluster's): it ignores Ctrl-C, which a terminal sends to every
+    process of the run; the client stops the cluster and says one line."""
+    if not hasattr(server, "pre_spawn_env"):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return
+    for env in (server.pre_spawn_env, server.env):
         env["PYTHONHASHSEED"] = HASH_SEED
-    nanny.env[host_lock.ENV] = "1"
+    server.env[host_lock.ENV] = "1"
 
 
 def _worker_facts() -> dict[str, Any]:
@@ -165,14 +175,33 @@ def local_cluster(workers: int) -> Iterator[Any]:
               "distributed.scheduler.worker-saturation": 1.0,
               "distributed.nanny.pre-spawn-environ": {}}
     try:
-        with dask.config.set(config), \
-             LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                          preload_nanny=[PRELOAD], dashboard_address=None,
-                          silence_logs=40) as cluster:
-            yield cluster
+        with dask.config.set(config), contextlib.ExitStack() as stack:
+            with interrupts.deferred():  # no half-built cluster on Ctrl-C
+                cluster = stack.enter_context(LocalCluster(
+                    n_workers=workers, threads_per_worker=1, processes=True,
+                    preload_nanny=[PRELOAD], preload=[PRELOAD], dashboard_address=None,
+                    silence_logs=40))
+            try:
+                yield cluster
+            except KeyboardInterrupt:
+                _stop_workers(cluster)
+                raise
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def _stop_workers(cluster: Any) -> None:
+    """Ctrl-C: end our workers at once. Their cells' rows are not saved anyway, and a worker
+    closed in the middle of a cell logs the scheduler's and the client's going one traceback at a
+    time; the rows already saved are intact (every write is atomic)."""
+    import signal
+
+    for nanny in list(cluster.workers.values()):
+        pid = getattr(nanny, "pid", None)
+        if pid:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
 
 @contextlib.contextmanager
@@ -181,13 +210,16 @@ def _client(jobs: int, scheduler: str | None) -> Iterator[tuple[Any, int]]:
     from distributed import Client
 
     if not scheduler:
-        with local_cluster(jobs) as cluster, Client(cluster) as client:
+        with local_cluster(jobs) as cluster, contextlib.ExitStack() as stack:
+            with interrupts.deferred():  # no half-built client on Ctrl-C
+                client = stack.enter_context(Client(cluster))
             yield client, jobs
         return
     timeout = connect_timeout()
     probe_scheduler(scheduler, timeout)
     try:
-        client = Client(scheduler, timeout=f"{timeout}s")
+        with interrupts.deferred():
+            client = Client(scheduler, timeout=f"{timeout}s")
     except Exception as exc:  # it answered the probe, then went away
         raise ClusterError(f"--scheduler {scheduler}: cannot connect "
                            f"({type(exc).__name__}: {exc})"[:300]) from None
