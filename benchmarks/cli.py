@@ -16,13 +16,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from svi_bench.benchmarks import study_commands
+from svi_bench.benchmarks import interrupts, study_commands
 from svi_bench.benchmarks.command_line import (
     EXIT_BAD_INPUT,
     Parser,
     UsageError,
-    csv,
+    folder,
     json_object,
+    name_list,
     pairs,
     parse_seeds,
     print_run_summary,
@@ -57,21 +58,22 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="run the model or method contract on user models and "
                                          "methods, one line a check")
     _add_sources(check, "models", "methods")
-    check.add_argument("--models", default="",
+    check.add_argument("--models", type=name_list, default=[],
                        help="comma-separated registered names to check (default: the given files"
                             " and modules)")
-    check.add_argument("--methods", default="",
+    check.add_argument("--methods", type=name_list, default=[],
                        help="comma-separated registered methods to hold to the method contract "
                             "(default: the given method files and modules)")
     run = sub.add_parser("run", help="run a slice of the grid and write the results tables")
     _add_sources(run, "models", "methods")
     run.add_argument("--profile", default="quick", help="smoke, quick or paper (default quick)")
-    run.add_argument("--models", default="", help="comma-separated model names (default: all)")
-    run.add_argument("--methods", default="", help="comma-separated methods (default: all)")
-    run.add_argument("--skip-methods", default="", metavar="METHODS",
+    run.add_argument("--models", type=name_list, default=[],
+                     help="comma-separated model names (default: all)")
+    run.add_argument("--methods", type=name_list, default=[], help="comma-separated methods (default: all)")
+    run.add_argument("--skip-methods", type=name_list, default=[], metavar="METHODS",
                      help="comma-separated methods to leave out of the default (all)")
     run.add_argument("--seeds", default="1", help="number of seeds N (0..N-1) or a list like 0,4,7")
-    run.add_argument("--out", default="results", help="output folder (default ./results)")
+    run.add_argument("--out", type=folder, default="results", help="output folder (default ./results)")
     run.add_argument("--resume", action="store_true",
                      help="skip runs already done with the same settings hash")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -87,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="build the HTML report of a results folder (svi-bench report --help)")
     ref = sub.add_parser("reference", help="build (or check) a model's reference posterior")
     _add_sources(ref)  # --model NAME (a registered name, a comma list or all) or MODULE:NAME
-    ref.add_argument("--out", default="results", help="output folder (default ./results)")
+    ref.add_argument("--out", type=folder, default="results", help="output folder (default ./results)")
     ref.add_argument("--quality", default="full", help="full (gated) or smoke (cheap, fails gates)")
     ref.add_argument("--size", action="append", default=[], metavar="MODEL.KEY=VALUE")
     ref.add_argument("--rebuild", action="store_true", help="rebuild even if a valid one is stored")
@@ -140,8 +142,8 @@ def _resolve(args: argparse.Namespace):
     from svi_bench.benchmarks import model_commands
 
     wanted, origins = model_commands.load_sources(args)
-    names = (csv(args.models) + wanted
-             or [n for n, o in origins.items() if model_commands.asked(o)] or list(REGISTRY))
+    names = list(dict.fromkeys(args.models + wanted)) or (
+        [n for n, o in origins.items() if model_commands.asked(o)] or list(REGISTRY))
     for name in names:
         if name not in REGISTRY:
             raise UsageError(f"unknown model {name!r}; valid: {', '.join(REGISTRY)}")
@@ -149,9 +151,9 @@ def _resolve(args: argparse.Namespace):
     model_commands.check_contract(specs, origins)
     args.origins = origins
     args.method_origins = method_commands.load_sources(args)
-    method_names = csv(args.methods) or None
+    method_names = args.methods or None
     offered = registry.all_names(specs)
-    skip = csv(args.skip_methods)
+    skip = args.skip_methods
     if skip and method_names:
         raise UsageError("give --methods (the methods to run) or --skip-methods (all but "
                          "those), not both")
@@ -189,6 +191,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     if args.scheduler is not None and args.jobs != 1:
         raise UsageError("give --jobs (a local cluster) or --scheduler (an existing one), not both")
+    if args.scheduler is not None:
+        from svi_bench.benchmarks.grid import distributed
+
+        try:  # before any work: a wrong address costs a line, not a run
+            distributed.check_address(args.scheduler)
+            distributed.probe_scheduler(args.scheduler, distributed.connect_timeout())
+        except distributed.ClusterError as exc:
+            raise UsageError(str(exc)) from None
     cells = _resolve(args)
     if not 1 <= args.jobs <= (os.cpu_count() or 1) * 4:
         raise UsageError(f"--jobs must be between 1 and {(os.cpu_count() or 1) * 4}, got {args.jobs}")
@@ -199,6 +209,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         results = store.ResultsStore(Path(args.out))
     except store.ResultsError as exc:
         raise UsageError(str(exc)) from None
+    interrupts.saving_to(results.out_dir)
     user = sorted({c.spec.name for c in cells} & set(args.origins))
     user += sorted({c.method for c in cells} & set(args.method_origins))
     if (args.jobs > 1 or args.scheduler) and user:
@@ -225,6 +236,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     failures: list[str] = []
 
     def on_cell(cell, todo):
+        interrupts.check()
         bar.set_description(f"{cell.spec.name} x {cell.method} ({todo} seeds)")
         bar.update(len(cell.seeds) - todo)
 
@@ -237,19 +249,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if args.jobs > 1 or args.scheduler:
             bar.set_description(f"done {cell.spec.name} x {cell.method}")
         bar.update(len(rows))
+        interrupts.check()  # a Ctrl-C whose exception was swallowed: stop after a saved cell
 
     start = time.perf_counter()
+    interrupts.check()
     try:
         execution.run_grid(cells, results, resume=args.resume, on_cell=on_cell, on_done=on_done,
                            jobs=args.jobs, scheduler=args.scheduler)
-    except KeyboardInterrupt:
-        bar.close()
-        print(f"interrupted: results so far are in {results.out_dir}/results.parquet", file=sys.stderr)
-        return 130
     except ClusterError as exc:  # a cluster that cannot run the grid: one line, exit 2
-        bar.close()
         raise UsageError(str(exc)) from None
-    bar.close()
+    finally:  # Ctrl-C: main() says how many rows are saved
+        bar.close()
+    interrupts.check()
     print_run_summary(failures, results, counts, time.perf_counter() - start)
     return 0
 
@@ -325,7 +336,18 @@ def _cmd_reference(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The sub-command's exit code: 2 for bad input, 130 for Ctrl-C (one line each)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    with interrupts.handled():
+        try:
+            code = _main(argv)
+            interrupts.check()  # a Ctrl-C whose exception was swallowed on the way
+            return code
+        except KeyboardInterrupt:
+            return interrupts.stop()
+
+
+def _main(argv: list[str]) -> int:
     try:
         args = build_parser().parse_args(argv)
         from svi_bench.benchmarks import model_commands

@@ -23,6 +23,26 @@ def csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def name_list(text: str) -> list[str]:
+    """An argparse ``type`` for a comma list of names (``--models``, ``--methods``): duplicates
+    collapsed (a cell runs once), and a list naming nothing is bad input, since leaving the
+    option out already means "all"."""
+    names = list(dict.fromkeys(csv(text)))
+    if not names:
+        raise argparse.ArgumentTypeError(f"{text!r} names nothing; valid: one or more "
+                                         "comma-separated names (leave the option out for all)")
+    return names
+
+
+def folder(text: str) -> str:
+    """An argparse ``type`` for an output folder: an empty path would write into the current
+    directory."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is no folder; valid: a folder path such as "
+                                         "results")
+    return text
+
+
 def typed_value(text: str) -> Any:
     for cast in (int, float):
         try:

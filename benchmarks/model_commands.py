@@ -6,6 +6,7 @@ Kept apart from ``benchmarks.cli`` (the grid's ``run`` and ``reference``) so eac
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from svi_bench.benchmarks.command_line import UsageError, csv
@@ -43,16 +44,21 @@ def asked(origin: dict[str, Any]) -> bool:
 
 
 def check_contract(specs, origins: dict[str, dict[str, Any]]) -> None:
-    """A user model that breaks the contract is bad input: its first failure and where to look."""
+    """A user model that breaks the contract is bad input: its first failure and where to look.
+    What the contract detected instead of a declaration is one line on stderr."""
     from svi_bench.models.contract import check_spec
 
     for spec in specs:
         if spec.name not in origins:
             continue
-        failed = [c for c in check_spec(spec) if not c.ok and not c.skipped]
+        checks = check_spec(spec)
+        failed = [c for c in checks if not c.ok and not c.skipped]
         if failed:
             raise UsageError(f"model {spec.name!r} breaks the model contract ({failed[0]}); "
                              f"`svi-bench check` lists every check")
+        for check in checks:
+            if check.detected:
+                print(f"note: model {spec.name!r}: {check.message}", file=sys.stderr)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -62,11 +68,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     from svi_bench.models.contract import check_spec
 
     names, origins = load_sources(args)
-    names += csv(args.models)
+    names += args.models
     names += [n for n, o in origins.items() if asked(o)]
     method_origins = method_commands.load_sources(args)
-    methods = csv(args.methods) + [n for n, o in method_origins.items()
-                                   if method_commands.asked(o)]
+    methods = list(dict.fromkeys(args.methods + [n for n, o in method_origins.items()
+                                                  if method_commands.asked(o)]))
     if not names and not methods:
         raise UsageError("check needs --model-file PATH, --model MODULE[:NAME], --models NAMES, "
                          "--method-file PATH, --method MODULE[:NAME] or --methods NAMES")

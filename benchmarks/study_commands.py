@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
+
+from svi_bench.benchmarks import interrupts
 
 
 def add_study_parser(subparsers) -> None:
     """Register the ``study`` sub-command on the ``svi-bench`` parser's sub-parsers."""
+    from svi_bench.benchmarks.command_line import folder
+
     p = subparsers.add_parser("study", help="run one of the source documents' experiments "
                                             "(svi-bench study --list)")
     p.add_argument("name", nargs="?", default="", help="the study to run (see --list)")
     p.add_argument("--list", action="store_true", help="every study, its question and source")
     p.add_argument("--profile", default="quick", help="smoke, quick or paper (default quick)")
-    p.add_argument("--out", default="results", help="output folder (default ./results)")
+    p.add_argument("--out", type=folder, default="results",
+                   help="output folder (default ./results)")
     p.add_argument("--resume", action="store_true",
                    help="skip runs already done with the same settings hash")
     p.add_argument("--seeds", default="",
@@ -109,6 +113,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     failures: list[str] = []
 
     def on_cell(cell, todo: int) -> None:
+        interrupts.check()
         bar.set_description(f"{study.name}: {cell.spec.name} x {cell.method} ({todo} seeds)")
         bar.update(len(cell.seeds) - todo)
 
@@ -125,15 +130,14 @@ def cmd_study(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     seeds = parse_seeds(args.seeds) if args.seeds else None
+    interrupts.saving_to(out)
     try:
         _, answer, results = run_study(study, args.profile, out, seeds=seeds, resume=args.resume,
                                        on_cell=on_cell, on_done=on_done, planned=planned,
                                        progress=progress)
-    except KeyboardInterrupt:
+    finally:  # Ctrl-C: the CLI's main says how many rows are saved
         bar.close()
-        print(f"interrupted: results so far are in {out}/results.parquet", file=sys.stderr)
-        return 130
-    bar.close()
+    interrupts.check()
     if study.execute is not None and study.select is None:  # own rows, not through on_done
         from svi_bench.benchmarks.studies.base import select_own_rows
 

@@ -116,6 +116,36 @@ def test_bad_seeds_are_refused(folder, capsys, no_compute, seeds, words):
     assert _fingerprint(folder) == before
 
 
+@pytest.mark.parametrize("option, value", [
+    ("--models", ""), ("--models", " , "), ("--methods", ","), ("--skip-methods", ""),
+    ("--out", ""),
+])
+def test_an_empty_list_or_folder_is_refused(tmp_path, capsys, no_compute, monkeypatch, option,
+                                            value):
+    """``--models ''`` is not "all models", ``--out ''`` not the current directory."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["run", "--models", "coin", "--profile", "smoke", "--no-progress", "--out", "results"]
+    _refused([*argv, f"{option}={value}"], capsys, option, repr(value), "valid")
+    assert not any(tmp_path.iterdir())
+
+
+def test_check_refuses_an_empty_model_list(capsys, no_compute):
+    _refused(["check", "--models", ","], capsys, "--models", "names nothing")
+    _refused(["reference", "--model", "coin", "--out", ""], capsys, "--out", "no folder")
+
+
+def test_a_repeated_model_or_method_runs_once(tmp_path, monkeypatch):
+    planned = []
+
+    def record(cells, results, **kwargs):
+        planned.extend((c.spec.name, c.method, tuple(c.seeds)) for c in cells)
+    monkeypatch.setattr(execution, "run_grid", record)
+    argv = ["run", "--models", "coin,coin", "--model", "coin", "--methods", "nuts,nuts",
+            "--profile", "smoke", "--no-progress", "--out", str(tmp_path / "out")]
+    assert cli.main(argv) == 0
+    assert planned == [("coin", "nuts", (0,))]
+
+
 def test_out_that_is_a_file_or_under_a_file_is_refused(tmp_path, capsys, no_compute):
     afile = tmp_path / "afile"
     afile.write_text("keep me")

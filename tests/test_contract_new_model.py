@@ -23,7 +23,14 @@ if str(REPO) not in sys.path:  # the suite is not installed in the venv; import 
 
 from svi_bench import models  # noqa: E402
 from svi_bench.models import Dataset  # noqa: E402
-from svi_bench.models.contract import ContractError, assert_spec, check_spec  # noqa: E402
+from svi_bench.models.contract import (  # noqa: E402
+    ContractError,
+    assert_spec,
+    check_spec,
+    model_checks,
+)
+from svi_bench.models.contract.tools import Context, Fail  # noqa: E402
+from svi_bench.models.names import NAME_RULE  # noqa: E402
 
 MODEL_FILE = '''
 """A Normal mean with a Normal(0, 1) prior and unit-variance observations."""
@@ -163,13 +170,69 @@ def test_float64_data_and_a_guide_missing_a_site_fail_with_the_fix(model_module)
     assert "use float32" in str(err.value) and "guide:wrong_site" in str(err.value)
 
 
-def test_a_wrong_data_seed_declaration_and_a_missing_function_fail(model_module):
+def test_a_missing_function_fails_and_a_user_models_seed_use_is_detected(model_module):
+    """A user's data that ignore the seed although the spec says otherwise: taken, and said."""
     spec = model_module.SPEC
     checks = _by_name(dataclasses.replace(spec, data_uses_seed=True, exact_moments=None,
                                           source="  "))
-    assert "declare data_uses_seed=False" in checks["data_seed"].message
+    seed = checks["data_seed"]
+    assert seed.ok and seed.detected and "taken as data_uses_seed=False" in seed.message
+    assert not _by_name(spec)["data_seed"].detected  # declared right: nothing to say
     assert "needs exact_moments" in checks["reference_requirements"].message
     assert not checks["source"].ok and "free text" in checks["source"].message
+
+
+def _data_check(spec, check):
+    ctx = Context(spec)
+    ctx.ds = spec.make_data()
+    return check(ctx)
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_a_built_in_model_must_declare_its_seed_use(declared):
+    """The strict rule stays for the suite's own models: a wrong declaration there is a bug."""
+    spec = models.REGISTRY["coin" if not declared else "multimodal_2d"]
+    assert spec.data_uses_seed is not declared
+    with pytest.raises(Fail, match="data_uses_seed=False"):
+        _data_check(dataclasses.replace(spec, data_uses_seed=declared), model_checks.data_seed)
+
+
+def test_a_float64_model_may_have_int64_data(model_module):
+    """In 64-bit mode int64 is JAX's own default integer (jnp.asarray([40, 37]))."""
+    def data(seed=0, dtype=np.int64):
+        return Dataset(model_kwargs={"y": np.asarray(model_module.Y, dtype=np.float64),
+                                     "k": np.asarray([40, 37], dtype=dtype)})
+
+    spec = dataclasses.replace(model_module.SPEC, data=data, precision="float64")
+    assert _data_check(spec, model_checks.data_dtypes) is None
+    assert _data_check(dataclasses.replace(spec, data=lambda seed=0: data(seed, np.int32)),
+                       model_checks.data_dtypes) is None
+    with pytest.raises(Fail, match=r"int64 arrays \(k\): use int32"):
+        _data_check(dataclasses.replace(spec, precision="float32",
+                                        data=lambda seed=0: Dataset(
+                                            {"k": np.asarray([40, 37], dtype=np.int64)})),
+                    model_checks.data_dtypes)
+
+
+@pytest.mark.parametrize("changes, named", [
+    ({"name": "m" * 101}, "(101 characters)"),
+    ({"name": "a/b"}, "name 'a/b'"),
+    ({"name": ".hidden"}, "name '.hidden'"),
+    ({"guides": {"a/b": None}}, "guide name 'a/b'"),
+])
+def test_a_name_that_cannot_be_a_file_name_is_refused_with_the_rule(model_module, changes,
+                                                                     named):
+    if "guides" in changes:
+        changes = {"guides": {"a/b": model_module.SPEC.guides["normal"]}}
+    check = _by_name(dataclasses.replace(model_module.SPEC, **changes))["name"]
+    assert not check.ok and named in check.message
+    assert NAME_RULE in check.message and "at most 100 characters" in check.message
+
+
+def test_the_longest_allowed_name_passes(model_module):
+    spec = dataclasses.replace(model_module.SPEC, name="m" * 100,
+                               guides={"v1.2:normal-x": model_module.SPEC.guides["normal"]})
+    assert _by_name(spec)["name"].ok
 
 
 def test_a_model_that_raises_is_a_failed_check_and_dependants_are_skipped(model_module):

@@ -3,10 +3,14 @@ dies twice is a failed row and the grid goes on."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import socket
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -173,3 +177,89 @@ def test_jobs_and_scheduler_together_are_refused(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "error: give --jobs (a local cluster) or --scheduler (an existing one), not both"]
+
+
+@contextlib.contextmanager
+def _listener(answer: bytes | None):
+    """A local TCP listener that answers every request with ``answer`` (None: never answers)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    held = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            held.append(conn)
+            if answer is not None:
+                conn.recv(65536)
+                conn.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        server.close()
+        for conn in held:
+            conn.close()
+
+
+def _refused_quickly(argv, capsys, *words, within_s=20.0):
+    from svi_bench.benchmarks import cli
+
+    start = time.monotonic()
+    assert cli.main(argv) == 2
+    assert time.monotonic() - start < within_s
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
+    for word in words:
+        assert word in err, (word, err)
+
+
+RUN_COIN = ["run", "--profile", "smoke", "--models", "coin", "--methods", "nuts", "--no-progress"]
+
+
+@pytest.mark.parametrize("address", ["foo", "http://127.0.0.1:8787", "tcp://127.0.0.1",
+                                     "tcp://127.0.0.1:notaport", "tcp://:8786", ""])
+def test_a_scheduler_address_of_the_wrong_form_is_refused_before_any_work(tmp_path, capsys,
+                                                                          address):
+    _refused_quickly([*RUN_COIN, "--scheduler", address, "--out", str(tmp_path / "out")], capsys,
+                     f"--scheduler {address!r}", "not a Dask scheduler address",
+                     "valid: tcp://HOST:PORT", within_s=10)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("answer, words", [
+    (b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n" * 4,
+     ["--scheduler tcp://", "no Dask scheduler"]),
+    (None, ["--scheduler tcp://", "no Dask scheduler answered within 2 s", "SVI_BENCH_SCHEDULER_TIMEOUT"]),
+])
+def test_a_listener_that_is_no_scheduler_is_refused_within_the_timeout(tmp_path, capsys,
+                                                                       monkeypatch, answer, words):
+    """An HTTP server or a listener that never answers: one line, within the stated timeout,
+    and the rows already in the folder stay."""
+    monkeypatch.setenv("SVI_BENCH_SCHEDULER_TIMEOUT", "2")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.csv").write_text("keep me")
+    with _listener(answer) as address:
+        _refused_quickly([*RUN_COIN, "--scheduler", address, "--out", str(out)], capsys, *words,
+                         within_s=6)
+    assert [p.name for p in out.iterdir()] == ["results.csv"]  # refused before any work
+    assert (out / "results.csv").read_text() == "keep me"
+
+
+def test_a_bad_scheduler_timeout_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SVI_BENCH_SCHEDULER_TIMEOUT", "soon")
+    _refused_quickly([*RUN_COIN, "--scheduler", "tcp://127.0.0.1:8786", "--out", str(tmp_path)],
+                     capsys, "SVI_BENCH_SCHEDULER_TIMEOUT", "valid")
+
+
+def test_a_real_scheduler_answers_the_probe():
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=0, dashboard_address=None, processes=False) as cluster:
+        grid_dask.probe_scheduler(cluster.scheduler_address, 5.0)

@@ -13,6 +13,7 @@ from svi_bench.benchmarks.methods import Method, RunResult, registry
 from svi_bench.benchmarks.methods.contract import check_method, known_posteriors
 from svi_bench.benchmarks.methods.numpyro_guides import AUTOGUIDES
 from svi_bench.models import REGISTRY
+from svi_bench.models.names import NAME_RULE
 
 
 def test_builtin_methods_are_registrations_in_the_grid_order():
@@ -61,6 +62,8 @@ def test_a_bad_declaration_is_refused_with_what_is_wrong():
         .problems()[0]
     assert "description" in _declared(description=" ").problems()[0]
     assert "name" in _declared(name="two words").problems()[0]
+    for name in ("a/b", "x" * 101, ""):  # names name artifact files: the model names' rule
+        assert NAME_RULE in _declared(name=name).problems()[0]
     assert "budget 'iterations'" in _declared(budget="iterations").problems()[0]
     assert all(registry.resolve(m).budget for m in ("nuts", "autonormal", "pathfinder", "mams",
                                                     "flow:rqs", "manual:beta"))

@@ -97,6 +97,23 @@ def test_run_refuses_a_model_that_breaks_the_contract(tmp_path, capsys):
     assert not (tmp_path / "res" / "results.parquet").exists()
 
 
+def test_run_takes_what_the_contract_detects_in_a_users_model_and_says_so(tmp_path, capsys,
+                                                                         monkeypatch):
+    """Data that ignore the seed without ``data_uses_seed=False``: one line, not a refusal."""
+    from svi_bench.benchmarks.grid import execution
+
+    path = _model_file(tmp_path, body=GOOD.replace("data_uses_seed=False,", ""))
+    planned = []
+    monkeypatch.setattr(execution, "run_grid", lambda cells, *a, **k: planned.extend(cells))
+    code, out, err = _run(["run", "--model-file", str(path), "--methods", "nuts", "--profile",
+                           "smoke", "--no-progress", "--out", str(tmp_path / "res")], capsys)
+    assert code == 0 and len(planned) == 1, err
+    assert err.strip() == ("note: model 'user_mean': data() ignores the seed: taken as "
+                           "data_uses_seed=False (declare it in the spec to say so yourself)")
+    code, out, _ = _run(["check", "--model-file", str(path)], capsys)
+    assert code == 0 and "ok      data_seed: data() ignores the seed" in out
+
+
 def test_import_failure_is_one_line_naming_the_file(tmp_path, capsys):
     bad = tmp_path / "typo.py"
     bad.write_text("import numpyro\ndef broken(:\n")

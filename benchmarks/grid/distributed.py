@@ -25,27 +25,111 @@ Nothing heavy is imported at module level, so the nanny stays light.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from svi_bench.benchmarks import interrupts
 from svi_bench.benchmarks.inference import host_lock
 
 HASH_SEED = "0"  # as jax_setup.HASH_SEED; not imported from there to keep the preload light
 PRELOAD = __name__
 Record = Callable[[Any, list[dict], int], None]
+TIMEOUT_ENV = "SVI_BENCH_SCHEDULER_TIMEOUT"
+"""Seconds to wait for the scheduler at ``--scheduler`` to answer (default 30)."""
+DEFAULT_TIMEOUT_S = 30.0
+HOST_PORT_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
+VALID_ADDRESSES = ("tcp://HOST:PORT (e.g. tcp://127.0.0.1:8786), tls://HOST:PORT, ws://HOST:PORT, "
+                   "wss://HOST:PORT, ucx://HOST:PORT or inproc://ADDRESS")
 
 
 class ClusterError(RuntimeError):
     """A cluster the grid cannot use as it stands; the message is one line for the user."""
 
 
-def dask_setup(nanny: Any) -> None:
-    """Nanny preload hook: workers start with ``PYTHONHASHSEED=0`` and the host timing lock on."""
-    for env in (nanny.pre_spawn_env, nanny.env):
+def check_address(address: str) -> None:
+    """Refuse anything but a Dask scheduler address (``scheme://host:port``) before any work."""
+    from distributed.comm import parse_address, parse_host_port
+
+    problem = f"--scheduler {address!r} is not a Dask scheduler address; valid: {VALID_ADDRESSES}"
+    try:
+        scheme, location = parse_address(address, strict=True)
+    except ValueError:
+        raise ClusterError(problem) from None
+    if scheme not in (*HOST_PORT_SCHEMES, "inproc") or not location:
+        raise ClusterError(problem)
+    if scheme in HOST_PORT_SCHEMES:
+        try:
+            host, port = parse_host_port(location)
+        except ValueError:
+            raise ClusterError(problem) from None
+        if not host or not 0 < int(port) < 65536:
+            raise ClusterError(problem)
+
+
+def connect_timeout() -> float:
+    """The seconds ``--scheduler`` waits for an answer (``SVI_BENCH_SCHEDULER_TIMEOUT``)."""
+    text = os.environ.get(TIMEOUT_ENV, "")
+    try:
+        value = float(text) if text else DEFAULT_TIMEOUT_S
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise ClusterError(f"{TIMEOUT_ENV}={text!r}; valid: a number of seconds > 0")
+    return value
+
+
+async def _identity(address: str, timeout: float) -> Any:
+    from distributed.comm import connect
+
+    comm = await connect(address, timeout=timeout)
+    try:
+        await comm.write({"op": "identity", "reply": True})
+        return await comm.read()
+    finally:
+        comm.abort()
+
+
+def probe_scheduler(address: str, timeout: float) -> None:
+    """Ask the process at ``address`` who it is, within ``timeout`` seconds: a listener that is
+    no Dask scheduler (an HTTP server, one that never answers) is refused in one line, where
+    ``Client`` would raise from deep inside or wait for ever."""
+    import asyncio
+
+    where = f"--scheduler {address}"
+    try:
+        answer = asyncio.run(asyncio.wait_for(_identity(address, timeout), timeout))
+    except TimeoutError:
+        raise ClusterError(f"{where}: no Dask scheduler answered within {timeout:g} s "
+                           f"(set {TIMEOUT_ENV} to wait longer)") from None
+    except OSError as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ClusterError(f"{where}: cannot connect within {timeout:g} s ({first})") from None
+    except Exception as exc:  # garbage on the wire: MemoryError for a huge "frame", a bad header
+        raise ClusterError(f"{where}: the listener there is no Dask scheduler (its answer is not "
+                           f"Dask's protocol: {type(exc).__name__})") from None
+    if not isinstance(answer, dict) or answer.get("type") != "Scheduler":
+        kind = answer.get("type") if isinstance(answer, dict) else type(answer).__name__
+        raise ClusterError(f"{where}: the process there is no Dask scheduler (it says {kind!r}); "
+                           "give the scheduler's address")
+
+
+def dask_setup(server: Any) -> None:
+    """Preload hook. Of a nanny: workers start with ``PYTHONHASHSEED=0`` and the host timing lock
+    on. Of a worker (our LocalCluster's): it ignores Ctrl-C, which a terminal sends to every
+    process of the run; the client stops the cluster and says one line."""
+    if not hasattr(server, "pre_spawn_env"):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return
+    for env in (server.pre_spawn_env, server.env):
         env["PYTHONHASHSEED"] = HASH_SEED
-    nanny.env[host_lock.ENV] = "1"
+    server.env[host_lock.ENV] = "1"
 
 
 def _worker_facts() -> dict[str, Any]:
@@ -91,14 +175,33 @@ def local_cluster(workers: int) -> Iterator[Any]:
               "distributed.scheduler.worker-saturation": 1.0,
               "distributed.nanny.pre-spawn-environ": {}}
     try:
-        with dask.config.set(config), \
-             LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                          preload_nanny=[PRELOAD], dashboard_address=None,
-                          silence_logs=40) as cluster:
-            yield cluster
+        with dask.config.set(config), contextlib.ExitStack() as stack:
+            with interrupts.deferred():  # no half-built cluster on Ctrl-C
+                cluster = stack.enter_context(LocalCluster(
+                    n_workers=workers, threads_per_worker=1, processes=True,
+                    preload_nanny=[PRELOAD], preload=[PRELOAD], dashboard_address=None,
+                    silence_logs=40))
+            try:
+                yield cluster
+            except KeyboardInterrupt:
+                _stop_workers(cluster)
+                raise
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def _stop_workers(cluster: Any) -> None:
+    """Ctrl-C: end our workers at once. Their cells' rows are not saved anyway, and a worker
+    closed in the middle of a cell logs the scheduler's and the client's going one traceback at a
+    time; the rows already saved are intact (every write is atomic)."""
+    import signal
+
+    for nanny in list(cluster.workers.values()):
+        pid = getattr(nanny, "pid", None)
+        if pid:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
 
 @contextlib.contextmanager
@@ -107,13 +210,19 @@ def _client(jobs: int, scheduler: str | None) -> Iterator[tuple[Any, int]]:
     from distributed import Client
 
     if not scheduler:
-        with local_cluster(jobs) as cluster, Client(cluster) as client:
+        with local_cluster(jobs) as cluster, contextlib.ExitStack() as stack:
+            with interrupts.deferred():  # no half-built client on Ctrl-C
+                client = stack.enter_context(Client(cluster))
             yield client, jobs
         return
+    timeout = connect_timeout()
+    probe_scheduler(scheduler, timeout)
     try:
-        client = Client(scheduler, timeout="30s")
-    except (OSError, TimeoutError) as exc:
-        raise ClusterError(f"--scheduler {scheduler}: cannot connect ({type(exc).__name__}: {exc})") from None
+        with interrupts.deferred():
+            client = Client(scheduler, timeout=f"{timeout}s")
+    except Exception as exc:  # it answered the probe, then went away
+        raise ClusterError(f"--scheduler {scheduler}: cannot connect "
+                           f"({type(exc).__name__}: {exc})"[:300]) from None
     with client:
         try:
             client.wait_for_workers(1, timeout=300)
@@ -194,4 +303,5 @@ def run_cells(groups: Sequence[Sequence[Any]], out_dir: Any, score: bool,
                 record(cell, rows, workers)
 
 
-__all__ = ["ClusterError", "PRELOAD", "dask_setup", "local_cluster", "run_cells"]
+__all__ = ["ClusterError", "PRELOAD", "TIMEOUT_ENV", "check_address", "connect_timeout",
+           "dask_setup", "local_cluster", "probe_scheduler", "run_cells"]

@@ -25,6 +25,7 @@ import numpy as np
 
 from svi_bench.benchmarks.inference.introspect import LatentInfo
 from svi_bench.models import Dataset, ModelSpec
+from svi_bench.models.names import name_problem
 
 PROFILES = ("smoke", "quick", "paper")
 """The grid's profiles; every method declares its settings' defaults for each."""
@@ -159,9 +160,9 @@ class Method:
     def problems(self) -> list[str]:
         """What is wrong with the declaration itself (empty when nothing is)."""
         out = []
-        if not isinstance(self.name, str) or not self.name or any(c.isspace() or c == ","
-                                                                  for c in self.name):
-            out.append(f"name {self.name!r} must be a non-empty string without spaces or commas")
+        problem = name_problem(self.name, "name")
+        if problem:
+            out.append(problem)
         if not isinstance(self.family, str) or not self.family:
             out.append(f"family must be a string such as {', '.join(FAMILIES)}")
         if not isinstance(self.description, str) or not self.description.strip():

@@ -23,7 +23,7 @@ from svi_bench.models.base import PRECISIONS, ModelSpec
 from svi_bench.models.contract import model_checks as m
 from svi_bench.models.contract import reference_checks as r
 from svi_bench.models.contract.precision_checks import precision_scope
-from svi_bench.models.contract.tools import Context, Fail
+from svi_bench.models.contract.tools import Context, Detected, Fail
 
 CheckFn = Callable[[Context], "str | None"]
 
@@ -64,6 +64,8 @@ class Check:
     ok: bool
     message: str = ""
     skipped: bool = False
+    detected: bool = False
+    """Passed by what the contract detected in a user's model, not by what it declared."""
 
     def __str__(self) -> str:
         status = "ok" if self.ok else ("skipped" if self.skipped else "FAILED")
@@ -109,7 +111,7 @@ def _run_plan(spec: ModelSpec, ctx: Context) -> list[Check]:
         except Exception as e:  # a model function raised: report it and go on
             out[name] = Check(name, False, f"raised {type(e).__name__}: {e}")
         else:
-            out[name] = Check(name, True, note or "")
+            out[name] = Check(name, True, note or "", detected=isinstance(note, Detected))
     return list(out.values())
 
 

@@ -6,21 +6,21 @@ Each check takes the shared Context, returns an optional note and raises Fail wi
 from __future__ import annotations
 
 import inspect
-import re
 import sys
 from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from svi_bench.models import BUILT_IN
 from svi_bench.models.base import PRECISIONS, Dataset, ModelSpec
 from svi_bench.models.contract import tools as ck
-from svi_bench.models.contract.tools import Context, Fail
+from svi_bench.models.contract.tools import Context, Detected, Fail
+from svi_bench.models.names import NAME_RULE, is_file_name, shown
 
 REFERENCE_KINDS = ("exact", "quadrature", "nuts")
 OPTIONAL_FUNCTIONS = ("exact_sampler", "exact_moments", "log_evidence", "log_density_grid",
                       "predictive_check", "reference_model", "draw_probs", "predictive_probs",
                       "data_plot")
-NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
 def _text(spec: ModelSpec, field: str, hint: str) -> None:
@@ -33,10 +33,13 @@ def _text(spec: ModelSpec, field: str, hint: str) -> None:
 
 
 def name(ctx: Context) -> None:
-    value = ctx.spec.name
-    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
-        raise Fail(f"name {value!r} must be letters, digits, '_', '-' or '.' (e.g. 'my_model'): "
-                   "it names files, report pages and --models entries")
+    """The model's name and its manual guides' names can name files (``models.names``)."""
+    guides = ctx.spec.guides if isinstance(ctx.spec.guides, Mapping) else {}
+    bad = [f"name {shown(ctx.spec.name)}"] if not is_file_name(ctx.spec.name) else []
+    bad += [f"guide name {shown(g)}" for g in guides if not is_file_name(g)]
+    if bad:
+        raise Fail(f"{', '.join(bad)}: a name must be {NAME_RULE} (e.g. 'my_model'); names "
+                   "make file names, report pages and --models/--methods entries")
 
 
 def description(ctx: Context) -> None:
@@ -141,27 +144,37 @@ def data_deterministic(ctx: Context) -> None:
                    "made from the seed (np.random.default_rng(seed)), never global state")
 
 
-def data_seed(ctx: Context) -> None:
+def data_seed(ctx: Context) -> Detected | None:
+    """``data_uses_seed`` as declared. A built-in model must declare it right; for a user's
+    model what the check detects is taken (and said), since refusing it would add nothing."""
     spec = ctx.spec
-    same = ck.datasets_equal(ctx.ds, spec.make_data(seed=spec.default_data_seed + 1))
-    if spec.data_uses_seed and same:
+    uses = not ck.datasets_equal(ctx.ds, spec.make_data(seed=spec.default_data_seed + 1))
+    if uses == spec.data_uses_seed:
+        return None
+    if spec.name not in BUILT_IN:
+        return Detected(f"data() {'depends on' if uses else 'ignores'} the seed: taken as "
+                        f"data_uses_seed={uses} (declare it in the spec to say so yourself)")
+    if not uses:
         raise Fail("data() gives the same data for every seed: declare data_uses_seed=False")
-    if not spec.data_uses_seed and not same:
-        raise Fail("data() depends on the seed but the spec declares data_uses_seed=False: "
-                   "remove that declaration")
+    raise Fail("data() depends on the seed but the spec declares data_uses_seed=False: "
+               "remove that declaration")
 
 
 def data_dtypes(ctx: Context) -> None:
     """The model's floating arrays are in its precision (float32 unless it declares float64) and
-    its integer arrays int32: what JAX computes in, and what the data hashes of stored runs and
-    references were made from."""
+    its integer arrays int32, or int32 or int64 for a float64 model (64-bit mode's own default
+    integer): what JAX computes in, and what the data hashes of stored runs and references were
+    made from."""
     wrong: dict[tuple[str, str], list[str]] = {}
     floats = ctx.spec.precision if ctx.spec.precision in PRECISIONS else "float32"
+    ints = ("int32", "int64") if floats == "float64" else ("int32",)
     for key, value in ctx.ds.model_kwargs.items():
         if not hasattr(value, "dtype"):
             continue  # Python scalars, None and the like
         dtype = np.dtype(value.dtype)
         want = {"f": floats, "i": "int32", "u": "int32"}.get(dtype.kind)
+        if want == "int32" and str(dtype) in ints:
+            continue
         if want is not None and dtype != np.dtype(want):
             wrong.setdefault((str(dtype), want), []).append(key)
     if wrong:

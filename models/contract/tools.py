@@ -18,6 +18,11 @@ class Fail(Exception):
     """Raised inside a check: the message says what is wrong and how to fix it."""
 
 
+class Detected(str):
+    """A check's note when a user's model passed by what the contract detected rather than what
+    it declared: ``run`` says so in one line (``Check.detected``)."""
+
+
 class Context:
     """What later checks reuse: the default data, and the model's latent sites and a point."""
 
