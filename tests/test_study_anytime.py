@@ -163,3 +163,20 @@ def test_rows_of_an_earlier_definition_are_not_mixed_in():
     rows = pd.DataFrame({"study": "anytime", "profile": "quick",
                          "study_settings": [current, changed.fingerprint("quick"), None]})
     assert select_own_rows(study, "quick", rows).study_settings.tolist() == [current]
+
+
+def test_a_method_that_ends_before_nuts_first_draws_is_compared_at_its_end():
+    """Pathfinder's whole run can cost less than NUTS's warm-up: no common range, so its last
+    accuracy is set against NUTS's first, with both floors, not read as NUTS being ahead."""
+    def rows(method, costs, w1s, floors):
+        return [{"model": "m", "method": method, "seed": 0, "status": "ok", "grad_evals": c,
+                 "checkpoint_run_s": c * 1e-4, "w1_max": w, "floor": f}
+                for c, w, f in zip(costs, w1s, floors, strict=True)]
+
+    table = anytime.derive(pd.DataFrame(
+        rows("pathfinder", [20, 60, 120], [0.9, 0.1, 0.03], [0.02] * 3)
+        + rows("nuts", [1500, 1600, 1800], [0.3, 0.2, 0.1], [0.2, 0.14, 0.1])))
+    sentence = anytime.answer(table)
+    assert sentence.startswith("m/pathfinder: its whole run ends at about 120 gradient")
+    assert "w1_max 0.03 (floor 0.02) against NUTS's first 0.3 (floor 0.2)" in sentence
+    assert "pathfinder is the more accurate" in sentence
