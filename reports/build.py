@@ -116,6 +116,7 @@ def _staging_dir(out_dir: Path) -> Path:
     report is built: a build that stops half-way, even by kill -9, leaves the old report whole."""
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_siblings(out_dir)
         staging = _sibling(out_dir, "building")
         staging.mkdir()  # the usual permissions (a temporary folder's would be owner-only)
         (staging / MARKER).write_text("written by svi-bench report; safe to overwrite\n")
@@ -130,6 +131,27 @@ def _staging_dir(out_dir: Path) -> Path:
 def _sibling(out_dir: Path, role: str) -> Path:
     """A fresh hidden name beside ``out_dir`` for a report being built or replaced."""
     return out_dir.parent / f".{out_dir.name}.{role}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _remove_stale_siblings(out_dir: Path) -> None:
+    """Remove what builds killed half-way left beside ``out_dir`` (their process is gone); a
+    sibling of a build still running (another process) is left alone."""
+    for path in out_dir.parent.glob(f".{out_dir.name}.*-*-*"):
+        role, _, rest = path.name[len(out_dir.name) + 2:].partition("-")
+        pid = rest.partition("-")[0]
+        if role not in ("building", "old") or not pid.isdigit() or _alive(int(pid)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 def _swap_in(staging: Path, out_dir: Path) -> None:

@@ -8,6 +8,7 @@ corrupt, a model that is not in the registry, and every other registered model w
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -194,9 +195,15 @@ def test_a_build_that_stops_half_way_leaves_the_old_report_whole(report, results
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no half-built folder left
     test_links_are_relative_and_resolve(old)
     monkeypatch.undo()
+    # what a build killed by kill -9 leaves (its process gone), and a build still running
+    killed = tmp_path / ".report.building-999999999-0a1b2c3d"
+    running = tmp_path / f".report.building-{os.getpid()}-0a1b2c3d"
+    for folder in (killed, running):
+        folder.mkdir()
     assert build_module.build_report(results_dir, old, history_dir=old / "no-history") == (
         old / "index.html")
     test_links_are_relative_and_resolve(old)
+    assert not killed.exists() and running.exists()
 
 
 def test_images_are_png_files_in_the_report(report):
