@@ -60,6 +60,10 @@ def nuts_cases(full):
     return ()
 
 
+def method_cases(full):
+    return ()
+
+
 def accuracy_cases(full):
     return ()
 '''
