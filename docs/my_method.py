@@ -107,4 +107,5 @@ METHOD = Method(
     settings_type=LaplaceSettings,
     defaults=DEFAULTS,
     build=build,
+    budget="num_steps",  # what the anytime study sweeps for its accuracy-against-cost curve
 )
