@@ -46,6 +46,8 @@ class MethodInfo:
     baseline: bool = False  # speed-ups are relative to this method's summary
     column: str = ""  # the leaderboard column (several methods may share one)
     origin: Mapping[str, Any] = field(default_factory=dict)
+    budget: str = ""  # the settings field that sets how much the method computes
+    defaults: tuple = ()  # (profile, settings values) in the profiles' order
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,18 @@ class Manifest:
             return UNRECORDED
         return info.description or "The manifest records no description of this method."
 
+    def budgets(self, method: str) -> list[tuple[str, str]]:
+        """The method page's budget: ``(profile, its settings)`` per profile, the budget field
+        first, as the manifest records the method's defaults (empty when it records none)."""
+        info = self.methods.get(method)
+        if info is None:
+            return []
+        out = []
+        for profile, values in info.defaults:
+            keys = sorted(values, key=lambda k: (k != info.budget, k))
+            out.append((str(profile), ", ".join(f"{k}={values[k]}" for k in keys)))
+        return out
+
     def family(self, method: str) -> str:
         """"mcmc", "vi", ... as recorded; "" for an unrecorded method."""
         info = self.methods.get(method)
@@ -184,7 +198,17 @@ def _method(name: str, m: dict[str, Any]) -> MethodInfo:
         raise ManifestError(f"{where}.baseline is not true or false")
     return MethodInfo(name, _str(m, "family", where), _str(m, "description", where), float(order),
                       baseline, _str(m, "column", where),
-                      MappingProxyType(_dict(m.get("origin", {}), f"{where}.origin")))
+                      MappingProxyType(_dict(m.get("origin", {}), f"{where}.origin")),
+                      _str(m, "budget", where), _defaults(m.get("defaults", []), where))
+
+
+def _defaults(value: Any, where: str) -> tuple:
+    """A method's ``[[profile, {setting: value}], ...]`` as a tuple of pairs."""
+    if not isinstance(value, list) or not all(
+            isinstance(x, list) and len(x) == 2 and isinstance(x[0], str) and isinstance(x[1], dict)
+            for x in value):
+        raise ManifestError(f"{where}.defaults is not a list of [profile, settings] pairs")
+    return tuple((profile, MappingProxyType(values)) for profile, values in value)
 
 
 def _model(name: str, m: dict[str, Any]) -> ModelInfo:

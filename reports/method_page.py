@@ -21,6 +21,6 @@ def write_method_page(ctx: Context, method: str) -> None:
     labels = {"na": "not applicable", "missing": "not run", "failed": "failed runs"}
     html = ctx.env.get_template("method.html").render(
         title=method, root="../", nav=ctx.nav, method=method,
-        description=ctx.manifest.description(method),
+        description=ctx.manifest.description(method), budgets=ctx.manifest.budgets(method),
         counts=[(labels.get(k, k), v) for k, v in counts.items()], rows=rows)
     (ctx.out / method_href(method)).write_text(html)

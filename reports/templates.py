@@ -360,6 +360,10 @@ METHOD = """{% extends "base.html" %}
 {% block content %}
 <h1>{{ method }}</h1>
 <p class="lead">{{ description }}</p>
+{% if budgets %}<p class="small">Budget per profile (defaults; a document's own settings for a
+model override them, and every row records the settings it ran):</p>
+<ul class="small">{% for profile, text in budgets %}<li><strong>{{ profile }}</strong>: {{ text }}</li>
+{% endfor %}</ul>{% endif %}
 <p>Verdicts over models:
 {% for k, v in counts %}<strong>{{ v }}</strong> {{ k }}{% if not loop.last %}, {% endif %}
 {% endfor %}.

@@ -38,7 +38,10 @@ def _manifest(baseline: str = "nuts") -> dict:
             "manual:beta": method("vi", 100, "manual", "Hand-written guide 'beta' (test).",
                                   "manual:beta"),
             "autonormal": method("vi", 200, "autonormal", "AutoNormal (test).", "autonormal"),
-            "pathfinder": method("vi", 300, "pathfinder", PATHFINDER, "pathfinder"),
+            "pathfinder": {**method("vi", 300, "pathfinder", PATHFINDER, "pathfinder"),
+                           "budget": "maxiter",
+                           "defaults": [["smoke", {"num_draws": 400, "maxiter": 30}],
+                                        ["quick", {"num_draws": 4000, "maxiter": 200}]]},
         },
         "models": {
             "coin": {"description": "coin (test)", "source": "doc", "reference_kind": "exact",
@@ -103,6 +106,8 @@ def test_a_folder_without_a_manifest_falls_back(tmp_path):
     (json.dumps({**_manifest(), "methods": ["nuts"]}), "methods is not an object"),
     (json.dumps({**_manifest(), "methods": {"nuts": {"order": "first"}}}), "order is not a number"),
     (json.dumps({**_manifest(), "methods": {"nuts": {"baseline": "yes"}}}), "baseline is not"),
+    (json.dumps({**_manifest(), "methods": {"nuts": {"defaults": {"smoke": {}}}}}),
+     "defaults is not a list of [profile, settings] pairs"),
     (json.dumps({**_manifest(), "methods": {"a": {"baseline": True}, "b": {"baseline": True}}}),
      "several baselines"),
     (json.dumps({**_manifest(), "models": {"coin": {"methods": "nuts"}}}), "methods is not a list"),
@@ -166,6 +171,9 @@ def report(tmp_path_factory) -> Path:
 def test_a_method_unknown_to_the_code_gets_its_manifest_description(report):
     page = (report / "methods" / "pathfinder.html").read_text()
     assert PATHFINDER in page
+    # its budget per profile, as the manifest records it, the budget field first
+    assert "<strong>smoke</strong>: maxiter=30, num_draws=400" in page
+    assert "<strong>quick</strong>: maxiter=200, num_draws=4000" in page
     index = (report / "index.html").read_text()
     assert '<a href="methods/pathfinder.html">pathfinder</a>' in index  # its own column
     assert _cell(index, "coin", "pathfinder") == (  # speed-ups over the marked baseline, NUTS

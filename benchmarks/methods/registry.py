@@ -8,7 +8,7 @@ registered on first use, so importing this module costs nothing until a method i
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from svi_bench.benchmarks.methods.base import Method
@@ -130,7 +130,30 @@ def manifest_entry(method: Method, origin: dict[str, Any]) -> dict[str, Any]:
     """What the results manifest records of a method (the report's only source about it)."""
     return {"family": method.family, "description": method.description, "order": method.order,
             "baseline": method.baseline, "column": method.column or method.name,
+            "budget": method.budget,  # the settings per profile, in the profiles' order
+            "defaults": [[profile, _json_safe(_all_settings(method, values))]
+                         for profile, values in method.defaults.items()],
             "origin": origin}
+
+
+def _all_settings(method: Method, values: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A profile's declared values with the settings type's own defaults filled in."""
+    try:
+        return dataclasses.asdict(method.settings_type(**values))
+    except Exception:  # a declaration the contract refuses: its values as declared
+        return values
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with tuples as lists and anything JSON cannot hold as its text (the manifest's
+    record of a method's per-profile settings, for the report)."""
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return repr(value)
 
 
 def all_names(specs: Iterable[ModelSpec]) -> list[str]:
