@@ -161,8 +161,8 @@ def _nuts_health(row: Mapping[str, Any]) -> tuple[str, str] | None:
     div = div if div is not None and np.isfinite(div) else 0  # a sampler that cannot diverge
     given_ess = [np.nan if row[k] is None else float(row[k])
                  for k in ("min_ess_bulk", "min_ess_tail") if k in row]
-    ess = min(given_ess, default=np.nan)  # NaN if either is (min() would skip a NaN after a number)
-    ess = np.nan if any(np.isnan(given_ess)) else ess
+    # NaN if either is NaN (min() would skip a NaN after a number)
+    ess = np.nan if not given_ess or any(np.isnan(given_ess)) else min(given_ess)
     fails, warns = [], []
     # a figure the row has but could not compute (NaN: too few draws) is a failed check
     if "max_rhat" in row and not np.isfinite(rhat):

@@ -30,7 +30,7 @@ import pandas as pd
 
 from svi_bench.benchmarks.grid import runner
 from svi_bench.benchmarks.grid.profiles import settings_hash
-from svi_bench.benchmarks.grid.run_spec import make_run_spec, one_line
+from svi_bench.benchmarks.grid.run_spec import RunSpec, one_line
 from svi_bench.benchmarks.inference import anytime as programs
 from svi_bench.benchmarks.inference.introspect import latent_info
 from svi_bench.benchmarks.inference.settings import NUTSSettings, SVISettings
@@ -161,6 +161,19 @@ def has_checkpoints(method: str) -> bool:
     return method == NUTS or numpyro_guides.is_numpyro_guide(method)
 
 
+def _swept_runs(spec, declared, seed: int, sched: Schedule, profile: str) -> list[RunSpec]:
+    """One grid cell per budget 2^k of ``declared.budget`` (the rest the method's ``profile``
+    settings), each under the study's identity for its checkpoint."""
+    base = dataclasses.replace(declared.settings(profile, spec.name), precision=spec.precision)
+    runs = []
+    for i, point in enumerate(programs.checkpoints(*sched.budget_exps[declared.budget])):
+        settings = dataclasses.replace(base, **{declared.budget: point})
+        runs.append(RunSpec(spec, declared.name, settings, (seed,), spec.data_key(None),
+                            _hash(spec.name, declared.name, sched, i, settings), profile,
+                            declared.family))
+    return runs
+
+
 def sweep_one(model: str, method: str, seed: int, sched: Schedule, profile: str,
               out_dir) -> list[dict]:
     """Every checkpoint row of a method without in-program checkpoints: the grid's runner on one
@@ -186,15 +199,11 @@ def sweep_one(model: str, method: str, seed: int, sched: Schedule, profile: str,
             return [{**base, "checkpoint": -1, "status": "not_applicable", "error": reason}]
         ref = get_reference(spec, ds, key_data, info.sites + tuple(spec.extra_sites), out_dir,
                             quality=sched.reference_quality, log=lambda msg: None)
-        settings = dataclasses.replace(declared.settings(profile, model), precision=spec.precision)
         scorer, rows = _Scorer(spec, ds, ref), []
-        for i, point in enumerate(programs.checkpoints(*sched.budget_exps[declared.budget])):
-            run = make_run_spec(spec, method, dataclasses.replace(settings,
-                                                                  **{declared.budget: point}),
-                                (seed,), key_data, profile)
-            run = dataclasses.replace(run, hash=_hash(model, method, sched, i, run.settings))
+        for i, run in enumerate(_swept_runs(spec, declared, seed, sched, profile)):
             (row,) = runner.run_cell(run, ds, info, out_dir, lambda: ref)
-            row.update(variant="anytime", checkpoint=i, checkpoint_at=point,
+            row.update(variant="anytime", checkpoint=i,
+                       checkpoint_at=getattr(run.settings, declared.budget),
                        checkpoint_run_s=row.get("run_s", np.nan))
             if row["status"] == "ok" and np.isfinite(row.get(METRIC, np.nan)):
                 n = int(row["num_draws"])
@@ -266,11 +275,10 @@ def _last_identity(model: str, method: str, seed: int, sched: Schedule, profile:
         return (model, method, seed, _hash(model, method, sched, len(programs.checkpoints(*exps)) - 1),
                 data)
     declared = registry.resolve(method)
-    points = programs.checkpoints(*sched.budget_exps.get(declared.budget, (0, 0)))
-    settings = dataclasses.replace(declared.settings(profile, model),
-                                   precision=REGISTRY[model].precision,
-                                   **({declared.budget: points[-1]} if declared.budget else {}))
-    return model, method, seed, _hash(model, method, sched, len(points) - 1, settings), data
+    if declared.budget not in sched.budget_exps:  # its one not_applicable row
+        return model, method, seed, _hash(model, method, sched, -1), data
+    last = _swept_runs(REGISTRY[model], declared, seed, sched, profile)[-1]
+    return model, method, seed, last.hash, data
 
 
 def execute(run: StudyRun) -> None:

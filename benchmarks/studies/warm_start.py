@@ -188,8 +188,10 @@ def run_chain(method: str, seeds: list[int], sched: Schedule, profile: str, out_
     spec = REGISTRY[MODEL]
     declared = registry.resolve(method)
     done: list[dict] = []
-    pending = {(start, d): _rows(_run_spec(method, start, d, seeds, sched, profile), start, d,
-                                 stage) for start, d, stage in _plan(sched)}
+    runs = {(start, d): _run_spec(method, start, d, seeds, sched, profile)
+            for start, d, _ in _plan(sched)}
+    pending = {(start, d): _rows(runs[(start, d)], start, d, stage)
+               for start, d, stage in _plan(sched)}
     try:
         if method == NUTS:
             programs = NUTSPrograms(spec.model, sched.nuts, sched.reuse_warmup, SITES)
@@ -216,8 +218,8 @@ def run_chain(method: str, seeds: list[int], sched: Schedule, profile: str, out_
             rows = pending.pop((start, d))
             if d not in references:
                 references[d] = _reference_fn(d, sched, out_dir)
-            runner.finish_rows(_run_spec(method, start, d, seeds, sched, profile), declared, ds,
-                               result, rows, out_dir, references[d])
+            runner.finish_rows(runs[(start, d)], declared, ds, result, rows, out_dir,
+                               references[d])
             if result.losses is not None:
                 for i, row in enumerate(rows):
                     row["loss_trace"] = _trace(result.losses[i])
