@@ -88,6 +88,25 @@ def test_the_known_posteriors_are_right():
 def test_nuts_passes_the_contract():
     checks = check_method(registry.resolve("nuts"))
     assert all(c.ok for c in checks), [str(c) for c in checks if not c.ok]
+    assert any(c.name.endswith("checkpoints") for c in checks)  # its prefixes are checked too
+
+
+@pytest.mark.parametrize(("alter", "words"), [
+    (lambda results: results[:1], "expected a tuple of 2"),
+    (lambda results: tuple(results)[::-1], "grad_evals fall"),
+])
+def test_broken_checkpoints_fail_the_contract(alter, words):
+    """A method's ``checkpoints`` must give one valid result per budget, costs growing."""
+    nuts = registry.resolve("nuts")
+
+    def checkpoints(*args, **kwargs):
+        run = nuts.checkpoints(*args, **kwargs)
+        return lambda keys: alter(run(keys))
+
+    checks = check_method(dataclasses.replace(nuts, name="broken", checkpoints=checkpoints))
+    bad = [c for c in checks if not c.ok and not c.skipped]
+    assert bad and all(c.name.endswith("checkpoints") for c in bad), [str(c) for c in bad]
+    assert any(words in c.message for c in bad), [str(c) for c in bad]
 
 
 _RUNS: dict[str, RunResult] = {}
@@ -105,7 +124,7 @@ def _wrapped(name: str, alter) -> Method:
             return alter(_RUNS[spec.name])
         return program
 
-    return dataclasses.replace(base, name=name, build=build)
+    return dataclasses.replace(base, name=name, build=build, checkpoints=None)
 
 
 def _prior_draws(result: RunResult) -> RunResult:

@@ -46,10 +46,39 @@ def test_last_checkpoint_equals_ordinary_fit():
     guide = numpyro_guides.guide_factory(spec, "autonormal", {})
     sites = ("latent_fairness",)
     key = jax.random.PRNGKey(3)
-    (_, draws), _, _ = programs.run_svi(spec.model, guide, settings, [8, 16, 32], sites, key, data)
+    fit = programs.fit_svi_checkpoints(key[None], spec.model, guide, data, sites, settings,
+                                       [8, 16, 32])
     plain = programs.ordinary_fit(spec.model, guide, settings, 32, sites, key, data)
+    assert fit.losses.shape == (1, 32) and len(fit.draws) == 3 and fit.params_finite[-1].all()
     for s in sites:
-        np.testing.assert_allclose(draws[-1][s], plain[s], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(fit.draws[-1][s][0], plain[s], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(fit.draws[0][sites[0]][0], plain[sites[0]])  # 8 steps are not 32
+
+
+def test_nuts_checkpoints_are_prefixes_of_the_grid_program():
+    """NUTS's checkpoints are the first n draws of the grid's own NUTS run at the largest
+    budget: cost is warm-up plus those draws' leapfrog steps, run time apportioned by it."""
+    from svi_bench.benchmarks.inference.introspect import latent_info
+    from svi_bench.benchmarks.inference.settings import NUTSSettings
+    from svi_bench.benchmarks.methods import nuts
+
+    spec = REGISTRY["coin"]
+    ds = spec.make_data(None)
+    info = latent_info(spec.model, ds.model_kwargs)
+    settings = NUTSSettings(num_warmup=20, num_samples=8, num_chains=1)
+    keys = jax.vmap(jax.random.PRNGKey)(np.array([0, 1], dtype=np.uint32))
+    whole = nuts.build(spec, ds, settings, info)(keys)
+    parts = nuts.NUTS.checkpoints(spec, ds, settings, info, [2, 4, 8])(keys)
+    assert [p.columns["num_draws"] for p in parts] == [2, 4, 8]
+    np.testing.assert_array_equal(parts[-1].draws["latent_fairness"],
+                                  whole.draws["latent_fairness"])
+    np.testing.assert_array_equal(parts[0].draws["latent_fairness"],
+                                  whole.draws["latent_fairness"][:, :, :2])
+    np.testing.assert_array_equal(parts[-1].grad_evals, whole.grad_evals)
+    warm = whole.sample_stats["num_steps_warmup"].sum(axis=(1, 2))
+    np.testing.assert_array_equal(
+        parts[0].grad_evals, warm + whole.sample_stats["num_steps"][:, :, :2].sum(axis=(1, 2)))
+    assert parts[0].run_s < parts[-1].run_s and parts[0].sample_stats["diverging"].shape[-1] == 2
 
 
 def test_smoke_end_to_end_and_resume(smoke_studies):
@@ -106,46 +135,42 @@ def test_predictive_models_get_a_not_applicable_row_and_sentence():
     assert anytime.answer(table).startswith("bnn: no curve, judged in predictive space")
 
 
+SMALL = anytime.Schedule({"num_samples": (2, 3), "num_steps": (2, 3)}, {"num_samples": (4, 5)},
+                         {"num_chains": 1, "num_particles": 1, "num_warmup": 20,
+                          "learning_rate": 1e-2, "num_draws": 50}, "smoke")
+
+
 def test_shape_ints_and_one_dimensional_latents(tmp_path):
     """A model whose data hold a shape-fixing int (hierarchical_linreg's n_groups) runs; a flow
     on a one-dimensional latent is a not_applicable row with NumPyro's reason, not a crash."""
-    sched = anytime.Schedule((2, 3), (2, 3), 1e-2, 50, 20, "smoke")
-    rows = anytime.run_one("hierarchical_linreg", "autonormal", 0, sched, "smoke", tmp_path)
+    from svi_bench.benchmarks.grid import store
+
+    store.check_writable(tmp_path)
+    rows = anytime.curve("hierarchical_linreg", "autonormal", 0, SMALL, "smoke", tmp_path)
     assert [r["status"] for r in rows] == ["ok", "ok"], rows[0].get("error")
-    (row,) = anytime.run_one("coin", "autoiaf", 0, sched, "smoke", tmp_path)
+    (row,) = anytime.curve("coin", "autoiaf", 0, SMALL, "smoke", tmp_path)
     assert row["status"] == "not_applicable" and "latent dimension" in row["error"]
 
 
-def test_a_method_without_checkpoints_is_swept_through_the_grid_runner(tmp_path):
-    """MCLMC has no in-program checkpoints: one runner cell per draw budget, each an ordinary
-    row (family, diagnostics, artifact, scores) with the study's columns, under an identity of
-    its own (a grid cell of the same settings stays apart); where BlackJAX refuses the model or
-    the method declares no budget, one not_applicable row says why."""
-    import dataclasses
-
+def test_checkpointed_methods_give_grid_rows_from_one_program(tmp_path):
+    """NUTS and a NumPyro guide: one program, one ordinary row per checkpoint (family,
+    diagnostics, artifact, scores, the study's fixed settings) under the study's identity."""
     from svi_bench.benchmarks.grid import store
-    from svi_bench.benchmarks.grid.run_spec import make_run_spec
-    from svi_bench.benchmarks.methods import registry
 
     store.check_writable(tmp_path)
-    sched = anytime.Schedule((2, 3), (2, 3), 1e-2, 50, 20, "smoke", {"num_samples": (4, 5)})
-    rows = anytime.sweep_one("correlated_gaussian", "mclmc", 0, sched, "smoke", tmp_path)
-    assert [r["status"] for r in rows] == ["ok", "ok"], rows[0].get("error")
-    assert [r["checkpoint_at"] for r in rows] == [16, 32]
-    assert rows[0]["grad_evals"] < rows[1]["grad_evals"]
-    assert all(r["family"] == "mcmc" and np.isfinite(r["max_rhat"]) for r in rows)
-    assert all(np.isfinite(r["w1_max"]) and r["floor_source"] == "exact sampler" for r in rows)
-    assert all((tmp_path / r["artifact"]).is_file() for r in rows)
-    spec = REGISTRY["correlated_gaussian"]
-    settings = dataclasses.replace(registry.resolve("mclmc").settings("smoke", spec.name),
-                                   num_samples=16)
-    grid_cell = make_run_spec(spec, "mclmc", settings, (0,), spec.data_key(None), "smoke")
-    assert rows[0]["settings_hash"] != grid_cell.hash
-    (refused,) = anytime.sweep_one("coin", "mclmc", 0, sched, "smoke", tmp_path)
-    assert refused["status"] == "not_applicable" and "latent dimension" in refused["error"]
-    (unswept,) = anytime.sweep_one("correlated_gaussian", "pathfinder", 0, sched, "smoke",
-                                   tmp_path)
-    assert unswept["status"] == "not_applicable" and "maxiter" in unswept["error"]
+    nuts = anytime.curve("coin", "nuts", 0, SMALL, "smoke", tmp_path)
+    guide = anytime.curve("coin", "autonormal", 0, SMALL, "smoke", tmp_path)
+    for rows, at in ((nuts, [4, 8]), (guide, [4, 8])):
+        assert [r["status"] for r in rows] == ["ok", "ok"], rows[0].get("error")
+        assert [r["checkpoint_at"] for r in rows] == at
+        assert rows[0]["grad_evals"] < rows[1]["grad_evals"]
+        assert rows[0]["settings_hash"] != rows[1]["settings_hash"]
+        assert len({r["cache"] for r in rows}) == 1  # one program served both
+        assert all((tmp_path / r["artifact"]).is_file() and r["verdict"] for r in rows)
+    assert all(r["family"] == "mcmc" and np.isfinite(r["floor_ess"]) for r in nuts)
+    assert '"num_chains": 1' in nuts[0]["settings"] and nuts[1]["num_draws"] == 8
+    assert [r["num_steps"] for r in guide] == [4, 8] and '"num_particles": 1' in guide[0]["settings"]
+    assert all(np.isfinite(r["final_loss_mean"]) for r in guide)
 
 
 def test_rows_of_an_earlier_definition_are_not_mixed_in():

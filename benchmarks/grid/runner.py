@@ -7,7 +7,7 @@ here asks which method ran: the method's declaration (``benchmarks.methods``) an
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -128,6 +128,38 @@ def run_cell(run: RunSpec, ds: Dataset, info: LatentInfo, out_dir,
     """All rows of one cell; never raises for a failure of the method itself."""
     rows, finish = start_cell(run, ds, info, out_dir, reference_fn)
     finish()
+    return rows
+
+
+def run_checkpoints(runs: Sequence[RunSpec], ds: Dataset, info: LatentInfo, out_dir,
+                    reference_fn: ReferenceFn | None = None) -> list[list[dict]]:
+    """The rows of cells that differ only in their method's budget, from one run of the
+    method's ``checkpoints`` program (the last cell's settings, every cell's budget): per cell,
+    its rows, completed like ``run_cell``'s. Never raises for a failure of the method itself."""
+    last = runs[-1]
+    rows = [[base_row(run, s) | {"latent_dim": info.unconstrained_dim} for s in run.seeds]
+            for run in runs]
+
+    finished = 0
+
+    def failed(exc: Exception) -> list[list[dict]]:  # the cells not yet finished
+        for row in (r for cell in rows[finished:] for r in cell):
+            row.update(status="failed", error=one_line(exc))
+        return rows
+
+    try:
+        method = registry.resolve(last.method)
+        if method.checkpoints is None:
+            raise ValueError(f"method {last.method!r} has no checkpoints program")
+        points = [getattr(run.settings, method.budget) for run in runs]
+        program = method.checkpoints(last.spec, ds, last.settings, info, points,
+                                     program_key=_program_key(last, method, ds))
+        results = program(jax.vmap(jax.random.PRNGKey)(np.asarray(last.seeds, dtype=np.uint32)))
+        for run, result, cell in zip(runs, results, rows, strict=True):
+            finish_rows(run, method, ds, result, cell, out_dir, reference_fn)
+            finished += 1
+    except Exception as exc:
+        return failed(exc)
     return rows
 
 

@@ -71,11 +71,13 @@ def executables_dir() -> Path:
 
 
 #: The modules the stored programs (``svi.fit_svi``, ``nuts.run_nuts`` and the references built
-#: with it) are made from. Only these key the store: a study's own programs elsewhere in this
-#: folder (annealing, early stopping, ...) are not stored, and adding or editing one must not
-#: make every stored grid program cold. The method that built a program (``benchmarks.methods``,
-#: a user's method file) keys it through the caller's identity (``Method.source_hash``).
-PROGRAM_SOURCES = ("executables.py", "jax_setup.py", "nuts.py", "settings.py", "svi.py")
+#: with it, ``anytime.fit_svi_checkpoints``) are made from. Only these key the store: a study's
+#: own programs elsewhere in this folder (annealing, early stopping, ...) are not stored, and
+#: adding or editing one must not make every stored grid program cold. The method that built a
+#: program (``benchmarks.methods``, a user's method file) keys it through the caller's identity
+#: (``Method.source_hash``).
+PROGRAM_SOURCES = ("anytime.py", "executables.py", "jax_setup.py", "nuts.py", "settings.py",
+                   "svi.py")
 
 
 @cache

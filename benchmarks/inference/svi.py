@@ -122,6 +122,27 @@ def svi_init_and_run(
     return init, run
 
 
+def params_finite(params: Any) -> jax.Array:
+    """Whether every fitted parameter is finite."""
+    return jnp.all(
+        jnp.array([jnp.all(jnp.isfinite(p)) for p in jax.tree_util.tree_leaves(params)])
+    )
+
+
+def guide_draws(model: Callable[..., None], guide: Any, params: Any, draw_key: jax.Array,
+                model_kwargs: Mapping[str, Any], latent_sites: Sequence[str], num_draws: int,
+                extra_sites: Sequence[str] = ()) -> dict[str, jax.Array]:
+    """``num_draws`` constrained draws of the fitted guide; ``extra_sites`` (deterministic sites)
+    drawn by replaying the model on them."""
+    draws = Predictive(guide, params=params, num_samples=num_draws)(draw_key, **model_kwargs)
+    draws = {site: draws[site] for site in latent_sites}
+    if extra_sites:  # only then: the built-in models' programs stay exactly as they were
+        det = Predictive(model, posterior_samples=draws, return_sites=list(extra_sites))(
+            jax.random.fold_in(draw_key, 1), **model_kwargs)
+        draws.update({site: det[site] for site in extra_sites})
+    return draws
+
+
 def build_svi_program(
     model: Callable[..., None],
     make_guide: Callable[[], Any],
@@ -140,17 +161,9 @@ def build_svi_program(
         state = svi.init(fit_key, **model_kwargs)
         state, losses = svi_steps(svi, state, model_kwargs, settings.num_steps)
         params = svi.get_params(state)
-        finite = jnp.all(
-            jnp.array([jnp.all(jnp.isfinite(p)) for p in jax.tree_util.tree_leaves(params)])
-        )
-        draws = Predictive(guide, params=params, num_samples=settings.num_draws)(
-            draw_key, **model_kwargs
-        )
-        draws = {site: draws[site] for site in latent_sites}
-        if extra_sites:  # only then: the built-in models' programs stay exactly as they were
-            det = Predictive(model, posterior_samples=draws, return_sites=list(extra_sites))(
-                jax.random.fold_in(draw_key, 1), **model_kwargs)
-            draws.update({site: det[site] for site in extra_sites})
+        finite = params_finite(params)
+        draws = guide_draws(model, guide, params, draw_key, model_kwargs, latent_sites,
+                            settings.num_draws, extra_sites)
         single = Trace_ELBO(num_particles=1)
         keys = jax.random.split(elbo_key, settings.final_elbo_particles)
         particle_losses = jax.lax.map(

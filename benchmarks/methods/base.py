@@ -90,6 +90,17 @@ class Builder(Protocol):
                  program_key: Mapping[str, Any] | None = None) -> Program: ...
 
 
+Checkpoints = Callable[[Any], tuple[RunResult, ...]]
+"""``checkpoints(rng_keys) -> one RunResult per budget``: the method's draws at several budgets
+from one run, each result's cost and run time counted up to its budget."""
+
+
+class CheckpointBuilder(Protocol):
+    def __call__(self, spec: ModelSpec, data: Dataset, settings: Any, latent_info: LatentInfo,
+                 points: Sequence[int], program_key: Mapping[str, Any] | None = None
+                 ) -> Checkpoints: ...
+
+
 def always_applicable(spec: ModelSpec, latent_info: LatentInfo) -> str | None:
     """The default ``applicable``: the method runs on every model."""
     return None
@@ -117,7 +128,9 @@ class Method:
     an extended space: they are not). ``column`` groups methods into one leaderboard column
     (hand-written guides); ``order`` is the display order. ``budget`` names the settings field
     that sets how much the method computes (its draws, iterations or steps): the ``anytime``
-    study sweeps it to draw the method's accuracy against its cost.
+    study sweeps it to draw the method's accuracy against its cost. ``checkpoints``, if the method
+    has it, gives the draws at several values of ``budget`` from one run (a chain's prefixes, a fit
+    drawn from as it goes), so the sweep costs one program instead of one per budget.
     """
 
     name: str
@@ -133,6 +146,7 @@ class Method:
     column: str = ""
     order: int = 1000
     budget: str = ""
+    checkpoints: CheckpointBuilder | None = None
 
     def settings(self, profile: str, model: str) -> Any:
         """The validated settings of this method on ``model`` at ``profile``."""
@@ -182,6 +196,9 @@ class Method:
             out.append(f"budget {self.budget!r} must name a field of settings_type")
         if not callable(self.build):
             out.append("build must be callable: build(spec, data, settings, latent_info)")
+        if self.checkpoints is not None and (not callable(self.checkpoints) or not self.budget):
+            out.append("checkpoints must be callable (spec, data, settings, latent_info, points) "
+                       "and needs a budget: the settings field its points are values of")
         return out
 
 
@@ -205,3 +222,43 @@ def timed(program: Callable, *args: Any, identity: Mapping[str, Any] | None = No
     out, compile_s, run_s, cache, others = executables.compile_and_run(program, *args,
                                                                        identity=identity)
     return out, Timing(compile_s, run_s, cache, others)
+
+
+def _prefix(result: RunResult, n: int, cost: np.ndarray, scale: float) -> RunResult:
+    """The first ``n`` draws of every chain of ``result``, costing ``cost`` (seeds,)."""
+    stats = {k: (v if k == "num_steps_warmup" else v[:, :, :n])
+             for k, v in (result.sample_stats or {}).items()}
+    columns = {**result.columns, "num_draws": n * next(iter(result.draws.values())).shape[1]}
+    return result._replace(draws={k: v[:, :, :n] for k, v in result.draws.items()},
+                           grad_evals=cost, run_s=result.run_s * scale, sample_stats=stats,
+                           columns=columns)
+
+
+def chain_prefixes(build: Builder, budget: str) -> CheckpointBuilder:
+    """The checkpoints of a sampler whose ``budget`` is its number of draws per chain: one run at
+    the largest budget, then each checkpoint n its first n draws. Cost: warm-up plus the first n
+    draws' ``num_steps`` (gradient evaluations per draw, from its sample statistics); run time
+    apportioned to the checkpoint in proportion to that cost (compile time is the run's)."""
+
+    def checkpoints(spec: ModelSpec, data: Dataset, settings: Any, latent_info: LatentInfo,
+                    points: Sequence[int], program_key: Mapping[str, Any] | None = None
+                    ) -> Checkpoints:
+        last = dataclasses.replace(settings, **{budget: max(points)})
+        program = build(spec, data, last, latent_info, program_key=program_key)
+
+        def run(rng_keys: Any) -> tuple[RunResult, ...]:
+            result = program(rng_keys)
+            stats = result.sample_stats or {}
+            if "num_steps" not in stats or "num_steps_warmup" not in stats:
+                raise ValueError("chain_prefixes needs num_steps and num_steps_warmup in the "
+                                 "sampler's sample_stats to count each prefix's cost")
+            warm = stats["num_steps_warmup"].reshape(len(result.grad_evals), -1).sum(axis=1)
+            per_draw = np.asarray(stats["num_steps"], dtype=float)
+            costs = [warm + per_draw[:, :, :n].sum(axis=(1, 2)) for n in points]
+            total = float(np.sum(costs[-1])) or 1.0
+            return tuple(_prefix(result, n, c, float(np.sum(c)) / total)
+                         for n, c in zip(points, costs, strict=True))
+
+        return run
+
+    return checkpoints

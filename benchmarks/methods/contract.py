@@ -184,7 +184,32 @@ def _run_checks(method: Method, spec: ModelSpec, moments) -> list[Check]:
         f" (each seed's mean within {MEAN_TOLERANCE_SD} sd of the exact one, its sd "
         f"{SD_RATIO[0]}-{SD_RATIO[1]}x: are the draws constrained, of this posterior?)"
         if bad else "")))
+    if method.checkpoints is not None:
+        checks.append(_checkpoint_check(method, spec, ds, settings, info, keys))
     return checks
+
+
+def _checkpoint_check(method: Method, spec: ModelSpec, ds, settings, info, keys) -> Check:
+    """A declared ``checkpoints`` gives one result per budget, each a valid result, their
+    gradient evaluations non-decreasing with the budget."""
+    label = f"{spec.name}: checkpoints"
+    last = getattr(settings, method.budget)
+    points = sorted({max(1, last // 2), last})
+    try:
+        results = method.checkpoints(spec, ds, settings, info, points)(keys)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        return Check(label, False, f"{type(exc).__name__}: {first}"[:300])
+    if not isinstance(results, tuple | list) or len(results) != len(points):
+        return Check(label, False, f"returned {type(results).__name__}; expected a tuple of "
+                                   f"{len(points)} RunResults, one per budget {points}")
+    problems = [f"budget {p}: {'; '.join(bad)}" for p, r in zip(points, results, strict=True)
+                if (bad := _shape_problems(r, spec, info.sites, info.shapes))]
+    if not problems and np.any(np.asarray(results[0].grad_evals, dtype=float)
+                               > np.asarray(results[-1].grad_evals, dtype=float)):
+        problems.append(f"grad_evals fall from budget {points[0]} to {points[-1]}: each "
+                        "checkpoint's cost counts everything up to its budget")
+    return Check(label, not problems, "; ".join(problems))
 
 
 def check_method(method: Method) -> list[Check]:

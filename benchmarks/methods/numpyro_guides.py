@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -13,6 +13,8 @@ from numpyro.infer import autoguide
 from svi_bench.benchmarks.inference.introspect import LatentInfo
 from svi_bench.benchmarks.inference.settings import SVISettings
 from svi_bench.benchmarks.methods.base import (
+    CheckpointBuilder,
+    Checkpoints,
     Method,
     Program,
     RunResult,
@@ -125,6 +127,38 @@ def _builder(method: str) -> Callable[..., Program]:
     return build
 
 
+def _checkpoint_builder(method: str) -> CheckpointBuilder:
+    def checkpoints(spec: ModelSpec, data: Dataset, settings: SVISettings,
+                    latent_info: LatentInfo, points: Sequence[int],
+                    program_key: Mapping[str, Any] | None = None) -> Checkpoints:
+        """One fit to the largest of ``points`` (steps), drawn from at each of them
+        (``inference.anytime.fit_svi_checkpoints``); run time apportioned by steps."""
+        from svi_bench.benchmarks.inference.anytime import fit_svi_checkpoints
+
+        make_guide = guide_factory(spec, method, settings.guide_options)
+        per_step = settings.num_particles * inner_steps(method, settings.guide_options)
+        last = max(points)
+
+        def run(rng_keys: Any) -> tuple[RunResult, ...]:
+            fit = fit_svi_checkpoints(rng_keys, spec.model, make_guide, data.model_kwargs,
+                                      latent_info.sites, settings, points,
+                                      tuple(spec.extra_sites), program_key)
+            seeds = len(fit.losses)
+            return tuple(RunResult(
+                draws={k: np.expand_dims(v, 1) for k, v in draws.items()},  # one chain
+                grad_evals=np.full(seeds, float(n * per_step)), compile_s=fit.compile_s,
+                run_s=fit.run_s * n / last, cache=fit.cache,
+                host_others_share=fit.host_others_share, losses=fit.losses[:, :n],
+                params_finite=finite,
+                columns={"num_draws": settings.num_draws, "num_steps": n,
+                         "num_particles": settings.num_particles},
+            ) for n, draws, finite in zip(points, fit.draws, fit.params_finite, strict=True))
+
+        return run
+
+    return checkpoints
+
+
 def _flows_need_two_dims(name: str) -> Callable[[ModelSpec, LatentInfo], str | None]:
     return needs_latent_dim(2, f"{AUTOGUIDES[name].__name__} needs a latent dimension of at "
                                "least 2 (NumPyro refuses latent dim = {dim}); use "
@@ -145,7 +179,7 @@ def autoguide_method(name: str, order: int) -> Method:
         settings_type=SVISettings, defaults=DEFAULTS, overrides=OVERRIDES, build=_builder(name),
         applicable=_flows_need_two_dims(name) if name in FLOW_GUIDES else always_applicable,
         psis=name != "autodais",  # its particle weights are of the extended (annealed) space
-        order=200 + order, budget="num_steps",
+        order=200 + order, budget="num_steps", checkpoints=_checkpoint_builder(name),
     )
 
 
@@ -164,6 +198,7 @@ def manual_guide_method(name: str) -> Method:
         description=f"Hand-written guide '{guide}' of the model (ModelSpec.guides), fitted by SVI.",
         settings_type=SVISettings, defaults=DEFAULTS, overrides=OVERRIDES, build=_builder(name),
         applicable=applicable, column=MANUAL_COLUMN, order=100, budget="num_steps",
+        checkpoints=_checkpoint_builder(name),
     )
 
 

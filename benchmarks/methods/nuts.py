@@ -9,7 +9,7 @@ import numpy as np
 
 from svi_bench.benchmarks.inference.introspect import LatentInfo
 from svi_bench.benchmarks.inference.settings import NUTSSettings
-from svi_bench.benchmarks.methods.base import Method, Program, RunResult
+from svi_bench.benchmarks.methods.base import Method, Program, RunResult, chain_prefixes
 from svi_bench.models import Dataset, ModelSpec
 
 NAME = "nuts"
@@ -60,4 +60,5 @@ NUTS = Method(
     baseline=True,
     order=0,
     budget="num_samples",
+    checkpoints=chain_prefixes(build, "num_samples"),
 )

@@ -1,20 +1,20 @@
 """``anytime`` (beyond the documents): accuracy against the reference as a function of cost, for
-NUTS (its first n kept draws after warm-up, n doubling; cost includes warm-up), for each NumPyro
-guide (draws at checkpoints every 2^k steps inside one compiled program) and for every other
-method (Pathfinder, MCLMC, MAMS, the flow, a user's): one cell of the grid's runner per budget
-2^k of the settings field it declares as its ``budget`` (Pathfinder's iterations, a sampler's
-draws, a flow's steps), so its rows, artifacts and scores come from the grid's one path and its
-cost is what its own program counted and took. Cost: gradient evaluations
-(SVI: steps x particles; NUTS: leapfrog steps) and wall seconds, apportioned from the program's
-run time in proportion to gradient evaluations (compile time excluded). Accuracy: ``w1_max``
-(marginal W1 in reference sd), with its noise floor at the same number of draws: the exact
-sampler's own score at that many draws where the model has one (``floor_source`` says which),
-otherwise two disjoint subsets of the reference (``metrics.noise_floor``). NUTS draws are
-autocorrelated, so its rows also carry the prefix's smallest bulk ESS (``min_ess_bulk``) and the
-floor at that many independent draws (``floor_ess``), the fair floor for a chain. Models judged in
+every method, each checkpoint an ordinary row of the grid's runner (artifact, diagnostics,
+scores) at a budget 2^k of the settings field the method declares as its ``budget``. A method
+with ``checkpoints`` gives them all from one run (NUTS: the first n draws of one chain, cost
+including warm-up; a NumPyro guide: draws every 2^k steps inside one compiled fit), with the
+study's fixed settings (one chain, one particle, its learning rate and draws); every other
+method (Pathfinder, MCLMC, MAMS, the flow, a user's) runs one grid cell per budget, with its
+profile's settings. Cost: gradient evaluations (SVI: steps x particles; NUTS: leapfrog steps)
+and wall seconds (a checkpoint of one run: its run time apportioned by gradient evaluations;
+compile time excluded). Accuracy: ``w1_max`` (marginal W1 in reference sd), with its noise
+floor at the same number of draws: the exact sampler's own score at that many draws where the
+model has one (``floor_source`` says which), otherwise two disjoint subsets of the reference
+(``metrics.noise_floor``). A chain's draws are autocorrelated, so an MCMC row also carries the
+floor at its smallest bulk ESS (``floor_ess``), the fair floor for a chain. Models judged in
 predictive space (``bnn``) get one ``not_applicable`` row: w1_max of their weights means nothing.
 Question per model: below what budget is each method more accurate than NUTS, and where does
-NUTS overtake it? Programs: ``inference.anytime`` and the methods' own (``runner.run_cell``).
+NUTS overtake it?
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from typing import Any
 
-import jax
 import numpy as np
 import pandas as pd
 
@@ -33,10 +33,9 @@ from svi_bench.benchmarks.grid.profiles import settings_hash
 from svi_bench.benchmarks.grid.run_spec import RunSpec, one_line
 from svi_bench.benchmarks.inference import anytime as programs
 from svi_bench.benchmarks.inference.introspect import latent_info
-from svi_bench.benchmarks.inference.settings import NUTSSettings, SVISettings
 from svi_bench.benchmarks.methods import numpyro_guides, registry
 from svi_bench.benchmarks.methods.nuts import NAME as NUTS
-from svi_bench.benchmarks.scoring import arviz_adapter, floor_cache, metrics
+from svi_bench.benchmarks.scoring import floor_cache, metrics
 from svi_bench.benchmarks.scoring.draws import flatten_draws
 from svi_bench.benchmarks.scoring.references import get_reference
 from svi_bench.benchmarks.studies.base import Scope, Study, StudyRun, Variant
@@ -47,17 +46,23 @@ METRIC = "w1_max"
 
 @dataclass(frozen=True)
 class Schedule:
-    """SVI checkpoints 2^svi_exps, NUTS draw counts 2^nuts_exps, the settings and reference."""
+    """The budgets swept and the settings the study fixes.
 
-    svi_exps: tuple[int, int]
-    nuts_exps: tuple[int, int]
-    learning_rate: float
-    num_draws: int
-    num_warmup: int
+    ``checkpoint_exps``: per budget field (``Method.budget``), the exponents 2^k of a method
+    with in-program checkpoints (``Method.checkpoints``: NUTS's draws, a NumPyro guide's steps),
+    whose other settings are ``fixed`` where its settings have the field, else its profile's.
+    ``budget_exps``: the same for every other method, one run per budget, its profile's settings.
+    """
+
+    checkpoint_exps: Mapping[str, tuple[int, int]]
+    budget_exps: Mapping[str, tuple[int, int]]
+    fixed: Mapping[str, Any]
     reference_quality: str
-    budget_exps: Mapping[str, tuple[int, int]] = field(default_factory=dict)
-    """Per budget field (``Method.budget``), the exponents 2^k swept for methods without
-    in-program checkpoints; every other setting is the method's own at the study's profile."""
+
+    def exps(self, method) -> tuple[int, int] | None:
+        """The exponents swept for a declared method, or None (no budget this study sweeps)."""
+        table = self.checkpoint_exps if method.checkpoints is not None else self.budget_exps
+        return table.get(method.budget)
 
 
 SWEEPS = {
@@ -67,12 +72,20 @@ SWEEPS = {
     "quick": {"maxiter": (1, 8), "num_samples": (4, 10), "num_steps": (4, 13)},
     "paper": {"maxiter": (1, 10), "num_samples": (4, 12), "num_steps": (4, 15)},
 }
+# One chain and one particle: the curves of the study's first design.
+_ONE = {"num_chains": 1, "num_particles": 1}
 SCHEDULES = {
-    "smoke": Schedule((4, 10), (4, 8), 1e-2, 500, 200, "smoke", SWEEPS["smoke"]),
+    "smoke": Schedule({"num_samples": (4, 8), "num_steps": (4, 10)}, SWEEPS["smoke"],
+                      {**_ONE, "num_warmup": 200, "learning_rate": 1e-2, "num_draws": 500},
+                      "smoke"),
     # SVI runs to 2^16 steps so that its curve spans NUTS's, which starts after the warm-up
     # (500 iterations of up to hundreds of leapfrog steps): the crossover needs a common range.
-    "quick": Schedule((4, 16), (4, 10), 5e-3, 1000, 500, "full", SWEEPS["quick"]),
-    "paper": Schedule((4, 18), (4, 12), 5e-3, 2000, 1000, "full", SWEEPS["paper"]),
+    "quick": Schedule({"num_samples": (4, 10), "num_steps": (4, 16)}, SWEEPS["quick"],
+                      {**_ONE, "num_warmup": 500, "learning_rate": 5e-3, "num_draws": 1000},
+                      "full"),
+    "paper": Schedule({"num_samples": (4, 12), "num_steps": (4, 18)}, SWEEPS["paper"],
+                      {**_ONE, "num_warmup": 1000, "learning_rate": 5e-3, "num_draws": 2000},
+                      "full"),
 }
 _V = (Variant("anytime"),)
 SCOPES = {
@@ -127,46 +140,29 @@ def floor_at(spec, ds, ref, n: int) -> tuple[float, str]:
     return floor[f"{METRIC}_floor"], "reference subsets"
 
 
-class _Scorer:
-    """Scores one run's checkpoints against one reference: the reference sorted once, each
-    number of draws' floor computed once (SVI checkpoints all have the same number)."""
+class _Floors:
+    """One reference's w1_max noise floors, each number of draws' computed once."""
 
     def __init__(self, spec, ds, ref) -> None:
         self.spec, self.ds, self.ref = spec, ds, ref
-        names, r = flatten_draws(ref.draws)
-        self.prepared = metrics.prepare_reference(r, names)
         self.floors: dict[int, tuple[float, str]] = {}
 
-    def floor(self, n: int) -> tuple[float, str]:
+    def at(self, n: int) -> tuple[float, str]:
         if n not in self.floors:
             self.floors[n] = floor_at(self.spec, self.ds, self.ref, n)
         return self.floors[n]
 
-    def score(self, draws, n: int, chain: bool) -> dict:
-        """w1_max and its floor at n draws; for a chain also its ESS and the floor at the ESS."""
-        names, q = flatten_draws(draws)
-        floor, source = self.floor(n)
-        out = {METRIC: metrics.agreement(q, self.prepared, names)[METRIC], "floor": floor,
-               "floor_source": source}
-        if chain:
-            ess = min(arviz_adapter.ess_bulk(q[None, :, j]) for j in range(q.shape[1]))
-            out["min_ess_bulk"] = ess
-            out["floor_ess"] = self.floor(max(2, round(ess)))[0] if np.isfinite(ess) else np.nan
-        return out
 
-
-def has_checkpoints(method: str) -> bool:
-    """Whether the method's draws at every checkpoint come from one program (``run_one``: NUTS's
-    prefixes, a NumPyro guide's fit) rather than one run per budget (``sweep_one``)."""
-    return method == NUTS or numpyro_guides.is_numpyro_guide(method)
-
-
-def _swept_runs(spec, declared, seed: int, sched: Schedule, profile: str) -> list[RunSpec]:
-    """One grid cell per budget 2^k of ``declared.budget`` (the rest the method's ``profile``
-    settings), each under the study's identity for its checkpoint."""
+def _runs(spec, declared, seed: int, sched: Schedule, profile: str) -> list[RunSpec]:
+    """One grid cell per budget 2^k of ``declared.budget``, each under the study's identity for
+    its checkpoint: the method's ``profile`` settings, with the study's ``fixed`` ones for a
+    method with in-program checkpoints."""
     base = dataclasses.replace(declared.settings(profile, spec.name), precision=spec.precision)
+    if declared.checkpoints is not None:
+        names = {f.name for f in dataclasses.fields(base)}
+        base = dataclasses.replace(base, **{k: v for k, v in sched.fixed.items() if k in names})
     runs = []
-    for i, point in enumerate(programs.checkpoints(*sched.budget_exps[declared.budget])):
+    for i, point in enumerate(programs.checkpoints(*sched.exps(declared))):
         settings = dataclasses.replace(base, **{declared.budget: point})
         runs.append(RunSpec(spec, declared.name, settings, (seed,), spec.data_key(None),
                             _hash(spec.name, declared.name, sched, i, settings), profile,
@@ -174,110 +170,59 @@ def _swept_runs(spec, declared, seed: int, sched: Schedule, profile: str) -> lis
     return runs
 
 
-def sweep_one(model: str, method: str, seed: int, sched: Schedule, profile: str,
-              out_dir) -> list[dict]:
-    """Every checkpoint row of a method without in-program checkpoints: the grid's runner on one
-    cell per budget 2^k of the method's ``budget`` setting (the rest its ``profile`` settings),
-    so each row is an ordinary run (artifact, diagnostics, scores) plus the study's columns.
-    Its identity adds the study and checkpoint, so a grid cell of the same settings in the same
-    folder stays apart. An exception is one failed row."""
+def curve(model: str, method: str, seed: int, sched: Schedule, profile: str,
+          out_dir) -> list[dict]:
+    """Every checkpoint row of one (model, method, seed), each an ordinary run of the grid's
+    runner (artifact, diagnostics, scores) plus the study's columns: from one program for a
+    method with ``checkpoints`` (``runner.run_checkpoints``), else one cell per budget
+    (``runner.run_cell``). Its identity adds the study and checkpoint, so a grid cell of the same
+    settings in the same folder stays apart. An exception is one failed row."""
     spec = REGISTRY[model]
     key_data = spec.data_key(None)
     base = {"model": model, "method": method, "seed": seed, "profile": profile,
             "variant": "anytime", "settings_hash": _hash(model, method, sched, -1),
             "data": json.dumps(key_data, sort_keys=True), "status": "ok", "error": "",
-            "precision": spec.precision}
+            "precision": spec.precision, "checkpoint": -1}
     try:
         declared = registry.resolve(method)
-        if declared.budget not in sched.budget_exps:
-            return [{**base, "checkpoint": -1, "status": "not_applicable",
+        if sched.exps(declared) is None:
+            swept = sorted({*sched.checkpoint_exps, *sched.budget_exps})
+            return [{**base, "status": "not_applicable",
                      "error": f"{method} declares no budget this study sweeps (its budget "
-                              f"{declared.budget!r}; swept: {', '.join(sched.budget_exps)})"}]
+                              f"{declared.budget!r}; swept: {', '.join(swept)})"}]
         ds = spec.data_for(key_data)
         info = latent_info(spec.model, ds.model_kwargs)
         if reason := declared.applicable(spec, info):
-            return [{**base, "checkpoint": -1, "status": "not_applicable", "error": reason}]
+            return [{**base, "status": "not_applicable", "error": reason}]
         ref = get_reference(spec, ds, key_data, info.sites + tuple(spec.extra_sites), out_dir,
                             quality=sched.reference_quality, log=lambda msg: None)
-        scorer, rows = _Scorer(spec, ds, ref), []
-        for i, run in enumerate(_swept_runs(spec, declared, seed, sched, profile)):
-            (row,) = runner.run_cell(run, ds, info, out_dir, lambda: ref)
+        runs = _runs(spec, declared, seed, sched, profile)
+        if declared.checkpoints is not None:
+            rows = [cell[0] for cell in runner.run_checkpoints(runs, ds, info, out_dir,
+                                                               lambda: ref)]
+        else:
+            rows = [runner.run_cell(run, ds, info, out_dir, lambda: ref)[0] for run in runs]
+        floors = _Floors(spec, ds, ref)
+        for i, (run, row) in enumerate(zip(runs, rows, strict=True)):
             row.update(variant="anytime", checkpoint=i,
                        checkpoint_at=getattr(run.settings, declared.budget),
                        checkpoint_run_s=row.get("run_s", np.nan))
             if row["status"] == "ok" and np.isfinite(row.get(METRIC, np.nan)):
-                n = int(row["num_draws"])
-                row["floor"], row["floor_source"] = scorer.floor(n)
+                row["floor"], row["floor_source"] = floors.at(int(row["num_draws"]))
                 if declared.family == "mcmc" and np.isfinite(row.get("min_ess_bulk", np.nan)):
-                    row["floor_ess"] = scorer.floor(max(2, round(row["min_ess_bulk"])))[0]
-            rows.append(row)
+                    row["floor_ess"] = floors.at(max(2, round(row["min_ess_bulk"])))[0]
         return rows
     except Exception as exc:
-        return [{**base, "checkpoint": -1, "status": "failed", "error": one_line(exc)}]
-
-
-def run_one(model: str, method: str, seed: int, sched: Schedule, profile: str,
-            out_dir) -> list[dict]:
-    """Every checkpoint row of one (model, method, seed); an exception is one failed row."""
-    spec = REGISTRY[model]
-    key_data = spec.data_key(None)
-    base = {"model": model, "method": method, "seed": seed, "profile": profile,
-            "variant": "anytime", "settings_hash": _hash(model, method, sched, -1),
-            "data": json.dumps(key_data, sort_keys=True), "status": "ok", "error": "",
-            "precision": "float32"}
-    try:
-        ds = spec.data_for(key_data)
-        info = latent_info(spec.model, ds.model_kwargs)
-        if reason := registry.resolve(method).applicable(spec, info):
-            return [{**base, "checkpoint": -1, "status": "not_applicable", "error": reason}]
-        sites = info.sites + tuple(spec.extra_sites)
-        ref = get_reference(spec, ds, key_data, sites, out_dir, quality=sched.reference_quality,
-                            log=lambda msg: None)
-        key = jax.random.PRNGKey(seed)
-        if method == NUTS:
-            points = programs.checkpoints(*sched.nuts_exps)
-            ns = NUTSSettings(num_warmup=sched.num_warmup, num_samples=points[-1], num_chains=1)
-            (draws, steps), compile_s, run_s = programs.run_nuts(spec.model, ns, sites, key,
-                                                                 ds.model_kwargs)
-            cum = np.cumsum(steps.astype(float))
-            costs = [cum[sched.num_warmup + n - 1] for n in points]
-            picks = [{k: v[:n] for k, v in draws.items()} for n in points]
-        else:
-            points = programs.checkpoints(*sched.svi_exps)
-            ss = SVISettings(num_steps=points[-1], num_particles=1,
-                             learning_rate=sched.learning_rate, num_draws=sched.num_draws)
-            guide = numpyro_guides.guide_factory(spec, method, {})
-            (_, picks), compile_s, run_s = programs.run_svi(spec.model, guide, ss, points, sites,
-                                                            key, ds.model_kwargs)
-            costs = [float(p) for p in points]
-        rows, scorer = [], _Scorer(spec, ds, ref)
-        for i, (point, cost, draws_i) in enumerate(zip(points, costs, picks, strict=True)):
-            n = point if method == NUTS else sched.num_draws
-            row = {**base, "settings_hash": _hash(model, method, sched, i), "checkpoint": i,
-                   "checkpoint_at": point, "grad_evals": cost,
-                   "checkpoint_run_s": run_s * cost / costs[-1], "compile_s": compile_s, "num_draws": n}
-            finite = all(np.all(np.isfinite(v)) for v in draws_i.values())
-            if finite:
-                row.update(scorer.score(draws_i, n, chain=method == NUTS))
-            else:
-                row.update(status="failed", error="non-finite posterior draws")
-            rows.append(row)
-        return rows
-    except Exception as exc:
-        return [{**base, "checkpoint": -1, "status": "failed", "error": one_line(exc)}]
+        return [{**base, "status": "failed", "error": one_line(exc)}]
 
 
 def _last_identity(model: str, method: str, seed: int, sched: Schedule, profile: str) -> tuple:
     """The identity of a (model, method, seed)'s last checkpoint row: stored ok, all are."""
     data = json.dumps(REGISTRY[model].data_key(None), sort_keys=True)
-    if has_checkpoints(method):
-        exps = sched.nuts_exps if method == NUTS else sched.svi_exps
-        return (model, method, seed, _hash(model, method, sched, len(programs.checkpoints(*exps)) - 1),
-                data)
     declared = registry.resolve(method)
-    if declared.budget not in sched.budget_exps:  # its one not_applicable row
+    if sched.exps(declared) is None:  # its one not_applicable row
         return model, method, seed, _hash(model, method, sched, -1), data
-    last = _swept_runs(REGISTRY[model], declared, seed, sched, profile)[-1]
+    last = _runs(REGISTRY[model], declared, seed, sched, profile)[-1]
     return model, method, seed, last.hash, data
 
 
@@ -299,8 +244,7 @@ def execute(run: StudyRun) -> None:
                                                                 run.profile)):
                     continue
                 run.progress(f"anytime {model} {method} seed {seed}")
-                one = run_one if has_checkpoints(method) else sweep_one
-                run.store.add(one(model, method, seed, sched, run.profile, run.out_dir))
+                run.store.add(curve(model, method, seed, sched, run.profile, run.out_dir))
 
 
 def crossover(svi: pd.DataFrame, nuts: pd.DataFrame, cost: str = "grad_evals") -> float:
@@ -457,4 +401,4 @@ STUDY = Study(
     program_settings=lambda profile: SCHEDULES[profile],
 )
 
-__all__ = ["SCHEDULES", "SCOPES", "STUDY", "crossover", "derive", "execute", "run_one"]
+__all__ = ["SCHEDULES", "SCOPES", "STUDY", "crossover", "curve", "derive", "execute"]
