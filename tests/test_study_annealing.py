@@ -4,6 +4,7 @@ rows whose answer is known, and the smoke profile end to end through ``svi-bench
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import jax
@@ -99,32 +100,59 @@ def test_the_schedule_is_geometric_from_one_to_the_final_concentration():
 
 @pytest.mark.parametrize("alpha", [1.0, 0.2, 0.02])
 def test_each_stage_is_scored_against_its_own_exact_dirichlet(alpha):
+    """A stage's reference is exact Dirichlet(alpha + counts) draws, and a stage's draws are
+    scored against it by the grid's ``evaluate`` (noise floor, verdict, exact KL)."""
+    from svi_bench.benchmarks.scoring.evaluate import evaluate
+    from svi_bench.benchmarks.scoring.predictive import Replicates
+
     sched = annealing.SCHEDULES["smoke"]
-    ref, floor = annealing.exact_reference(alpha, sched.n_ref, sched.num_draws)
+    ref = annealing.exact_reference(alpha, sched.n_ref)
     post = alpha + np.bincount([2, 2, 2, 2, 2, 5, 5, 5], minlength=12)
     mean = post / post.sum()
     sd = np.sqrt(post * (post.sum() - post) / (post.sum() ** 2 * (post.sum() + 1)))
-    assert ref.shape == (sched.n_ref, 12)
-    assert np.all(np.abs(ref.mean(axis=0) - mean) < 5 * sd / np.sqrt(sched.n_ref))
+    draws = ref.draws["theta"]
+    assert ref.ok and draws.shape == (sched.n_ref, 12)
+    assert np.all(np.abs(draws.mean(axis=0) - mean) < 5 * sd / np.sqrt(sched.n_ref))
     spec = REGISTRY["dirichlet_categorical"]
-    exact_mean, exact_sd = spec.exact_moments(spec.make_data(alpha_scale=alpha))["theta"]
+    ds = spec.make_data(alpha_scale=alpha)
+    exact_mean, exact_sd = spec.exact_moments(ds)["theta"]
     assert np.allclose(exact_mean, mean) and np.allclose(exact_sd, sd)
     # exact draws of the right alpha agree (pass); those of the prior-free counts do not
+
+    def scored(theta):
+        return evaluate(spec, ds, "x", {"final_elbo": -5.0}, {"theta": theta[None]}, ref,
+                        np.full(10, -5.0), Replicates(reason="not kept"))
+
     rng = np.random.default_rng(1)
-    good = annealing.score(rng.dirichlet(post, sched.num_draws), alpha, -5.0, sched, "x")
-    assert good["verdict"] == "pass" and good["w1_max"] < 3 * floor["w1_max_floor"]
-    bad = annealing.score(rng.dirichlet(post + 1.0, sched.num_draws), alpha, -5.0, sched, "x")
-    assert bad["verdict"] == "fail"
-    log_z = spec.log_evidence(spec.make_data(alpha_scale=alpha))
+    good = scored(rng.dirichlet(post, sched.num_draws))
+    assert good["verdict"] == "pass" and good["w1_max"] < 3 * good["w1_max_floor"]
+    assert scored(rng.dirichlet(post + 1.0, sched.num_draws))["verdict"] == "fail"
+    log_z = spec.log_evidence(ds)
     assert good["kl_exact"] == pytest.approx(log_z + 5.0)
-    assert len(json.loads(good["theta_mean"])) == 12
+
+
+def test_a_stage_row_comes_through_the_runner_without_draws_kept(tmp_path):
+    """Each stage's rows are the runner's (timing, ELBO, k-hat, scores) with no artifact, plus
+    the study's own columns (how the stage ended, theta's mean)."""
+    sched = dataclasses.replace(annealing.SCHEDULES["smoke"], n_stages=2, max_batches=2)
+    rows = annealing.run_chains("autonormal", [0], sched, "smoke")
+    assert [(r["variant"], r["stage"]) for r in rows] == [("annealed", 0), ("annealed", 1),
+                                                          ("direct", 1)]
+    for row in rows:
+        assert row["status"] == "ok", row["error"]
+        assert row["artifact"] == "" and "keeps no draws" in row["ppc_note"]
+        assert np.isfinite(row["final_elbo"]) and np.isfinite(row["psis_khat"])
+        assert row["verdict"] and np.isfinite(row["w1_max_floor"]) and row["family"] == "vi"
+        assert len(json.loads(row["theta_mean"])) == 12 and row["program_run_s"] > 0
+    assert rows[0]["stage_capped"] == (rows[0]["stage_batches"] == 2)
+    assert rows[-1]["num_steps"] == rows[0]["num_steps"] + rows[1]["num_steps"]
 
 
 def test_a_guide_that_cannot_run_is_a_failed_row_per_stage_with_its_reason():
     rows = annealing.run_chains("no_such_guide", [0, 3], annealing.SCHEDULES["smoke"], "smoke")
     assert len(rows) == 2 * (annealing.SCHEDULES["smoke"].n_stages + 1)
     assert {r["status"] for r in rows} == {"failed"}
-    assert all(r["error"].startswith("KeyError") for r in rows)
+    assert all("no_such_guide" in r["error"] for r in rows), rows[0]["error"]  # names it
 
 
 # --- the table and the answer ---------------------------------------------------------------------

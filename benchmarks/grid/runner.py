@@ -181,10 +181,15 @@ def _timing_columns(result: RunResult, seeds: int) -> dict[str, Any]:
             "contended": host_load.contended(result.host_others_share, result.run_s)}
 
 
+DRAWS_NOT_KEPT = "the study keeps no draws of this run (no artifact, no replicated data)"
+
+
 def finish_rows(run: RunSpec, method: Method, ds: Dataset, result: RunResult, rows: list[dict],
-                out_dir, reference_fn: ReferenceFn | None) -> None:
+                out_dir, reference_fn: ReferenceFn | None, keep_draws: bool = True) -> None:
     """Complete each seed's row from what the result has: sampler diagnostics for a run with
-    sample statistics, the loss trace's summary for a fitted one; then its artifact and scores."""
+    sample statistics, the loss trace's summary for a fitted one; then its artifact and scores.
+    ``keep_draws=False`` (a study's many intermediate runs) scores the draws but writes no
+    artifact and makes no replicated data, so the predictive check says why it has no figure."""
     stats, losses = result.sample_stats, result.losses
     for i, row in enumerate(rows):
         draws = {k: v[i] for k, v in result.draws.items()}  # (chain, draw, *shape)
@@ -222,14 +227,17 @@ def finish_rows(run: RunSpec, method: Method, ds: Dataset, result: RunResult, ro
             if losses is not None and np.isnan(row["converged_step"]):
                 warnings.append("loss shows no plateau by the plateau rule")
             row["warning"] = "; ".join(warnings)
-        replicated = _replicate(run, ds, row, draws)
-        groups: dict[str, Any] = {}
-        if stats is not None:
-            groups["nuts"] = {k: v[i] for k, v in stats.items()}
+        if not keep_draws:
+            replicated = predictive.Replicates(reason=DRAWS_NOT_KEPT)
         else:
-            groups["svi"] = {"losses": None if losses is None else losses[i],
-                             "particle_elbos": log_weights}
-        save_run(out_dir, run, row, draws, replicated, **groups)
+            replicated = _replicate(run, ds, row, draws)
+            groups: dict[str, Any] = {}
+            if stats is not None:
+                groups["nuts"] = {k: v[i] for k, v in stats.items()}
+            else:
+                groups["svi"] = {"losses": None if losses is None else losses[i],
+                                 "particle_elbos": log_weights}
+            save_run(out_dir, run, row, draws, replicated, **groups)
         _score(run, method, ds, row, draws, reference_fn, log_weights, replicated, out_dir)
 
 

@@ -85,7 +85,7 @@ class StageOutput(NamedTuple):
 
     end: StageEnd
     draws: np.ndarray  # (seeds, num_draws, *latent shape) of the one latent site
-    elbo: np.ndarray  # (seeds,) ELBO from ``elbo_particles`` fresh particles
+    particle_elbos: np.ndarray  # (seeds, elbo_particles): log p - log q at fresh draws of q
     params_finite: np.ndarray  # (seeds,) bool
     run_s: float  # the stage's call, all seeds, up to block_until_ready
 
@@ -126,7 +126,7 @@ class AnnealingPrograms:
             losses = jax.lax.map(
                 lambda k: single.loss(k, params, model, guide, alpha_scale=alpha),
                 jax.random.split(elbo_key, elbo_particles), batch_size=50)
-            return state, end, draws, -jnp.mean(losses), finite
+            return state, end, draws, -losses, finite
 
         self._init = jax.jit(jax.vmap(init, in_axes=(0, None)))
         self._stage = jax.jit(jax.vmap(stage, in_axes=(0, None, None, 0, 0)))

@@ -17,7 +17,6 @@ seed) for the direct fit (variant ``direct``, stage = the last stage). A seed's 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
@@ -26,8 +25,8 @@ import numpy as np
 
 from svi_bench.benchmarks.grid import store
 from svi_bench.benchmarks.grid.profiles import settings_hash
-from svi_bench.benchmarks.grid.run_spec import one_line, run_provenance
-from svi_bench.benchmarks.grid.runner import fit_problems, score_safely
+from svi_bench.benchmarks.grid.run_spec import RunSpec, base_row, one_line
+from svi_bench.benchmarks.grid.runner import finish_rows
 from svi_bench.benchmarks.inference.annealing import (
     BATCH_STEPS,
     NEVER,
@@ -36,9 +35,9 @@ from svi_bench.benchmarks.inference.annealing import (
     schedule,
 )
 from svi_bench.benchmarks.inference.settings import SVISettings
-from svi_bench.benchmarks.methods import numpyro_guides
-from svi_bench.benchmarks.scoring import metrics
-from svi_bench.benchmarks.scoring.evaluate import with_verdict
+from svi_bench.benchmarks.methods import numpyro_guides, registry
+from svi_bench.benchmarks.methods.base import Method, RunResult
+from svi_bench.benchmarks.scoring.references import Reference, data_hash
 from svi_bench.benchmarks.studies.annealing_answer import ANNEALED, DIRECT, answer, derive, figure
 from svi_bench.benchmarks.studies.base import Scope, Study, StudyRun, Variant
 from svi_bench.models import REGISTRY
@@ -102,82 +101,77 @@ def _identities(method: str, seed: int, sched: Schedule) -> list[tuple]:
 
 
 @lru_cache(maxsize=256)
-def exact_reference(alpha: float, n_ref: int, num_draws: int) -> tuple[np.ndarray, dict]:
-    """Exact draws of theta at ``alpha`` (the reference) and the agreement metrics' noise floor
-    for ``num_draws`` draws: disjoint subsets of exact draws (``metrics.noise_floor``)."""
+def exact_reference(alpha: float, n_ref: int) -> Reference:
+    """Exact draws of theta at ``alpha``: the posterior Dirichlet(alpha + counts) a stage is
+    scored against (``evaluate`` gives its noise floor at the stage's number of draws)."""
     spec = REGISTRY[MODEL]
+    ds = spec.make_data(alpha_scale=float(alpha))
     rng = np.random.default_rng([REF_SEED, round(alpha * 1e12), n_ref])
-    ref = spec.exact_sampler(rng, n_ref, spec.make_data(alpha_scale=float(alpha)))[SITE]
-    floor = metrics.noise_floor(ref, num_draws, np.random.default_rng([REF_SEED, n_ref]),
-                                FLOOR_REPEATS)
-    return ref, floor
+    draws = {SITE: spec.exact_sampler(rng, n_ref, ds)[SITE]}
+    return Reference(MODEL, "exact", draws, {
+        "ok": True, "kind": "exact", "method": "exact sampler", "seed": REF_SEED,
+        "draws": n_ref, "data_hash": data_hash(ds), "quality": f"annealing-{n_ref}",
+        "built_at": f"alpha={alpha!r}", "checks": {}, "failed_checks": []})
 
 
-def score(draws: np.ndarray, alpha: float, elbo: float, sched: Schedule, method: str) -> dict:
-    """Agreement of one stage's draws with that stage's exact posterior, its noise floors, the
-    verdict, KL(q || p) = log Z - ELBO (log Z exact) and q's mean of theta."""
-    spec = REGISTRY[MODEL]
-    ref, floor = exact_reference(float(alpha), sched.n_ref, sched.num_draws)
-    names = [f"{SITE}[{j}]" for j in range(ref.shape[1])]
-    out = with_verdict({**metrics.agreement(draws, ref, names), **floor}, method)
-    log_z = spec.log_evidence(spec.make_data(alpha_scale=float(alpha)))
-    out.update(reference_ok=True, final_elbo=float(elbo),
-               kl_exact=metrics.exact_kl(log_z, elbo) if np.isfinite(elbo) else math.nan,
-               theta_mean=json.dumps([round(float(v), 6) for v in np.mean(draws, axis=0)]))
-    return out
+def _stage_run(method: str, seeds: list[int], variant: str, stage: int, alpha: float,
+               sched: Schedule, profile: str) -> RunSpec:
+    return RunSpec(REGISTRY[MODEL], method, sched.settings(), tuple(seeds),
+                   REGISTRY[MODEL].data_key(alpha_scale=float(alpha)),
+                   run_hash(method, variant, stage, sched), profile, "vi")
 
 
-def _row(method: str, seed: int, variant: str, stage: int, alpha: float, sched: Schedule,
-         profile: str) -> dict:
-    return {"model": MODEL, "method": method, "seed": seed, "profile": profile,
-            "variant": variant, "settings_hash": run_hash(method, variant, stage, sched),
-            "settings": json.dumps({**asdict(sched.settings()), "schedule": asdict(sched),
-                                    "tolerance": RULE_TOLERANCE}, sort_keys=True),
-            "precision": "float32", "data": _data(alpha), "status": "ok", "error": "",
-            "warning": "", "artifact": "",
-            **run_provenance(), "stage": stage,
-            "stage_alpha": float(alpha), "num_particles": 1, "latent_dim": 11}
-
-
-def _fill(row: dict, out, i: int, seeds: int, sched: Schedule, inner: int, method: str,
-          cap: int) -> None:
-    """One seed's share of a stage's output into its row: ending, losses, cost, scores."""
+def _finish_stage(run: RunSpec, method: Method, out, rows: list[dict], sched: Schedule,
+                  inner: int, cap: np.ndarray, compile_s: float, cache: str) -> None:
+    """One stage's output into its rows through the runner (scored against the stage's exact
+    posterior, no draws kept), then what only the study has: how the stage ended, theta's mean."""
     end = out.end
-    batches = int(end.batches[i])
-    row.update(stage_batches=batches,
-               stage_capped=not bool(end.converged[i]) and batches >= cap,
-               stage_loss=float(end.loss[i]), stage_loss_before=float(end.loss_before[i]),
-               stage_loss_mean=float(end.batch_loss_mean[i]), num_steps=batches * BATCH_STEPS,
-               nan_count=int(end.nonfinite_losses[i]), program_run_s=out.run_s,
-               run_s=out.run_s / seeds, num_draws=sched.num_draws,
-               grad_evals=float(batches * BATCH_STEPS * inner))
-    warnings = []
-    if row["stage_capped"] and row["variant"] == ANNEALED:
-        warnings.append(f"the batch cap ({cap}), not the 2% rule, ended the stage")
-    if not end.converged[i] and batches < cap:
-        warnings.append("a batch of only non-finite losses ended the stage")
-    if row["nan_count"]:
-        warnings.append(f"{row['nan_count']} non-finite step losses")
-    problems = fit_problems(out.params_finite[i], out.draws[i])
-    row["warning"] = "; ".join(warnings)
-    if problems:
-        row.update(status="failed", error="; ".join(problems + warnings))
-        return
-    score_safely(row, lambda: score(out.draws[i], row["stage_alpha"], float(out.elbo[i]), sched,
-                                    method))
+    batches = end.batches.astype(int)
+    result = RunResult(
+        draws={SITE: out.draws[:, None]}, grad_evals=(batches * BATCH_STEPS * inner).astype(float),
+        compile_s=compile_s, run_s=out.run_s, cache=cache, log_weights=out.particle_elbos,
+        params_finite=out.params_finite,
+        columns={"num_draws": sched.num_draws, "num_particles": 1},
+        seed_columns={"stage_batches": batches, "num_steps": batches * BATCH_STEPS,
+                      "stage_capped": ~end.converged.astype(bool) & (batches >= cap),
+                      "stage_loss": end.loss, "stage_loss_before": end.loss_before,
+                      "stage_loss_mean": end.batch_loss_mean,
+                      "nan_count": end.nonfinite_losses.astype(int)})
+    ref = exact_reference(float(run.data_key["alpha_scale"]), sched.n_ref)
+    finish_rows(run, method, REGISTRY[MODEL].data_for(run.data_key), result, rows, None,
+                lambda: ref, keep_draws=False)
+    for i, row in enumerate(rows):
+        notes = []
+        if row["stage_capped"] and row["variant"] == ANNEALED:
+            notes.append(f"the batch cap ({int(cap[i])}), not the 2% rule, ended the stage")
+        if not end.converged[i] and batches[i] < cap[i]:
+            notes.append("a batch of only non-finite losses ended the stage")
+        if row["nan_count"]:
+            notes.append(f"{row['nan_count']} non-finite step losses")
+        key = "error" if row["status"] == "failed" else "warning"
+        row[key] = "; ".join(n for n in (row[key], *notes) if n)
+        row["theta_mean"] = json.dumps([round(float(v), 6) for v in out.draws[i].mean(axis=0)])
 
 
 def run_chains(method: str, seeds: list[int], sched: Schedule, profile: str,
                progress=lambda text: None) -> list[dict]:
     """The annealed run and the direct fit of one guide for ``seeds`` (together under vmap): every
-    row, failures included (an exception fails every row of the chains with its reason)."""
+    row, failures included (an exception fails every row not yet finished with its reason)."""
     spec = REGISTRY[MODEL]
     alphas = schedule(sched.n_stages, FINAL_ALPHA)
     last = sched.n_stages - 1
-    rows = [[_row(method, s, ANNEALED, i, a, sched, profile) for i, a in enumerate(alphas)]
-            + [_row(method, s, DIRECT, last, alphas[-1], sched, profile)] for s in seeds]
-    inner = numpyro_guides.inner_steps(method, {})
+    runs = [_stage_run(method, seeds, ANNEALED, i, a, sched, profile)
+            for i, a in enumerate(alphas)]
+    runs.append(_stage_run(method, seeds, DIRECT, last, alphas[-1], sched, profile))
+    rows = [[base_row(run, s) | {"variant": variant, "stage": stage, "stage_alpha": float(a),
+                                 "latent_dim": 11}
+             for s in seeds]
+            for run, (variant, stage, a) in zip(runs, [(ANNEALED, i, a) for i, a in enumerate(alphas)]
+                                                 + [(DIRECT, last, alphas[-1])], strict=True)]
+    finished = 0
     try:
+        declared = registry.resolve(method)
+        inner = numpyro_guides.inner_steps(method, {})
         programs = AnnealingPrograms(spec.model, numpyro_guides.guide_factory(spec, method, {}),
                                      sched.settings(), SITE, elbo_particles=sched.elbo_particles)
         keys = jax.vmap(jax.random.PRNGKey)(np.asarray(seeds, dtype=np.uint32))
@@ -190,29 +184,25 @@ def run_chains(method: str, seeds: list[int], sched: Schedule, profile: str,
             state, out = programs.stage(state, float(alpha), RULE_TOLERANCE, cap,
                                         draw_keys[:, stage])
             total += out.end.batches
-            for i in range(len(seeds)):
-                _fill(rows[i][stage], out, i, len(seeds), sched, inner, method, sched.max_batches)
-                rows[i][stage]["cumulative_steps"] = int(total[i]) * BATCH_STEPS
+            _finish_stage(runs[stage], declared, out, rows[stage], sched, inner, cap,
+                          programs.compile_s, programs.cache)
+            for i, row in enumerate(rows[stage]):
+                row["cumulative_steps"] = int(total[i]) * BATCH_STEPS
+            finished += 1
             progress(f"{method} stage {stage + 1}/{sched.n_stages} alpha {alpha:.3g} loss "
                      f"{np.nanmedian(out.end.loss):.4g} ({int(out.end.batches.max())} batches)")
         progress(f"{method} direct fit at alpha {alphas[-1]:.3g}: {int(total.max())} batches")
         state, _ = programs.init(keys, float(alphas[-1]))
         _, out = programs.stage(state, float(alphas[-1]), NEVER, total, draw_keys[:, -1])
-        for i in range(len(seeds)):
-            _fill(rows[i][-1], out, i, len(seeds), sched, inner, method, int(total[i]))
-            rows[i][-1]["cumulative_steps"] = int(total[i]) * BATCH_STEPS
-        for chain in rows:
-            for row in chain:
-                row.update(compile_s=programs.compile_s, cache_hit=bool(programs.cache),
-                           cache=programs.cache,
-                           seeds_in_program=len(seeds))
-    except Exception as exc:  # a guide that cannot run: every row of its chains says why
-        reason = one_line(exc)
-        for chain in rows:
-            for row in chain:
-                if "stage_batches" not in row:
-                    row.update(status="failed", error=reason)
-    return [row for chain in rows for row in chain]
+        _finish_stage(runs[-1], declared, out, rows[-1], sched, inner, total, programs.compile_s,
+                      programs.cache)
+        for i, row in enumerate(rows[-1]):
+            row["cumulative_steps"] = int(total[i]) * BATCH_STEPS
+        finished += 1
+    except Exception as exc:  # a guide that cannot run: every row not yet finished says why
+        for row in (r for stage_rows in rows[finished:] for r in stage_rows):
+            row.update(status="failed", error=one_line(exc))
+    return [row for s in range(len(seeds)) for stage_rows in rows for row in stage_rows[s:s + 1]]
 
 
 def execute(run: StudyRun) -> None:
@@ -246,4 +236,4 @@ STUDY = Study(
     program_settings=lambda profile: SCHEDULES[profile],
 )
 
-__all__ = ["SCHEDULES", "SCOPES", "STUDY", "Schedule", "execute", "run_chains", "score"]
+__all__ = ["SCHEDULES", "SCOPES", "STUDY", "Schedule", "execute", "exact_reference", "run_chains"]
