@@ -227,7 +227,7 @@ def measurements_table(folder: Path) -> str:
     return _table(("record", "figure", "value", "commit", "recorded", "machine", "command"), rows)
 
 
-def _pages(docs_dir: Path) -> dict[str, Callable[[], str]]:
+def generated_blocks(docs_dir: Path) -> dict[str, Callable[[], str]]:
     from svi_bench.benchmarks.scoring.columns import JUDGEMENT, REPORT, RUN, SCORE
 
     return {
@@ -246,7 +246,7 @@ def _pages(docs_dir: Path) -> dict[str, Callable[[], str]]:
 
 def render(name: str, docs_dir: Path) -> str:
     """The Markdown of one generated block; an unknown name raises naming the valid ones."""
-    pages = _pages(docs_dir)
+    pages = generated_blocks(docs_dir)
     if name not in pages:
         raise ValueError(f"unknown generated block {name!r}; valid: {', '.join(pages)}")
     return pages[name]()
