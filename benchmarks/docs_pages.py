@@ -13,7 +13,6 @@ from __future__ import annotations
 import ast
 import inspect
 import json
-import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -206,7 +205,7 @@ def _flat(figures: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def measurements_table(folder: Path) -> str:
-    """The measurement records (``benchmarks.measure``) in ``folder``, one row per figure."""
+    """The measurement records (``benchmarks.measure``) in ``folder``, one row per record."""
     records = []
     for path in sorted(folder.glob("*.json")):
         try:
@@ -220,11 +219,11 @@ def measurements_table(folder: Path) -> str:
                                                                                     ""))):
         machine = rec.get("machine", {})
         where = f"{machine.get('cpus', '?')} CPUs, {machine.get('platform', '?')}"
-        for figure, value in _flat(rec.get("figures", {})).items():
-            shown = _number(value) if isinstance(value, float) and math.isfinite(value) else value
-            rows.append((rec.get("name", name), figure, shown, f"`{rec.get('commit', '?')}`",
-                         rec.get("recorded_at", ""), where, f"`{' '.join(rec.get('command', []))}`"))
-    return _table(("record", "figure", "value", "commit", "recorded", "machine", "command"), rows)
+        shown = [f"{figure} {_number(value) if isinstance(value, float) else value}"
+                 for figure, value in _flat(rec.get("figures", {})).items()]
+        rows.append((rec.get("name", name), "; ".join(shown), f"`{rec.get('commit', '?')}`",
+                     rec.get("recorded_at", ""), where, f"`{' '.join(rec.get('command', []))}`"))
+    return _table(("record", "figures", "commit", "recorded", "machine", "command"), rows)
 
 
 def generated_blocks(docs_dir: Path) -> dict[str, Callable[[], str]]:
