@@ -95,6 +95,23 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """The docs site (Sphinx, PyData theme, MyST Markdown) into ``docs/_build/html``; warnings are
+    errors. Reference pages are generated from the declarations as they are read.
+
+    ``nox -s docs -- --execute`` first runs the worked examples' code (``docs/examples/``) in a
+    scratch folder; other arguments after ``--`` reach ``sphinx-build``.
+    """
+    _install(session, "[docs]")
+    args = list(session.posargs)
+    if "--execute" in args:
+        args.remove("--execute")
+        session.run("python", "docs/_ext/run_examples.py", env=ENV)
+    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html",
+                *args, env=ENV)
+
+
+@nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff over the whole repository."""
     session.install("ruff")

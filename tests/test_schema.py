@@ -1,6 +1,6 @@
-"""The README documents every results column and every metric the suite writes: its two column
-tables are exactly what the one table of columns (``benchmarks.scoring.columns``) renders, and
-every column a run writes is in that table."""
+"""The docs' results schema page documents every results column and every metric the suite
+writes: its column tables are generated at build time from the one table of columns
+(``benchmarks.scoring.columns``), and every column a run writes is in that table."""
 
 from __future__ import annotations
 
@@ -8,25 +8,37 @@ from pathlib import Path
 
 import numpy as np
 
+from svi_bench.benchmarks import docs_pages
 from svi_bench.benchmarks.grid.schema import COLUMNS
 from svi_bench.benchmarks.scoring import columns
 from svi_bench.benchmarks.scoring.metrics import AGREEMENT_KEYS, METRIC_INFO
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+SCHEMA_PAGE = DOCS / "reference" / "schema.md"
 
 
-def test_every_column_and_metric_is_in_the_readme():
-    missing = [c.name for c in COLUMNS if f"`{c.name}`" not in README]
-    missing += [k for k in METRIC_INFO if f"`{k}`" not in README]
-    assert not missing, f"README lacks: {missing}"
+def _schema_page() -> str:
+    return docs_pages.expand(SCHEMA_PAGE.read_text(), DOCS)
 
 
-def test_readme_tables_are_the_generated_ones():
-    """Fix a failure with ``python -m svi_bench.benchmarks.scoring.columns README.md``."""
-    found = columns.readme_tables(README)
-    for heading, kinds in columns.README_TABLES.items():
-        assert found[heading] == columns.markdown_table(*kinds), heading
-    assert columns.with_readme_tables(README) == README
+def test_every_column_and_metric_is_on_the_schema_page():
+    page = _schema_page()
+    missing = [c.name for c in COLUMNS if f"`{c.name}`" not in page]
+    missing += [k for k in METRIC_INFO if f"`{k}`" not in page]
+    assert not missing, f"docs/reference/schema.md lacks: {missing}"
+
+
+def test_schema_page_tables_are_generated_from_the_columns_table():
+    assert docs_pages.markers(SCHEMA_PAGE.read_text()) == ["columns-run", "columns-scores"]
+    page = _schema_page()
+    assert columns.markdown_table(columns.RUN) in page
+    assert columns.markdown_table(columns.SCORE, columns.JUDGEMENT, columns.REPORT) in page
+
+
+def test_a_column_declared_tomorrow_is_on_the_schema_page(monkeypatch):
+    new = columns.Column("tomorrows_score", "", "nats", "a score declared after the docs", "score")
+    monkeypatch.setattr(columns, "TABLE", (*columns.TABLE, new))
+    assert "| `tomorrows_score` | nats | a score declared after the docs |" in _schema_page()
 
 
 def test_one_entry_per_name_and_complete_facts():

@@ -311,11 +311,17 @@ def test_compare_from_python(tmp_path):
         compare(model, {"y": y.astype(np.float64)}, name="api_bad", out=tmp_path / "res")
 
 
-def test_readme_python_api_block(tmp_path, monkeypatch):
-    """The README's ``compare`` example, verbatim: a table with one ok, scored row per method."""
+def _docs_block(page: str, lang: str) -> str:
+    return re.search(rf"```{lang}\n(.*?)```", (ROOT / "docs" / page).read_text(), re.S).group(1)
+
+
+def test_docs_compare_example(tmp_path, monkeypatch):
+    """The docs' ``compare`` example (docs/examples/compare.md), verbatim: a table with one ok,
+    scored row per method."""
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
-    exec(compile(_readme_block("Your own model", "python"), "README.md", "exec"), namespace)
+    code = _docs_block("examples/compare.md", "python")
+    exec(compile(code, "docs/examples/compare.md", "exec"), namespace)
     df = namespace["df"]
     assert sorted(df["method"]) == ["autonormal", "nuts"]
     assert set(df["status"]) == {"ok"} and df["verdict"].isin(["pass", "warn", "fail"]).all()

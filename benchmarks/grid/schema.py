@@ -21,7 +21,7 @@ STATUSES = ("ok", "failed", "not_applicable")
 
 
 def markdown_table() -> str:
-    """The run columns as a Markdown table, for the README."""
+    """The run columns as a Markdown table, for the docs."""
     return _markdown_table(RUN)
 
 

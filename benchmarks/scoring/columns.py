@@ -3,8 +3,9 @@
 Each entry states a name once, with its unit and meaning (and, for run columns, its pandas dtype).
 Everything else reads it: the grid's schema (``benchmarks.grid.schema.COLUMNS``: the run columns
 the store types), the metric descriptions (``benchmarks.scoring.metrics.METRIC_INFO``), the
-report's metric table (``reports.tables.metric_info``) and the README's two column tables
-(``markdown_table``; ``tests/test_schema.py`` checks the README holds exactly what it renders).
+report's metric table (``reports.tables.metric_info``) and the docs' results schema page
+(``markdown_table``, rendered into ``docs/reference/schema.md`` at build time by
+``benchmarks.docs_pages``).
 
 Kinds, in the order of a results row:
 
@@ -15,7 +16,7 @@ Kinds, in the order of a results row:
 * ``report``: derived by the report from the columns above; never stored.
 
 A leaf module (it imports nothing of the suite), so that every layer from scoring upwards can read
-it. Regenerate the README's tables with ``python -m svi_bench.benchmarks.scoring.columns README.md``.
+it.
 """
 
 from __future__ import annotations
@@ -298,7 +299,7 @@ def info(name: str) -> tuple[str, str]:
 
 
 def markdown_table(*kinds: str) -> str:
-    """The entries of ``kinds`` as a Markdown table (column | unit | meaning) for the README;
+    """The entries of ``kinds`` as a Markdown table (column | unit | meaning) for the docs;
     numbers the report derives are marked as such."""
     lines = ["| column | unit | meaning |", "| --- | --- | --- |"]
     for c in of_kind(*kinds):
@@ -307,53 +308,3 @@ def markdown_table(*kinds: str) -> str:
             meaning += "; derived by the report, not stored"
         lines.append(f"| `{c.name}` | {c.unit} | {meaning} |")
     return "\n".join(lines)
-
-
-#: The README's two tables: its section heading -> the kinds it lists.
-README_TABLES: dict[str, tuple[str, ...]] = {
-    "## One run, one row": (RUN,),
-    "## References and agreement metrics": (SCORE, JUDGEMENT, REPORT),
-}
-
-
-def _table_span(lines: list[str], heading: str) -> tuple[int, int]:
-    """[start, end) of the first Markdown table after ``heading`` (a line of its own)."""
-    try:
-        at = lines.index(heading)
-    except ValueError:
-        raise ValueError(f"README has no section {heading!r}") from None
-    start = next((i for i in range(at + 1, len(lines)) if lines[i].startswith("|")), None)
-    if start is None or any(lines[i].startswith("## ") for i in range(at + 1, start)):
-        raise ValueError(f"README section {heading!r} has no table")
-    end = start
-    while end < len(lines) and lines[end].startswith("|"):
-        end += 1
-    return start, end
-
-
-def readme_tables(text: str) -> dict[str, str]:
-    """The column tables as they stand in README text: section heading -> table."""
-    lines = text.split("\n")
-    out = {}
-    for heading in README_TABLES:
-        start, end = _table_span(lines, heading)
-        out[heading] = "\n".join(lines[start:end])
-    return out
-
-
-def with_readme_tables(text: str) -> str:
-    """README text with its column tables replaced by the ones this table renders."""
-    lines = text.split("\n")
-    for heading, kinds in README_TABLES.items():
-        start, end = _table_span(lines, heading)
-        lines[start:end] = markdown_table(*kinds).split("\n")
-    return "\n".join(lines)
-
-
-if __name__ == "__main__":  # python -m svi_bench.benchmarks.scoring.columns README.md: regenerate its tables
-    import sys
-    from pathlib import Path
-
-    for arg in sys.argv[1:]:
-        path = Path(arg)
-        path.write_text(with_readme_tables(path.read_text()))
