@@ -90,7 +90,7 @@ def build(spec, data, settings, latent_info, program_key=None):
             draws={site: np.asarray(v)[:, None] for site, v in draws.items()},  # one chain
             grad_evals=np.full(seeds, float(grads)),
             compile_s=timing.compile_s, run_s=timing.run_s, cache=timing.cache,
-            host_others_share=timing.host_others_share,
+            host_others_share=timing.host_others_share, cost=timing.cost,
             losses=np.asarray(losses), params_finite=np.asarray(finite),
             columns={"num_draws": settings.num_draws, "num_steps": settings.num_steps},
         )

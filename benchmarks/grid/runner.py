@@ -15,7 +15,7 @@ import numpy as np
 
 from svi_bench.benchmarks.grid import store
 from svi_bench.benchmarks.grid.run_spec import RunSpec, base_row, one_line
-from svi_bench.benchmarks.inference import host_load
+from svi_bench.benchmarks.inference import host_load, program_cost
 from svi_bench.benchmarks.inference.introspect import LatentInfo
 from svi_bench.benchmarks.methods import registry
 from svi_bench.benchmarks.methods.base import Method, RunResult
@@ -173,12 +173,14 @@ def _program_key(run: RunSpec, method: Method, ds: Dataset) -> dict[str, str]:
 
 
 def _timing_columns(result: RunResult, seeds: int) -> dict[str, Any]:
-    """How long the program took, which cache served it and how busy the rest of the host was
-    during its timed run (``host_load``)."""
+    """How long the program took, which cache served it, how busy the rest of the host was
+    during its timed run (``host_load``), and what the program costs (``program_cost``: XLA's
+    static figures, the process's peak memory over the run), per program."""
     return {"compile_s": result.compile_s, "cache_hit": result.cache_hit, "cache": result.cache,
             "program_run_s": result.run_s, "run_s": result.run_s / seeds,
             "host_others_share": result.host_others_share,
-            "contended": host_load.contended(result.host_others_share, result.run_s)}
+            "contended": host_load.contended(result.host_others_share, result.run_s),
+            **{c: float(result.cost.get(c, np.nan)) for c in program_cost.COLUMNS}}
 
 
 DRAWS_NOT_KEPT = "the study keeps no draws of this run (no artifact, no replicated data)"

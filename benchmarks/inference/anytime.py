@@ -83,6 +83,7 @@ class CheckpointFit(NamedTuple):
     run_s: float
     cache: str
     host_others_share: float
+    cost: dict[str, float]  # program_cost.COLUMNS
 
 
 def fit_svi_checkpoints(rng_keys: jax.Array, model: Callable[..., None],
@@ -95,9 +96,10 @@ def fit_svi_checkpoints(rng_keys: jax.Array, model: Callable[..., None],
     one_seed = svi_checkpoint_program(model, make_guide, model_kwargs, latent_sites, settings,
                                       points, extra_sites)
     program = jax.jit(lambda keys: jax.lax.map(one_seed, keys))
-    out, compile_s, run_s, cache, others = executables.compile_and_run(
+    run = executables.compile_and_run(
         program, rng_keys, identity=executables.identity(
             "svi-checkpoints", program_key, model, settings, sites=latent_sites,
             extra_sites=extra_sites, points=list(points)))
-    losses, draws, finite = jax.tree.map(np.asarray, out)
-    return CheckpointFit(losses, list(draws), list(finite), compile_s, run_s, cache, others)
+    losses, draws, finite = jax.tree.map(np.asarray, run.out)
+    return CheckpointFit(losses, list(draws), list(finite), run.compile_s, run.run_s, run.cache,
+                         run.others_share, run.cost)

@@ -25,10 +25,10 @@ import time
 from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from svi_bench.benchmarks.artifacts import atomic_write
-from svi_bench.benchmarks.inference import host_load, host_lock, jax_setup
+from svi_bench.benchmarks.inference import host_load, host_lock, jax_setup, program_cost
 
 FORMAT = 1
 """Layout of an entry; a change makes every older entry a miss."""
@@ -265,24 +265,37 @@ def load_or_compile(program: Callable, args: tuple,
     return compiled, time.perf_counter() - start, cache_used
 
 
-def compile_and_run(program, *args, identity: Mapping[str, Any] | None = None
-                    ) -> tuple[Any, float, float, str]:
+class ProgramRun(NamedTuple):
+    """One compiled program's run (``compile_and_run``)."""
+
+    out: Any  # host outputs
+    compile_s: float
+    run_s: float
+    cache: str
+    others_share: float
+    cost: dict[str, float]  # program_cost.COLUMNS: XLA's static cost and the run's peak memory
+
+
+def compile_and_run(program, *args, identity: Mapping[str, Any] | None = None) -> ProgramRun:
     """Get ``program`` (a jitted function) compiled for ``args``, then run it once.
 
-    Returns ``(host outputs, compile_s, run_s, cache, others_share)``: the time to get the
-    executable (``load_or_compile``: loaded from the suite's executable cache when
-    ``identity`` is given and an entry exists) apart from run time (the compiled call up to
-    ``block_until_ready``), which cache served the program (``"executable"``, ``"jax"`` or
-    ``""``), and the share of the host's CPU other processes used during the run
-    (``host_load.others_share``: NaN where it cannot be measured).
+    Returns the host outputs, the time to get the executable (``load_or_compile``: loaded from
+    the suite's executable cache when ``identity`` is given and an entry exists) apart from run
+    time (the compiled call up to ``block_until_ready``), which cache served the program
+    (``"executable"``, ``"jax"`` or ``""``), the share of the host's CPU other processes used
+    during the run (``host_load.others_share``: NaN where it cannot be measured), and the
+    program's cost (``program_cost``: XLA's analysis, the process's peak memory over the run).
     """
     import jax
 
     compiled, compile_s, cache = load_or_compile(program, args, identity)
+    cost = program_cost.static_cost(compiled)
     with host_lock.timed_section():  # parallel workers: no other timed run on this host meanwhile
         before = host_load.sample()
-        start = time.perf_counter()
-        out = jax.block_until_ready(compiled(*args))
-        run_s = time.perf_counter() - start
+        with program_cost.PeakMemory() as peak:
+            start = time.perf_counter()
+            out = jax.block_until_ready(compiled(*args))
+            run_s = time.perf_counter() - start
         others = host_load.others_share(before, host_load.sample())
-    return jax.device_get(out), compile_s, run_s, cache, others
+    return ProgramRun(jax.device_get(out), compile_s, run_s, cache, others,
+                      {**cost, **peak.columns()})

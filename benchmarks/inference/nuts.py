@@ -42,6 +42,7 @@ class NUTSRun(NamedTuple):
     run_s: float
     cache: str  # which cache served the program: "executable", "jax" or "" (compiled)
     host_others_share: float = math.nan  # share of the host's CPU others used during the run
+    cost: dict[str, float] = {}  # program_cost.COLUMNS
 
     @property
     def cache_hit(self) -> bool:
@@ -125,10 +126,10 @@ def run_nuts(
         return jax.tree.map(lambda x: x.reshape(*keys.shape[:2], *x.shape[1:]), flat)
 
     program = jax.jit(program)
-    out, compile_s, run_s, cache, others = executables.compile_and_run(
+    run = executables.compile_and_run(
         program, chain_keys, identity=executables.identity(
             "nuts", program_key, model, settings, sites=latent_sites))
-    draws, warm_steps, num_steps, diverging, energy = jax.tree.map(np.asarray, out)
+    draws, warm_steps, num_steps, diverging, energy = jax.tree.map(np.asarray, run.out)
 
     return NUTSRun(
         draws=draws,
@@ -136,8 +137,9 @@ def run_nuts(
         num_steps=num_steps,
         diverging=diverging,
         energy=energy,
-        compile_s=compile_s,
-        run_s=run_s,
-        cache=cache,
-        host_others_share=others,
+        compile_s=run.compile_s,
+        run_s=run.run_s,
+        cache=run.cache,
+        host_others_share=run.others_share,
+        cost=run.cost,
     )

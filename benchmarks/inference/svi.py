@@ -44,6 +44,7 @@ class SVIFit(NamedTuple):
     run_s: float
     cache: str  # which cache served the program: "executable", "jax" or "" (compiled)
     host_others_share: float = math.nan  # share of the host's CPU others used during the run
+    cost: dict[str, float] = {}  # program_cost.COLUMNS
 
     @property
     def cache_hit(self) -> bool:
@@ -193,17 +194,18 @@ def fit_svi(
     one_seed = build_svi_program(model, make_guide, model_kwargs, latent_sites, settings,
                                  extra_sites)
     program = jax.jit(lambda keys: jax.lax.map(one_seed, keys))
-    out, compile_s, run_s, cache, others = executables.compile_and_run(
+    run = executables.compile_and_run(
         program, rng_keys, identity=executables.identity(
             "svi", program_key, model, settings, sites=latent_sites, extra_sites=extra_sites))
-    losses, draws, particle_elbos, finite = out
+    losses, draws, particle_elbos, finite = run.out
     return SVIFit(
         losses=np.asarray(losses),
         draws={k: np.asarray(v) for k, v in draws.items()},
         particle_elbos=np.asarray(particle_elbos),
         params_finite=np.asarray(finite),
-        compile_s=compile_s,
-        run_s=run_s,
-        cache=cache,
-        host_others_share=others,
+        compile_s=run.compile_s,
+        run_s=run.run_s,
+        cache=run.cache,
+        host_others_share=run.others_share,
+        cost=run.cost,
     )

@@ -49,7 +49,8 @@ class RunResult(NamedTuple):
     ESS, divergences, E-BFMI); ``params_finite`` (seeds,) for a method with parameters.
     ``columns`` are per-cell constants that go on every row (``num_draws``, ``num_steps``, ...);
     ``seed_columns`` per-seed values (seeds,) of further columns a family reports (each declared
-    in ``benchmarks/scoring/columns.py``, like every column).
+    in ``benchmarks/scoring/columns.py``, like every column). ``cost``: the program's
+    ``inference.program_cost`` figures (XLA's static cost, the run's peak memory), per program.
     A sampler without divergences or energies (an unadjusted one) leaves them out of
     ``sample_stats``: its rows then have no divergence count or E-BFMI, not a made-up zero.
     """
@@ -66,6 +67,7 @@ class RunResult(NamedTuple):
     params_finite: np.ndarray | None = None
     columns: Mapping[str, Any] = {}
     seed_columns: Mapping[str, Any] = {}
+    cost: Mapping[str, float] = {}
 
     @property
     def cache_hit(self) -> bool:
@@ -210,6 +212,7 @@ class Timing:
     run_s: float
     cache: str
     host_others_share: float
+    cost: Mapping[str, float] = field(default_factory=dict)  # program_cost.COLUMNS
 
 
 def timed(program: Callable, *args: Any, identity: Mapping[str, Any] | None = None
@@ -219,18 +222,17 @@ def timed(program: Callable, *args: Any, identity: Mapping[str, Any] | None = No
     it (``inference.executables``); a timed run holds the host lock (parallel workers)."""
     from svi_bench.benchmarks.inference import executables
 
-    out, compile_s, run_s, cache, others = executables.compile_and_run(program, *args,
-                                                                       identity=identity)
-    return out, Timing(compile_s, run_s, cache, others)
+    run = executables.compile_and_run(program, *args, identity=identity)
+    return run.out, Timing(run.compile_s, run.run_s, run.cache, run.others_share, run.cost)
 
 
-def _prefix(result: RunResult, n: int, cost: np.ndarray, scale: float) -> RunResult:
-    """The first ``n`` draws of every chain of ``result``, costing ``cost`` (seeds,)."""
+def _prefix(result: RunResult, n: int, grad_evals: np.ndarray, scale: float) -> RunResult:
+    """The first ``n`` draws of every chain of ``result``, costing ``grad_evals`` (seeds,)."""
     stats = {k: (v if k == "num_steps_warmup" else v[:, :, :n])
              for k, v in (result.sample_stats or {}).items()}
     columns = {**result.columns, "num_draws": n * next(iter(result.draws.values())).shape[1]}
     return result._replace(draws={k: v[:, :, :n] for k, v in result.draws.items()},
-                           grad_evals=cost, run_s=result.run_s * scale, sample_stats=stats,
+                           grad_evals=grad_evals, run_s=result.run_s * scale, sample_stats=stats,
                            columns=columns)
 
 

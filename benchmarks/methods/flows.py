@@ -258,7 +258,7 @@ def build(spec: ModelSpec, data: Dataset, settings: FlowSettings, latent_info: L
             draws={site: v[:, None] for site, v in draws.items()},  # one chain
             grad_evals=np.full(len(losses), float(grad_evals(settings))),
             compile_s=timing.compile_s, run_s=timing.run_s, cache=timing.cache,
-            host_others_share=timing.host_others_share,
+            host_others_share=timing.host_others_share, cost=timing.cost,
             losses=losses, log_weights=log_weights, params_finite=finite,
             columns={"num_draws": settings.num_draws, "num_steps": settings.num_steps,
                      "num_particles": settings.batch_size},

@@ -292,7 +292,7 @@ def _chains_result(draws: Mapping[str, Any], timing: Any, settings: Any, grad_ev
     return RunResult(
         draws={k: np.asarray(v) for k, v in draws.items()}, grad_evals=grad_evals,
         compile_s=timing.compile_s, run_s=timing.run_s, cache=timing.cache,
-        host_others_share=timing.host_others_share, sample_stats=sample_stats,
+        host_others_share=timing.host_others_share, cost=timing.cost, sample_stats=sample_stats,
         columns={"num_draws": settings.num_chains * settings.num_samples},
     )
 

@@ -116,6 +116,7 @@ def _builder(method: str) -> Callable[..., Program]:
                 draws={k: np.expand_dims(v, 1) for k, v in fit.draws.items()},  # one chain
                 grad_evals=np.full(len(fit.losses), grads), compile_s=fit.compile_s,
                 run_s=fit.run_s, cache=fit.cache, host_others_share=fit.host_others_share,
+                cost=fit.cost,
                 losses=fit.losses, log_weights=fit.particle_elbos,
                 params_finite=fit.params_finite,
                 columns={"num_draws": settings.num_draws, "num_steps": settings.num_steps,
@@ -148,7 +149,7 @@ def _checkpoint_builder(method: str) -> CheckpointBuilder:
                 draws={k: np.expand_dims(v, 1) for k, v in draws.items()},  # one chain
                 grad_evals=np.full(seeds, float(n * per_step)), compile_s=fit.compile_s,
                 run_s=fit.run_s * n / last, cache=fit.cache,
-                host_others_share=fit.host_others_share, losses=fit.losses[:, :n],
+                host_others_share=fit.host_others_share, cost=fit.cost, losses=fit.losses[:, :n],
                 params_finite=finite,
                 columns={"num_draws": settings.num_draws, "num_steps": n,
                          "num_particles": settings.num_particles},

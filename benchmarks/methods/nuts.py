@@ -38,7 +38,7 @@ def build(spec: ModelSpec, data: Dataset, settings: NUTSSettings, latent_info: L
                                for i in range(len(run.num_steps))])
         return RunResult(
             draws=run.draws, grad_evals=grad_evals, compile_s=run.compile_s, run_s=run.run_s,
-            cache=run.cache, host_others_share=run.host_others_share,
+            cache=run.cache, host_others_share=run.host_others_share, cost=run.cost,
             sample_stats={"energy": run.energy, "diverging": run.diverging,
                           "num_steps": run.num_steps, "num_steps_warmup": run.num_steps_warmup},
             columns={"num_draws": settings.num_chains * settings.num_samples},

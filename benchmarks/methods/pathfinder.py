@@ -209,7 +209,7 @@ def build_pathfinder(spec: ModelSpec, data: Dataset, settings: PathfinderSetting
         return RunResult(
             draws={k: np.asarray(v)[:, None] for k, v in draws.items()},  # one chain
             grad_evals=grads, compile_s=timing.compile_s, run_s=timing.run_s,
-            cache=timing.cache, host_others_share=timing.host_others_share,
+            cache=timing.cache, host_others_share=timing.host_others_share, cost=timing.cost,
             losses=np.asarray(objective), log_weights=np.asarray(log_weights),
             params_finite=np.asarray(finite),
             columns={"num_draws": settings.num_draws},
@@ -280,7 +280,7 @@ def build_multipathfinder(spec: ModelSpec, data: Dataset, settings: MultiPathfin
         return RunResult(
             draws={k: np.asarray(v)[:, None] for k, v in draws.items()},  # one chain
             grad_evals=grads, compile_s=timing.compile_s, run_s=timing.run_s,
-            cache=timing.cache, host_others_share=timing.host_others_share,
+            cache=timing.cache, host_others_share=timing.host_others_share, cost=timing.cost,
             params_finite=np.asarray(finite),
             columns={"num_draws": settings.num_draws},
             seed_columns={"pathfinder_khat": np.asarray(khat, dtype=float),

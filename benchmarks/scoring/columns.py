@@ -132,6 +132,30 @@ TABLE: tuple[Column, ...] = (
          "executable: the stored executable was loaded, no tracing; jax: traced and lowered, "
          "its compile served by JAX's persistent cache; empty: compiled"),
     _run("program_run_s", "float64", "s", "run time of the compiled program (all its seeds)"),
+    _run("xla_flops", "float64", "count",
+         "floating-point operations of the cell's compiled program by XLA's cost analysis, each "
+         "operation counted once (a loop's body once, not per iteration): a load-free "
+         "fingerprint of the work inside the program, compared exactly by the regression gate; "
+         "NaN where the executable gives no analysis"),
+    _run("xla_transcendentals", "float64", "count",
+         "transcendental operations (exp, log, ...) of the program, counted as xla_flops"),
+    _run("xla_bytes_accessed", "float64", "bytes",
+         "bytes the program's operations read and write, counted as xla_flops"),
+    _run("xla_argument_bytes", "float64", "bytes",
+         "the program's input buffers (XLA's memory analysis)"),
+    _run("xla_output_bytes", "float64", "bytes", "the program's output buffers (draws, traces)"),
+    _run("xla_temp_bytes", "float64", "bytes",
+         "the program's temporary buffers (XLA's memory analysis)"),
+    _run("xla_code_bytes", "float64", "bytes", "the program's generated code"),
+    _run("xla_peak_bytes", "float64", "bytes",
+         "the most bytes of buffers the program has alive at once (XLA's memory analysis): the "
+         "device memory it needs"),
+    _run("peak_rss_bytes", "float64", "bytes",
+         "the process's peak resident memory over the timed run (Linux VmHWM, reset before the "
+         "call); NaN where it cannot be measured"),
+    _run("rss_growth_bytes", "float64", "bytes",
+         "peak_rss_bytes minus the resident memory at the run's start: what running the program "
+         "added"),
     _run("run_s", "float64", "s", "this seed's share of program_run_s"),
     _run("grad_evals", "float64", "count",
          "NUTS: leapfrog steps incl. warm-up, all chains; SVI: steps x particles x inner steps; "
