@@ -172,6 +172,27 @@ def test_a_method_programs_time_and_draws_are_gated():
     assert "draws_mean changed" in moved.to_markdown()
 
 
+def test_a_changed_flop_count_fails_however_fast_the_program():
+    """XLA's static cost of the timed program is compared exactly: one more operation in a step
+    fails the gate even when the clock cannot see it; a figure only the head records (the change
+    that introduced it) is reported, not gated."""
+    name = "benchmarks/regress/perf/test_method_perf.py::test_method_program[correlated_gaussian-mams]"
+
+    def runs(**figures):
+        return [Run.from_json(run_json([bench(name, "method", [x * (1 + j) for x in
+                                                               (0.0097, 0.0099, 0.0104)],
+                                              kind="method", grad_evals=1760.0, **figures)]))
+                for j in (0.05, -0.08, 0.12)]
+
+    base = runs(xla_flops=29016.0, xla_bytes_accessed=78538.0)
+    assert compare(base, runs(xla_flops=29016.0, xla_bytes_accessed=78538.0)).ok
+    more = compare(base, runs(xla_flops=29017.0, xla_bytes_accessed=78538.0))
+    assert names(more.findings) == [(name, "figure")]
+    assert "xla_flops changed" in more.to_markdown()
+    added = compare(runs(), runs(xla_flops=29016.0))
+    assert added.ok and (name, "figure") in names(added.findings, regress.INFO)
+
+
 def test_nondeterministic_figure_is_warned_not_gated():
     base = [suite(grad_evals=4608), suite(grad_evals=4700)]
     head = [suite(grad_evals=4608), suite(grad_evals=4608)]

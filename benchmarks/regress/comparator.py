@@ -265,6 +265,11 @@ def _compare_figures(row: Row, name: str, base_runs: Sequence[Run], head_runs: S
         if not b_present and not h_present:
             continue
         row.figures[key] = {"base": b, "head": h}
+        if not (b_present and h_present):  # a figure added (or dropped) by the change itself
+            findings.append(Finding(name, "figure", INFO,
+                                    f"{key} recorded by {'head' if h_present else 'base'} only: "
+                                    "not compared"))
+            continue
         if not (b_consistent and h_consistent):
             side = "base" if not b_consistent else "head"
             findings.append(Finding(name, "figure", WARN,

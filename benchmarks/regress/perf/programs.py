@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,13 +32,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from svi_bench.benchmarks.grid.profiles import settings_for
-from svi_bench.benchmarks.inference import executables
+from svi_bench.benchmarks.inference import executables, program_cost
 from svi_bench.benchmarks.inference.introspect import latent_info
 from svi_bench.benchmarks.inference.nuts import make_nuts, nuts_init, nuts_step
 from svi_bench.benchmarks.inference.settings import NUTSSettings, SVISettings
 from svi_bench.benchmarks.inference.svi import svi_init_and_run
 from svi_bench.benchmarks.methods import nuts, registry
 from svi_bench.benchmarks.methods.numpyro_guides import guide_factory, inner_steps, is_numpyro_guide
+from svi_bench.benchmarks.regress.thresholds import STRICT_FIGURES
 from svi_bench.benchmarks.scoring.references import source_hash
 from svi_bench.models import REGISTRY, ModelSpec
 
@@ -181,6 +182,16 @@ def program_identity(spec: ModelSpec, model_kwargs: Any, role: str, settings: An
     return {"use": "perf", "role": role, "model": spec.name, "model_fn": spec.model.__qualname__,
             "settings": repr(settings), "length": str(length), "source_hash": source_hash(spec),
             "data_hash": executables.kwargs_hash(model_kwargs), "programs": _programs_source()}
+
+
+def cost_figures(cost: Mapping[str, float]) -> dict[str, float]:
+    """The gated figures (``thresholds.STRICT_FIGURES``) among a program's ``program_cost``."""
+    return {k: float(v) for k, v in cost.items() if k in STRICT_FIGURES}
+
+
+def static_figures(compiled: Any) -> dict[str, float]:
+    """The gated static cost figures of a compiled (or loaded) executable."""
+    return cost_figures(program_cost.static_cost(compiled))
 
 
 def _compile(fn: Callable, identity: dict[str, str], *args: Any) -> tuple[Any, float, str]:

@@ -31,6 +31,7 @@ def _prepare(case: programs.Case) -> tuple[programs.MethodProgram, dict]:
         kind="method", model=case.model, method=case.method, settings=repr(prog.settings),
         grad_evals=float(np.sum(first.grad_evals)), draws_mean=float(np.mean(draws)),
         compile_s=first.compile_s, cache_hit=first.cache_hit, cache=first.cache,
+        **programs.cost_figures(first.cost),
     )
     if stats.get("diverging") is not None:
         figures["divergences"] = int(np.sum(stats["diverging"]))

@@ -31,7 +31,7 @@ def _prepare(case: programs.Case) -> tuple[programs.NUTSProgram, dict]:
         grad_evals=int(np.sum(num_steps)), grad_evals_warmup=prog.grad_evals_warmup,
         divergences=int(np.sum(diverging)), accept_prob_mean=float(np.mean(accept)),
         compile_s=prog.compile_s, compile_warmup_s=prog.compile_warmup_s,
-        cache_hit=prog.cache_hit, cache=prog.cache,
+        cache_hit=prog.cache_hit, cache=prog.cache, **programs.static_figures(prog.run),
     )
     return prog, figures
 

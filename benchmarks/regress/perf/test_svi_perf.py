@@ -31,6 +31,7 @@ def _prepare(case: programs.Case) -> tuple[programs.SVIProgram, dict]:
         particles=s.num_particles, learning_rate=s.learning_rate, grad_evals=prog.grad_evals,
         final_loss=float(losses[-1]), compile_s=prog.compile_s,
         compile_init_s=prog.compile_init_s, cache_hit=prog.cache_hit, cache=prog.cache,
+        **programs.static_figures(prog.run),
     )
     return prog, figures
 
