@@ -76,6 +76,18 @@ def count(counts: dict[str, int], s: Summary) -> None:
         counts[s.verdict] += 1
 
 
+def memory_text(s: Summary) -> str:
+    """What a cell's run needed in memory (medians over ok seeds): the process's peak and what
+    the run added to it, and the buffers XLA's analysis says its program keeps alive at once."""
+    parts = []
+    for column, label in (("peak_rss_bytes", "process peak"), ("rss_growth_bytes", "run added"),
+                          ("xla_peak_bytes", "program buffers")):
+        value = s.value(column)
+        if np.isfinite(value):
+            parts.append(f"{label} {value / 2**20:.1f} MiB")
+    return ", ".join(parts)
+
+
 def entry(ctx: Context, s: Summary, root: str) -> dict[str, Any]:
     """One (model, method) cell as the templates show it; ``root`` leads back to the report root.
     ``grouped``: the method shares its leaderboard column (the cell names it by ``short``);
@@ -87,9 +99,12 @@ def entry(ctx: Context, s: Summary, root: str) -> dict[str, Any]:
         title += f" — {s.reason}"
     if s.warnings:
         title += f" — warnings: {'; '.join(s.warnings)}"
+    if memory := memory_text(s):
+        title += f" — memory: {memory}"
     return {
         "s": s,
         "title": title,
+        "memory": memory_text(s),
         "grouped": column != s.method,
         "baseline": s.method == ctx.baseline,
         "mcmc": is_mcmc(ctx.manifest, s),

@@ -53,6 +53,11 @@ TABLE_METRICS: tuple[tuple[str, str], ...] = (
     ("ess_per_grad_eval", "ess_per_grad_eval"),
     ("latent_dim", "latent_dim"),
     ("num_draws", "num_draws"),
+    ("peak_rss_bytes", "peak memory of the process during the run"),
+    ("rss_growth_bytes", "memory the run added"),
+    ("xla_peak_bytes", "program buffers alive at once (XLA)"),
+    ("xla_flops", "program flops (XLA, each operation once)"),
+    ("xla_bytes_accessed", "program bytes accessed (XLA, each operation once)"),
 )
 
 

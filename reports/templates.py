@@ -374,7 +374,7 @@ checks.</p>
 <thead><tr><th>model</th><th>verdict</th><th>seeds</th><th>headline metric (floor)</th>
 {% for h in ["psis k-hat", "speed-up wall", "speed-up run", "speed-up grads"] %}
 <th class="num">{{ h }}</th>{% endfor %}
-<th>reference</th><th>reason</th></tr></thead>
+<th>memory</th><th>reference</th><th>reason</th></tr></thead>
 <tbody>
 {% for r in rows %}
 <tr data-model="{{ r.model }}"><th><a href="{{ r.href }}">{{ r.model }}</a></th>
@@ -384,6 +384,7 @@ checks.</p>
   {% if r.floor != "–" %}<span class="floor">({{ r.floor }})</span>{% endif %}</td>
 <td class="num">{{ r.khat }}</td><td class="num">{{ r.speed_wall }}</td>
 <td class="num">{{ r.speed_run }}</td><td class="num">{{ r.speed_grad }}</td>
+<td class="small">{{ r.memory or "–" }}</td>
 <td class="small">{% if r.ref_ok is none %}<span class="muted">–</span>
   {% elif r.ref_ok %}<span class="ref-ok">ok</span>
   {% else %}<span class="ref-bad">failed</span>{% endif %}</td>

@@ -66,7 +66,8 @@ def results_dir(tmp_path_factory) -> Path:
              verdict_reason="w1_max=0.3 beyond warn threshold 0.2", reference_ok=True,
              warning="loss shows no plateau"),
         _row("manual:beta", seed=1, grad_evals=300.0, compile_s=1.0, run_s=0.1, w1_max=0.1,
-             w1_max_floor=0.07, verdict="pass", verdict_reason="ok", reference_ok=True),
+             w1_max_floor=0.07, verdict="pass", verdict_reason="ok", reference_ok=True,
+             peak_rss_bytes=600 * 2**20, rss_growth_bytes=3 * 2**20, xla_peak_bytes=2**19),
         _row("manual:normal", grad_evals=300.0, w1_max=2.0, verdict="fail",
              verdict_reason="w1_max=2 beyond fail threshold 0.5"),
         _row("autonormal", status="failed", error=f"ValueError: {INJECTION}"),
@@ -357,6 +358,19 @@ def cells(report) -> _Cells:
     parser = _Cells()
     parser.feed((report / "index.html").read_text())
     return parser
+
+
+def test_a_cells_memory_is_on_its_hover_and_its_method_page(cells, report):
+    """What a run needed in memory (the process's peak, what the run added, XLA's buffers) is
+    on the leaderboard's hover and in the method page's table; a cell without it says nothing."""
+    e = cells.entry("coin", "manual:beta")
+    assert ("memory: process peak 600.0 MiB, run added 3.0 MiB, program buffers 0.5 MiB"
+            in e["title"]), e["title"]
+    assert "memory:" not in cells.entry("coin", "nuts")["title"]
+    page = (report / "methods" / "manual_beta.html")
+    if not page.exists():
+        page = next((report / "methods").glob("manual*beta*.html"))
+    assert "process peak 600.0 MiB" in page.read_text()
 
 
 def test_cell_shows_the_worst_verdict_over_seeds_and_the_speed_ups(cells):
