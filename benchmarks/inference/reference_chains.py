@@ -72,6 +72,7 @@ class ReferenceChains:
         self.run_s = 0.0
         self.warmed = 0  # warm-up iterations done
         self.drawn = 0  # draws done
+        self.gradients = 0  # leapfrog steps (gradient evaluations) of every chain so far
         per_device = settings.num_chains // self.devices
         self._keys = np.asarray(keys).reshape(self.devices, per_device, *keys.shape[1:])
         self._programs: dict[tuple[str, int], Any] = {}
@@ -103,6 +104,7 @@ class ReferenceChains:
         self._state, out = self._call(kind, length, self._state)
         out = jax.tree.map(lambda x: np.asarray(x).reshape(-1, *x.shape[2:]), jax.device_get(out))
         draws, num_steps, diverging, energy = out
+        self.gradients += int(num_steps.sum())
         return Chunk(draws, num_steps, diverging, energy, time.perf_counter() - start)
 
     def _call(self, kind: str, length: int, arg: Any) -> Any:

@@ -268,8 +268,13 @@ draws per chain, its chains; the reference's acceptance and tree depth)."""
 DENSE_MAX_DIM = 500
 """Above this unconstrained dimension a dense mass matrix is not tried: its cost per step (the
 square of the dimension) and per adaptation window (the cube) would dominate."""
+GIVE_UP = 10
+"""A diagonal pilot stops once it has used this many times the dense pilot's gradients (warm-up
+included): to win it would need ten times the dense pilot's effective draws."""
 MASS_RECIPE = {"pilot": dataclasses.asdict(PILOT), "dense_max_dim": DENSE_MAX_DIM,
-               "choice": "fewest divergences, then most bulk ESS per gradient; diagonal on a tie",
+               "give_up": GIVE_UP,
+               "choice": "fewest divergences, then most bulk ESS per sampling gradient; "
+                         "diagonal on a tie",
                "sampling": "chains in parallel across devices, extended (not rerun) in chunks"}
 
 
@@ -281,8 +286,9 @@ def _choose_mass(spec: ModelSpec, ds: Dataset, seed: int, sites: tuple[str, ...]
                  settings: NUTSSettings, gate_space, progress: Callable[[str], None]
                  ) -> tuple[bool, dict]:
     """Dense or diagonal mass matrix for the reference, and why: what the model declares
-    (``reference_nuts``), else a short pilot of each that compares effective draws per gradient.
-    """
+    (``reference_nuts``), else a short pilot of each that compares effective draws per gradient
+    (dense first: a diagonal pilot that has used ``GIVE_UP`` times the dense pilot's gradients
+    stops there, having lost)."""
     import jax
 
     from svi_bench.benchmarks.inference.reference_chains import ReferenceChains
@@ -292,29 +298,36 @@ def _choose_mass(spec: ModelSpec, ds: Dataset, seed: int, sites: tuple[str, ...]
     keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), 1), PILOT.num_chains)
     pilots: dict[str, dict] = {}
     dimension = 0
-    for dense in (False, True):
-        if dense and dimension > DENSE_MAX_DIM:
-            pilots["dense"] = {"skipped": f"dimension {dimension} > {DENSE_MAX_DIM}"}
-            break
+    for dense in (True, False):
         pilot = dataclasses.replace(settings, num_warmup=PILOT.num_warmup,
                                     num_samples=PILOT.num_samples, num_chains=PILOT.num_chains,
                                     dense_mass=dense)
         chains = ReferenceChains(spec.reference_model or spec.model, ds.model_kwargs, sites,
                                  pilot, keys)
-        dimension = chains.dimension
+        dimension = dimension or chains.dimension
+        if dense and dimension > DENSE_MAX_DIM:
+            pilots["dense"] = {"skipped": f"dimension {dimension} > {DENSE_MAX_DIM}"}
+            return False, {"rule": MASS_RECIPE["choice"], "dimension": dimension,
+                           "pilot": pilots}
         watch = _Watch(spec.name, f"pilot of the {_mass_name(dense)} mass matrix", chains,
                        pilot.num_samples, progress)
-        parts = _sample(chains, pilot.num_samples, watch)
+        limit = None if dense else GIVE_UP * pilots["dense"]["gradients"]
+        parts = _sample(chains, pilot.num_samples, watch, limit)
+        gradients = chains.gradients
+        if chains.drawn < pilot.num_samples:
+            pilots[_mass_name(dense)] = {"gradients": gradients, "stopped": (
+                f"{gradients} gradients after {chains.warmed} warm-up iterations and "
+                f"{chains.drawn} draws: over {GIVE_UP} x the dense pilot's")}
+            continue
         ess = min(arviz_adapter.ess_bulk(c) for c in gate_space(_joined(parts, "draws")))
-        gradients = int(_joined(parts, "num_steps").sum())
-        diverging = _joined(parts, "diverging")
+        sampling = int(_joined(parts, "num_steps").sum())
         pilots[_mass_name(dense)] = {
             "min_ess_bulk": float(ess), "gradients": gradients,
-            "ess_per_gradient": float(ess / max(gradients, 1)),
-            "divergences": int(diverging.sum()), "seconds": chains.compile_s + chains.run_s}
-    tried = [name for name in ("diagonal", "dense") if "gradients" in pilots.get(name, {})]
-    best = min(tried, key=lambda n: (pilots[n]["divergences"] > 0,
-                                     -pilots[n]["ess_per_gradient"]))
+            "ess_per_gradient": float(ess / max(sampling, 1)),
+            "divergences": int(_joined(parts, "diverging").sum()),
+            "seconds": chains.compile_s + chains.run_s}
+    done = [name for name in ("diagonal", "dense") if "ess_per_gradient" in pilots[name]]
+    best = min(done, key=lambda n: (pilots[n]["divergences"] > 0, -pilots[n]["ess_per_gradient"]))
     return best == "dense", {"rule": MASS_RECIPE["choice"], "dimension": dimension,
                              "pilot": pilots}
 
@@ -352,15 +365,18 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
-def _sample(chains, target: int, watch: _Watch) -> list:
-    """Warm ``chains`` up (if not yet) and draw until each has ``target`` draws: the chunks of
-    this call's draws."""
+def _sample(chains, target: int, watch: _Watch, max_gradients: int | None = None) -> list:
+    """Warm ``chains`` up (if not yet) and draw until each has ``target`` draws, or until they
+    have used ``max_gradients``: the chunks of this call's draws."""
     from svi_bench.benchmarks.inference.reference_chains import CHUNK
 
-    while chains.warmed < chains.settings.num_warmup:
+    def spent() -> bool:
+        return max_gradients is not None and chains.gradients > max_gradients
+
+    while chains.warmed < chains.settings.num_warmup and not spent():
         watch(chains.warm_up())
     parts = []
-    while chains.drawn < target:
+    while chains.drawn < target and not spent():
         parts.append(chains.draw(min(CHUNK, target - chains.drawn)))
         watch(parts[-1])
     return parts
