@@ -25,9 +25,9 @@ class ProgressLine:
         if self.live:
             self.stream.write("\r" + text.ljust(self._shown))
             self._shown = len(text)
-        elif time.monotonic() - self._last >= self.every:
+        elif (now := time.monotonic()) - self._last >= self.every:
             self.stream.write(text + "\n")
-            self._last = time.monotonic()
+            self._last = now
         self.stream.flush()
 
     def message(self, text: str) -> None:
@@ -48,8 +48,9 @@ def throttled(log: Callable[[str], None], every: float = 30.0) -> Callable[[str]
 
     def progress(text: str) -> None:
         nonlocal last
-        if time.monotonic() - last >= every:
+        now = time.monotonic()
+        if now - last >= every:
             log(text)
-            last = time.monotonic()
+            last = now
 
     return progress

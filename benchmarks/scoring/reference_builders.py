@@ -229,7 +229,7 @@ def build_nuts(spec: ModelSpec, ds: Dataset, seed: int, sites: tuple[str, ...], 
     thinned, checks, failed = _gate_checks(draws, diverging, energy, settings, thin, gate_space,
                                            budget_note)
     if budget_note:
-        log(f"{spec.name}: the reference reached its {REFERENCE_BUDGET_S[quality]:.0f} s time "
+        log(f"{spec.name}: the reference reached its {REFERENCE_BUDGET_S[quality]:g} s time "
             f"guard with {checks['retained_draws']} retained draws of the "
             f"{NUTS_GATES['min_draws']} its gates need; verdicts on it will say "
             f"\"reference failed its checks\"")
