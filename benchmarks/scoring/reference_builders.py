@@ -334,25 +334,19 @@ def _choose_mass(spec: ModelSpec, ds: Dataset, seed: int, sites: tuple[str, ...]
 
 class _Watch:
     """The progress line of one pass of reference chains: phase, chains, iterations so far of
-    the target, the thinning decided, the time left."""
+    the target, the thinning decided, the time left (at the last chunk's pace: warm-up's first
+    iterations, still adapting, are the slowest)."""
 
     def __init__(self, model: str, phase: str, chains, target: int,
                  progress: Callable[[str], None], thin: int | None = None) -> None:
         self.model, self.phase, self.chains, self.target = model, phase, chains, target
         self.progress, self.thin = progress, thin
-        self.warm_s = self.draw_s = 0.0
-        self.first_drawn = chains.drawn  # draws of earlier passes
 
     def __call__(self, chunk) -> None:
         c = self.chains
-        warmup, done = c.settings.num_warmup, c.warmed + c.drawn
-        if c.drawn:
-            self.draw_s += chunk.seconds
-            rate = self.draw_s / max(c.drawn - self.first_drawn, 1)
-        else:
-            self.warm_s += chunk.seconds
-            rate = self.warm_s / max(c.warmed, 1)
-        left = rate * (warmup + self.target - done)
+        warmup = c.settings.num_warmup
+        pace = chunk.seconds / max(chunk.num_steps.shape[1], 1)
+        left = pace * (warmup - c.warmed + self.target - c.drawn)
         where = (f"warm-up {c.warmed}/{warmup}" if c.warmed < warmup or not c.drawn
                  else f"draws {c.drawn}/{self.target}")
         thin = f"thin {self.thin}" if self.thin else "thin not yet decided"
