@@ -50,3 +50,23 @@ def test_the_device_flag_is_added_once_and_a_users_count_kept():
         "--xla_backend_optimization_level=0 --xla_force_host_platform_device_count=3")
     mine = "--xla_force_host_platform_device_count=1"
     assert host_device_flags(mine, 8) == mine
+
+
+def test_draws_do_not_depend_on_how_the_iterations_are_split_into_calls():
+    import jax
+
+    from svi_bench.benchmarks.inference.reference_chains import ReferenceChains
+    from svi_bench.benchmarks.inference.settings import NUTSSettings
+    from svi_bench.models import REGISTRY
+
+    spec = REGISTRY["linreg_outliers"]
+    ds = spec.make_data()
+    settings = NUTSSettings(num_warmup=40, num_samples=40, num_chains=2)
+    draws = []
+    for lengths in ((20, 20), (40,)):
+        chains = ReferenceChains(spec.model, ds.model_kwargs, ("theta",), settings,
+                                 jax.random.split(jax.random.PRNGKey(5), 2))
+        chains.warm_up(40)
+        draws.append(np.concatenate([chains.draw(n).draws["theta"] for n in lengths], axis=1))
+        assert chains.drawn == 40 and chains.gradients > 0
+    np.testing.assert_array_equal(*draws)

@@ -5,8 +5,8 @@ devices (``jax.pmap``; on a CPU host their number is ``--xla_force_host_platform
 which ``host_device_flags`` sets before JAX starts), each device running its share of the chains
 one after another (``lax.map``), as ``inference.nuts.run_nuts`` runs them all on one. The chains
 advance ``CHUNK`` iterations per call, so a build can report its progress between calls and
-extend its sampling without repeating the warm-up. A chain's draws depend on its key and the
-chunk length only, not on the number of devices.
+extend its sampling without repeating the warm-up. A chain's draws depend on its key only: not
+on the number of devices, nor on how its iterations are split into calls.
 
 The grid's timed NUTS runs stay in ``inference.nuts`` (one device, one program, timing lock).
 """
@@ -26,7 +26,8 @@ from svi_bench.benchmarks.inference.nuts import make_nuts, nuts_init, nuts_step
 from svi_bench.benchmarks.inference.settings import NUTSSettings
 
 CHUNK = 250
-"""Iterations a chain advances per call: the grain of the progress line and of extensions."""
+"""Iterations a chain advances per call by default: the grain of the progress line and of
+extensions."""
 
 CHAIN_METHOD = "parallel"
 """How the chains run, as NumPyro names it: in parallel across devices (each device's share of

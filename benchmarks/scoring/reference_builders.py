@@ -359,6 +359,10 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
+PROGRESS_STEPS = 20
+"""Calls (progress lines) a pass of draws is split into, in chunks of whole ``CHUNK``s."""
+
+
 def _sample(chains, target: int, watch: _Watch, max_gradients: int | None = None) -> list:
     """Warm ``chains`` up (if not yet) and draw until each has ``target`` draws, or until they
     have used ``max_gradients``: the chunks of this call's draws."""
@@ -369,9 +373,11 @@ def _sample(chains, target: int, watch: _Watch, max_gradients: int | None = None
 
     while chains.warmed < chains.settings.num_warmup and not spent():
         watch(chains.warm_up())
+    # a long extension in PROGRESS_STEPS calls: each call costs a dispatch and a copy
+    step = max(CHUNK, (target - chains.drawn) // PROGRESS_STEPS // CHUNK * CHUNK)
     parts = []
     while chains.drawn < target and not spent():
-        parts.append(chains.draw(min(CHUNK, target - chains.drawn)))
+        parts.append(chains.draw(min(step, target - chains.drawn)))
         watch(parts[-1])
     return parts
 
