@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument("--ship", action="store_true",
                      help="also store it among the references shipped with the suite "
                           "(models/references/; commit them)")
+    ref.add_argument("--no-progress", action="store_true",
+                     help="no progress line while a NUTS reference is built")
     study_commands.add_study_parser(sub)
     return parser
 
@@ -269,6 +271,8 @@ def _cmd_reference(args: argparse.Namespace) -> int:
     from svi_bench.benchmarks import model_commands
     from svi_bench.benchmarks.inference import jax_setup
     from svi_bench.benchmarks.inference.introspect import latent_info
+    from svi_bench.benchmarks.inference.reference_chains import host_device_flags
+    from svi_bench.benchmarks.progress_line import ProgressLine
     from svi_bench.benchmarks.scoring.reference_builders import QUALITY_XLA_FLAGS
     from svi_bench.benchmarks.scoring.references import (
         QUALITIES,
@@ -310,7 +314,11 @@ def _cmd_reference(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if QUALITY_XLA_FLAGS[args.quality]:  # built as `run` at that profile builds it
         os.environ.setdefault("XLA_FLAGS", QUALITY_XLA_FLAGS[args.quality])
+    else:  # nothing here is timed: the full reference's chains run on every core
+        os.environ["XLA_FLAGS"] = host_device_flags(os.environ.get("XLA_FLAGS", ""))
     jax_setup.configure_jax()
+    line = ProgressLine()
+    progress = (lambda text: None) if args.no_progress else line
     failed = 0
     for name in names:
         spec = REGISTRY[name]
@@ -321,14 +329,17 @@ def _cmd_reference(args: argparse.Namespace) -> int:
                 ds = spec.data_for(data_key)
                 info = latent_info(spec.model, ds.model_kwargs)
                 ref = get_reference(spec, ds, data_key, info.sites, Path(args.out),
-                                    quality=args.quality, rebuild=args.rebuild, ship=args.ship)
+                                    quality=args.quality, rebuild=args.rebuild, ship=args.ship,
+                                    log=line.message, progress=progress)
         except Exception as exc:  # a user model that raises: one line, the other models go on
+            line.close()
             failed += 1
             text = (str(exc).strip().splitlines() or [""])[0]
             print(f"{name}: reference FAILED: {type(exc).__name__}: {text}"[:400])
             continue
         path = reference_paths(SHIPPED_DIR if args.ship else Path(args.out), spec, data_key,
                                args.quality, spec.precision)[0]
+        line.close()
         state = "ok" if ref.ok else f"FAILED: {ref.failure}"
         n = len(next(iter(ref.draws.values())))
         print(f"{spec.name}: {ref.kind} reference, {n} draws, {state} -> {path}")

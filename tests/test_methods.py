@@ -18,8 +18,8 @@ from svi_bench.models.names import NAME_RULE
 
 def test_builtin_methods_are_registrations_in_the_grid_order():
     coin = REGISTRY["coin"]
-    assert registry.methods_for(coin)[:9] == ["nuts", *(f"manual:{g}" for g in coin.guides),
-                                              *AUTOGUIDES]
+    assert registry.methods_for(coin)[:10] == ["nuts", "nuts:dense",
+                                               *(f"manual:{g}" for g in coin.guides), *AUTOGUIDES]
     assert registry.baseline() == "nuts"
     assert registry.resolve("nuts").family == "mcmc" and registry.resolve("nuts").baseline
     assert {registry.resolve(m).family for m in AUTOGUIDES} == {"vi"}
@@ -30,7 +30,7 @@ def test_builtin_methods_are_registrations_in_the_grid_order():
 
 def test_an_unknown_name_names_the_valid_ones():
     with pytest.raises(registry.MethodError, match=r"unknown method 'laplace'; valid: nuts, "
-                                                   r"manual:<guide of the model>, autonormal"):
+                                                   r"manual:<guide of the model>, nuts:dense, autonormal"):
         registry.resolve("laplace")
     assert not registry.is_known("manual:")  # a prefix alone is no method
 
@@ -49,6 +49,28 @@ def test_settings_come_from_the_methods_declared_defaults():
     assert registry.resolve("autonormal").settings("paper", "hierarchical_linreg").num_steps == 5000
     with pytest.raises(ValueError, match="unknown profile 'fast'"):
         registry.resolve("nuts").settings("fast", "coin")
+
+
+def test_nuts_dense_is_nuts_with_a_dense_mass_matrix_and_nuts_keeps_its_identity():
+    """Issue 29: ``nuts:dense`` runs what a user who knows about ``dense_mass=True`` runs; the
+    default ``nuts`` (the baseline) keeps the diagonal mass matrix and its rows' identity."""
+    from svi_bench.benchmarks.inference.nuts import make_nuts
+    from svi_bench.benchmarks.inference.settings import identity
+
+    nuts, dense = registry.resolve("nuts"), registry.resolve("nuts:dense")
+    assert dense.family == "mcmc" and not dense.baseline and dense.budget == "num_samples"
+    for profile in nuts.defaults:
+        for model in ("coin", "hierarchical_linreg"):
+            base = nuts.settings(profile, model)
+            assert not base.dense_mass
+            assert dense.settings(profile, model) == dataclasses.replace(base, dense_mass=True)
+    base = nuts.settings("quick", "coin")
+    assert "dense_mass" not in identity(base) and "dense_mass" not in repr(base)
+    assert identity(dense.settings("quick", "coin"))["dense_mass"] is True
+    assert make_nuts(lambda: None, dense.settings("quick", "coin"))._dense_mass is True
+    assert make_nuts(lambda: None, base)._dense_mass is False
+    with pytest.raises(ValueError, match="dense_mass must be true or false"):
+        dataclasses.replace(base, dense_mass="yes").validate()
 
 
 def _declared(**changes) -> Method:

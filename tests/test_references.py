@@ -111,3 +111,51 @@ def test_reference_command_and_smoke_run_store_the_same_smoke_reference(tmp_path
         np.testing.assert_array_equal(ref_draws[site], run_draws[site])
     for key in ("recipe_hash", "xla_flags", "checks", "settings"):
         assert ref_prov[key] == run_prov[key], key
+
+
+def _small_full_recipe(monkeypatch, cap: int, budget: float) -> None:
+    """The full NUTS recipe shrunk so a test builds it in seconds (the same code path)."""
+    from svi_bench.benchmarks.inference.settings import NUTSSettings
+    from svi_bench.benchmarks.scoring import reference_builders as rb
+
+    monkeypatch.setitem(rb.NUTS_REFERENCE, "full",
+                        (NUTSSettings(num_warmup=250, num_samples=250, num_chains=4), cap))
+    monkeypatch.setitem(rb.REFERENCE_BUDGET_S, "full", budget)
+    monkeypatch.setattr(rb, "PILOT", NUTSSettings(num_warmup=250, num_samples=250, num_chains=2))
+
+
+def test_a_full_nuts_reference_records_its_mass_matrix_and_devices_and_can_be_watched(
+        tmp_path, monkeypatch):
+    """Issue 29: the full builder picks the mass matrix by a pilot of each (effective draws per
+    gradient), records the choice, the devices and how the chains ran, and says how it goes."""
+    _small_full_recipe(monkeypatch, cap=250, budget=900.0)
+    toy_nuts = dataclasses.replace(TOY, reference_kind="nuts")
+    lines: list[str] = []
+    ref, spec, key = _build(toy_nuts, tmp_path, [], quality="full", progress=lines.append)
+    prov = json.loads(reference_paths(tmp_path, spec, key, "full")[1].read_text())
+    assert prov["mass_matrix"] in ("dense", "diagonal") and prov["chain_method"] == "parallel"
+    assert prov["settings"]["dense_mass"] == (prov["mass_matrix"] == "dense")
+    assert prov["devices"] >= 1 and prov["mass_choice"]["dimension"] == 1
+    pilot = prov["mass_choice"]["pilot"]
+    assert {"diagonal", "dense"} <= set(pilot)
+    assert all(p["ess_per_gradient"] > 0 for p in pilot.values())
+    assert any("reference pilot of the dense mass matrix" in line for line in lines)
+    sampling = [line for line in lines if ": reference sampling:" in line]
+    assert sampling[-1].startswith("toy: reference sampling: chains 1-4 on ")
+    assert "draws 250/250 a chain, thin not yet decided, about 0 s left" in sampling[-1]
+    assert any("warm-up 250/250" in line for line in sampling)
+
+
+def test_a_reference_that_reaches_its_time_guard_says_so_in_one_line(tmp_path, monkeypatch):
+    from svi_bench.benchmarks.scoring.evaluate import REFERENCE_FAILED
+
+    _small_full_recipe(monkeypatch, cap=250_000, budget=0.001)
+    toy_nuts = dataclasses.replace(TOY, reference_kind="nuts")
+    logs: list[str] = []
+    ref, _, _ = _build(toy_nuts, tmp_path, logs, quality="full", progress=lambda text: None)
+    assert not ref.ok and "beyond the 0.001 s budget" in ref.failure
+    (guard,) = [m for m in logs if "time guard" in m]
+    assert guard.startswith("toy: the reference reached its 0.001 s time guard with ")
+    assert f"with {ref.provenance['checks']['retained_draws']} retained draws of the 10000 its " \
+           "gates need;" in guard
+    assert guard.endswith(f'verdicts on it will say "{REFERENCE_FAILED}"')

@@ -61,7 +61,7 @@ def test_ok_rows_carry_timings_and_diagnostics(smoke_results):
     fitted = ok[ok.family == "vi"]
     assert fitted.final_loss_mean.notna().all() and fitted.final_elbo.notna().all()
     mcmc = ok[ok.family == "mcmc"]
-    assert set(mcmc.method) == {"nuts"}
+    assert set(mcmc.method) == {"nuts", "nuts:dense"}
     assert mcmc.max_rhat.notna().all() and mcmc.min_ess_bulk.notna().all()
     assert mcmc.divergences.notna().all()
     assert ok.verdict.isin(["pass", "warn", "fail"]).all()

@@ -51,11 +51,12 @@ class NUTSRun(NamedTuple):
 
 
 def make_nuts(model: Callable[..., None], settings: NUTSSettings) -> NUTS:
-    """The NUTS kernel of the settings' target acceptance and tree depth."""
+    """The NUTS kernel of the settings' target acceptance, tree depth and mass matrix."""
     return NUTS(
         model,
         target_accept_prob=settings.target_accept_prob,
         max_tree_depth=settings.max_tree_depth,
+        dense_mass=settings.dense_mass,
     )
 
 

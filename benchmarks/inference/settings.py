@@ -64,9 +64,11 @@ class SVISettings:
                              f"got {self.guide_options!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class NUTSSettings:
-    """One NUTS run: ``num_chains`` chains of ``num_warmup`` adaptation and ``num_samples`` draws."""
+    """One NUTS run: ``num_chains`` chains of ``num_warmup`` adaptation and ``num_samples`` draws;
+    ``dense_mass`` adapts a dense mass matrix in warm-up instead of a diagonal one (its cost per
+    step grows with the square of the dimension; it pays on correlated posteriors)."""
 
     num_warmup: int
     num_samples: int
@@ -74,14 +76,24 @@ class NUTSSettings:
     target_accept_prob: float = 0.8
     max_tree_depth: int = 10
     precision: str = "float32"
+    dense_mass: bool = False
 
     kind = "nuts"
+
+    def __repr__(self) -> str:
+        """The dataclass repr without the default diagonal mass matrix, so that the repr (part of
+        stored executables' keys) of a setting made before ``dense_mass`` is unchanged."""
+        shown = {k: v for k, v in dataclasses.asdict(self).items()
+                 if not (k == "dense_mass" and v is False)}
+        return f"NUTSSettings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     def validate(self) -> None:
         _precision(self)
         _positive(self, "num_warmup", "num_samples", "num_chains", "max_tree_depth")
         if not _number(self.target_accept_prob) or not 0 < self.target_accept_prob < 1:
             raise ValueError(f"target_accept_prob must be in (0, 1), got {self.target_accept_prob!r}")
+        if not isinstance(self.dense_mass, bool):
+            raise ValueError(f"dense_mass must be true or false, got {self.dense_mass!r}")
 
 
 Settings = SVISettings | NUTSSettings
@@ -89,11 +101,13 @@ Settings = SVISettings | NUTSSettings
 
 def identity(settings: Settings) -> dict[str, Any]:
     """The settings as hashed into a run's or a reference's identity. The default precision,
-    float32, and the default optimiser, adam, are left out so that identities made before
-    either was a setting stay valid."""
+    float32, the default optimiser, adam, and NUTS's default diagonal mass matrix are left out so
+    that identities made before any was a setting stay valid."""
     out = dataclasses.asdict(settings)
     if out.get("precision") == "float32":
         del out["precision"]
+    if out.get("dense_mass") is False:
+        del out["dense_mass"]
     if out.get("optimizer") == DEFAULT_OPTIMIZER:
         del out["optimizer"]
     return out

@@ -53,11 +53,11 @@ def _load_builtins() -> None:
     if _BUILTINS_LOADED:
         return
     _BUILTINS_LOADED = True
-    from svi_bench.benchmarks.methods import flows, mclmc, pathfinder
+    from svi_bench.benchmarks.methods import flows, mclmc, nuts, pathfinder
     from svi_bench.benchmarks.methods import numpyro_guides as guides
-    from svi_bench.benchmarks.methods.nuts import NUTS
 
-    REGISTRY[NUTS.name] = NUTS
+    for method in nuts.METHODS:
+        REGISTRY[method.name] = method
     register_prefix(guides.MANUAL_PREFIX, guides.manual_guide_method, guides.manual_guides_of)
     for order, name in enumerate(guides.AUTOGUIDES):
         REGISTRY[name] = guides.autoguide_method(name, order)

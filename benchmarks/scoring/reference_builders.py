@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Callable
 
 import numpy as np
 
@@ -169,54 +170,19 @@ def _thin_factor(components: list[np.ndarray]) -> int:
     return int(below[0]) if below.size else max_lag
 
 
-def build_nuts(spec: ModelSpec, ds: Dataset, seed: int, sites: tuple[str, ...], log,
-               quality: str, precision: str = "float32") -> tuple[dict, dict]:
-    """The gated long-NUTS reference; the caller runs it inside ``precision``, which its
-    recorded settings state."""
-
-    import jax
-
-    from svi_bench.benchmarks.inference.fingerprints import data_hash, source_hash
-    from svi_bench.benchmarks.inference.nuts import run_nuts
-
-    # a rebuilt reference (deleted, or another quality) loads its stored executable
-    program_key = {"use": "reference", "model": spec.name, "source_hash": source_hash(spec),
-                   "data_hash": data_hash(ds)}
-    settings, max_samples = NUTS_REFERENCE[quality]
-    if quality == "full" and spec.reference_nuts:
-        settings = dataclasses.replace(settings, **spec.reference_nuts)
-    settings = dataclasses.replace(settings, precision=precision)
-    gate_space = _gate_space(spec, ds)
-    budget_note = ""
-    while True:
-        run = run_nuts(jax.random.PRNGKey(seed)[None], spec.reference_model or spec.model,
-                       ds.model_kwargs, sites, settings, program_key)
-        draws = {k: v[0] for k, v in run.draws.items()}  # (chains, samples, *shape)
-        thin = _thin_factor(gate_space(draws))
-        kept_per_chain = len(range(0, settings.num_samples, thin))
-        kept = kept_per_chain * settings.num_chains
-        if kept >= NUTS_GATES["min_draws"] or settings.num_samples >= max_samples or budget_note:
-            break
-        # 15% margin: the thinning estimated on the longer run is often a little larger.
-        need = math.ceil(NUTS_GATES["min_draws"] / settings.num_chains * thin * 1.15)
-        per_iteration = run.run_s / (settings.num_warmup + settings.num_samples)
-        affordable = int(REFERENCE_BUDGET_S[quality] / per_iteration) - settings.num_warmup
-        if need > affordable:
-            budget_note = (f"enough draws would need {need} per chain, about "
-                           f"{per_iteration * (need + settings.num_warmup):.0f} s, beyond the "
-                           f"{REFERENCE_BUDGET_S[quality]} s budget")
-            need = max(affordable, settings.num_samples)
-            if need == settings.num_samples:
-                break
-        log(f"{spec.name}: thinning by {thin} keeps {kept} draws; rerunning with {need} per chain")
-        settings = dataclasses.replace(settings, num_samples=min(need, max_samples))
+def _gate_checks(draws: dict[str, np.ndarray], diverging: np.ndarray, energy: np.ndarray,
+                 settings: NUTSSettings, thin: int, gate_space, budget_note: str
+                 ) -> tuple[dict[str, np.ndarray], dict, list[str]]:
+    """The thinned draws (chain, draw, ...), the gates' figures and the gates they fail."""
     thinned = {k: v[:, ::thin] for k, v in draws.items()}
+    kept_per_chain = len(range(0, settings.num_samples, thin))
+    kept = kept_per_chain * settings.num_chains
     tcomps = gate_space(thinned)
-    divergences = int(run.diverging[0].sum())
+    divergences = int(diverging.sum())
     rhat = max(arviz_adapter.rhat(c) for c in tcomps)
     ess_b = min(arviz_adapter.ess_bulk(c) for c in tcomps)
     ess_t = min(arviz_adapter.ess_tail(c) for c in tcomps)
-    bfmi = float(np.min(arviz_adapter.bfmi(run.energy[0])))
+    bfmi = float(np.min(arviz_adapter.bfmi(energy)))
     checks = {"chains": settings.num_chains, "retained_draws": kept, "thin": thin,
               "max_rhat": rhat, "min_ess_bulk": ess_b, "min_ess_tail": ess_t,
               "divergences": divergences, "min_bfmi": bfmi,
@@ -239,16 +205,241 @@ def build_nuts(spec: ModelSpec, ds: Dataset, seed: int, sites: tuple[str, ...], 
         failed.append(f"{divergences} divergences")
     if not bfmi > g["min_bfmi"]:
         failed.append(f"E-BFMI {bfmi:.3f} <= {g['min_bfmi']}")
-    flat = merge_draw_axes(thinned, 2)
-    settings_json = dataclasses.asdict(settings)
-    return flat, {"method": NUTS, "settings": settings_json, "gates": g, "checks": checks,
-                  "gate_space": getattr(gate_space, "description", "latent components"),
-                  "parameterisation": ("the model's reference_model (an equivalent "
-                                       "reparameterisation)" if spec.reference_model else "the model"),
-                  "failed_checks": failed, "draws": int(kept),
-                  "xla_flags": os.environ.get("XLA_FLAGS", ""),
-                  "compile_s": run.compile_s, "run_s": run.run_s}
+    return thinned, checks, failed
 
+
+def build_nuts(spec: ModelSpec, ds: Dataset, seed: int, sites: tuple[str, ...], log,
+               quality: str, precision: str = "float32",
+               progress: Callable[[str], None] | None = None) -> tuple[dict, dict]:
+    """The gated long-NUTS reference; the caller runs it inside ``precision``, which its
+    recorded settings state. ``progress`` is told how the build goes (one line a chunk)."""
+    settings, _ = NUTS_REFERENCE[quality]
+    if quality == "full" and spec.reference_nuts:
+        settings = dataclasses.replace(settings, **spec.reference_nuts)
+    settings = dataclasses.replace(settings, precision=precision)
+    gate_space = _gate_space(spec, ds)
+    if quality == "smoke":
+        draws, diverging, energy, settings, run_info = _smoke_chains(spec, ds, seed, sites,
+                                                                      settings)
+        budget_note = ""
+    else:
+        draws, diverging, energy, settings, run_info, budget_note = _full_chains(
+            spec, ds, seed, sites, settings, gate_space, log, progress or (lambda text: None))
+    thin = _thin_factor(gate_space(draws))
+    thinned, checks, failed = _gate_checks(draws, diverging, energy, settings, thin, gate_space,
+                                           budget_note)
+    if budget_note:
+        log(f"{spec.name}: the reference reached its {REFERENCE_BUDGET_S[quality]:g} s time "
+            f"guard with {checks['retained_draws']} retained draws of the "
+            f"{NUTS_GATES['min_draws']} its gates need; verdicts on it will say "
+            f"\"reference failed its checks\"")
+    return merge_draw_axes(thinned, 2), {
+        "method": NUTS, "settings": dataclasses.asdict(settings), "gates": NUTS_GATES,
+        "checks": checks, "gate_space": getattr(gate_space, "description", "latent components"),
+        "parameterisation": ("the model's reference_model (an equivalent reparameterisation)"
+                             if spec.reference_model else "the model"),
+        "failed_checks": failed, "draws": int(checks["retained_draws"]),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""), **run_info}
+
+
+def _smoke_chains(spec: ModelSpec, ds: Dataset, seed: int, sites: tuple[str, ...],
+                  settings: NUTSSettings):
+    """The smoke reference's chains: the smoke NUTS program itself (one device, in sequence,
+    diagonal mass), so a smoke run and its reference share one compiled program."""
+    import jax
+
+    from svi_bench.benchmarks.inference.fingerprints import data_hash, source_hash
+    from svi_bench.benchmarks.inference.nuts import run_nuts
+
+    # a rebuilt reference (deleted, or another quality) loads its stored executable
+    program_key = {"use": "reference", "model": spec.name, "source_hash": source_hash(spec),
+                   "data_hash": data_hash(ds)}
+    run = run_nuts(jax.random.PRNGKey(seed)[None], spec.reference_model or spec.model,
+                   ds.model_kwargs, sites, settings, program_key)
+    draws = {k: v[0] for k, v in run.draws.items()}  # (chains, samples, *shape)
+    return draws, run.diverging[0], run.energy[0], settings, {
+        "mass_matrix": "diagonal", "devices": 1, "chain_method": "sequential",
+        "compile_s": run.compile_s, "run_s": run.run_s}
+
+
+PILOT = NUTSSettings(num_warmup=500, num_samples=500, num_chains=2)
+"""The pilot run of each mass matrix structure that decides a full reference's (its warm-up and
+draws per chain, its chains; the reference's acceptance and tree depth)."""
+DENSE_MAX_DIM = 500
+"""Above this unconstrained dimension a dense mass matrix is not tried: its cost per step (the
+square of the dimension) and per adaptation window (the cube) would dominate."""
+GIVE_UP = 10
+"""A diagonal pilot stops once it has used this many times the dense pilot's gradients (warm-up
+included): to win it would need ten times the dense pilot's effective draws."""
+MASS_RECIPE = {"pilot": dataclasses.asdict(PILOT), "dense_max_dim": DENSE_MAX_DIM,
+               "give_up": GIVE_UP,
+               "choice": "fewest divergences, then most bulk ESS per sampling gradient; "
+                         "diagonal on a tie",
+               "sampling": "chains in parallel across devices, extended (not rerun) in chunks"}
+
+
+def _mass_name(dense: bool) -> str:
+    return "dense" if dense else "diagonal"
+
+
+def _choose_mass(spec: ModelSpec, ds: Dataset, seed: int, sites: tuple[str, ...],
+                 settings: NUTSSettings, gate_space, progress: Callable[[str], None]
+                 ) -> tuple[bool, dict]:
+    """Dense or diagonal mass matrix for the reference, and why: what the model declares
+    (``reference_nuts``), else a short pilot of each that compares effective draws per gradient
+    (dense first: a diagonal pilot that has used ``GIVE_UP`` times the dense pilot's gradients
+    stops there, having lost)."""
+    import jax
+
+    from svi_bench.benchmarks.inference.reference_chains import ReferenceChains
+
+    if "dense_mass" in spec.reference_nuts:
+        return settings.dense_mass, {"rule": "declared by the model (reference_nuts)"}
+    keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), 1), PILOT.num_chains)
+    pilots: dict[str, dict] = {}
+    dimension = 0
+    for dense in (True, False):
+        pilot = dataclasses.replace(settings, num_warmup=PILOT.num_warmup,
+                                    num_samples=PILOT.num_samples, num_chains=PILOT.num_chains,
+                                    dense_mass=dense)
+        chains = ReferenceChains(spec.reference_model or spec.model, ds.model_kwargs, sites,
+                                 pilot, keys)
+        dimension = dimension or chains.dimension
+        if dense and dimension > DENSE_MAX_DIM:
+            pilots["dense"] = {"skipped": f"dimension {dimension} > {DENSE_MAX_DIM}"}
+            return False, {"rule": MASS_RECIPE["choice"], "dimension": dimension,
+                           "pilot": pilots}
+        watch = _Watch(spec.name, f"pilot of the {_mass_name(dense)} mass matrix", chains,
+                       pilot.num_samples, progress)
+        limit = None if dense else GIVE_UP * pilots["dense"]["gradients"]
+        parts = _sample(chains, pilot.num_samples, watch, limit)
+        gradients = chains.gradients
+        if chains.drawn < pilot.num_samples:
+            pilots[_mass_name(dense)] = {"gradients": gradients, "stopped": (
+                f"{gradients} gradients after {chains.warmed} warm-up iterations and "
+                f"{chains.drawn} draws: over {GIVE_UP} x the dense pilot's")}
+            continue
+        ess = min(arviz_adapter.ess_bulk(c) for c in gate_space(_joined(parts, "draws")))
+        sampling = int(_joined(parts, "num_steps").sum())
+        pilots[_mass_name(dense)] = {
+            "min_ess_bulk": float(ess), "gradients": gradients,
+            "ess_per_gradient": float(ess / max(sampling, 1)),
+            "divergences": int(_joined(parts, "diverging").sum()),
+            "seconds": chains.compile_s + chains.run_s}
+    done = [name for name in ("diagonal", "dense") if "ess_per_gradient" in pilots[name]]
+    best = min(done, key=lambda n: (pilots[n]["divergences"] > 0, -pilots[n]["ess_per_gradient"]))
+    return best == "dense", {"rule": MASS_RECIPE["choice"], "dimension": dimension,
+                             "pilot": pilots}
+
+
+class _Watch:
+    """The progress line of one pass of reference chains: phase, chains, iterations so far of
+    the target, the thinning decided, the time left (at the last chunk's pace: warm-up's first
+    iterations, still adapting, are the slowest)."""
+
+    def __init__(self, model: str, phase: str, chains, target: int,
+                 progress: Callable[[str], None], thin: int | None = None) -> None:
+        self.model, self.phase, self.chains, self.target = model, phase, chains, target
+        self.progress, self.thin = progress, thin
+
+    def __call__(self, chunk) -> None:
+        c = self.chains
+        warmup = c.settings.num_warmup
+        pace = chunk.seconds / max(chunk.num_steps.shape[1], 1)
+        left = pace * (warmup - c.warmed + self.target - c.drawn)
+        where = (f"warm-up {c.warmed}/{warmup}" if c.warmed < warmup or not c.drawn
+                 else f"draws {c.drawn}/{self.target}")
+        thin = f"thin {self.thin}" if self.thin else "thin not yet decided"
+        self.progress(f"{self.model}: reference {self.phase}: chains 1-{c.settings.num_chains} "
+                      f"on {c.devices} device{'s' if c.devices > 1 else ''}, {where} a chain, "
+                      f"{thin}, about {_duration(left)} left")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+PROGRESS_STEPS = 20
+"""Calls (progress lines) a pass of draws is split into, in chunks of whole ``CHUNK``s."""
+
+
+def _sample(chains, target: int, watch: _Watch, max_gradients: int | None = None) -> list:
+    """Warm ``chains`` up (if not yet) and draw until each has ``target`` draws, or until they
+    have used ``max_gradients``: the chunks of this call's draws."""
+    from svi_bench.benchmarks.inference.reference_chains import CHUNK
+
+    def spent() -> bool:
+        return max_gradients is not None and chains.gradients > max_gradients
+
+    while chains.warmed < chains.settings.num_warmup and not spent():
+        watch(chains.warm_up())
+    # a long extension in PROGRESS_STEPS calls: each call costs a dispatch and a copy
+    step = max(CHUNK, (target - chains.drawn) // PROGRESS_STEPS // CHUNK * CHUNK)
+    parts = []
+    while chains.drawn < target and not spent():
+        parts.append(chains.draw(min(step, target - chains.drawn)))
+        watch(parts[-1])
+    return parts
+
+
+def _joined(parts: list, field: str):
+    """One field of consecutive chunks joined along the draw axis (a dict of sites, or an array)."""
+    first = getattr(parts[0], field)
+    if isinstance(first, dict):
+        return {k: np.concatenate([getattr(p, field)[k] for p in parts], axis=1) for k in first}
+    return np.concatenate([getattr(p, field) for p in parts], axis=1)
+
+
+def _full_chains(spec: ModelSpec, ds: Dataset, seed: int, sites: tuple[str, ...],
+                 settings: NUTSSettings, gate_space, log, progress: Callable[[str], None]):
+    """A full reference's chains: the mass matrix chosen (``_choose_mass``), the chains in
+    parallel across the host's devices, extended until thinning keeps enough draws or the
+    time guard stops them. Returns (draws, diverging, energy, settings, provenance, budget
+    note)."""
+    import jax
+
+    from svi_bench.benchmarks.inference.reference_chains import (
+        CHAIN_METHOD,
+        CHUNK,
+        ReferenceChains,
+    )
+
+    dense, mass_choice = _choose_mass(spec, ds, seed, sites, settings, gate_space, progress)
+    settings = dataclasses.replace(settings, dense_mass=dense)
+    _, max_samples = NUTS_REFERENCE["full"]
+    budget = REFERENCE_BUDGET_S["full"]
+    keys = jax.random.split(jax.random.PRNGKey(seed), settings.num_chains)
+    chains = ReferenceChains(spec.reference_model or spec.model, ds.model_kwargs, sites,
+                             settings, keys)
+    parts: list = []
+    target, thin, budget_note = settings.num_samples, None, ""
+    while True:
+        watch = _Watch(spec.name, "sampling" if not parts else "extension", chains, target,
+                       progress, thin)
+        parts += _sample(chains, target, watch)
+        draws = _joined(parts, "draws")
+        thin = _thin_factor(gate_space(draws))
+        kept = len(range(0, chains.drawn, thin)) * settings.num_chains
+        if kept >= NUTS_GATES["min_draws"] or chains.drawn >= max_samples or budget_note:
+            break
+        # 15% margin: the thinning estimated on the longer run is often a little larger.
+        need = math.ceil(NUTS_GATES["min_draws"] / settings.num_chains * thin * 1.15 / CHUNK) * CHUNK
+        per_draw = sum(p.seconds for p in parts) / chains.drawn
+        affordable = chains.drawn + int((budget - chains.run_s) / per_draw) // CHUNK * CHUNK
+        if need > affordable:
+            budget_note = (f"enough draws would need {need} per chain, about "
+                           f"{chains.run_s + per_draw * (need - chains.drawn):.0f} s, beyond the "
+                           f"{budget} s budget")
+            need = max(affordable, chains.drawn)
+            if need == chains.drawn:
+                break
+        target = min(need, max_samples)
+        log(f"{spec.name}: thinning by {thin} keeps {kept} draws; extending to {target} per chain")
+    settings = dataclasses.replace(settings, num_samples=chains.drawn)
+    return draws, _joined(parts, "diverging"), _joined(parts, "energy"), settings, {
+        "mass_matrix": _mass_name(dense), "mass_choice": mass_choice,
+        "devices": chains.devices, "chain_method": CHAIN_METHOD,
+        "compile_s": chains.compile_s, "run_s": chains.run_s}, budget_note
 
 
 def recipe_hash(spec: ModelSpec, quality: str) -> str:
@@ -258,6 +449,8 @@ def recipe_hash(spec: ModelSpec, quality: str) -> str:
         settings, cap = NUTS_REFERENCE[quality]
         recipe.update(settings=identity(settings), cap=cap, gates=NUTS_GATES,
                       budget=REFERENCE_BUDGET_S[quality], model_overrides=dict(spec.reference_nuts))
+        if quality == "full":
+            recipe.update(mass=MASS_RECIPE)
         if QUALITY_XLA_FLAGS[quality]:  # (full: none, and its shipped references' hash unchanged)
             recipe.update(xla_flags=QUALITY_XLA_FLAGS[quality])
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]

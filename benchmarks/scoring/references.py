@@ -18,6 +18,7 @@ import platform
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from svi_bench.benchmarks.inference.fingerprints import (  # re-exported: their 
     data_hash,
     source_hash,
 )
+from svi_bench.benchmarks.progress_line import throttled
 from svi_bench.benchmarks.scoring import arviz_adapter
 from svi_bench.benchmarks.scoring.reference_builders import (
     QUALITIES,
@@ -162,12 +164,14 @@ def load_reference(draws_path: Path, json_path: Path, expected: dict[str, Any]
 def get_reference(spec: ModelSpec, ds: Dataset, data_key: dict[str, Any], sites: tuple[str, ...],
                   out_dir: Path, quality: str = "full", seed: int = REFERENCE_SEED,
                   rebuild: bool = False, log=lambda msg: print(msg, file=sys.stderr),
-                  ship: bool = False, precision: str | None = None) -> Reference:
+                  ship: bool = False, precision: str | None = None,
+                  progress: Callable[[str], None] | None = None) -> Reference:
     """The model's reference, from the first valid of: ``out_dir/references``, the references
     shipped with the suite, the machine's cache (``$SVI_BENCH_CACHE/references``); a copy found
     elsewhere is copied into ``out_dir`` so results stay self-contained. Otherwise it is built and
     stored in ``out_dir`` and the cache (and, with ``ship``, among the shipped references).
-    It is built in ``precision`` (default: the model's declared one)."""
+    It is built in ``precision`` (default: the model's declared one); a NUTS build tells
+    ``progress`` how it goes (default: ``log`` every 30 s)."""
     if quality not in QUALITIES:
         raise ValueError(f"unknown reference quality {quality!r}; valid: {', '.join(QUALITIES)}")
     precision = precision or spec.precision
@@ -196,7 +200,8 @@ def get_reference(spec: ModelSpec, ds: Dataset, data_key: dict[str, Any], sites:
         elif spec.reference_kind == "quadrature":
             draws, prov = build_quadrature(spec, ds, seed, sites)
         else:
-            draws, prov = build_nuts(spec, ds, seed, sites, log, quality, precision)
+            draws, prov = build_nuts(spec, ds, seed, sites, log, quality, precision,
+                                     progress or throttled(log))
         draws = with_extra_sites(spec, ds, draws, seed)
     provenance = {**expected, **prov, "versions": _versions(),
                   "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
