@@ -174,7 +174,8 @@ def test_exact_samples_are_within_their_noise_floor(name):
     assert 0.4 < ratio < 2.0
     for key in AGREEMENT_KEYS:
         floor = floors[f"{key}_floor"]
-        assert floor < 0.05, key
+        # the worst of some 200 directions sits above the typical one
+        assert floor < (0.08 if key == "max_sliced_w1" else 0.05), key
         if key == "corr_err_max" and approx.shape[1] == 1:
             assert floor == 0.0 and metrics[key] == 0.0
             continue
@@ -227,7 +228,9 @@ def test_noise_floor_rescale_is_exact_for_a_common_split():
     expected = math.sqrt((1 / n + 1 / a) / (1 / n + 1 / b))
     assert expected > 1.1  # the rescale is large enough that its absence shows
     for key in AGREEMENT_KEYS:
-        assert at_a[f"{key}_floor"] / at_b[f"{key}_floor"] == pytest.approx(expected, rel=1e-12), key
+        # c2st_acc uses 250 draws a class and half at both sizes (c2st_per_half): no rescale
+        want = 1.0 if key == "c2st_acc" else expected
+        assert at_a[f"{key}_floor"] / at_b[f"{key}_floor"] == pytest.approx(want, rel=1e-12), key
 
 
 def test_noise_floor_from_halves_is_rescaled_exactly():
