@@ -188,7 +188,10 @@ def _judge_group(keys: tuple[str, ...], metrics: Mapping[str, object],
             skipped.append(key)
             continue
         floor = floors.get(f"{key}_floor", 0.0)
-        floor = float(floor) if _finite(floor) else 0.0
+        if not _finite(floor):  # measured but not computable (too few draws): noise unknown
+            inconclusive.append(f"{key} (noise floor not computable)")
+            continue
+        floor = float(floor)
         dev = deviation(key, value)
         if dev <= FLOOR_MARGIN * floor + FLOOR_EPS:
             if FLOOR_MARGIN * floor >= math.hypot(fail_at, floor):
