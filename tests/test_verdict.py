@@ -224,3 +224,91 @@ def test_rows_of_the_current_policy_are_shown_as_stored():
     new, summary = current_verdicts(df)
     assert (new["verdict"][0], new["verdict_reason"][0]) == ("warn", "kept")
     assert summary.n_rejudged == 0 and summary.note == ""
+
+
+# --- policy 3: inconclusive, two verdicts, reasons that name the site and the shape ------------
+
+
+def test_a_floor_too_large_to_fail_is_inconclusive_not_pass():
+    """A floor of 0.35 on std_mean_err_max (fail 0.5): within 2x floor = 0.7 it never
+    triggers, and 0.7 is beyond sqrt(0.5^2 + 0.35^2) = 0.61, the deviation needed to fail:
+    the metric could not fail whatever the draws, so it cannot pass the row either."""
+    from svi_bench.benchmarks.scoring.verdict import judge
+
+    floors = {"std_mean_err_max_floor": 0.35}
+    level, reason = verdict({"std_mean_err_max": 0.6}, floors)
+    assert level == "inconclusive", reason
+    assert "std_mean_err_max (floor 0.35" in reason
+    # beyond the margin it still fails: an inconclusive metric can fail a row, never pass it
+    assert verdict({"std_mean_err_max": 0.9}, floors)[0] == "fail"
+    # a conclusive metric beside it passes the group, and the reason lists the inconclusive one
+    j = judge({"std_mean_err_max": 0.6, "w1_max": 0.05}, {**floors, "w1_max_floor": 0.03})
+    assert (j.level, j.marginal) == ("pass", "pass")
+    assert "inconclusive: std_mean_err_max" in j.reason
+    # the threshold of inconclusiveness: floor >= fail / sqrt(FLOOR_MARGIN^2 - 1)
+    edge = 0.5 / math.sqrt(FLOOR_MARGIN**2 - 1)
+    assert verdict({"std_mean_err_max": 0.0}, {"std_mean_err_max_floor": edge * 1.01})[0] == \
+        "inconclusive"
+    assert verdict({"std_mean_err_max": 0.0}, {"std_mean_err_max_floor": edge * 0.99})[0] == "pass"
+
+
+def test_an_uncomputable_floor_makes_its_metric_inconclusive():
+    """c2st_acc's floor is NaN below 2 draws a half (a sampler's ESS of 4): its noise is unknown,
+    so the metric neither passes nor triggers."""
+    level, reason = verdict({"c2st_acc": 0.58}, {"c2st_acc_floor": math.nan})
+    assert level == "inconclusive" and "c2st_acc (noise floor not computable)" in reason
+
+
+def test_marginal_and_joint_verdicts_are_apart_and_the_worse_is_the_verdict(correlated):
+    """Independent draws with the exact marginal sds of a 0.8-correlated Gaussian: every marginal
+    metric passes, the dependence fails; the reason leads with the joint group, names the pair,
+    and says the marginals passed."""
+    from svi_bench.benchmarks.scoring.verdict import judge
+
+    ref, _, _ = correlated
+    q = np.random.default_rng(3).normal(0.0, math.sqrt(5.0), size=(8000, 2))
+    floors = noise_floor(ref, len(q), np.random.default_rng(0), repeats=5)
+    j = judge(agreement(q, ref, ["x", "y"]), floors)
+    assert (j.level, j.marginal, j.joint) == ("fail", "pass", "fail"), j.reason
+    assert j.reason.startswith("joint fail: corr_err_max=0.8")
+    assert "at x ~ y" in j.reason and "c2st_acc=" in j.reason
+    assert "marginal pass: all 4 conclusive metrics" in j.reason
+
+
+@pytest.mark.parametrize(("scale", "shift", "shape"), [
+    (0.6, 0.0, "too narrow"), (1.6, 0.0, "too wide"), (1.0, 0.8, "shifted")])
+def test_the_reason_names_the_deciding_component_and_its_shape(normal_pair, scale, shift, shape):
+    """One of three components distorted: the reason says which (by name) and how."""
+    approx, ref = normal_pair
+    rng = np.random.default_rng(4)
+    ref3 = np.column_stack([ref, rng.standard_normal((len(ref), 2))])
+    q = np.column_stack([approx, rng.standard_normal((len(approx), 2))])
+    q[:, 2] = shift + scale * q[:, 2]
+    floors = noise_floor(ref3, len(q), np.random.default_rng(0), repeats=3)
+    level, reason = verdict(agreement(q, ref3, ["a", "b", "c"]), floors)
+    assert level == "fail", reason
+    assert reason.startswith("marginal fail") and f"at c ({shape})" in reason, reason
+    assert "at a " not in reason and "at b " not in reason
+
+
+def test_policy_2_rows_are_rejudged_on_what_they_have():
+    """A policy-2 row failed on joint_sliced_w1 (no longer judged) and lacking the new joint
+    metrics: re-judged from its marginal metrics and correlation alone; a policy-2 row whose
+    only metric's floor could not fail becomes inconclusive."""
+    import pandas as pd
+
+    from svi_bench.benchmarks.scoring.rejudge import current_verdicts
+
+    df = pd.DataFrame([
+        _stored(w1_max=0.05, w1_max_floor=0.03, joint_sliced_w1=0.6, corr_err_max=0.02,
+                corr_err_max_floor=0.01, verdict="fail", verdict_policy=2,
+                verdict_reason="joint_sliced_w1=0.6 beyond fail threshold 0.5"),
+        _stored(seed=1, w1_max=0.3, w1_max_floor=0.35, verdict="pass", verdict_policy=2,
+                verdict_reason="all 1 judged metrics within thresholds or noise floor"),
+    ])
+    new, summary = current_verdicts(df)
+    assert list(new["verdict"]) == ["pass", "inconclusive"]
+    assert list(new["verdict_marginal"]) == ["pass", "inconclusive"]
+    assert list(new["verdict_joint"].fillna("")) == ["pass", ""]
+    assert summary.changes == {("fail", "pass"): 1, ("pass", "inconclusive"): 1}
+    assert "policy 2 (2: no inconclusive verdict" in summary.note
