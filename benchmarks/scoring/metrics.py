@@ -238,28 +238,39 @@ def _halves(n: int) -> tuple[slice, slice]:
     return slice(0, n // 2), slice(n // 2, 2 * (n // 2))
 
 
-def _learned_directions(zq: np.ndarray, zr: np.ndarray) -> np.ndarray:
-    """(k, d) unit directions where these standardised draws differ most: their mean difference
-    and the top ``MAX_SLICED_EIGEN`` eigenvectors of the difference of their covariances."""
+def _moments(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance (ddof 1) of draws ``z`` (n, d): one product, cheaper than np.cov."""
+    mean = z.mean(axis=0)
+    centred = z - mean
+    return mean, (centred.T @ centred) / (len(z) - 1)
+
+
+def _learned_directions(zq: np.ndarray, ref_moments: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """(k, d) unit directions where standardised draws ``zq`` differ most from the reference
+    (its ``_moments``): the mean difference and the top ``MAX_SLICED_EIGEN`` eigenvectors of the
+    difference of the covariances."""
     dirs = []
-    delta = zq.mean(axis=0) - zr.mean(axis=0)
+    mean_q, cov_q = _moments(zq)
+    delta = mean_q - ref_moments[0]
     norm = float(np.linalg.norm(delta))
     if norm > 0:
         dirs.append(delta / norm)
-    diff = np.cov(zq, rowvar=False) - np.cov(zr, rowvar=False)
-    values, vectors = np.linalg.eigh(np.atleast_2d(diff))
+    values, vectors = np.linalg.eigh(cov_q - ref_moments[1])
     top = np.argsort(-np.abs(values), kind="stable")[:MAX_SLICED_EIGEN]
     dirs.extend(vectors[:, top].T)
     return np.asarray(dirs)
 
 
-def _held_out_w1(zq: np.ndarray, zr: np.ndarray) -> tuple[float, np.ndarray]:
+def _held_out_w1(zq: np.ndarray, zr: np.ndarray,
+                 ref_half_moments: tuple[tuple[np.ndarray, np.ndarray], ...]
+                 ) -> tuple[float, np.ndarray]:
     """Mean over the two folds of the largest W1 along directions learned on one half of each
     sample set and measured on the other; and the best direction of the first fold."""
     (qa, qb), (ra, rb) = _halves(len(zq)), _halves(len(zr))
     best, first = [], None
-    for (q_learn, r_learn), (q_test, r_test) in (((qa, ra), (qb, rb)), ((qb, rb), (qa, ra))):
-        u = _learned_directions(zq[q_learn], zr[r_learn])
+    folds = (((qa, 0), (qb, rb)), ((qb, 1), (qa, ra)))
+    for (q_learn, r_learn), (q_test, r_test) in folds:
+        u = _learned_directions(zq[q_learn], ref_half_moments[r_learn])
         w = _w1_columns(zq[q_test] @ u.T, _sorted_rows(zr[r_test] @ u.T))
         best.append(float(w.max()))
         if first is None:
@@ -267,8 +278,9 @@ def _held_out_w1(zq: np.ndarray, zr: np.ndarray) -> tuple[float, np.ndarray]:
     return float(np.mean(best)), first
 
 
-def max_sliced_w1(zq: np.ndarray, zr: np.ndarray, fixed: np.ndarray,
-                  fixed_w1: np.ndarray) -> tuple[float, np.ndarray]:
+def max_sliced_w1(zq: np.ndarray, zr: np.ndarray, fixed: np.ndarray, fixed_w1: np.ndarray,
+                  ref_half_moments: tuple[tuple[np.ndarray, np.ndarray], ...] | None = None
+                  ) -> tuple[float, np.ndarray]:
     """The worst direction's W1 between standardised draws ``zq`` and ``zr`` (the unit of W1 / sd:
     a shift of d sd in one coordinate reads d whatever the dimension), and that direction.
 
@@ -276,12 +288,15 @@ def max_sliced_w1(zq: np.ndarray, zr: np.ndarray, fixed: np.ndarray,
     on all draws already measured (``fixed_w1``: the axes and the sliced directions), and
     directions learned from one half (``_learned_directions``) measured on the other half, the
     mean over both folds. Learning on the draws it scores would fit noise: the W1 along the
-    sample mean difference of two exact sets grows like sqrt(D / n).
+    sample mean difference of two exact sets grows like sqrt(D / n). ``ref_half_moments``: the
+    ``_moments`` of the two halves of ``zr`` if already known (``PreparedReference``).
     """
     at = int(np.argmax(fixed_w1))
     value, direction = float(fixed_w1[at]), fixed[at]
     if zq.shape[1] > 1 and len(zq) >= 4 and len(zr) >= 4:
-        learned, u = _held_out_w1(zq, zr)
+        if ref_half_moments is None:
+            ref_half_moments = tuple(_moments(zr[h]) for h in _halves(len(zr)))
+        learned, u = _held_out_w1(zq, zr, ref_half_moments)
         if learned > value:
             value, direction = learned, u
     return value, direction
@@ -355,6 +370,7 @@ class PreparedReference(NamedTuple):
     corr: np.ndarray | None
     standardized: np.ndarray  # (m, d): (draws - mean) / sd
     scores: np.ndarray  # (m, d): ``normal_scores`` of the draws
+    half_moments: tuple[tuple[np.ndarray, np.ndarray], ...]  # ``_moments`` of each ``_halves``
 
 
 def prepare_reference(ref: np.ndarray, names: Sequence[str] | None = None) -> PreparedReference:
@@ -367,7 +383,8 @@ def prepare_reference(ref: np.ndarray, names: Sequence[str] | None = None) -> Pr
     columns = _sorted_rows(r)
     return PreparedReference(r, mean, sd, columns, _sorted_rows(z @ _directions(r.shape[1]).T),
                              np.corrcoef(r, rowvar=False) if r.shape[1] > 1 else None, z,
-                             normal_scores(r, columns))
+                             normal_scores(r, columns),
+                             tuple(_moments(z[h]) for h in _halves(len(z))))
 
 
 def agreement(
@@ -415,7 +432,7 @@ def agreement(
         worst, u = float(w1[0]), np.ones(1)
     else:
         worst, u = max_sliced_w1(zq, prep.standardized, np.vstack((np.eye(d), directions)),
-                                 np.concatenate((w1, per_direction)))
+                                 np.concatenate((w1, per_direction)), prep.half_moments)
     along_q, along_r = zq @ u, prep.standardized @ u
 
     corr_pair = ""

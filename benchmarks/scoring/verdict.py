@@ -62,6 +62,7 @@ produced non-finite draws, so ``metrics.agreement`` returned NaN) is an immediat
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -169,7 +170,7 @@ def _where(key: str, metrics: Mapping[str, object]) -> str:
 def _side(value: object, ideal: float) -> str:
     """"too narrow" below ``ideal`` (an sd ratio, the reference mass in q's interval), else
     "too wide"; "" when unknown."""
-    if not isinstance(value, (int, float)) or math.isnan(float(value)):
+    if not isinstance(value, numbers.Real) or math.isnan(float(value)):
         return ""
     return "too narrow" if float(value) < ideal else "too wide"
 
