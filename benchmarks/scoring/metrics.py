@@ -421,7 +421,6 @@ def agreement(
     worst_sd = int(np.argmax(np.abs(log_ratio)))
 
     w1 = w1_marginals(q, prep.sorted_columns) / sd_r
-
     worst_w1 = int(np.argmax(w1))
 
     zq = (q - mean_r) / sd_r
