@@ -23,6 +23,7 @@ BUILT_IN: tuple[str, ...] = (
     "dirichlet_categorical",
     "multimodal_2d",
     "correlated_gaussian",
+    "funnel",
     "linreg_outliers",
     "hierarchical_linreg",
     "bnn",

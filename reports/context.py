@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from svi_bench.benchmarks.scoring.verdict import LEVELS
 from svi_bench.reports import loader
 from svi_bench.reports.loader import Results, slug
 from svi_bench.reports.manifest import Manifest
@@ -60,8 +61,15 @@ def method_href(method: str) -> str:
     return f"methods/{slug(method)}.html"
 
 
+#: The per-method count columns of the leaderboard: (heading, key of ``new_counts``), the verdict
+#: levels in their order first.
+COUNT_COLUMNS: tuple[tuple[str, str], ...] = (*((level, level) for level in LEVELS),
+                                              ("failed", "failed"), ("n/a", "na"),
+                                              ("not run", "missing"))
+
+
 def new_counts() -> dict[str, int]:
-    return {"pass": 0, "warn": 0, "fail": 0, "failed": 0, "na": 0, "missing": 0}
+    return dict.fromkeys((key for _, key in COUNT_COLUMNS), 0)
 
 
 def count(counts: dict[str, int], s: Summary) -> None:

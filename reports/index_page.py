@@ -13,6 +13,7 @@ import numpy as np
 from svi_bench.benchmarks.scoring.verdict import KHAT_UNRELIABLE
 from svi_bench.reports import environment as envinfo
 from svi_bench.reports.context import (
+    COUNT_COLUMNS,
     Context,
     count,
     entry,
@@ -35,7 +36,7 @@ def write_index(ctx: Context, path: Path, history_note: str) -> None:
         method_rows=_method_rows(ctx), environment=envinfo.describe(ctx.results),
         history_note=history_note, reference_notes=ctx.results.reference_notes,
         verdict_note=ctx.results.verdict_note, timing_note=ctx.results.timing_note,
-        khat_limit=KHAT_UNRELIABLE)
+        khat_limit=KHAT_UNRELIABLE, count_columns=COUNT_COLUMNS)
     path.write_text(html)
 
 

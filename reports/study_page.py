@@ -137,8 +137,8 @@ def write_study_page(ctx: Context, name: str) -> None:
 
 def _policy_note(name: str, rows: pd.DataFrame) -> list[str]:
     """A note when the study's table was derived from verdicts of an older verdict policy."""
-    from svi_bench.benchmarks.scoring.rejudge import LEVELS, row_policy
-    from svi_bench.benchmarks.scoring.verdict import VERDICT_POLICY
+    from svi_bench.benchmarks.scoring.rejudge import row_policy
+    from svi_bench.benchmarks.scoring.verdict import LEVELS, POLICY_SUMMARY, VERDICT_POLICY
 
     if rows.empty or "verdict" not in rows.columns:
         return []
@@ -147,8 +147,10 @@ def _policy_note(name: str, rows: pd.DataFrame) -> list[str]:
     old = int((judged & (policy < VERDICT_POLICY)).sum())
     if not old:
         return []
+    olds = sorted({int(p) for p in policy[judged & (policy < VERDICT_POLICY)]})
+    was = "; ".join(f"{p}: {POLICY_SUMMARY.get(p, 'an older policy')}" for p in olds)
     return [f"{old} of the verdicts this table was derived from were judged under an older "
-            f"verdict policy (1: PSIS k-hat judged as a metric); the leaderboard shows them "
+            f"verdict policy ({was}); the leaderboard shows them "
             f"re-judged under policy {VERDICT_POLICY}. Re-derive the table with "
             f"`svi-bench study {name} --derive-only --out FOLDER`."]
 

@@ -18,9 +18,9 @@ import pandas as pd
 
 from svi_bench.benchmarks.scoring import columns
 from svi_bench.benchmarks.scoring import metrics as bench_metrics
+from svi_bench.benchmarks.scoring.verdict import LEVELS
+from svi_bench.benchmarks.scoring.verdict import RANK as VERDICT_RANK
 from svi_bench.reports.manifest import LEGACY_BASELINE
-
-VERDICT_RANK = {"pass": 0, "warn": 1, "fail": 2}
 
 #: Metrics of the per-model table, in display order: (column, label). Rows whose values are all
 #: missing are dropped. Agreement metrics show their noise floor (column ``<name>_floor``).
@@ -149,7 +149,7 @@ class Summary:
         if not self.seeds:
             return "no run"
         parts = []
-        for level in ("pass", "warn", "fail"):
+        for level in LEVELS:
             if self.verdict_counts.get(level):
                 parts.append(f"{self.verdict_counts[level]} {level}")
         if self.n_failed:

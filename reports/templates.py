@@ -38,6 +38,7 @@ table.study td.long { min-width: 16em; }  /* a reason or finding reads as a para
 .entry + .entry { margin-top: 4px; }
 .badge { font-weight: 600; text-transform: uppercase; font-size: 11px; letter-spacing: .03em; }
 .verdict-pass { background: var(--pass-bg); } .verdict-pass .badge { color: var(--pass); }
+.verdict-inconclusive { background: var(--na-bg); } .verdict-inconclusive .badge { color: #555; }
 .verdict-warn { background: var(--warn-bg); } .verdict-warn .badge { color: var(--warn); }
 .verdict-fail { background: var(--fail-bg); } .verdict-fail .badge { color: var(--fail); }
 .status-failed { background: var(--failed-bg);
@@ -160,7 +161,9 @@ INDEX = """{% extends "base.html" %}{% import "macros.html" as mac %}
 {% block content %}
 <h1>SVI guides against NUTS</h1>
 <p class="lead">One row per model, one column per method. Each cell: the worst verdict over the ok
-seeds (pass / warn / fail: agreement with a trusted reference posterior), the headline agreement
+seeds (pass / inconclusive / warn / fail: agreement with a trusted reference posterior, the worse
+of the marginal and the joint verdict; inconclusive where the draws are too few for the metrics
+to fail whatever they are), the headline agreement
 metric (median over seeds) with its Monte Carlo noise floor, the speed-up over NUTS on the same
 model (wall time = compile + run, run time alone, gradient evaluations), and the median PSIS
 k-hat where defined: a reference-free diagnostic beside the verdict, never part of it. Hover a
@@ -169,6 +172,8 @@ cell for its reasons; failures and non-applicable runs are listed below.</p>
 {% if timing_note %}<div class="note small" id="timing-note">{{ timing_note }}</div>{% endif %}
 <div class="legend small">
   <span class="entry verdict-pass"><span class="badge">pass</span></span>
+  <span class="entry verdict-inconclusive"><span class="badge">inconclusive</span>
+    noise floors too large to tell</span>
   <span class="entry verdict-warn"><span class="badge">warn</span></span>
   <span class="entry verdict-fail"><span class="badge">fail</span></span>
   <span class="entry status-failed"><span class="badge">failed</span>
@@ -225,13 +230,13 @@ cell for its reasons; failures and non-applicable runs are listed below.</p>
 <h2>Methods across models</h2>
 <table>
 <thead><tr><th>method</th>
-{% for h in ["pass", "warn", "fail", "failed", "n/a", "not run", "median wall speed-up",
-             "median grad speed-up"] %}<th class="num">{{ h }}</th>{% endfor %}
+{% for h, _ in count_columns %}<th class="num">{{ h }}</th>{% endfor %}
+{% for h in ["median wall speed-up", "median grad speed-up"] %}<th class="num">{{ h }}</th>{% endfor %}
 </tr></thead>
 <tbody>
 {% for m in method_rows %}
 <tr><th><a href="{{ m.href }}">{{ m.name }}</a></th>
-{% for k in ["pass", "warn", "fail", "failed", "na", "missing"] %}
+{% for _, k in count_columns %}
 <td class="num">{{ m.counts[k] }}</td>
 {% endfor %}
 <td class="num">{{ m.speed_wall }}</td><td class="num">{{ m.speed_grad }}</td></tr>

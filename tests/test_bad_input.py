@@ -23,6 +23,7 @@ from svi_bench.benchmarks import cli
 from svi_bench.benchmarks.grid import execution
 from svi_bench.benchmarks.inference import jax_setup
 from svi_bench.benchmarks.scoring import references
+from svi_bench.benchmarks.scoring.verdict import LEVELS
 from svi_bench.models import Dataset, ModelSpec
 
 RUN = ["run", "--models", "coin", "--methods", "nuts,manual:beta", "--seeds", "1",
@@ -267,7 +268,7 @@ def test_a_bad_reference_json_in_the_results_folder_costs_no_metrics(folder, cap
     assert "is corrupt" in capsys.readouterr().err
     df = pd.read_parquet(folder / "results.parquet")
     new = df[df.settings.str.contains('"num_steps": 300')]
-    assert len(new) == 1 and new.verdict.isin(["pass", "warn", "fail"]).all()
+    assert len(new) == 1 and new.verdict.isin(LEVELS).all()
     assert new.w1_max.notna().all()
 
 

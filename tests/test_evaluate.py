@@ -19,7 +19,7 @@ SPEC = REGISTRY["coin"]
 SITE = "latent_fairness"
 HEALTHY = {"max_rhat": 1.002, "divergences": 0, "min_ess_bulk": 1500.0, "min_ess_tail": 1400.0,
            "run_s": 1.0, "compile_s": 1.0, "grad_evals": 10_000.0, "final_elbo": -14.0}
-AGREE = "agreement: all "
+AGREE = "agreement: marginal pass: all "
 
 
 def _reference(ok: bool = True, failed: tuple[str, ...] = ()) -> Reference:
@@ -44,7 +44,8 @@ def test_healthy_nuts_with_exact_draws_passes():
     out = _nuts()
     assert out["verdict"] == "pass", out["verdict_reason"]
     assert out["reference_ok"] is True
-    assert out["verdict_reason"].startswith("all ")
+    assert out["verdict_reason"].startswith("marginal pass: all ")
+    assert (out["verdict_marginal"], out["verdict_joint"]) == ("pass", "pass")
     assert out["ess_per_second"] == pytest.approx(1500.0 / 2.0)  # bulk ESS / (run + compile)
 
 
@@ -96,7 +97,8 @@ def test_a_failed_reference_is_named_in_the_verdict():
     out = _nuts(_reference(ok=False, failed=why))
     assert out["reference_ok"] is False
     assert out["verdict_reason"].startswith(
-        "reference failed its checks (20 retained draws < 10000; max R-hat 1.3753 >= 1.01); all ")
+        "reference failed its checks (20 retained draws < 10000; max R-hat 1.3753 >= 1.01); "
+        "marginal pass: all ")
     assert out["verdict"] == "pass"  # the level is agreement's; the note says how far to trust it
     out = _nuts(_reference(ok=False, failed=why), max_rhat=1.2)
     assert out["verdict"] == "fail"

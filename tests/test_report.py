@@ -399,8 +399,8 @@ def test_khat_is_a_badge_beside_the_verdict_and_old_verdicts_are_rejudged(cells,
     badge = re.search(r'<span class="khat khat-unreliable"\s+title="([^"]*)">k-hat 1.02<', index)
     assert badge and "not part of the verdict" in badge.group(1), badge
     assert 'class="khat khat-good"' in index
-    assert ("1 verdict was stored under verdict policy 1 (PSIS k-hat judged as a metric) and is "
-            "shown re-judged") in index
+    assert ("1 verdict was stored under verdict policy 1 (1: PSIS k-hat judged as a metric) and "
+            "is shown re-judged") in index
     assert "1 changed (fail → pass: 1)" in index
 
 

@@ -57,6 +57,32 @@ def test_worst_verdict_counts_and_reasons_over_ok_seeds(df):
     assert s.reference_ok is False  # one ok seed leaned on a failed reference
 
 
+def test_inconclusive_is_its_own_level_between_pass_and_warn():
+    """A seed whose noise floors could not fail is shown as inconclusive, never as pass: it
+    outranks pass, a warn outranks it, and the counts name it."""
+    rows = [_row("g", 0, verdict="pass", verdict_reason="fine"),
+            _row("g", 1, verdict="inconclusive", verdict_reason="no conclusive metric")]
+    s = summarise(pd.DataFrame(rows), "m", "g")
+    assert (s.verdict, s.label, s.css) == ("inconclusive", "inconclusive", "verdict-inconclusive")
+    assert s.counts_text == "1 pass, 1 inconclusive of 2 seeds"
+    assert s.verdict_reasons == ["no conclusive metric"]
+    rows.append(_row("g", 2, verdict="warn", verdict_reason="w1_max"))
+    assert summarise(pd.DataFrame(rows), "m", "g").verdict == "warn"
+
+
+def test_leaderboard_counts_and_styles_every_verdict_level():
+    """One list of levels (``verdict.LEVELS``) feeds the per-method counts and the styles."""
+    from svi_bench.benchmarks.scoring.verdict import LEVELS
+    from svi_bench.reports.context import COUNT_COLUMNS, new_counts
+    from svi_bench.reports.templates import CSS, INDEX
+
+    assert [key for _, key in COUNT_COLUMNS][:len(LEVELS)] == list(LEVELS)
+    assert LEVELS == ("pass", "inconclusive", "warn", "fail")
+    assert set(LEVELS) <= set(new_counts())
+    for level in LEVELS:
+        assert f".verdict-{level} " in CSS and f'class="entry verdict-{level}"' in INDEX, level
+
+
 def test_values_are_medians_over_ok_seeds_and_ignore_nan(df):
     s = summarise(df, "m", "g")
     # median of 0.1, 0.9, 0.3: not the failed seed's 50, nor the other model's 9

@@ -17,6 +17,7 @@ import pytest
 from svi_bench import models
 from svi_bench.benchmarks import cli
 from svi_bench.benchmarks.grid import model_sources
+from svi_bench.benchmarks.scoring.verdict import LEVELS
 
 ROOT = Path(__file__).resolve().parents[1]
 SVI_BENCH = Path(sys.executable).with_name("svi-bench")
@@ -258,7 +259,7 @@ def test_readme_commands_run_a_model_file_outside_the_repository(tmp_path):
     res = tmp_path / "my_results"
     df = pd.read_parquet(res / "results.parquet")
     assert set(df["model"]) == {"eight_schools"}
-    assert set(df["status"]) == {"ok"} and df["verdict"].isin(["pass", "warn", "fail"]).all()
+    assert set(df["status"]) == {"ok"} and df["verdict"].isin(LEVELS).all()
     assert sorted((res / "references").glob("eight_schools__*.nc"))
     for artifact in sorted((res / "runs").glob("eight_schools__*.nc")):
         posterior = az.from_netcdf(artifact).posterior
@@ -301,7 +302,7 @@ def test_compare_from_python(tmp_path):
                  out=tmp_path / "res", exact_sampler=exact, exact_moments=moments,
                  extra_sites=("mu_plus_one",))
     assert list(df["method"]) == ["autonormal"] and list(df["status"]) == ["ok"]
-    assert df["verdict"].iloc[0] in ("pass", "warn", "fail") and df["verdict_reason"].iloc[0]
+    assert df["verdict"].iloc[0] in LEVELS and df["verdict_reason"].iloc[0]
     stored = json.loads((tmp_path / "res" / "references").glob("api_mean__*.json").__next__()
                         .read_text())
     assert stored["kind"] == "exact" and stored["ok"]
@@ -324,7 +325,7 @@ def test_docs_compare_example(tmp_path, monkeypatch):
     exec(compile(code, "docs/examples/compare.md", "exec"), namespace)
     df = namespace["df"]
     assert sorted(df["method"]) == ["autonormal", "nuts"]
-    assert set(df["status"]) == {"ok"} and df["verdict"].isin(["pass", "warn", "fail"]).all()
+    assert set(df["status"]) == {"ok"} and df["verdict"].isin(LEVELS).all()
     assert (tmp_path / "my_results" / "results.parquet").is_file()
     assert json.loads((tmp_path / "my_results" / "models.json").read_text())["my_model"]["kind"] \
         == "python"

@@ -53,7 +53,15 @@ _AGREEMENT: tuple[tuple[str, str, str], ...] = (
     ("w1_max", "ref sd", "largest marginal 1-Wasserstein distance / sd_ref over components"),
     ("w1_mean", "ref sd", "average marginal 1-Wasserstein distance / sd_ref over components"),
     ("joint_sliced_w1", "ref sd",
-     "sliced 1-Wasserstein (200 directions) between standardised joint draws"),
+     "sliced 1-Wasserstein (mean over 200 directions) between standardised joint draws; "
+     "reported, not judged: a shift in one of D coordinates reads about sqrt(2 / (pi D)) of it"),
+    ("max_sliced_w1", "ref sd",
+     "1-Wasserstein along the worst direction between standardised joint draws (axes, the 200 "
+     "sliced directions, and the mean difference and top covariance-difference eigenvectors "
+     "learned on one half of the draws, scored on the other); equals w1_max in one dimension"),
+    ("c2st_acc", "fraction",
+     "classifier two-sample test: held-out accuracy of a 15-nearest-neighbour classifier "
+     "telling q from the reference on normal scores (ideal 0.5: indistinguishable)"),
     ("corr_err_max", "correlation",
      "largest absolute error in the correlation matrix (0 for one component)"),
     ("ref_mass_in_q90_mean", "fraction",
@@ -248,6 +256,18 @@ TABLE: tuple[Column, ...] = (
     _run("loss_trace", "string", "json",
          "warm_start study: the SVI loss trace as 200 [last step, mean loss] segments"),
     *(_score(name, unit, description) for name, unit, description in _AGREEMENT),
+    _score("mean_worst_site", "text", "the component with the largest standardised mean error"),
+    _score("sd_worst_site", "text", "the component with the largest |log sd ratio|"),
+    _score("w1_worst_site", "text", "the component with the largest marginal W1 (w1_max)"),
+    _score("w1_worst_shape", "text",
+           "q at w1_worst_site: shifted, too narrow or too wide (whichever of the mean error and "
+           "the width error weighs more in W1)"),
+    _score("q90_worst_site", "text", "the component of ref_mass_in_q90_worst"),
+    _score("corr_worst_pair", "text", "the pair of components of corr_err_max (a ~ b)"),
+    _score("max_sliced_w1_sites", "text",
+           "the components the worst direction of max_sliced_w1 mostly lies along (up to 3)"),
+    _score("max_sliced_w1_shape", "text",
+           "q along the worst direction of max_sliced_w1: shifted, too narrow or too wide"),
     _score("approx_nonfinite_frac", "fraction",
            "fraction of approximation draws with a non-finite component (>0: metrics are NaN)"),
     *(_score(f"{name}_floor", unit,
@@ -285,14 +305,20 @@ TABLE: tuple[Column, ...] = (
            "why ppc_w1 is missing (no observed site, replication failed); empty when computed"),
     Column("reference_ok", "", "", "1 if the run's reference passed its checks, 0 if it failed "
            "them or none is stored (the verdict reason then says so)", JUDGEMENT),
-    Column("verdict", "", "", "pass, warn or fail: does the posterior agree with the reference? "
-           "The worst level any judged agreement metric's excess over its noise floor reaches "
-           "(NUTS: also its own diagnostics; never k-hat); empty if the evaluation failed",
-           JUDGEMENT),
-    Column("verdict_reason", "", "", "the metrics that set the verdict, or why there is none",
+    Column("verdict", "", "", "pass, inconclusive, warn or fail: does the posterior agree with "
+           "the reference? The worse of verdict_marginal and verdict_joint (NUTS: also its own "
+           "diagnostics; never k-hat); empty if the evaluation failed", JUDGEMENT),
+    Column("verdict_marginal", "", "", "the verdict of the marginal metrics (mean, sd, W1, q90 "
+           "mass; predictive agreement): the worst level a metric's excess over its noise floor "
+           "reaches; inconclusive when no metric's floor lets it fail; empty if none", JUDGEMENT),
+    Column("verdict_joint", "", "", "the verdict of the joint metrics (max_sliced_w1, "
+           "corr_err_max, c2st_acc), judged as verdict_marginal; empty if none", JUDGEMENT),
+    Column("verdict_reason", "", "", "the metrics that set the verdict, where (component, pair or "
+           "direction) and how (shifted, too narrow, too wide), or why there is none",
            JUDGEMENT),
     Column("verdict_policy", "", "", "the verdict policy the row was judged under "
-           "(benchmarks/scoring/verdict.py VERDICT_POLICY; missing: 1, which judged k-hat too); "
+           "(benchmarks/scoring/verdict.py VERDICT_POLICY; missing: 1, which judged k-hat too; 2 "
+           "judged joint_sliced_w1 and had no inconclusive); "
            "the report re-judges older rows from their stored metrics", JUDGEMENT),
     Column("wall_s", "", "s", "compile_s + run_s: the compile of the whole program plus this "
            "seed's run", REPORT),

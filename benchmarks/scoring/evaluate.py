@@ -18,7 +18,7 @@ import numpy as np
 from svi_bench.benchmarks.scoring import floor_cache, metrics, predictive
 from svi_bench.benchmarks.scoring.draws import DataCache, flatten_draws, merge_draw_axes
 from svi_bench.benchmarks.scoring.references import Reference
-from svi_bench.benchmarks.scoring.verdict import THRESHOLDS, VERDICT_POLICY, verdict
+from svi_bench.benchmarks.scoring.verdict import RANK, THRESHOLDS, VERDICT_POLICY, Judgement, judge
 from svi_bench.models import Dataset, ModelSpec
 
 FLOOR_REPEATS = 5
@@ -90,8 +90,8 @@ def evaluate(
                                       row["grad_evals"])
         out.update(eff)
     if reference is None:
-        out.update(verdict="fail", verdict_reason=NO_REFERENCE, reference_ok=False,
-                   verdict_policy=VERDICT_POLICY)
+        out.update(verdict="fail", verdict_reason=NO_REFERENCE, verdict_marginal="",
+                   verdict_joint="", reference_ok=False, verdict_policy=VERDICT_POLICY)
         return out
     out["reference_ok"] = reference.ok
     if replicated is None:
@@ -113,10 +113,11 @@ def evaluate(
 
 def with_verdict(out: dict[str, Any], method: str, reference_failure: str | None = None,
                  row: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``out`` (scores) with the verdict of ``judge_row`` on ``row`` and ``out`` and the policy it
-    was judged under: how every scored row, the grid's or a study's own, gets its verdict."""
-    level, reason = judge_row({**(row or {}), **out, "method": method}, reference_failure)
-    out.update(verdict=level, verdict_reason=reason, verdict_policy=VERDICT_POLICY)
+    """``out`` (scores) with the verdicts of ``judge_row`` on ``row`` and ``out`` and the policy
+    they were judged under: how every scored row, the grid's or a study's own, gets its verdict."""
+    j = judge_row({**(row or {}), **out, "method": method}, reference_failure)
+    out.update(verdict=j.level, verdict_reason=j.reason, verdict_marginal=j.marginal,
+               verdict_joint=j.joint, verdict_policy=VERDICT_POLICY)
     return out
 
 
@@ -124,18 +125,19 @@ NO_REFERENCE = "no reference posterior"
 REFERENCE_FAILED = "reference failed its checks"
 
 
-def judge_row(row: Mapping[str, Any], reference_failure: str | None = None) -> tuple[str, str]:
-    """(verdict, reason) of a scored row from its columns alone: the judged metrics of
-    ``THRESHOLDS`` (and ``approx_nonfinite_frac``) with their ``<metric>_floor`` columns, plus
-    a sampler's own diagnostics for a row with sampler statistics (``has_sampler_health``); a
-    failed reference is named first. k-hat is not read."""
-    keys = (*THRESHOLDS, "approx_nonfinite_frac")
-    judged = verdict({k: row[k] for k in keys if k in row},
-                     {f"{k}_floor": row[f"{k}_floor"] for k in THRESHOLDS if f"{k}_floor" in row})
-    level, reason = _worst(judged, _nuts_health(row) if has_sampler_health(row) else None)
+def judge_row(row: Mapping[str, Any], reference_failure: str | None = None) -> Judgement:
+    """The verdicts of a scored row from its columns alone: the judged metrics of ``THRESHOLDS``
+    (and ``approx_nonfinite_frac``) with their ``<metric>_floor`` columns and the location
+    columns that say where the worst component is, plus a sampler's own diagnostics for a row
+    with sampler statistics (``has_sampler_health``) in the overall verdict; a failed reference
+    is named first. k-hat is not read."""
+    keys = (*THRESHOLDS, "approx_nonfinite_frac", "sd_ratio_worst", *metrics.LOCATION_KEYS)
+    judged = judge({k: row[k] for k in keys if k in row},
+                   {f"{k}_floor": row[f"{k}_floor"] for k in THRESHOLDS if f"{k}_floor" in row})
+    level, reason = _worst(judged[:2], _nuts_health(row) if has_sampler_health(row) else None)
     if reference_failure is not None:
         reason = f"{REFERENCE_FAILED} ({reference_failure}); {reason}"
-    return level, reason
+    return Judgement(level, reason, judged.marginal, judged.joint)
 
 
 def has_sampler_health(row: Mapping[str, Any]) -> bool:
@@ -189,10 +191,9 @@ def _nuts_health(row: Mapping[str, Any]) -> tuple[str, str] | None:
 def _worst(a: tuple[str, str], b: tuple[str, str] | None) -> tuple[str, str]:
     if b is None:
         return a
-    order = {"pass": 0, "warn": 1, "fail": 2}
-    if order[b[0]] > order[a[0]]:
+    if RANK[b[0]] > RANK[a[0]]:
         return b[0], f"{b[1]}; agreement: {a[1]}"
-    if order[b[0]] == order[a[0]]:
+    if RANK[b[0]] == RANK[a[0]]:
         return a[0], f"{b[1]}; {a[1]}"
     return a[0], f"{a[1]}; also {b[1]}"
 

@@ -20,11 +20,10 @@ from typing import Any
 import pandas as pd
 
 from svi_bench.benchmarks.scoring.evaluate import NO_REFERENCE, REFERENCE_FAILED, judge_row
-from svi_bench.benchmarks.scoring.verdict import VERDICT_POLICY
+from svi_bench.benchmarks.scoring.verdict import LEVELS, POLICY_SUMMARY, VERDICT_POLICY, Judgement
 
 #: The policy of a row stored without a ``verdict_policy`` column (before policies were recorded).
 FIRST_POLICY = 1
-LEVELS = ("pass", "warn", "fail")
 
 
 @dataclass
@@ -46,12 +45,13 @@ class Rejudged:
             return ""
         olds = ", ".join(str(p) for p in self.policies)
         n = self.n_rejudged
+        was = "; ".join(f"{p}: {POLICY_SUMMARY.get(p, 'an older policy')}"
+                        for p in self.policies)
         text = (f"{n} verdict{'s were' if n != 1 else ' was'} stored under verdict policy {olds} "
-                "(PSIS k-hat "
-                f"judged as a metric) and {'are' if n != 1 else 'is'} shown re-judged under "
-                f"policy {VERDICT_POLICY} "
-                "(agreement with the reference only; k-hat is a diagnostic) from their stored "
-                "metrics and noise floors")
+                f"({was}) and {'are' if n != 1 else 'is'} shown re-judged under "
+                f"policy {VERDICT_POLICY} ({POLICY_SUMMARY[VERDICT_POLICY]}) from their stored "
+                "metrics and noise floors (what an older row lacks, such as the joint metrics "
+                "max_sliced_w1 and c2st_acc, is not judged)")
         if self.changes:
             moves = ", ".join(f"{old} → {new}: {n}" for (old, new), n in sorted(
                 self.changes.items(), key=lambda kv: (-kv[1], kv[0])))
@@ -89,11 +89,11 @@ def reference_failure(reason: str) -> str | None:
     return None
 
 
-def rejudge_row(row: dict[str, Any]) -> tuple[str, str]:
-    """(verdict, reason) of a stored ok row under the current policy."""
+def rejudge_row(row: dict[str, Any]) -> Judgement:
+    """The verdicts of a stored ok row under the current policy, from the metrics it has."""
     reason = str(row["verdict_reason"]) if _present(row.get("verdict_reason")) else ""
     if reason.startswith(NO_REFERENCE):
-        return str(row["verdict"]), reason
+        return Judgement(str(row["verdict"]), reason, "", "")
     clean = {k: v for k, v in row.items() if _present(v)}
     return judge_row(clean, reference_failure(reason))
 
@@ -112,19 +112,22 @@ def current_verdicts(df: pd.DataFrame) -> tuple[pd.DataFrame, Rejudged]:
     out["stored_verdict"] = pd.Series("", index=out.index, dtype="string")
     if not len(old):
         return out, summary
-    out["verdict"] = out["verdict"].astype("string")
-    out["verdict_reason"] = out["verdict_reason"].astype("string")
+    for column in ("verdict", "verdict_reason", "verdict_marginal", "verdict_joint"):
+        out[column] = (out[column] if column in out.columns
+                       else pd.Series(pd.NA, index=out.index)).astype("string")
     summary.n_rejudged = len(old)
     summary.policies = sorted({int(p) for p in policies[old]})
     for i in old:
         row = out.loc[i].to_dict()
-        level, reason = rejudge_row(row)
+        level, reason, marginal, joint = rejudge_row(row)
         was = str(row["verdict"])
         if level != was:
             summary.changes[(was, level)] += 1
             reason = f"{reason} (stored under policy {policies[i]}: {was})"
         out.at[i, "verdict"] = level
         out.at[i, "verdict_reason"] = reason
+        out.at[i, "verdict_marginal"] = marginal
+        out.at[i, "verdict_joint"] = joint
         out.at[i, "stored_verdict"] = was
     stored = (pd.to_numeric(out["verdict_policy"], errors="coerce") if "verdict_policy" in
               out.columns else pd.Series(math.nan, index=out.index, dtype="float64"))

@@ -19,6 +19,7 @@ from svi_bench.benchmarks.inference.introspect import latent_info
 from svi_bench.benchmarks.regress.perf import programs
 from svi_bench.benchmarks.scoring.metrics import AGREEMENT_KEYS
 from svi_bench.benchmarks.scoring.references import get_reference
+from svi_bench.benchmarks.scoring.verdict import LEVELS
 
 #: Verdicts known by construction, asserted (a changed one fails the benchmark, and the gate with
 #: it): NUTS and the exact families (the Beta guide on the Beta posterior, a full-covariance
@@ -34,7 +35,7 @@ EXPECTED_VERDICT = {
     "correlated_gaussian/autonormal": "fail",
     "correlated_gaussian/autodiagonalnormal": "fail",
 }
-VERDICTS = ("pass", "warn", "fail")
+VERDICTS = LEVELS
 
 
 def _num(value: object) -> float | None:
