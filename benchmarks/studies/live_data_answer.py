@@ -23,6 +23,8 @@ from svi_bench.benchmarks.studies import stats
 LIVE, RESTART, NUTS_VARIANT = "live", "restart", "nuts"
 VARIANT_ORDER = (LIVE, RESTART, NUTS_VARIANT)
 LAGS, AHEAD, SAME, UNDECIDED = "live lags", "live ahead", "no difference", "undecided"
+QUOTE = ("The ability to update the data going into a model in the course of running variational "
+         "inference. Imagine you are accumulating data as you go")
 
 
 def beyond_noise(diff: float, se: float) -> str:
@@ -161,8 +163,15 @@ def answer(derived: pd.DataFrame) -> str:
             + (f"{min(ok, key=lambda r: r['stream_grad_evals'])['arm']} by gradient evaluations "
                f"and {min(ok, key=lambda r: r['stream_run_s'])['arm']} by run time"
                if ok else "none: no arm passes after every batch on every seed") + ".")
-    parts = [lead, *(_arm_sentence(g) + "." for g in arms)]
     live = derived[derived["variant"] == LIVE]
+    keeps_up = [str(r["method"]) for _, r in live.drop_duplicates("method").iterrows()
+                if r["seeds_all_pass"] == r["stream_seeds"]]
+    agree = (f"live SVI ({', '.join(keeps_up)}) stays within the noise after every batch, so the "
+             "data agree that it can follow the data as they arrive" if keeps_up else
+             "no live SVI run stays within the noise after every batch, so the data do not "
+             "show it following the data as they arrive")
+    parts = [f'The document (000): "{QUOTE}"; {agree}.', lead,
+             *(_arm_sentence(g) + "." for g in arms)]
     for _, g in live.groupby("method", sort=False):
         parts.append(_lag_sentence(g) + ".")
     return " ".join(parts)

@@ -24,6 +24,8 @@ ORDER = ("autonormal", "autodiagonalnormal", "automvn", "autoiaf", "autobnaf", "
 MIN_SHARE = 0.1
 BOTH, START, OTHER, NEITHER = "both", "start", "other", "neither"
 FREES, HURTS, SAME = "tempering frees it", "tempering hurts", "no difference"
+QUOTE = ("your multimodal distributions get locked into a specific mode that the optimiser "
+         "cannot escape and are looking for a way to \"ease into\" the right mode")
 
 
 def place(start_share: float, other_share: float) -> str:
@@ -124,7 +126,9 @@ def answer(derived: pd.DataFrame) -> str:
             f"guides" + (f" ({', '.join(frees)})" if frees else "")
             + (f", for fewer for {len(hurts)} ({', '.join(hurts)})" if hurts else "")
             + ".")
-    parts = [lead]
+    agree = ("the data agree for those guides" if frees else
+             "the data do not show it for any guide")
+    parts = [f'The document (000): "{QUOTE}"; {agree}.', lead]
     for method in per["method"]:
         g = derived[derived["method"] == method]
         pieces = [_variant_text(r) for v in (TEMPERED, DIRECT)
