@@ -121,8 +121,8 @@ def test_the_table_counts_passing_seeds_costs_and_where_live_lags():
             "pass") in text
     assert "not every seed passes after 4 observations" in text
     assert ("restart autonormal: within the noise after every batch for 3 of 3 seeds") in text
-    assert ("autonormal: live SVI's W1 exceeds the restart's beyond twice the seed noise after "
-            "4 batches") in text
+    assert ("autonormal: live SVI's W1 exceeds the restart's beyond twice the seed noise at "
+            "4 observations seen") in text
     assert "live fails the verdict where the restart passes after 4 observations" in text
 
 

@@ -141,8 +141,9 @@ def _lag_sentence(g: pd.DataFrame) -> str:
     else:
         worst = g.loc[g["lag_w1"].idxmax()] if g["lag_w1"].notna().any() else r
         text = (f"{r['method']}: live SVI's W1 exceeds the restart's beyond twice the seed "
-                f"noise after {', '.join(map(str, lags)) or 'no'} batches (by observations seen)"
-                + (f", is below it after {', '.join(map(str, ahead))}" if ahead else "")
+                + (f"noise at {', '.join(map(str, lags))} observations seen" if lags
+                   else "noise after no batch")
+                + (f", is below it at {', '.join(map(str, ahead))}" if ahead else "")
                 + f"; the largest lag, {stats.pm(worst['lag_w1'], worst['lag_w1_se'])} reference "
                 f"sd, after {int(worst['n_obs'])} observations")
     if costly:
