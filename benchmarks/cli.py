@@ -172,8 +172,8 @@ def _resolve(args: argparse.Namespace):
         model, dot, param = key.partition(".")
         if model not in REGISTRY or not dot:
             raise UsageError(f"--size {key!r} must be MODEL.KEY with MODEL one of: {', '.join(REGISTRY)}")
-        if param not in REGISTRY[model].size_defaults:
-            valid = ", ".join(REGISTRY[model].size_defaults) or "none"
+        if param not in REGISTRY[model].all_sizes:
+            valid = ", ".join(REGISTRY[model].all_sizes) or "none"
             raise UsageError(f"model {model!r} has no size parameter {param!r}; valid: {valid}")
         sizes.setdefault(model, {})[param] = _size_value(REGISTRY[model], key, param, value)
     overrides = pairs(args.set, "--set")
@@ -299,8 +299,8 @@ def _cmd_reference(args: argparse.Namespace) -> int:
     sizes = pairs(args.size, "--size")
     for key in sizes:
         model, _, param = key.partition(".")
-        if model not in names or param not in REGISTRY[model].size_defaults:
-            valid = ", ".join(f"{n}.{k}" for n in names for k in REGISTRY[n].size_defaults)
+        if model not in names or param not in REGISTRY[model].all_sizes:
+            valid = ", ".join(f"{n}.{k}" for n in names for k in REGISTRY[n].all_sizes)
             raise UsageError(f"--size {key!r} does not apply; valid: {valid or 'none'}")
         sizes[key] = _size_value(REGISTRY[model], key, param, sizes[key])
     if args.ship and any(n in origins for n in names):

@@ -92,6 +92,10 @@ class ModelSpec:
     size_params: Mapping[str, SizeParam] = field(default_factory=dict)
     """Type and range of size parameters; undeclared ones follow their default's type: integers
     >= 1, floats > 0 (``size_param``)."""
+    optional_sizes: Mapping[str, int | float] = field(default_factory=dict)
+    """Size parameters added after runs and references were stored, with the default that leaves
+    the data as they were: in a data key only at another value, so earlier keys stay valid
+    (``dirichlet_categorical``'s ``n_obs``, the observations seen so far)."""
     exact_sampler: Callable[[np.random.Generator, int, Dataset], dict[str, np.ndarray]] | None = None
     exact_moments: Callable[[Dataset], dict[str, tuple[np.ndarray, np.ndarray]]] | None = None
     log_evidence: Callable[[Dataset], float] | None = None
@@ -134,21 +138,28 @@ class ModelSpec:
     def data_key(self, seed: int | None = None, **size: Any) -> dict[str, Any]:
         """What identifies this model's data: the data seed and every size parameter (defaults
         filled in). Runs, references and the report key their data by it."""
-        unknown = set(size) - set(self.size_defaults)
+        unknown = set(size) - set(self.all_sizes)
         if unknown:
             raise ValueError(
                 f"model {self.name!r} has no size parameter {sorted(unknown)}; "
-                f"valid: {sorted(self.size_defaults) or 'none'}"
+                f"valid: {sorted(self.all_sizes) or 'none'}"
             )
         size = {k: self.size_param(k).parse(k, v) for k, v in size.items()}
+        size = {k: v for k, v in size.items()
+                if k not in self.optional_sizes or v != self.optional_sizes[k]}
         return {"seed": self.default_data_seed if seed is None else seed, **self.size_defaults, **size}
+
+    @property
+    def all_sizes(self) -> dict[str, int | float]:
+        """Every size parameter with its default, the optional ones included."""
+        return {**self.size_defaults, **self.optional_sizes}
 
     def size_param(self, name: str) -> SizeParam:
         """The declared type and range of size parameter ``name``, or one derived from its
         default (integers >= 1, floats > 0)."""
         if name in self.size_params:
             return self.size_params[name]
-        if isinstance(self.size_defaults.get(name), float):
+        if isinstance(self.all_sizes.get(name), float):
             return SizeParam(float, 0.0, low_open=True)
         return SizeParam(int, 1)
 

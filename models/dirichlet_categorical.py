@@ -7,6 +7,11 @@ posterior is Dirichlet(alpha + counts) exactly; at small ``alpha_scale`` the ten
 categories pile up against the simplex boundary, which is what makes the example hard for
 Gaussian guides in the stick-breaking space.
 
+``n_obs`` (an optional size parameter, 8 by default) keeps only the first ``n_obs`` observations:
+the data seen so far when they arrive during the run (the ``live_data`` study). The others are
+masked out, not sliced off, so ``n_obs`` can be a traced argument and one compiled program serves
+every batch; the posterior is Dirichlet(alpha + counts of the first n_obs) exactly.
+
 Numerical caveat at small ``alpha_scale``: each unobserved component's posterior is
 Beta(alpha, alpha0 - alpha), which at alpha = 0.02 puts 18% of its mass below float32's smallest
 normal number (1.2e-38) and 1e-6 below float64's (numpy's exact draws then contain exact zeros).
@@ -22,29 +27,37 @@ import numpyro
 import numpyro.distributions as dist
 from scipy import special
 
-from svi_bench.models.base import Dataset, ModelSpec
+from svi_bench.models.base import Dataset, ModelSpec, SizeParam
 
 K = 12
 OBSERVATIONS = (2, 2, 2, 2, 2, 5, 5, 5)
+N_OBS = len(OBSERVATIONS)
 
 
-def model(alpha_scale: float = 1.0) -> None:
+def model(alpha_scale: float = 1.0, n_obs: float = N_OBS) -> None:
     # The document's model: the observations are fixed inside it, with no plate (the Categorical
-    # log-probs of all eight observations are summed).
+    # log-probs of all eight observations are summed); those beyond n_obs are masked out.
     alpha = jnp.ones(K) * alpha_scale
     theta = numpyro.sample("theta", dist.Dirichlet(alpha))
-    numpyro.sample("obs1", dist.Categorical(theta), obs=jnp.array(OBSERVATIONS))
+    seen = jnp.arange(N_OBS) < n_obs
+    with numpyro.handlers.mask(mask=seen):
+        numpyro.sample("obs1", dist.Categorical(theta), obs=jnp.array(OBSERVATIONS))
 
 
-def data(seed: int, alpha_scale: float = 1.0) -> Dataset:
-    """The data are fixed; ``seed`` is ignored. ``alpha_scale`` is the Dirichlet concentration."""
-    return Dataset(model_kwargs={"alpha_scale": float(alpha_scale)}, true_values=None)
+def data(seed: int, alpha_scale: float = 1.0, n_obs: int = N_OBS) -> Dataset:
+    """The data are fixed; ``seed`` is ignored. ``alpha_scale`` is the Dirichlet concentration,
+    ``n_obs`` the observations seen so far (a model argument only when fewer than all)."""
+    kwargs: dict = {"alpha_scale": float(alpha_scale)}
+    if int(n_obs) != N_OBS:
+        kwargs["n_obs"] = int(n_obs)
+    return Dataset(model_kwargs=kwargs, true_values=None)
 
 
 def _alphas(ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
     """Prior and posterior Dirichlet concentrations."""
     prior = np.full(K, float(ds.model_kwargs["alpha_scale"]))
-    counts = np.bincount(np.asarray(OBSERVATIONS), minlength=K).astype(np.float64)
+    seen = np.asarray(OBSERVATIONS[:int(ds.model_kwargs.get("n_obs", N_OBS))], dtype=int)
+    counts = np.bincount(seen, minlength=K).astype(np.float64)
     return prior, prior + counts
 
 
@@ -75,7 +88,7 @@ def data_plot(ds: Dataset):
     """Counts of the fixed observations per category (they live in the model, not in ``ds``)."""
     import matplotlib.pyplot as plt
 
-    obs = np.asarray(OBSERVATIONS)
+    obs = np.asarray(OBSERVATIONS[:int(ds.model_kwargs.get("n_obs", N_OBS))], dtype=int)
     counts = np.bincount(obs, minlength=K)
     fig, ax = plt.subplots(figsize=(4.6, 2.6))
     ax.bar(np.arange(K), counts, color="#1f77b4")
@@ -101,6 +114,8 @@ SPEC = ModelSpec(
     reference_kind="exact",
     default_data_seed=0,
     size_defaults={"alpha_scale": 1.0},
+    optional_sizes={"n_obs": N_OBS},
+    size_params={"n_obs": SizeParam(int, 0, N_OBS)},
     exact_sampler=exact_sampler,
     exact_moments=exact_moments,
     log_evidence=log_evidence,

@@ -9,12 +9,16 @@ stage is one call of the compiled ``stage`` program from the host, which lets th
 stage, alpha and loss between calls (the document's live plot); a single program over all stages
 could not report until it ended, and ``jax.debug.callback`` would put host I/O inside timed code.
 Seeds run together under ``vmap``: a batched ``while_loop`` keeps each seed's own stopping rule.
+
+The traced argument need not be the concentration: ``argument`` names it (``live_data``: the
+observations seen so far, ``n_obs``), or a stage gets a mapping of several (``locked_mode``: the
+tempering ``beta`` and the weight of the well that locks the start mode).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -84,52 +88,61 @@ class StageOutput(NamedTuple):
     """Host results of one stage for every seed (leading axis: seed)."""
 
     end: StageEnd
-    draws: np.ndarray  # (seeds, num_draws, *latent shape) of the one latent site
+    draws: Any  # (seeds, num_draws, *latent shape) of the one latent site (a dict: of several)
     particle_elbos: np.ndarray  # (seeds, elbo_particles): log p - log q at fresh draws of q
     params_finite: np.ndarray  # (seeds,) bool
     run_s: float  # the stage's call, all seeds, up to block_until_ready
 
 
 class AnnealingPrograms:
-    """The compiled ``init(keys, alpha)`` and ``stage(state, alpha, tol, max_batches, keys)`` of one
-    guide (vmapped over seeds), each compiled once (``compile_s``) and reused for every stage."""
+    """The compiled ``init(keys, value)`` and ``stage(state, value, tol, max_batches, keys)`` of one
+    guide (vmapped over seeds), each compiled once (``compile_s``) and reused for every stage.
+    ``value`` is the traced model argument ``argument`` (a number) or a mapping of several;
+    ``site`` the latent site whose draws a stage returns (a tuple: a dict of those sites)."""
 
     def __init__(self, model: Callable[..., None], make_guide: Callable[[], Any],
-                 settings: SVISettings, site: str, batch_steps: int = BATCH_STEPS,
-                 elbo_particles: int = 200):
+                 settings: SVISettings, site: str | tuple[str, ...], batch_steps: int = BATCH_STEPS,
+                 elbo_particles: int = 200, argument: str = "alpha_scale"):
         self.compile_s = 0.0
         self.cache = ""  # "jax" when JAX's persistent cache served every compile, else ""
+        self.argument = argument
         self._compiled: dict[str, Any] = {}
         self._hits: list[bool] = []
 
-        def init(key, alpha):
-            return make_svi(model, make_guide(), settings).init(key, alpha_scale=alpha)
+        def init(key, kwargs):
+            return make_svi(model, make_guide(), settings).init(key, **kwargs)
 
-        def stage(state, alpha, tolerance, max_batches, key):
+        def stage(state, kwargs, tolerance, max_batches, key):
             guide = make_guide()
             svi = make_svi(model, guide, settings)
-            svi.init(state.rng_key, alpha_scale=alpha)  # sets up this guide instance only
+            svi.init(state.rng_key, **kwargs)  # sets up this guide instance only
 
             def run_batch(s):
-                return jax.lax.scan(lambda c, _: svi.update(c, alpha_scale=alpha), s, None,
+                return jax.lax.scan(lambda c, _: svi.update(c, **kwargs), s, None,
                                     length=batch_steps)
 
-            state, end = until_converged(lambda s: svi.evaluate(s, alpha_scale=alpha), run_batch,
+            state, end = until_converged(lambda s: svi.evaluate(s, **kwargs), run_batch,
                                          state, tolerance, max_batches)
             params = svi.get_params(state)
             finite = jnp.all(jnp.array([jnp.all(jnp.isfinite(p))
                                         for p in jax.tree_util.tree_leaves(params)]))
             draw_key, elbo_key = jax.random.split(key)
-            draws = Predictive(guide, params=params, num_samples=settings.num_draws)(
-                draw_key, alpha_scale=alpha)[site]
+            drawn = Predictive(guide, params=params, num_samples=settings.num_draws)(
+                draw_key, **kwargs)
+            draws = drawn[site] if isinstance(site, str) else {s: drawn[s] for s in site}
             single = Trace_ELBO(num_particles=1)
             losses = jax.lax.map(
-                lambda k: single.loss(k, params, model, guide, alpha_scale=alpha),
+                lambda k: single.loss(k, params, model, guide, **kwargs),
                 jax.random.split(elbo_key, elbo_particles), batch_size=50)
             return state, end, draws, -losses, finite
 
         self._init = jax.jit(jax.vmap(init, in_axes=(0, None)))
         self._stage = jax.jit(jax.vmap(stage, in_axes=(0, None, None, 0, 0)))
+
+    def _kwargs(self, value: float | Mapping[str, float]) -> dict[str, jax.Array]:
+        """The traced model arguments of a stage (float32 scalars: one program serves all)."""
+        named = value if isinstance(value, Mapping) else {self.argument: value}
+        return {k: jnp.float32(v) for k, v in named.items()}
 
     def _call(self, name: str, program, *args) -> tuple[Any, float]:
         if name not in self._compiled:
@@ -143,20 +156,21 @@ class AnnealingPrograms:
             out = jax.block_until_ready(self._compiled[name](*args))
             return out, time.perf_counter() - start
 
-    def init(self, keys: jax.Array, alpha: float) -> tuple[Any, float]:
-        """Fresh SVI states of every seed at ``alpha``; (state, run seconds)."""
-        return self._call("init", self._init, keys, jnp.float32(alpha))
+    def init(self, keys: jax.Array, value: float | Mapping[str, float]) -> tuple[Any, float]:
+        """Fresh SVI states of every seed at ``value``; (state, run seconds)."""
+        return self._call("init", self._init, keys, self._kwargs(value))
 
-    def stage(self, state: Any, alpha: float, tolerance: float, max_batches: np.ndarray,
-              keys: jax.Array) -> tuple[Any, StageOutput]:
+    def stage(self, state: Any, value: float | Mapping[str, float], tolerance: float,
+              max_batches: np.ndarray, keys: jax.Array) -> tuple[Any, StageOutput]:
         """One stage (or the direct fit) for every seed from ``state``; (new state, output)."""
-        args = (state, jnp.float32(alpha), jnp.float32(tolerance),
+        args = (state, self._kwargs(value), jnp.float32(tolerance),
                 jnp.asarray(max_batches, jnp.int32), keys)
         (state, end, draws, elbo, finite), seconds = self._call("stage", self._stage, *args)
         host = jax.device_get((end, draws, elbo, finite))
         end = StageEnd(*(np.asarray(v) for v in host[0]))
-        return state, StageOutput(end, np.asarray(host[1]), np.asarray(host[2]),
-                                  np.asarray(host[3]), seconds)
+        drawn = (np.asarray(host[1]) if not isinstance(host[1], dict)
+                 else {k: np.asarray(v) for k, v in host[1].items()})
+        return state, StageOutput(end, drawn, np.asarray(host[2]), np.asarray(host[3]), seconds)
 
 
 def schedule(n_stages: int, final: float = 0.02) -> np.ndarray:

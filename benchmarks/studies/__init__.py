@@ -10,6 +10,8 @@ from svi_bench.benchmarks.studies import (
     annealing,
     anytime,
     diagnostics,
+    live_data,
+    locked_mode,
     particles,
     scaling,
     schedules,
@@ -21,7 +23,8 @@ from svi_bench.benchmarks.studies.base import Scope, Study, Variant
 STUDIES: dict[str, Study] = {s.name: s for s in (particles.STUDY, seeds.STUDY, scaling.STUDY,
                                                   annealing.STUDY, schedules.STUDY,
                                                   diagnostics.STUDY, warm_start.STUDY,
-                                                  anytime.STUDY)}
+                                                  anytime.STUDY, live_data.STUDY,
+                                                  locked_mode.STUDY)}
 
 #: Studies of the issue not implemented yet, with why (``--list`` names them).
 PLANNED: dict[str, str] = {}
