@@ -15,6 +15,7 @@ from numpyro.infer.util import log_density
 from svi_bench.benchmarks.studies import STUDIES, locked_mode
 from svi_bench.benchmarks.studies.locked_mode_answer import (
     BOTH,
+    COVERS_WORSE,
     FREES,
     HURTS,
     NEITHER,
@@ -122,6 +123,20 @@ def test_tempering_frees_a_guide_only_beyond_the_binomial_noise():
            "Wilson 0.72-1)" in text
     assert "W1 0.05 ± 0 reference sd (noise floor 0.08), 10 of 10 pass" in text
     STUDIES["locked_mode"].figure(rows, d)  # draws from the same rows
+
+
+def test_covering_both_modes_with_a_worse_fit_is_not_freeing():
+    """A broad q straddling both modes covers them in every seed yet agrees worse than the
+    direct fits: the finding says so, and the answer does not claim the data agree."""
+    rows = _rows({("automvn", "tempered"): [(0.5, 0.5)] * 10,
+                  ("automvn", "direct"): [(0.99, 0.0)] * 10})
+    tempered = rows[(rows.method == "automvn") & (rows.variant == "tempered")].index
+    rows.loc[tempered, "w1_max"] = 1.39 + 0.01 * np.arange(10)  # worse than direct's 0.85
+    d = derive(rows)
+    assert set(d.finding) == {COVERS_WORSE}
+    text = answer(d)
+    assert "the data do not show it for any guide" in text
+    assert "For automvn it covers both more often but agrees worse" in text
 
 
 def test_failed_runs_are_counted_and_named():

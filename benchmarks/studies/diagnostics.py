@@ -119,6 +119,7 @@ def select(results: pd.DataFrame, profile: str) -> pd.DataFrame:
     if "study_program" in rows.columns:  # a study's own programs (stages, checkpoints): not runs
         rows = rows[~rows["study_program"].astype("boolean").fillna(False)]
     rows, _ = current_verdicts(rows.reset_index(drop=True))
+    # an inconclusive verdict is no ground truth for a signal to predict: such rows are left out
     rows = rows[rows["verdict"].astype("string").fillna("").isin(("pass", "warn", "fail"))]
     rows = rows.reset_index(drop=True)
     return rows.join(signals(rows).add_prefix("signal_"))

@@ -6,7 +6,9 @@ along u1: ``both`` (at least ``MIN_SHARE`` in each: the posterior's answer, two 
 guide and variant: the fraction of seeds covering both with its Wilson interval, the fraction
 that left the start mode (``other`` or ``both``), W1 (mean ± se over seeds) against its noise
 floor and the verdicts. Tempering frees a guide when its fraction covering both exceeds the
-direct fit's beyond the noise (``beyond_noise``: the Wilson intervals do not overlap).
+direct fit's beyond the noise (``beyond_noise``: the Wilson intervals do not overlap) and its
+agreement is no worse (``agrees_worse``): a broad q straddling both modes covers them without
+being the posterior, so covering alone is not freeing.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ ORDER = ("autonormal", "autodiagonalnormal", "automvn", "autoiaf", "autobnaf", "
 MIN_SHARE = 0.1
 BOTH, START, OTHER, NEITHER = "both", "start", "other", "neither"
 FREES, HURTS, SAME = "tempering frees it", "tempering hurts", "no difference"
+COVERS_WORSE = "tempering covers both modes but agrees worse"
 QUOTE = ("your multimodal distributions get locked into a specific mode that the optimiser "
          "cannot escape and are looking for a way to \"ease into\" the right mode")
 
@@ -44,6 +47,16 @@ def beyond_noise(tempered: tuple[float, float], direct: tuple[float, float]) -> 
     if tempered[1] < direct[0]:
         return HURTS
     return SAME
+
+
+def agrees_worse(tempered: tuple[float, float], direct: tuple[float, float]) -> bool:
+    """Whether the tempered fits' W1 (mean, se) exceeds the direct fits' beyond twice the
+    standard error of the difference."""
+    (t, t_se), (d, d_se) = tempered, direct
+    if not all(np.isfinite(v) for v in (t, d)):
+        return False
+    se = math.sqrt(np.nan_to_num(t_se) ** 2 + np.nan_to_num(d_se) ** 2)
+    return t - d > 2 * se
 
 
 def _num(frame: pd.DataFrame, column: str) -> pd.Series:
@@ -94,6 +107,10 @@ def derive(rows: pd.DataFrame) -> pd.DataFrame:
             records[variant] = record
         finding = beyond_noise((records[TEMPERED]["both_lo"], records[TEMPERED]["both_hi"]),
                                (records[DIRECT]["both_lo"], records[DIRECT]["both_hi"]))
+        if finding == FREES and agrees_worse(
+                (records[TEMPERED]["w1_max"], records[TEMPERED]["w1_max_se"]),
+                (records[DIRECT]["w1_max"], records[DIRECT]["w1_max_se"])):
+            finding = COVERS_WORSE
         for record in records.values():
             out.append({**record, "finding": finding})
     return pd.DataFrame(out)
@@ -120,12 +137,17 @@ def answer(derived: pd.DataFrame) -> str:
     per = derived.drop_duplicates("method")
     frees = list(per.loc[per["finding"] == FREES, "method"])
     hurts = list(per.loc[per["finding"] == HURTS, "method"])
+    worse = list(per.loc[per["finding"] == COVERS_WORSE, "method"])
     lead = (f"From a start locked in one of two equal modes, tempering (beta rising to 1) covers "
             f"both modes for more seeds than a direct fit with the same steps, beyond the "
             f"binomial noise (disjoint 95% Wilson intervals), for {len(frees)} of {len(per)} "
             f"guides" + (f" ({', '.join(frees)})" if frees else "")
             + (f", for fewer for {len(hurts)} ({', '.join(hurts)})" if hurts else "")
             + ".")
+    if worse:
+        lead += (f" For {', '.join(worse)} it covers both more often but agrees worse with the "
+                 "posterior (W1 beyond twice the se of the difference): a broad q straddling the "
+                 "modes, not the posterior.")
     agree = ("the data agree for those guides" if frees else
              "the data do not show it for any guide")
     parts = [f'The document (000): "{QUOTE}"; {agree}.', lead]

@@ -16,7 +16,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-VERDICT_ORDER = ("pass", "warn", "fail")
+from svi_bench.benchmarks.scoring.verdict import LEVELS
+
+VERDICT_ORDER = LEVELS  # pass < inconclusive < warn < fail (``scoring.verdict``)
 #: Agreement metrics in order of preference: the first one a row has is its headline.
 HEADLINE = ("w1_max", "pred_prob_mad")
 
@@ -54,7 +56,7 @@ def mean_se(values: Sequence[float]) -> tuple[float, float]:
 
 
 def worst_verdict(verdicts: Sequence[object]) -> str:
-    """The worst of pass / warn / fail among the values; "" when none was judged."""
+    """The worst verdict level among the values; "" when none was judged."""
     seen = [str(v) for v in verdicts if isinstance(v, str) and v in VERDICT_ORDER]
     return max(seen, key=VERDICT_ORDER.index) if seen else ""
 
