@@ -59,4 +59,5 @@ def test_compile_and_run_reports_the_same_static_cost_cold_and_loaded(tmp_path, 
         assert cold.cost[column] == warm.cost[column] or (
             math.isnan(cold.cost[column]) and math.isnan(warm.cost[column])), column
     assert cold.cost["xla_flops"] == 2 * 64 ** 3
+    assert set(cold.cost) == set(program_cost.COLUMNS)  # the compile's host load too
     np.testing.assert_allclose(cold.out, warm.out)

@@ -273,7 +273,8 @@ class ProgramRun(NamedTuple):
     run_s: float
     cache: str
     others_share: float
-    cost: dict[str, float]  # program_cost.COLUMNS: XLA's static cost and the run's peak memory
+    cost: dict[str, float]  # program_cost.COLUMNS: XLA's static cost, the run's peak memory and
+    # how busy the rest of the host was while the program compiled
 
 
 def compile_and_run(program, *args, identity: Mapping[str, Any] | None = None) -> ProgramRun:
@@ -288,7 +289,9 @@ def compile_and_run(program, *args, identity: Mapping[str, Any] | None = None) -
     """
     import jax
 
+    before_compile = host_load.sample()
     compiled, compile_s, cache = load_or_compile(program, args, identity)
+    compile_others = host_load.others_share(before_compile, host_load.sample())
     cost = program_cost.static_cost(compiled)
     with host_lock.timed_section():  # parallel workers: no other timed run on this host meanwhile
         before = host_load.sample()
@@ -298,4 +301,4 @@ def compile_and_run(program, *args, identity: Mapping[str, Any] | None = None) -
             run_s = time.perf_counter() - start
         others = host_load.others_share(before, host_load.sample())
     return ProgramRun(jax.device_get(out), compile_s, run_s, cache, others,
-                      {**cost, **peak.columns()})
+                      {**cost, **peak.columns(), "compile_others_share": compile_others})

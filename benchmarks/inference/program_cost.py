@@ -32,7 +32,10 @@ MEMORY_ANALYSIS = {"argument_size_in_bytes": "xla_argument_bytes",
                    "peak_memory_in_bytes": "xla_peak_bytes"}
 STATIC_COLUMNS = (*COST_ANALYSIS.values(), *MEMORY_ANALYSIS.values())
 MEMORY_COLUMNS = ("peak_rss_bytes", "rss_growth_bytes")
-COLUMNS = (*STATIC_COLUMNS, *MEMORY_COLUMNS)
+COMPILE_LOAD = "compile_others_share"
+"""The share of the host's CPU other processes used while the program compiled
+(``host_load.others_share``): a compile time is comparable across commits only at a similar load."""
+COLUMNS = (*STATIC_COLUMNS, *MEMORY_COLUMNS, COMPILE_LOAD)
 
 
 def static_cost(compiled: Any) -> dict[str, float]:

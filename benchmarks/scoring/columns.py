@@ -134,6 +134,10 @@ TABLE: tuple[Column, ...] = (
          "or a run too short for clock ticks to resolve the share: under 0.2 s on 2 CPUs)"),
     _run("compile_s", "float64", "s",
          "time to get the program's executable: trace, lower and compile it, or load it"),
+    _run("compile_others_share", "float64", "fraction",
+         "share of the host's CPU other processes used while the program compiled (as "
+         "host_others_share for the run): a compile_s is comparable across commits only at a "
+         "similar load; NaN where not measured"),
     _run("cache_hit", "boolean", "",
          "the program's own executable came from a cache (cache says which)"),
     _run("cache", "string", "",
