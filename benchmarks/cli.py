@@ -314,7 +314,7 @@ def _cmd_reference(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if QUALITY_XLA_FLAGS[args.quality]:  # built as `run` at that profile builds it
         os.environ.setdefault("XLA_FLAGS", QUALITY_XLA_FLAGS[args.quality])
-    else:  # nothing here is timed: the full reference's chains run on every core
+    elif not jax_setup.backend_started():  # nothing here is timed: the chains use every core
         os.environ["XLA_FLAGS"] = host_device_flags(os.environ.get("XLA_FLAGS", ""))
     jax_setup.configure_jax()
     line = ProgressLine()

@@ -33,7 +33,10 @@ jax_setup.configure_jax()
 PREDICTIVE = {"ppc_w1", "ppc_w1_floor"}
 TIMING = {"compile_s", "run_s", "program_run_s", "cache_hit", "cache", "started_at",
           "ess_per_second", "jobs", "artifact", "timing_lock", "lock_wait_s",
-          "host_others_share", "contended"}
+          "host_others_share", "contended",
+          # the state of the process that ran it, not of the run: its resident memory and the
+          # host's load while it compiled (XLA's static figures are compared: they must agree)
+          "peak_rss_bytes", "rss_growth_bytes", "compile_others_share"}
 KEY = ["model", "method", "seed"]
 
 

@@ -228,24 +228,39 @@ print(json.dumps([cache, np.asarray(compiled(a)).tolist()]))
 """
 
 
-def test_a_loaded_program_calling_lapack_runs_in_a_fresh_process(tmp_path):
-    """A process that loads a program using LAPACK (AutoMultivariateNormal's Cholesky) without
-    ever lowering one must set up jaxlib's LAPACK kernels itself; otherwise it crashes."""
+def _fresh_process_runs(tmp_path, xla_flags: str = "") -> list[list]:
+    """The Cholesky script run twice in fresh processes sharing one store: [cache, value] each."""
     import subprocess
     import sys
 
     env = {**os.environ, "SVI_BENCH_CACHE": str(tmp_path), "PYTHONHASHSEED": "0",
-           "JAX_PLATFORMS": "cpu"}
+           "JAX_PLATFORMS": "cpu", "XLA_FLAGS": xla_flags}
 
-    def run() -> list[str]:
+    def run() -> list:
         proc = subprocess.run([sys.executable, "-c", _CHOLESKY_SCRIPT], env=env,
                               capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-2000:]
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
-    cold, warm = run(), run()
+    return [run(), run()]
+
+
+def test_a_loaded_program_calling_lapack_runs_in_a_fresh_process(tmp_path):
+    """A process that loads a program using LAPACK (AutoMultivariateNormal's Cholesky) without
+    ever lowering one must set up jaxlib's LAPACK kernels itself; otherwise it crashes."""
+    cold, warm = _fresh_process_runs(tmp_path)
     assert cold[0] != executables.EXECUTABLE and warm[0] == executables.EXECUTABLE
     assert cold[1] == warm[1]
+
+
+def test_a_process_with_several_cpu_devices_compiles_instead_of_loading(tmp_path):
+    """A stored executable loaded by a client with two CPU devices (a reference build on every
+    core) expects two shards and refuses a one-device call: such a process neither stores nor
+    loads, and runs."""
+    cold, warm = _fresh_process_runs(tmp_path, "--xla_force_host_platform_device_count=2")
+    assert executables.EXECUTABLE not in (cold[0], warm[0])
+    assert cold[1] == warm[1]
+    assert not list((tmp_path / "executables").glob("*.exe"))
 
 
 def test_the_store_is_keyed_by_every_module_its_programs_are_built_from():

@@ -249,7 +249,12 @@ def load_or_compile(program: Callable, args: tuple,
     """
     global _last_problem
     _last_problem = ""
-    if identity is None:
+    import jax
+
+    # A stored executable loaded by a client with several CPU devices expects one shard per
+    # device and refuses a single-device call ("Expected args ... to have 2 shards, got: [1]"):
+    # such a process (a reference build on every core) compiles, with JAX's own cache.
+    if identity is None or jax.local_device_count() > 1:
         return jax_setup.compile_timed(program, *args)
     start = time.perf_counter()
     text = key_text(identity, args)

@@ -27,6 +27,14 @@ def ensure_hash_seed(argv: list[str], module: str = "svi_bench.benchmarks") -> N
     os.execve(sys.executable, [sys.executable, "-m", module, *argv], env)
 
 
+def backend_started() -> bool:
+    """Whether JAX has created its backends: from then on ``XLA_FLAGS`` changes nothing in this
+    process (and set now, would only reach its child processes)."""
+    from jax._src import xla_bridge
+
+    return xla_bridge.backends_are_initialized()
+
+
 def configure_jax(cache_dir: Path | None = None) -> Path:
     """CPU platform unless the user chose one, 64-bit off, persistent compilation cache on."""
     global _cache_root
