@@ -148,6 +148,36 @@ def test_a_stage_row_comes_through_the_runner_without_draws_kept(tmp_path):
     assert rows[-1]["num_steps"] == rows[0]["num_steps"] + rows[1]["num_steps"]
 
 
+def test_the_stages_run_in_the_models_precision_or_the_schedules(monkeypatch):
+    """The programs follow ``ModelSpec.precision`` (a float64 model runs its stages in float64)
+    unless the schedule names a precision; the caller's 64-bit mode is left as it was, and a
+    float32 schedule keeps the row identities it had before precision was a setting."""
+    sched = dataclasses.replace(annealing.SCHEDULES["smoke"], n_stages=2, max_batches=2)
+    assert sched.settings().precision == "float32"
+    before = annealing.run_hash("autonormal", "annealed", 0, sched)
+    monkeypatch.setitem(REGISTRY, annealing.MODEL,
+                        dataclasses.replace(REGISTRY[annealing.MODEL], precision="float64"))
+    assert sched.settings().precision == "float64"
+    assert dataclasses.replace(sched, precision="float32").settings().precision == "float32"
+    assert annealing.run_hash("autonormal", "annealed", 0,
+                              dataclasses.replace(sched, precision="float32")) == before
+    dtypes = []
+    finish = annealing._finish_stage
+
+    def spy(run, method, out, *args):
+        dtypes.append((out.draws.dtype, out.particle_elbos.dtype))
+        return finish(run, method, out, *args)
+
+    monkeypatch.setattr(annealing, "_finish_stage", spy)
+    x64 = jax.config.jax_enable_x64
+    rows = annealing.run_chains("autonormal", [0], sched, "smoke")
+    assert jax.config.jax_enable_x64 == x64
+    assert dtypes == [(np.float64, np.float64)] * 3
+    assert [r["precision"] for r in rows] == ["float64"] * 3
+    assert all(r["status"] == "ok" for r in rows), [r["error"] for r in rows]
+    assert annealing.run_hash("autonormal", "annealed", 0, sched) != before
+
+
 def test_a_guide_that_cannot_run_is_a_failed_row_per_stage_with_its_reason():
     rows = annealing.run_chains("no_such_guide", [0, 3], annealing.SCHEDULES["smoke"], "smoke")
     assert len(rows) == 2 * (annealing.SCHEDULES["smoke"].n_stages + 1)

@@ -92,7 +92,9 @@ class StageOutput(NamedTuple):
 
 class AnnealingPrograms:
     """The compiled ``init(keys, alpha)`` and ``stage(state, alpha, tol, max_batches, keys)`` of one
-    guide (vmapped over seeds), each compiled once (``compile_s``) and reused for every stage."""
+    guide (vmapped over seeds), each compiled once (``compile_s``) and reused for every stage.
+    Alpha and the tolerance are passed in ``settings.precision``; the caller runs every call in
+    that precision (``precision_scope``)."""
 
     def __init__(self, model: Callable[..., None], make_guide: Callable[[], Any],
                  settings: SVISettings, site: str, batch_steps: int = BATCH_STEPS,
@@ -101,6 +103,7 @@ class AnnealingPrograms:
         self.cache = ""  # "jax" when JAX's persistent cache served every compile, else ""
         self._compiled: dict[str, Any] = {}
         self._hits: list[bool] = []
+        self._float = jnp.dtype(settings.precision)
 
         def init(key, alpha):
             return make_svi(model, make_guide(), settings).init(key, alpha_scale=alpha)
@@ -145,12 +148,12 @@ class AnnealingPrograms:
 
     def init(self, keys: jax.Array, alpha: float) -> tuple[Any, float]:
         """Fresh SVI states of every seed at ``alpha``; (state, run seconds)."""
-        return self._call("init", self._init, keys, jnp.float32(alpha))
+        return self._call("init", self._init, keys, jnp.asarray(alpha, self._float))
 
     def stage(self, state: Any, alpha: float, tolerance: float, max_batches: np.ndarray,
               keys: jax.Array) -> tuple[Any, StageOutput]:
         """One stage (or the direct fit) for every seed from ``state``; (new state, output)."""
-        args = (state, jnp.float32(alpha), jnp.float32(tolerance),
+        args = (state, jnp.asarray(alpha, self._float), jnp.asarray(tolerance, self._float),
                 jnp.asarray(max_batches, jnp.int32), keys)
         (state, end, draws, elbo, finite), seconds = self._call("stage", self._stage, *args)
         host = jax.device_get((end, draws, elbo, finite))
