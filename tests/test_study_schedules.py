@@ -128,6 +128,15 @@ def test_derive_pairs_seeds_against_constant_adam_and_against_no_stopping():
     assert t.loc[("adam", "none"), "test_lpd_se"] == pytest.approx(BASE.std(ddof=1) / 2)
 
 
+def test_the_answer_states_the_step_size_the_rows_ran_with_not_a_typed_in_one():
+    rows = pd.DataFrame(_rows("adam", "none", BASE, 1000))
+    assert answer(derive(rows)).startswith("Constant Adam without stopping reaches")  # unknown
+    rows["settings"] = json.dumps({"learning_rate": 0.02, "num_steps": 1000})
+    table = derive(rows)
+    assert table["learning_rate"].iloc[0] == 0.02
+    assert answer(table).startswith("Constant Adam 0.02 without stopping reaches")
+
+
 def test_answer_states_each_comparison_with_its_noise():
     text = answer(_table())
     assert "-0.403 ± 0.0085 nats per test point over 4 seeds" in text

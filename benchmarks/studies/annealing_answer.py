@@ -18,6 +18,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from svi_bench.benchmarks.inference.annealing import RULE_TOLERANCE
 from svi_bench.benchmarks.studies import stats
 
 ANNEALED, DIRECT = "annealed", "direct"
@@ -143,8 +144,8 @@ def _sentence(r: pd.Series) -> str:
                  f"{r['direct_verdict'] or 'none'} (direct)")
     if r["stages_ok"]:
         ruled = r["stages_ok"] - r["stages_capped"]
-        text += (f"; the 2% rule ended {int(ruled)} of {int(r['stages_ok'])} stages, the batch "
-                 "cap the rest")
+        text += (f"; the {RULE_TOLERANCE:.0%} rule ended {int(ruled)} of {int(r['stages_ok'])} "
+                 "stages, the batch cap the rest")
     if r["n_failed_rows"]:
         text += f"; {int(r['n_failed_rows'])} failed rows ({r['failure']}{_where_failed(r)})"
     return text + "."
@@ -234,7 +235,9 @@ def figure(rows: pd.DataFrame, derived: pd.DataFrame):
         top.set_xlabel("alpha")
     axes[0].set(ylabel="ELBO loss at stage end", title="annealed live SVI, dirichlet_categorical")
     axes[1].set(ylabel="posterior mean of theta")
-    axes[2].set(xlabel="stage (alpha from 1.0 down to 0.02)",
+    span = (f" (alpha from {stats.fmt(stage_alpha.max())} down to {stats.fmt(stage_alpha.min())})"
+            if len(stage_alpha) else "")
+    axes[2].set(xlabel=f"stage{span}",
                 ylabel="W1 to exact (max, ref sd)", yscale="log")
     for ax in axes:
         ax.grid(alpha=0.3)

@@ -13,6 +13,8 @@ indistinguishable from seed noise (one seed: undecided).
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
@@ -25,7 +27,7 @@ LABEL = {"adam": "constant Adam", "onecycle": "OneCycle", "onecycle_plateau": "O
          "none": "no stopping", "document": "the document's rule",
          "conventional": "the conventional rule"}
 BETTER, WORSE, SAME, UNDECIDED = "better", "worse", "indistinguishable", "undecided"
-COLUMNS = ("optimizer", "stop_rule", "n_seeds", "n_ok", "test_lpd", "test_lpd_se",
+COLUMNS = ("optimizer", "stop_rule", "n_seeds", "n_ok", "learning_rate", "test_lpd", "test_lpd_se",
            "test_accuracy", "test_accuracy_se", "pred_prob_mad", "pred_prob_mad_se",
            "pred_prob_mad_floor", "ref_test_lpd", "steps_run", "steps_run_se", "num_steps",
            "earliest_stop", "stopped_frac", "plateau_reduced_frac", "run_s", "compile_s",
@@ -67,6 +69,17 @@ def _paired(rows: pd.DataFrame, a: tuple[str, str], b: tuple[str, str]
     return (*stats.mean_se(diff), int(np.isfinite(diff).sum()))
 
 
+def _learning_rate(rows: pd.DataFrame) -> float:
+    """The (peak) step size the rows ran with, from their stored settings; nan if unknown."""
+    rates = []
+    for text in rows.get("settings", pd.Series(dtype=object)):
+        try:
+            rates.append(float(json.loads(text)["learning_rate"]))
+        except (TypeError, ValueError, KeyError):
+            continue
+    return float(np.median(rates)) if rates else np.nan
+
+
 def _first_error(rows: pd.DataFrame) -> str:
     bad = rows[rows["status"].astype(str) == "failed"] if "status" in rows.columns else rows[:0]
     return str(bad["error"].iloc[0]) if len(bad) and "error" in bad.columns else ""
@@ -85,7 +98,7 @@ def derive(rows: pd.DataFrame) -> pd.DataFrame:
                 continue
             ok = _ok(group)
             rec: dict = {"optimizer": opt, "stop_rule": rule, "n_seeds": len(group),
-                         "n_ok": len(ok)}
+                         "n_ok": len(ok), "learning_rate": _learning_rate(group)}
             for col in ("test_lpd", "test_accuracy", "pred_prob_mad", "steps_run"):
                 rec[col], rec[f"{col}_se"] = stats.mean_se(_num(ok, col).to_numpy())
             for col in ("pred_prob_mad_floor", "ref_test_lpd", "num_steps", "run_s",
@@ -115,6 +128,12 @@ def _row(table: pd.DataFrame, opt: str, rule: str) -> pd.Series | None:
     return sel.iloc[0] if len(sel) else None
 
 
+def _rate(row: pd.Series) -> str:
+    """`` 0.01`` (the row's step size, from its settings) or "" when unknown."""
+    rate = row.get("learning_rate", np.nan)
+    return f" {stats.fmt(rate)}" if np.isfinite(rate) else ""
+
+
 def _steps(value: float) -> str:
     return f"{value:.0f}" if np.isfinite(value) else "n/a"
 
@@ -139,7 +158,7 @@ def answer(table: pd.DataFrame) -> str:
     if base is not None and base["n_ok"]:
         n = int(base["n_ok"])
         parts.append(
-            f"Constant Adam 0.01 without stopping reaches a held-out lpd of "
+            f"Constant Adam{_rate(base)} without stopping reaches a held-out lpd of "
             f"{stats.pm(base['test_lpd'], base['test_lpd_se'])} nats per test point over {n} "
             f"seed{'s' if n != 1 else ''} (NUTS reference {stats.fmt(base['ref_test_lpd'])})")
         for opt in OPTIMIZERS[1:]:
