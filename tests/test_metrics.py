@@ -464,6 +464,62 @@ def test_exact_kl_of_the_programs_elbo_matches_the_analytic_kl(tmp_path):
         assert abs(row["kl_exact"] - analytic) < 4 * se, (cell.method, row["kl_exact"], analytic, se)
 
 
+def _posterior_guide(y: np.ndarray, shift: float, scale: float):
+    """q = N(posterior mean + shift sd, (scale sd)^2) of ``_kl_model`` on ``y``, computed in
+    float64; its only parameter has zero gradient, so q stays as written."""
+    sd = math.sqrt(1 / (1 + y.size))
+    mean = sd**2 * float(np.sum(y, dtype=np.float64))
+
+    def guide(y):
+        import numpyro
+        import numpyro.distributions as dist
+
+        frozen = numpyro.param("frozen", 0.0)
+        numpyro.sample("mu", dist.Normal(mean + shift * sd + 0.0 * frozen, scale * sd))
+    return guide
+
+
+def test_a_float32_runs_log_weights_are_float64_so_k_hat_and_elbo_are_not_round_off(tmp_path):
+    """A float32 run's per-particle log p - log q are re-evaluated in float64 from its fitted
+    parameters. With 20,000 observations log p is about -3e4, where float32's spacing is 2e-3
+    nats: for the exact posterior as q, float32 log weights scatter by about 1e-3 nats of pure
+    round-off (final ELBO se about 2e-5), all that k-hat would be fitted to; in float64 they are
+    constant to 1e-11. For a guide 0.5 sd off and 0.8 sd wide k-hat is near its analytic Pareto
+    shape 1 - 0.8^2 = 0.36 (within 0.3, as ``test_khat_follows_the_tail_of_a_too_narrow_guide``).
+    The rows say the run was float32 and its log weights float64."""
+    import jax
+    import jax.numpy as jnp
+
+    from svi_bench.benchmarks.grid.run_spec import plan
+    from svi_bench.benchmarks.grid.runner import run_cell
+    from svi_bench.benchmarks.inference import jax_setup
+    from svi_bench.benchmarks.inference.introspect import latent_info
+    from svi_bench.models import Dataset, ModelSpec
+
+    jax_setup.configure_jax()
+    y = np.random.default_rng(0).normal(3.0, 1.0, 20_000).astype(np.float32)
+    cases = {"exact": (0.0, 1.0), "shifted": (0.5, 0.8)}
+    spec = ModelSpec(name="conjugate_many", description="normal mean, unit variance, 20000 obs",
+                     source="tests", model=_kl_model,
+                     data=lambda seed: Dataset(model_kwargs={"y": jnp.asarray(y)}),
+                     guides={k: _posterior_guide(y, *v) for k, v in cases.items()},
+                     reference_kind="exact")
+    assert spec.precision == "float32"
+    ds = spec.make_data()
+    info = latent_info(spec.model, ds.model_kwargs)
+    (tmp_path / "runs").mkdir()
+    cells = plan([spec], [f"manual:{k}" for k in cases], [0], "smoke",
+                 {"num_steps": 10, "num_draws": 50, "final_elbo_particles": 4000})
+    x64 = jax.config.jax_enable_x64
+    rows = {cell.method: run_cell(cell, ds, info, tmp_path, lambda: None)[0] for cell in cells}
+    assert jax.config.jax_enable_x64 == x64  # the float64 evaluation leaves the mode as it was
+    exact, shifted = rows["manual:exact"], rows["manual:shifted"]
+    assert exact["status"] == shifted["status"] == "ok"
+    assert exact["precision"] == "float32" and exact["log_weights_precision"] == "float64"
+    assert exact["final_elbo_se"] < 1e-9, exact["final_elbo_se"]
+    assert abs(shifted["psis_khat"] - (1 - 0.8**2)) < 0.3, shifted["psis_khat"]
+
+
 def test_nuts_efficiency():
     assert nuts_efficiency(800.0, 4.0, 16_000.0) == {
         "ess_per_second": 200.0,

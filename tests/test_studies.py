@@ -76,12 +76,51 @@ def _particle_rows(elbo_by_k: dict[int, float], spread: float) -> pd.DataFrame:
 def test_particles_answer_says_more_particles_pay_only_beyond_the_noise():
     table = particles.derive(_particle_rows({1: -20.0, 8: -15.0}, spread=0.1))
     text = particles.answer(table)
-    assert "8 particles give the best final ELBO, 5 ± 0.082 nats" in text and "so more particles pay" in text
+    assert "a gain counts beyond t(2) = 4.30 standard errors at 95%" in text
+    assert "8 particles beat it, so more particles pay; the largest gain, 8 particles, 5 ± 0.082" \
+        in text
     assert "take the end-state loss sd from 1 to 0.354 nats for 8x the run time" in text
     noisy = particles.answer(particles.derive(_particle_rows({1: -20.0, 8: -19.9}, spread=1.0)))
-    assert "do not clearly pay" in noisy
+    assert "none beats it, so more particles do not clearly pay" in noisy
     worse = particles.answer(particles.derive(_particle_rows({1: -15.0, 8: -20.0}, spread=0.1)))
-    assert "1 particle gives the best final ELBO" in worse and "do not pay" in worse
+    assert "none beats it" in worse and "the best of them, 8 particles, -5" in worse
+
+
+def _seed_rows(elbo_by_k: dict[int, list[float]]) -> pd.DataFrame:
+    """Fixed-budget rows of one (model, method) with the given final ELBO per seed and count."""
+    rows = [{"model": "coin", "method": "manual:beta", "seed": seed, "mode": particles.BUDGET,
+             "particles": k, "num_steps": 6400 // k, "final_elbo": elbo,
+             "final_loss_mean": -elbo, "final_loss_sd": 1.0, "converged_step": 50.0,
+             "run_s": 0.1 * k}
+            for k, elbos in elbo_by_k.items() for seed, elbo in enumerate(elbos)]
+    return _rows(**{k: [r[k] for r in rows] for k in rows[0]})
+
+
+def test_particles_tests_every_count_not_the_best_of_seven_picked_after_the_fact():
+    """Seven counts, four seeds each, all one ELBO but for seed noise; the best count beats one
+    particle by 4 standard errors. Picked after the fact and tested alone (2 se, or t(3) =
+    3.18), that is a gain; tested as one of six comparisons (Bonferroni: t(3) = 6.23), it is
+    not. A real gain of 10 standard errors still counts."""
+    noise = [-0.6, -0.2, 0.2, 0.6]  # sd 0.516, se 0.258 per count; combined se 0.365
+    flat = {k: [-20.0 + e for e in noise] for k in particles.COUNTS}
+    flat[8] = [-20.0 + 1.46 + e for e in noise]  # 4.0 combined se above one particle
+    text = particles.answer(particles.derive(_seed_rows(flat)))
+    assert "t(3) = 6.23 standard errors at 95% Bonferroni-corrected over 6 comparisons" in text
+    assert "none beats it, so more particles do not clearly pay" in text, text
+    flat[8] = [-20.0 + 3.65 + e for e in noise]
+    text = particles.answer(particles.derive(_seed_rows(flat)))
+    assert "8 particles beat it, so more particles pay" in text, text
+
+
+def test_decisions_use_students_t_for_the_seeds_not_two_standard_errors():
+    """Four seeds, a difference of 2.5 standard errors: beyond 2 (the old rule) but within
+    t(3) = 3.18, so indistinguishable; with 30 seeds t(29) = 2.05 and it is a difference."""
+    assert stats.t_multiplier(3) == pytest.approx(3.1824, abs=1e-4)
+    assert stats.decide(2.5, 1.0, 4 - 1) == 0 and stats.decide(-2.5, 1.0, 3) == 0
+    assert stats.decide(2.5, 1.0, 29) == 1 and stats.decide(-2.5, 1.0, 29) == -1
+    assert stats.decide(2.5, 1.0, 0) is None and stats.decide(2.5, np.nan, 3) is None
+    assert stats.t_multiplier(3, tests=6) == pytest.approx(6.2315, abs=1e-4)
+    assert stats.rule(3) == "beyond t(3) = 3.18 standard errors at 95%"
 
 
 def test_seeds_counts_worse_optima_beyond_the_loss_noise_with_an_interval():
@@ -123,7 +162,8 @@ def test_scaling_slopes_and_the_dimension_where_a_guide_stops_agreeing():
     nuts = table[table.method == "nuts"].iloc[0]
     assert nuts.run_slope == pytest.approx(2.0) and nuts.run_slope_se == pytest.approx(0, abs=1e-9)
     text = scaling.answer(table)
-    assert "nuts D^2 ± 0" in text and "autodiagonalnormal: grows" in text
+    assert "nuts D^2 ± 0" in text and "autodiagonalnormal: grows (slope gap 1 ± 0.026, beyond " \
+        "t(2) = 4.30 standard errors at 95%)" in text
     assert "autodiagonalnormal stops agreeing at D = 20 and its runs fail from D = 36" in text
     assert "nuts agrees (no fail verdict) at every judged D up to 36" in text
     assert "(verdict by D: 8 pass, 12 pass, 20 fail, 36 fail)" in text

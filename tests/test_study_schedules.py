@@ -105,9 +105,12 @@ def _table() -> pd.DataFrame:
     return derive(pd.DataFrame(rows))
 
 
-def test_finding_reads_a_paired_difference_against_twice_its_se():
-    assert finding(0.05, 0.01) == BETTER and finding(-0.05, 0.01) == WORSE
-    assert finding(0.01, 0.01) == SAME and finding(0.05, np.nan) == UNDECIDED
+def test_finding_reads_a_paired_difference_against_students_t_of_its_seeds():
+    assert finding(0.05, 0.01, 4) == BETTER and finding(-0.05, 0.01, 4) == WORSE
+    assert finding(0.01, 0.01, 4) == SAME and finding(0.05, np.nan, 4) == UNDECIDED
+    # 2.5 se over 4 seeds: beyond the old 2 se, within t(3) = 3.18; one seed: no noise estimate
+    assert finding(0.025, 0.01, 4) == SAME and finding(0.025, 0.01, 30) == BETTER
+    assert finding(0.05, 0.01, 1) == UNDECIDED
 
 
 def test_derive_pairs_seeds_against_constant_adam_and_against_no_stopping():
@@ -125,15 +128,26 @@ def test_derive_pairs_seeds_against_constant_adam_and_against_no_stopping():
     assert t.loc[("adam", "none"), "test_lpd_se"] == pytest.approx(BASE.std(ddof=1) / 2)
 
 
+def test_the_answer_states_the_step_size_the_rows_ran_with_not_a_typed_in_one():
+    rows = pd.DataFrame(_rows("adam", "none", BASE, 1000))
+    assert answer(derive(rows)).startswith("Constant Adam without stopping reaches")  # unknown
+    rows["settings"] = json.dumps({"learning_rate": 0.02, "num_steps": 1000})
+    table = derive(rows)
+    assert table["learning_rate"].iloc[0] == 0.02
+    assert answer(table).startswith("Constant Adam 0.02 without stopping reaches")
+
+
 def test_answer_states_each_comparison_with_its_noise():
     text = answer(_table())
     assert "-0.403 ± 0.0085 nats per test point over 4 seeds" in text
     assert "(NUTS reference -0.3)" in text
-    assert "OneCycle changes it by +0.05 ± 0.00082 (paired, ± 2 se: better)" in text
+    assert "OneCycle changes it by +0.05 ± 0.0013 (paired over 4 seeds, ± t(3) = 3.18 se: " \
+        "better)" in text
     assert "OneCycle + plateau changes it by -0.1" in text and "worse" in text
     assert "(the earliest it can stop: step 100) the runs stop after (mean) constant Adam: 150 of " \
         "1000 steps, fired in 100% of seeds, run 0.5 s per seed vs 0.5 s" in text
-    assert "lpd +0 ± 0.0016 vs no stopping (indistinguishable)" in text
+    assert "lpd +0 ± 0.0025 (paired over 4 seeds, ± t(3) = 3.18 se: indistinguishable) vs no " \
+        "stopping" in text
     assert "500 of 1000 steps" in text and "(undecided)" in text
     # the closest to the reference among the rows with every seed (not the one-seed row)
     assert "constant Adam with no stopping (mean absolute difference 0.065" in text

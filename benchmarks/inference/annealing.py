@@ -98,7 +98,9 @@ class AnnealingPrograms:
     """The compiled ``init(keys, value)`` and ``stage(state, value, tol, max_batches, keys)`` of one
     guide (vmapped over seeds), each compiled once (``compile_s``) and reused for every stage.
     ``value`` is the traced model argument ``argument`` (a number) or a mapping of several;
-    ``site`` the latent site whose draws a stage returns (a tuple: a dict of those sites)."""
+    ``site`` the latent site whose draws a stage returns (a tuple: a dict of those sites). The
+    values and the tolerance are passed in ``settings.precision``; the caller runs every call in
+    that precision (``precision_scope``)."""
 
     def __init__(self, model: Callable[..., None], make_guide: Callable[[], Any],
                  settings: SVISettings, site: str | tuple[str, ...], batch_steps: int = BATCH_STEPS,
@@ -108,6 +110,7 @@ class AnnealingPrograms:
         self.argument = argument
         self._compiled: dict[str, Any] = {}
         self._hits: list[bool] = []
+        self._float = jnp.dtype(settings.precision)
 
         def init(key, kwargs):
             return make_svi(model, make_guide(), settings).init(key, **kwargs)
@@ -140,9 +143,10 @@ class AnnealingPrograms:
         self._stage = jax.jit(jax.vmap(stage, in_axes=(0, None, None, 0, 0)))
 
     def _kwargs(self, value: float | Mapping[str, float]) -> dict[str, jax.Array]:
-        """The traced model arguments of a stage (float32 scalars: one program serves all)."""
+        """The traced model arguments of a stage (scalars of the settings' precision: one program
+        serves all)."""
         named = value if isinstance(value, Mapping) else {self.argument: value}
-        return {k: jnp.float32(v) for k, v in named.items()}
+        return {k: jnp.asarray(v, self._float) for k, v in named.items()}
 
     def _call(self, name: str, program, *args) -> tuple[Any, float]:
         if name not in self._compiled:
@@ -163,7 +167,7 @@ class AnnealingPrograms:
     def stage(self, state: Any, value: float | Mapping[str, float], tolerance: float,
               max_batches: np.ndarray, keys: jax.Array) -> tuple[Any, StageOutput]:
         """One stage (or the direct fit) for every seed from ``state``; (new state, output)."""
-        args = (state, self._kwargs(value), jnp.float32(tolerance),
+        args = (state, self._kwargs(value), jnp.asarray(tolerance, self._float),
                 jnp.asarray(max_batches, jnp.int32), keys)
         (state, end, draws, elbo, finite), seconds = self._call("stage", self._stage, *args)
         host = jax.device_get((end, draws, elbo, finite))

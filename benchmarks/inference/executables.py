@@ -270,6 +270,18 @@ def load_or_compile(program: Callable, args: tuple,
     return compiled, time.perf_counter() - start, cache_used
 
 
+def load_or_compile_after(program: Callable, args: tuple,
+                          identity: Mapping[str, Any] | None) -> tuple[Any, float, str]:
+    """``load_or_compile`` for a program that follows a run's own in the same call (its float64
+    scoring, say): ``last_problem`` still reports the run's program unless this one has a
+    problem of its own."""
+    global _last_problem
+    before = _last_problem
+    out = load_or_compile(program, args, identity)
+    _last_problem = _last_problem or before
+    return out
+
+
 class ProgramRun(NamedTuple):
     """One compiled program's run (``compile_and_run``)."""
 

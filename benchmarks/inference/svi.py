@@ -10,6 +10,13 @@ The program returns the fitted parameters, the loss trace, posterior draws of th
 sites and per-particle ELBO terms for a final ELBO and PSIS. It is lowered and compiled ahead of
 time, so compile time is measured apart from run time.
 
+The per-particle ELBO terms log p(x, z) - log q(z) that scoring uses (final ELBO, PSIS k-hat,
+KL) are always float64 (``float64_particle_elbos``): a float32 program's fitted parameters are
+re-evaluated at fresh draws of q in a second, 64-bit program, so a diagnostic of the fit's tails
+never measures the program's round-off instead (weights whose spread is a few ulps of log p, as
+for a guide close to the posterior, would be round-off and nothing else). That program is scoring,
+not the method: its time is in neither ``compile_s`` nor ``run_s``.
+
 Its building blocks, ``make_svi`` (the SVI object of one guide instance) and ``svi_steps`` (the
 scanned update steps), also build the perf suite's timed programs (``svi_init_and_run``), so the
 grid and the regression gate time the same computation.
@@ -45,6 +52,7 @@ class SVIFit(NamedTuple):
     cache: str  # which cache served the program: "executable", "jax" or "" (compiled)
     host_others_share: float = math.nan  # share of the host's CPU others used during the run
     cost: dict[str, float] = {}  # program_cost.COLUMNS
+    particle_elbos_precision: str = "float64"  # what particle_elbos were computed in
 
     @property
     def cache_hit(self) -> bool:
@@ -152,8 +160,9 @@ def build_svi_program(
     settings: SVISettings,
     extra_sites: Sequence[str] = (),
 ) -> Callable[[jax.Array], tuple]:
-    """The per-seed SVI program: ``rng_key -> (losses, draws, particle_elbos, params_finite)``.
-    ``extra_sites`` (deterministic sites) are drawn by replaying the model on the guide's draws."""
+    """The per-seed SVI program: ``rng_key -> (losses, draws, particle_elbos, params_finite,
+    params)``. ``extra_sites`` (deterministic sites) are drawn by replaying the model on the
+    guide's draws."""
 
     def program(rng_key: jax.Array) -> tuple:
         fit_key, draw_key, elbo_key = jax.random.split(rng_key, 3)
@@ -165,14 +174,50 @@ def build_svi_program(
         finite = params_finite(params)
         draws = guide_draws(model, guide, params, draw_key, model_kwargs, latent_sites,
                             settings.num_draws, extra_sites)
-        single = Trace_ELBO(num_particles=1)
-        keys = jax.random.split(elbo_key, settings.final_elbo_particles)
-        particle_losses = jax.lax.map(
-            lambda k: single.loss(k, params, model, guide, **model_kwargs), keys, batch_size=100
-        )
-        return losses, draws, -particle_losses, finite
+        elbos = particle_elbos(model, guide, params, elbo_key, model_kwargs,
+                               settings.final_elbo_particles)
+        return losses, draws, elbos, finite, params
 
     return program
+
+
+def particle_elbos(model: Callable[..., None], guide: Any, params: Any, elbo_key: jax.Array,
+                   model_kwargs: Mapping[str, Any], num_particles: int) -> jax.Array:
+    """log p(x, z) - log q(z) at ``num_particles`` fresh draws z of the fitted guide, each a
+    one-particle ``Trace_ELBO``, in the precision of the arrays given."""
+    single = Trace_ELBO(num_particles=1)
+    keys = jax.random.split(elbo_key, num_particles)
+    return -jax.lax.map(lambda k: single.loss(k, params, model, guide, **model_kwargs), keys,
+                        batch_size=100)
+
+
+def float64_particle_elbos(model: Callable[..., None], make_guide: Callable[[], Any],
+                           model_kwargs: Mapping[str, Any], params: Any, rng_keys: jax.Array,
+                           num_particles: int,
+                           identity: Mapping[str, Any] | None = None) -> np.ndarray:
+    """``particle_elbos`` of every seed's fitted ``params`` (leading axis: seed) in float64,
+    whatever the precision they were fitted in: the parameters and the model's data cast to
+    float64 and a fresh guide traced in 64-bit mode, from each seed's own ELBO key (the
+    program's: float64 draws of it differ from the float32 ones). One program over the seeds,
+    stored like the fit's (``executables``, its own ``identity``), run inside
+    ``precision_scope("float64")`` so the caller's mode is restored."""
+    from svi_bench.models.contract.precision_checks import cast_floats, precision_scope
+
+    with precision_scope("float64"):
+        kwargs = cast_floats(model_kwargs, "float64")
+        params64 = jax.tree_util.tree_map(
+            lambda a: np.asarray(a, np.float64) if np.asarray(a).dtype.kind == "f" else a, params)
+
+        def one_seed(args: tuple) -> jax.Array:
+            seed_params, key = args
+            elbo_key = jax.random.split(key, 3)[2]  # the program's split: fit, draws, ELBO
+            return particle_elbos(model, make_guide(), seed_params, elbo_key, kwargs,
+                                  num_particles)
+
+        program = jax.jit(lambda p, keys: jax.lax.map(one_seed, (p, keys)))
+        compiled, _, _ = executables.load_or_compile_after(program, (params64, rng_keys),
+                                                           identity)
+        return np.asarray(compiled(params64, rng_keys))
 
 
 def fit_svi(
@@ -197,11 +242,21 @@ def fit_svi(
     run = executables.compile_and_run(
         program, rng_keys, identity=executables.identity(
             "svi", program_key, model, settings, sites=latent_sites, extra_sites=extra_sites))
-    losses, draws, particle_elbos, finite = run.out
+    losses, draws, elbos, finite, params = run.out
+    precision = settings.precision
+    if precision != "float64":
+        try:
+            elbos = float64_particle_elbos(
+                model, make_guide, model_kwargs, params, rng_keys, settings.final_elbo_particles,
+                executables.identity("svi_float64_elbos", program_key, model, settings))
+            precision = "float64"
+        except Exception:  # noqa: BLE001 - a guide that cannot trace in 64 bits keeps its own
+            pass
     return SVIFit(
         losses=np.asarray(losses),
         draws={k: np.asarray(v) for k, v in draws.items()},
-        particle_elbos=np.asarray(particle_elbos),
+        particle_elbos=np.asarray(elbos),
+        particle_elbos_precision=precision,
         params_finite=np.asarray(finite),
         compile_s=run.compile_s,
         run_s=run.run_s,

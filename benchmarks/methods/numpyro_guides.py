@@ -120,7 +120,8 @@ def _builder(method: str) -> Callable[..., Program]:
                 losses=fit.losses, log_weights=fit.particle_elbos,
                 params_finite=fit.params_finite,
                 columns={"num_draws": settings.num_draws, "num_steps": settings.num_steps,
-                         "num_particles": settings.num_particles},
+                         "num_particles": settings.num_particles,
+                         "log_weights_precision": fit.particle_elbos_precision},
             )
 
         return program

@@ -178,6 +178,10 @@ TABLE: tuple[Column, ...] = (
     _run("num_draws", "Int64", "", "posterior draws kept (all chains)"),
     _run("num_steps", "Int64", "", "SVI optimisation steps; Pathfinder: L-BFGS iterations (all paths)"),
     _run("num_particles", "Int64", "", "SVI ELBO particles per step"),
+    _run("log_weights_precision", "string", "",
+         "float64 or float32: the precision of the per-particle log p(x,z) - log q(z) behind "
+         "final_elbo, psis_khat and kl_exact (NumPyro guides: float64 whatever the run's "
+         "precision, re-evaluated from the fitted parameters; empty: the run's precision)"),
     _run("final_loss_mean", "float64", "nats",
          "SVI loss, mean of the finite losses over the last 10% of steps"),
     _run("final_loss_sd", "float64", "nats", "SVI loss, sd over the last 10% of steps"),

@@ -11,7 +11,10 @@ log densities of exact draws, which underflow in float32). The programs are
 ``benchmarks.inference.annealing``: one executable per guide serves every stage and the direct fit.
 Rows: one per (guide, seed, stage) of the annealed run (variant ``annealed``) and one per (guide,
 seed) for the direct fit (variant ``direct``, stage = the last stage). A seed's run is a chain, so
-``--resume`` skips a (guide, seed) only when all its rows are stored ok.
+``--resume`` skips a (guide, seed) only when all its rows are stored ok. The programs run in the
+model's declared precision (``ModelSpec.precision``) unless the profile's ``Schedule`` names one:
+a guide that goes non-finite as alpha falls in float32 may only be meeting round-off, and a
+float64 schedule tells the two apart.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from svi_bench.benchmarks.scoring.references import Reference, data_hash
 from svi_bench.benchmarks.studies.annealing_answer import ANNEALED, DIRECT, answer, derive, figure
 from svi_bench.benchmarks.studies.base import Scope, Study, StudyRun, Variant
 from svi_bench.models import REGISTRY
+from svi_bench.models.contract.precision_checks import precision_scope
 
 MODEL, SITE, FINAL_ALPHA = "dirichlet_categorical", "theta", 0.02
 REF_SEED, FLOOR_REPEATS = 20251015, 5
@@ -57,10 +61,14 @@ class Schedule:
     n_ref: int
     learning_rate: float = 1e-3
     elbo_particles: int = 200
+    precision: str = ""
+    """float32 or float64; "" (the default): the model's declared ``ModelSpec.precision``."""
 
     def settings(self) -> SVISettings:
+        """The SVI settings of every stage, in ``precision`` (or the model's)."""
         return SVISettings(num_steps=BATCH_STEPS, num_particles=1,
-                           learning_rate=self.learning_rate, num_draws=self.num_draws)
+                           learning_rate=self.learning_rate, num_draws=self.num_draws,
+                           precision=self.precision or REGISTRY[MODEL].precision)
 
 
 GUIDES = ("autonormal", "autodiagonalnormal", "automvn", "autodais", "autoiaf", "autobnaf")
@@ -81,9 +89,12 @@ SCOPES = {
 
 
 def run_hash(method: str, variant: str, stage: int, sched: Schedule) -> str:
-    """A row's settings hash: guide, variant, stage and every schedule setting (not the seed)."""
+    """A row's settings hash: guide, variant, stage and every schedule setting (not the seed).
+    The precision is the settings' (so float32 rows keep the hashes they had before it was a
+    schedule setting)."""
+    schedule_ = {k: v for k, v in asdict(sched).items() if k != "precision"}
     return settings_hash(MODEL, method, sched.settings(), None, study="annealing",
-                         variant=variant, stage=stage, schedule=asdict(sched),
+                         variant=variant, stage=stage, schedule=schedule_,
                          tolerance=RULE_TOLERANCE, batch_steps=BATCH_STEPS)
 
 
@@ -170,35 +181,38 @@ def run_chains(method: str, seeds: list[int], sched: Schedule, profile: str,
                                                  + [(DIRECT, last, alphas[-1])], strict=True)]
     finished = 0
     try:
-        declared = registry.resolve(method)
-        inner = numpyro_guides.inner_steps(method, {})
-        programs = AnnealingPrograms(spec.model, numpyro_guides.guide_factory(spec, method, {}),
-                                     sched.settings(), SITE, elbo_particles=sched.elbo_particles)
-        keys = jax.vmap(jax.random.PRNGKey)(np.asarray(seeds, dtype=np.uint32))
-        draw_keys = jax.vmap(lambda k: jax.random.split(k, sched.n_stages + 1))(
-            jax.vmap(jax.random.fold_in, (0, None))(keys, 1))
-        state, _ = programs.init(keys, float(alphas[0]))
-        cap = np.full(len(seeds), sched.max_batches)
-        total = np.zeros(len(seeds), dtype=np.int64)
-        for stage, alpha in enumerate(alphas):
-            state, out = programs.stage(state, float(alpha), RULE_TOLERANCE, cap,
-                                        draw_keys[:, stage])
-            total += out.end.batches
-            _finish_stage(runs[stage], declared, out, rows[stage], sched, inner, cap,
+        with precision_scope(sched.settings().precision):  # the caller's mode after
+            declared = registry.resolve(method)
+            inner = numpyro_guides.inner_steps(method, {})
+            programs = AnnealingPrograms(spec.model,
+                                         numpyro_guides.guide_factory(spec, method, {}),
+                                         sched.settings(), SITE,
+                                         elbo_particles=sched.elbo_particles)
+            keys = jax.vmap(jax.random.PRNGKey)(np.asarray(seeds, dtype=np.uint32))
+            draw_keys = jax.vmap(lambda k: jax.random.split(k, sched.n_stages + 1))(
+                jax.vmap(jax.random.fold_in, (0, None))(keys, 1))
+            state, _ = programs.init(keys, float(alphas[0]))
+            cap = np.full(len(seeds), sched.max_batches)
+            total = np.zeros(len(seeds), dtype=np.int64)
+            for stage, alpha in enumerate(alphas):
+                state, out = programs.stage(state, float(alpha), RULE_TOLERANCE, cap,
+                                            draw_keys[:, stage])
+                total += out.end.batches
+                _finish_stage(runs[stage], declared, out, rows[stage], sched, inner, cap,
+                              programs.compile_s, programs.cache)
+                for i, row in enumerate(rows[stage]):
+                    row["cumulative_steps"] = int(total[i]) * BATCH_STEPS
+                finished += 1
+                progress(f"{method} stage {stage + 1}/{sched.n_stages} alpha {alpha:.3g} loss "
+                         f"{np.nanmedian(out.end.loss):.4g} ({int(out.end.batches.max())} batches)")
+            progress(f"{method} direct fit at alpha {alphas[-1]:.3g}: {int(total.max())} batches")
+            state, _ = programs.init(keys, float(alphas[-1]))
+            _, out = programs.stage(state, float(alphas[-1]), NEVER, total, draw_keys[:, -1])
+            _finish_stage(runs[-1], declared, out, rows[-1], sched, inner, total,
                           programs.compile_s, programs.cache)
-            for i, row in enumerate(rows[stage]):
+            for i, row in enumerate(rows[-1]):
                 row["cumulative_steps"] = int(total[i]) * BATCH_STEPS
             finished += 1
-            progress(f"{method} stage {stage + 1}/{sched.n_stages} alpha {alpha:.3g} loss "
-                     f"{np.nanmedian(out.end.loss):.4g} ({int(out.end.batches.max())} batches)")
-        progress(f"{method} direct fit at alpha {alphas[-1]:.3g}: {int(total.max())} batches")
-        state, _ = programs.init(keys, float(alphas[-1]))
-        _, out = programs.stage(state, float(alphas[-1]), NEVER, total, draw_keys[:, -1])
-        _finish_stage(runs[-1], declared, out, rows[-1], sched, inner, total, programs.compile_s,
-                      programs.cache)
-        for i, row in enumerate(rows[-1]):
-            row["cumulative_steps"] = int(total[i]) * BATCH_STEPS
-        finished += 1
     except Exception as exc:  # a guide that cannot run: every row not yet finished says why
         for row in (r for stage_rows in rows[finished:] for r in stage_rows):
             row.update(status="failed", error=one_line(exc))

@@ -3,9 +3,10 @@
 Per guide, the last stage of the annealed run (alpha 0.02) against the direct fit at 0.02 with
 the same number of steps, seed by seed: the marginal W1 to the exact posterior (max over theta's
 components, reference sd) and KL(q || p) = log Z - ELBO (log Z exact). Annealing "helps" a guide
-when the paired difference (annealed - direct) of W1 lies below zero by more than twice its
-standard error over seeds; "hurts" when above by as much; otherwise the two are indistinguishable
-from seed noise (one seed: no estimate of that noise, no decision). A guide with no seed where
+when the paired difference (annealed - direct) of W1 lies below zero by more than the Student-t
+quantile of its seeds (n paired seeds: t(n - 1) at 95%, ``stats.decide``) times its standard
+error; "hurts" when above by as much; otherwise the two are indistinguishable from seed noise (one
+seed: no estimate of that noise, no decision). A guide with no seed where
 both runs are ok, and failed rows, "failed" (the answer names the stage it first failed at).
 """
 
@@ -17,6 +18,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from svi_bench.benchmarks.inference.annealing import RULE_TOLERANCE
 from svi_bench.benchmarks.studies import stats
 
 ANNEALED, DIRECT = "annealed", "direct"
@@ -37,17 +39,11 @@ def _methods(rows: pd.DataFrame) -> list[str]:
     return sorted(names, key=lambda m: (ORDER.index(m) if m in ORDER else len(ORDER), m))
 
 
-def finding(diff: float, se: float) -> str:
-    """The decision on a paired difference annealed - direct (lower is better) and its se."""
-    if not np.isfinite(diff):
-        return UNDECIDED
-    if not np.isfinite(se):
-        return UNDECIDED
-    if diff + 2 * se < 0:
-        return HELPS
-    if diff - 2 * se > 0:
-        return HURTS
-    return SAME
+def finding(diff: float, se: float, n_paired: int) -> str:
+    """The decision on a paired difference annealed - direct (lower is better), its se and its
+    number of paired seeds (``stats.decide`` with n - 1 degrees of freedom)."""
+    return {-1: HELPS, 1: HURTS, 0: SAME, None: UNDECIDED}[
+        stats.decide(diff, se, n_paired - 1)]
 
 
 def _first_error(rows: pd.DataFrame) -> str:
@@ -87,7 +83,7 @@ def derive(rows: pd.DataFrame) -> pd.DataFrame:
             diff = _num(a.loc[paired], name) - _num(d.loc[paired], name)
             record[f"diff_{name}"], record[f"diff_{name}_se"] = stats.mean_se(diff)
         record["w1_max_floor"] = stats.median(a, "w1_max_floor")
-        record["finding"] = finding(record["diff_w1_max"], record["diff_w1_max_se"])
+        record["finding"] = finding(record["diff_w1_max"], record["diff_w1_max_se"], len(paired))
         if not len(paired) and (g["status"] == "failed").any():
             record["finding"] = FAILED
         record["annealed_verdict"] = stats.worst_verdict(list(a.get("verdict", [])))
@@ -135,9 +131,10 @@ def _sentence(r: pd.Series) -> str:
             f"{stats.fmt(r['w1_max_floor'])}) after {stats.fmt(r['total_steps'])} steps each; "
             f"annealed - direct {stats.pm(r['diff_w1_max'], r['diff_w1_max_se'])} over "
             f"{int(r['n_paired'])} paired seeds: ")
-    text += {HELPS: "annealing reaches the final posterior better, beyond twice the seed noise",
-             HURTS: "the direct fit reaches it better, beyond twice the seed noise",
-             SAME: "no difference beyond twice the seed noise",
+    beyond = stats.rule(r["n_paired"] - 1)
+    text += {HELPS: f"annealing reaches the final posterior better, {beyond}",
+             HURTS: f"the direct fit reaches it better, {beyond}",
+             SAME: f"no difference {beyond}",
              UNDECIDED: "one seed, so no seed noise to judge the difference against"}[r["finding"]]
     if np.isfinite(r["diff_kl_exact"]):
         text += (f" (KL(q||p) {stats.fmt(r['annealed_kl_exact'])} vs "
@@ -147,8 +144,8 @@ def _sentence(r: pd.Series) -> str:
                  f"{r['direct_verdict'] or 'none'} (direct)")
     if r["stages_ok"]:
         ruled = r["stages_ok"] - r["stages_capped"]
-        text += (f"; the 2% rule ended {int(ruled)} of {int(r['stages_ok'])} stages, the batch "
-                 "cap the rest")
+        text += (f"; the {RULE_TOLERANCE:.0%} rule ended {int(ruled)} of {int(r['stages_ok'])} "
+                 "stages, the batch cap the rest")
     if r["n_failed_rows"]:
         text += f"; {int(r['n_failed_rows'])} failed rows ({r['failure']}{_where_failed(r)})"
     return text + "."
@@ -238,7 +235,9 @@ def figure(rows: pd.DataFrame, derived: pd.DataFrame):
         top.set_xlabel("alpha")
     axes[0].set(ylabel="ELBO loss at stage end", title="annealed live SVI, dirichlet_categorical")
     axes[1].set(ylabel="posterior mean of theta")
-    axes[2].set(xlabel="stage (alpha from 1.0 down to 0.02)",
+    span = (f" (alpha from {stats.fmt(stage_alpha.max())} down to {stats.fmt(stage_alpha.min())})"
+            if len(stage_alpha) else "")
+    axes[2].set(xlabel=f"stage{span}",
                 ylabel="W1 to exact (max, ref sd)", yscale="log")
     for ax in axes:
         ax.grid(alpha=0.3)

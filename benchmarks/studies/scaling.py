@@ -6,7 +6,8 @@ faster than NUTS. Here J runs over powers of two, every size with its own exact 
 model's collapsed sampler: the two scales by quadrature, the rest Gaussian), and the run time of
 each method is fitted as a power of D (a log-log slope with its standard error,
 ``scipy.stats.linregress``). SVI's advantage grows with D when NUTS's slope exceeds the guide's
-by more than twice their combined standard error.
+by more than t(m - 2) times their combined standard error (``stats.decide``; m the fewer sizes of
+the two fits, so the degrees of freedom are those of the less certain slope).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def derive(rows: pd.DataFrame) -> pd.DataFrame:
                 for m, sub in table.groupby("method")}
         table[f"{name}_slope"] = table["method"].map(lambda m, f=fits: f[m][0])
         table[f"{name}_slope_se"] = table["method"].map(lambda m, f=fits: f[m][1])
+        table[f"{name}_slope_points"] = table["method"].map(lambda m, f=fits: f[m][2])
     return table
 
 
@@ -85,8 +87,8 @@ def _first_failure(sub: pd.DataFrame) -> str:
 
 
 def answer(derived: pd.DataFrame) -> str:
-    """The slopes, whether SVI's advantage grows (beyond twice the combined se), and the first
-    dimension at which each guide fails its agreement verdict."""
+    """The slopes, whether SVI's advantage grows (``stats.decide`` on the slope gap), and the
+    first dimension at which each guide fails its agreement verdict."""
     if derived.empty:
         return "No runs of this study are in the results."
     slopes = derived.drop_duplicates("method").set_index("method")
@@ -103,16 +105,16 @@ def answer(derived: pd.DataFrame) -> str:
         for m, r in slopes.drop(index=NUTS).iterrows():
             diff = nuts.run_slope - r.run_slope
             se = math.hypot(nuts.run_slope_se, r.run_slope_se)
+            df = min(nuts.get("run_slope_points", math.nan), r.get("run_slope_points", math.nan)) - 2
+            decision = stats.decide(diff, se, df)
+            gap = f"slope gap {stats.pm(diff, se, 2)}, {stats.rule(df)}"
             if not np.isfinite(diff):
                 claims.append(f"{m}: not measurable")
-            elif not np.isfinite(se):
+            elif decision is None:
                 claims.append(f"{m}: slope gap {stats.fmt(diff, 2)} with no error estimate")
-            elif diff > 2 * se:
-                claims.append(f"{m}: grows (slope gap {stats.pm(diff, se, 2)})")
-            elif diff < -2 * se:
-                claims.append(f"{m}: shrinks (slope gap {stats.pm(diff, se, 2)})")
             else:
-                claims.append(f"{m}: not resolved (slope gap {stats.pm(diff, se, 2)})")
+                word = {1: "grows", -1: "shrinks", 0: "not resolved"}[decision]
+                claims.append(f"{m}: {word} ({gap})")
         text += ". SVI's run-time advantage over NUTS with dimension: " + "; ".join(claims)
     guides = [f"{m} {_first_failure(sub)}" for m, sub in derived.groupby("method")]
     text += ". Agreement: " + "; ".join(guides) + "."

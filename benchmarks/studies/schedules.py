@@ -197,8 +197,8 @@ STUDY = Study(
     derive=derive,
     answer=answer,
     figure=figure,
-    figure_caption="Per optimiser and stopping rule (points: seeds; bars: mean ± 2 se): left, "
-                   "held-out log predictive density per test point (the NUTS reference's "
+    figure_caption="Per optimiser and stopping rule (points: seeds; bars: 95% t interval of "
+                   "the mean): left, held-out log predictive density per test point (the NUTS reference's "
                    "dashed); middle, mean absolute difference of predictive probabilities from "
                    "the reference's (its noise floor dashed); right, steps run.",
     execute=execute,

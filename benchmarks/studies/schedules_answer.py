@@ -5,12 +5,15 @@ predictive disagreement with the reference (and its floor), steps run, how often
 (and the earliest step it could: patience x evaluation cadence), how often reduce_on_plateau cut
 the step, run and compile time. Two paired comparisons seed by seed (the same seed starts from
 the same initial guide): each row against constant Adam without stopping (``adam/none``, the document's
-end-to-end fit) and against its own optimiser without stopping. A difference of held-out lpd is
-"better" when it lies above zero by more than twice its standard error over seeds, "worse" when
-below by as much, otherwise indistinguishable from seed noise (one seed: undecided).
+end-to-end fit) and against its own optimiser without stopping. A difference of held-out lpd over n
+paired seeds is "better" when it lies above zero by more than t(n - 1) (the 95% Student-t quantile,
+``stats.decide``) times its standard error over seeds, "worse" when below by as much, otherwise
+indistinguishable from seed noise (one seed: undecided).
 """
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pandas as pd
@@ -24,12 +27,13 @@ LABEL = {"adam": "constant Adam", "onecycle": "OneCycle", "onecycle_plateau": "O
          "none": "no stopping", "document": "the document's rule",
          "conventional": "the conventional rule"}
 BETTER, WORSE, SAME, UNDECIDED = "better", "worse", "indistinguishable", "undecided"
-COLUMNS = ("optimizer", "stop_rule", "n_seeds", "n_ok", "test_lpd", "test_lpd_se",
+COLUMNS = ("optimizer", "stop_rule", "n_seeds", "n_ok", "learning_rate", "test_lpd", "test_lpd_se",
            "test_accuracy", "test_accuracy_se", "pred_prob_mad", "pred_prob_mad_se",
            "pred_prob_mad_floor", "ref_test_lpd", "steps_run", "steps_run_se", "num_steps",
            "earliest_stop", "stopped_frac", "plateau_reduced_frac", "run_s", "compile_s",
-           "d_lpd_vs_adam", "d_lpd_vs_adam_se",
-           "vs_adam", "d_lpd_vs_no_stop", "d_lpd_vs_no_stop_se", "vs_no_stop", "first_error")
+           "d_lpd_vs_adam", "d_lpd_vs_adam_se", "d_lpd_vs_adam_n",
+           "vs_adam", "d_lpd_vs_no_stop", "d_lpd_vs_no_stop_se", "d_lpd_vs_no_stop_n",
+           "vs_no_stop", "first_error")
 
 
 def _num(frame: pd.DataFrame, column: str) -> pd.Series:
@@ -38,23 +42,19 @@ def _num(frame: pd.DataFrame, column: str) -> pd.Series:
     return pd.to_numeric(frame[column], errors="coerce").astype(float)
 
 
-def finding(diff: float, se: float) -> str:
-    """The decision on a paired difference of held-out lpd (higher is better) and its se."""
-    if not (np.isfinite(diff) and np.isfinite(se)):
-        return UNDECIDED
-    if diff - 2 * se > 0:
-        return BETTER
-    if diff + 2 * se < 0:
-        return WORSE
-    return SAME
+def finding(diff: float, se: float, n_paired: int) -> str:
+    """The decision on a paired difference of held-out lpd (higher is better), its se and its
+    number of paired seeds (``stats.decide`` with n - 1 degrees of freedom)."""
+    return {1: BETTER, -1: WORSE, 0: SAME, None: UNDECIDED}[stats.decide(diff, se, n_paired - 1)]
 
 
 def _ok(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[rows["status"].astype(str) == "ok"] if "status" in rows.columns else rows
 
 
-def _paired(rows: pd.DataFrame, a: tuple[str, str], b: tuple[str, str]) -> tuple[float, float]:
-    """Mean and se over seeds of test_lpd(a) - test_lpd(b), seeds ok in both."""
+def _paired(rows: pd.DataFrame, a: tuple[str, str], b: tuple[str, str]
+            ) -> tuple[float, float, int]:
+    """Mean, se and number of seeds of test_lpd(a) - test_lpd(b), seeds ok in both."""
     ok = _ok(rows)
 
     def by_seed(key):
@@ -64,8 +64,20 @@ def _paired(rows: pd.DataFrame, a: tuple[str, str], b: tuple[str, str]) -> tuple
     left, right = by_seed(a), by_seed(b)
     common = left.index.intersection(right.index)
     if not len(common):
-        return np.nan, np.nan
-    return stats.mean_se((left[common] - right[common]).to_numpy())
+        return np.nan, np.nan, 0
+    diff = (left[common] - right[common]).to_numpy()
+    return (*stats.mean_se(diff), int(np.isfinite(diff).sum()))
+
+
+def _learning_rate(rows: pd.DataFrame) -> float:
+    """The (peak) step size the rows ran with, from their stored settings; nan if unknown."""
+    rates = []
+    for text in rows.get("settings", pd.Series(dtype=object)):
+        try:
+            rates.append(float(json.loads(text)["learning_rate"]))
+        except (TypeError, ValueError, KeyError):
+            continue
+    return float(np.median(rates)) if rates else np.nan
 
 
 def _first_error(rows: pd.DataFrame) -> str:
@@ -86,7 +98,7 @@ def derive(rows: pd.DataFrame) -> pd.DataFrame:
                 continue
             ok = _ok(group)
             rec: dict = {"optimizer": opt, "stop_rule": rule, "n_seeds": len(group),
-                         "n_ok": len(ok)}
+                         "n_ok": len(ok), "learning_rate": _learning_rate(group)}
             for col in ("test_lpd", "test_accuracy", "pred_prob_mad", "steps_run"):
                 rec[col], rec[f"{col}_se"] = stats.mean_se(_num(ok, col).to_numpy())
             for col in ("pred_prob_mad_floor", "ref_test_lpd", "num_steps", "run_s",
@@ -101,11 +113,11 @@ def derive(rows: pd.DataFrame) -> pd.DataFrame:
             for name, other in (("adam", BASELINE), ("no_stop", (opt, "none"))):
                 if other == (opt, rule):  # a run is not compared with itself
                     rec.update({f"d_lpd_vs_{name}": np.nan, f"d_lpd_vs_{name}_se": np.nan,
-                                f"vs_{name}": ""})
+                                f"d_lpd_vs_{name}_n": 0, f"vs_{name}": ""})
                     continue
-                d, se = _paired(rows, (opt, rule), other)
+                d, se, n = _paired(rows, (opt, rule), other)
                 rec.update({f"d_lpd_vs_{name}": d, f"d_lpd_vs_{name}_se": se,
-                            f"vs_{name}": finding(d, se)})
+                            f"d_lpd_vs_{name}_n": n, f"vs_{name}": finding(d, se, n)})
             rec["first_error"] = _first_error(group)
             out.append(rec)
     return pd.DataFrame(out, columns=list(COLUMNS))
@@ -116,13 +128,24 @@ def _row(table: pd.DataFrame, opt: str, rule: str) -> pd.Series | None:
     return sel.iloc[0] if len(sel) else None
 
 
+def _rate(row: pd.Series) -> str:
+    """`` 0.01`` (the row's step size, from its settings) or "" when unknown."""
+    rate = row.get("learning_rate", np.nan)
+    return f" {stats.fmt(rate)}" if np.isfinite(rate) else ""
+
+
 def _steps(value: float) -> str:
     return f"{value:.0f}" if np.isfinite(value) else "n/a"
 
 
-def _diff(value: float, se: float) -> str:
+def _diff(value: float, se: float, n: int, finding_: str) -> str:
+    """``+d ± t se (paired over n seeds, ± t(n-1) = ... se: finding)``: the half-width is the
+    one the decision used (``stats.t_multiplier``)."""
     sign = "+" if np.isfinite(value) and value >= 0 else ""
-    return f"{sign}{stats.pm(value, 2 * se if np.isfinite(se) else se, 2)}"
+    t = stats.t_multiplier(n - 1)
+    half = t * se if np.isfinite(t) and np.isfinite(se) else np.nan
+    how = f"paired over {n} seeds, ± t({n - 1}) = {t:.2f} se: " if np.isfinite(half) else ""
+    return f"{sign}{stats.pm(value, half, 2)} ({how}{finding_})"
 
 
 def answer(table: pd.DataFrame) -> str:
@@ -135,15 +158,15 @@ def answer(table: pd.DataFrame) -> str:
     if base is not None and base["n_ok"]:
         n = int(base["n_ok"])
         parts.append(
-            f"Constant Adam 0.01 without stopping reaches a held-out lpd of "
+            f"Constant Adam{_rate(base)} without stopping reaches a held-out lpd of "
             f"{stats.pm(base['test_lpd'], base['test_lpd_se'])} nats per test point over {n} "
             f"seed{'s' if n != 1 else ''} (NUTS reference {stats.fmt(base['ref_test_lpd'])})")
         for opt in OPTIMIZERS[1:]:
             r = _row(table, opt, "none")
             if r is not None and r["n_ok"]:
                 text = (f"{LABEL[opt]} changes it by "
-                        f"{_diff(r['d_lpd_vs_adam'], r['d_lpd_vs_adam_se'])} "
-                        f"(paired, ± 2 se: {r['vs_adam']})")
+                        + _diff(r["d_lpd_vs_adam"], r["d_lpd_vs_adam_se"], r["d_lpd_vs_adam_n"],
+                                r["vs_adam"]))
                 if opt == "onecycle_plateau" and np.isfinite(r["plateau_reduced_frac"]):
                     text += (f", reduce_on_plateau having cut the step in "
                              f"{stats.fmt(100 * r['plateau_reduced_frac'], 2)}% of its runs")
@@ -161,8 +184,8 @@ def answer(table: pd.DataFrame) -> str:
                         f"{_steps(r['num_steps'])} steps, fired in "
                         f"{stats.fmt(100 * r['stopped_frac'], 2)}% of seeds, run "
                         f"{stats.fmt(r['run_s'], 2)} s per seed vs {stats.fmt(full_s, 2)} s, lpd "
-                        f"{_diff(r['d_lpd_vs_no_stop'], r['d_lpd_vs_no_stop_se'])} vs no stopping "
-                        f"({r['vs_no_stop']})")
+                        + _diff(r["d_lpd_vs_no_stop"], r["d_lpd_vs_no_stop_se"],
+                                r["d_lpd_vs_no_stop_n"], r["vs_no_stop"]) + " vs no stopping")
         earliest = stats.fmt(float(pd.to_numeric(rs["earliest_stop"], errors="coerce").median()))
         sentences.append(f"With {LABEL[rule]} (the earliest it can stop: step {earliest}) the runs "
                          "stop after (mean) " + "; ".join(bits) + ".")
@@ -200,7 +223,8 @@ def figure(rows: pd.DataFrame, table: pd.DataFrame):
             ax.scatter(np.full(len(vals), j), vals, s=10, alpha=0.6, color="#1f77b4")
             mean, se = getattr(r, col), getattr(r, f"{col}_se")
             if np.isfinite(mean):
-                ax.errorbar([j + 0.2], [mean], yerr=[2 * se if np.isfinite(se) else 0],
+                half = stats.t_multiplier(r.n_ok - 1) * se
+                ax.errorbar([j + 0.2], [mean], yerr=[half if np.isfinite(half) else 0],
                             fmt="o", color="black", ms=4, capsize=3)
         ref = pd.to_numeric(table[line], errors="coerce")
         if ref.notna().any():

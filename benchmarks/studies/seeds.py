@@ -22,6 +22,9 @@ from svi_bench.benchmarks.studies.base import Scope, Study, Variant
 ALL_MODELS = ("coin", "gamma_concentration", "dirichlet_categorical", "multimodal_2d",
               "correlated_gaussian", "linreg_outliers", "hierarchical_linreg", "bnn")
 DEFAULT = (Variant("profile_settings"),)
+LOSS_NOISE_SDS = 2.0
+"""A seed is in a worse optimum when its final loss exceeds the best seed's by more than this
+many end-state loss sds (the larger of the two)."""
 
 SCOPES = {
     "smoke": Scope(("coin", "linreg_outliers"), ("autodiagonalnormal",), 6, DEFAULT),
@@ -38,7 +41,7 @@ def _worse(ok: pd.DataFrame) -> tuple[np.ndarray, float]:
     if not finite.any():
         return np.zeros(len(ok), dtype=bool), np.nan
     best = int(np.nanargmin(np.where(finite, loss, np.nan)))
-    tol = 2.0 * np.maximum(sd, sd[best])
+    tol = LOSS_NOISE_SDS * np.maximum(sd, sd[best])
     return ~finite | (loss - loss[best] > tol), float(loss[best])
 
 
@@ -82,7 +85,7 @@ def answer(derived: pd.DataFrame) -> str:
     n_groups = len(judged)
     if stalls.empty:
         text = (f"On every one of the {n_groups} (model, guide) pairs all seeds reached the best "
-                "seed's final loss within twice the end-state loss sd")
+                f"seed's final loss within {LOSS_NOISE_SDS:g} end-state loss sds")
     else:
         worst = [f"{r.method} on {r.model} on {int(r.n_worse)}/{int(r.n_ok)} seeds (95% Wilson "
                  f"{stats.fmt(r.frac_worse_lo, 2)}-{stats.fmt(r.frac_worse_hi, 2)}, losses "

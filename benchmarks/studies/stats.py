@@ -1,7 +1,9 @@
 """The small statistics the studies' answers lean on, each returning its uncertainty with it.
 
 Binomial intervals (Wilson, through SciPy), log-log slopes with their standard error
-(``scipy.stats.linregress``), a mean with its standard error, and how a derived table summarises
+(``scipy.stats.linregress``), a mean with its standard error, the one decision rule every answer
+uses on a difference and its standard error (Student t with the degrees of freedom the seeds
+give, Bonferroni over the comparisons made: ``decide``), and how a derived table summarises
 the seeds of one group: medians for times and losses, the worst verdict, the headline agreement
 metric of the model (marginal W1 in reference sd, or the predictive gap of models judged in
 predictive space).
@@ -53,6 +55,45 @@ def mean_se(values: Sequence[float]) -> tuple[float, float]:
         return math.nan, math.nan
     se = float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else math.nan
     return float(np.mean(v)), se
+
+
+CONFIDENCE = 0.95
+"""Two-sided confidence of every difference a study calls real."""
+
+
+def t_multiplier(df: float, tests: int = 1, confidence: float = CONFIDENCE) -> float:
+    """Standard errors a difference must exceed to be called one: the two-sided Student-t
+    quantile with ``df`` degrees of freedom (a mean over n seeds has n - 1), at the level
+    Bonferroni-corrected over ``tests`` comparisons made together; nan below one degree of
+    freedom (no estimate of the noise). A fixed 2 is the normal quantile: with 4 seeds it calls
+    noise a difference about one time in seven instead of one in twenty."""
+    if not (np.isfinite(df) and df >= 1 and tests >= 1):
+        return math.nan
+    return float(stats.t.ppf(1 - (1 - confidence) / (2 * tests), df))
+
+
+def decide(diff: float, se: float, df: float, tests: int = 1) -> int | None:
+    """+1 when ``diff`` lies above zero by more than ``t_multiplier(df, tests)`` standard errors,
+    -1 when below by as much, 0 within; None when undecidable (no finite difference, standard
+    error or degrees of freedom)."""
+    t = t_multiplier(df, tests)
+    if not (np.isfinite(diff) and np.isfinite(se) and np.isfinite(t)):
+        return None
+    if diff - t * se > 0:
+        return 1
+    if diff + t * se < 0:
+        return -1
+    return 0
+
+
+def rule(df: float, tests: int = 1) -> str:
+    """The rule ``decide`` applies, for an answer: "beyond t(3) = 3.18 standard errors at 95%"
+    (with the Bonferroni correction named when ``tests`` > 1)."""
+    t = t_multiplier(df, tests)
+    if not np.isfinite(t):
+        return "no decision without an estimate of the noise"
+    text = f"beyond t({fmt(df)}) = {t:.2f} standard errors at 95%"
+    return text + (f" Bonferroni-corrected over {tests} comparisons" if tests > 1 else "")
 
 
 def worst_verdict(verdicts: Sequence[object]) -> str:
