@@ -223,8 +223,7 @@ def execute(run: StudyRun) -> None:
     """Every guide of the profile, the seeds not already stored ok (``--resume``) together."""
     scope, sched = SCOPES[run.profile], SCHEDULES[run.profile]
     for method in scope.methods:
-        seeds = [s for s in run.seed_list(scope) if not (
-            run.resume and all(run.store.done(k) for k in _identities(method, s, sched)))]
+        seeds = run.seeds_to_run(scope, lambda s, m=method: _identities(m, s, sched))
         if seeds:
             run.store.add(run_chains(method, seeds, sched, run.profile, run.progress))
 

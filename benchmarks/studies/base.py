@@ -13,7 +13,7 @@ only records the study that last wrote the row.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -110,6 +110,13 @@ class StudyRun:
 
     def seed_list(self, scope: Scope) -> list[int]:
         return list(self.seeds) if self.seeds is not None else list(range(scope.seeds))
+
+    def seeds_to_run(self, scope: Scope, identities: Callable[[int], Iterable[tuple]]
+                     ) -> list[int]:
+        """The scope's seeds, less (on resume) those whose every row identity is stored ok: a
+        seed's rows are one chain (stages, batches, fits), run again whole or not at all."""
+        return [s for s in self.seed_list(scope)
+                if not (self.resume and all(self.store.done(k) for k in identities(s)))]
 
 
 @dataclass(frozen=True)

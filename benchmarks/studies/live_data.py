@@ -209,9 +209,7 @@ def execute(run: StudyRun) -> None:
     """Every method of the profile; a seed whose rows are all stored ok is skipped on resume."""
     scope, sched = SCOPES[run.profile], SCHEDULES[run.profile]
     for method in scope.methods:
-        seeds = [s for s in run.seed_list(scope) if not (
-            run.resume and all(run.store.done(k)
-                               for k in _identities(method, s, sched, run.profile)))]
+        seeds = run.seeds_to_run(scope, lambda s, m=method: _identities(m, s, sched, run.profile))
         if not seeds:
             continue
         if method == NUTS:

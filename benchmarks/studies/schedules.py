@@ -174,8 +174,8 @@ def execute(run: StudyRun) -> None:
     sites = latent_info(spec.model, ds.model_kwargs).sites
     reference = None
     for optimizer in plan.optimizers:
-        seeds = [s for s in run.seed_list(scope) if not (run.resume and all(
-            run.store.done(_identity(plan, optimizer, r, s)) for r in RULES))]
+        seeds = run.seeds_to_run(scope, lambda s, o=optimizer: [_identity(plan, o, r, s)
+                                                                  for r in RULES])
         if not seeds:
             continue
         if reference is None:
