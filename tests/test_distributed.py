@@ -20,7 +20,7 @@ from svi_bench.benchmarks.grid import distributed as grid_dask
 from svi_bench.benchmarks.grid import store
 from svi_bench.benchmarks.grid.execution import run_grid
 from svi_bench.benchmarks.grid.run_spec import plan
-from svi_bench.benchmarks.inference import host_lock, jax_setup
+from svi_bench.benchmarks.inference import host_lock, jax_setup, program_cost
 from svi_bench.models import REGISTRY, Dataset, ModelSpec
 
 jax_setup.configure_jax()
@@ -34,9 +34,9 @@ PREDICTIVE = {"ppc_w1", "ppc_w1_floor"}
 TIMING = {"compile_s", "run_s", "program_run_s", "cache_hit", "cache", "started_at",
           "ess_per_second", "jobs", "artifact", "timing_lock", "lock_wait_s",
           "host_others_share", "contended",
-          # the state of the process that ran it, not of the run: its resident memory and the
-          # host's load while it compiled (XLA's static figures are compared: they must agree)
-          "peak_rss_bytes", "rss_growth_bytes", "compile_others_share"}
+          # the state of the process that ran it, not of the run (XLA's static figures are
+          # compared: they must agree)
+          *program_cost.PROCESS_STATE}
 KEY = ["model", "method", "seed"]
 
 

@@ -12,7 +12,7 @@ from svi_bench.benchmarks.grid import runner, store
 from svi_bench.benchmarks.grid.execution import run_grid
 from svi_bench.benchmarks.grid.model_cells import run_model_cells
 from svi_bench.benchmarks.grid.run_spec import plan
-from svi_bench.benchmarks.inference import host_lock, jax_setup
+from svi_bench.benchmarks.inference import host_lock, jax_setup, program_cost
 from svi_bench.models import get_model
 
 jax_setup.configure_jax()
@@ -20,7 +20,8 @@ jax_setup.configure_jax()
 TINY = {"num_steps": 60, "num_draws": 200, "final_elbo_particles": 40,
         "num_warmup": 30, "num_samples": 40, "num_chains": 2}
 TIMING = {"compile_s", "run_s", "program_run_s", "cache", "cache_hit", "started_at",
-          "host_others_share", "contended", "ess_per_second", "lock_wait_s", "timing_lock", "jobs"}
+          "host_others_share", "contended", "ess_per_second", "lock_wait_s", "timing_lock", "jobs",
+          *program_cost.PROCESS_STATE}
 
 
 def _cells():

@@ -36,6 +36,9 @@ COMPILE_LOAD = "compile_others_share"
 """The share of the host's CPU other processes used while the program compiled
 (``host_load.others_share``): a compile time is comparable across commits only at a similar load."""
 COLUMNS = (*STATIC_COLUMNS, *MEMORY_COLUMNS, COMPILE_LOAD)
+PROCESS_STATE = (*MEMORY_COLUMNS, COMPILE_LOAD)
+"""The columns that describe the process and host a run happened in, not the run: two runs of
+the same program in two processes differ there (and only there, with the timings)."""
 
 
 def static_cost(compiled: Any) -> dict[str, float]:

@@ -52,10 +52,10 @@ noise floor (smoke-profile guides are still far from it, so drift there says les
 # timer and dispatch overhead (~0.1 ms) do not matter, short enough for a suite of minutes.
 SVI_STEPS = {"coin": 2000, "gamma_concentration": 2000, "dirichlet_categorical": 2000,
              "correlated_gaussian": 2000, "multimodal_2d": 1000, "linreg_outliers": 400,
-             "hierarchical_linreg": 400, "bnn": 400}
+             "hierarchical_linreg": 400, "bnn": 400, "funnel": 2000}
 NUTS_DRAWS = {"coin": 1000, "correlated_gaussian": 1000, "dirichlet_categorical": 1000,
               "gamma_concentration": 500, "multimodal_2d": 500, "linreg_outliers": 300,
-              "hierarchical_linreg": 200, "bnn": 100}
+              "hierarchical_linreg": 200, "bnn": 100, "funnel": 500}
 NUTS_CHAINS = 2
 ROUNDS = 6
 """Timed rounds per benchmark and pass; each round gets a fresh key (round r: seed ``1000 + r``,
@@ -93,12 +93,12 @@ def _cases(pairs: str) -> tuple[Case, ...]:
 
 
 # The default selection: every model at least once, every method at least once (each manual
-# guide too), all cheap. SVI step cost: 12 cases.
+# guide too), all cheap. SVI step cost: 13 cases.
 DEFAULT_SVI = _cases(
     "coin/manual:beta coin/manual:normal coin/autonormal gamma_concentration/manual:lognormal "
     "dirichlet_categorical/autodiagonalnormal correlated_gaussian/automvn "
     "multimodal_2d/manual:rotated_mixture multimodal_2d/autoiaf linreg_outliers/manual:independent "
-    "hierarchical_linreg/autodais hierarchical_linreg/autobnaf bnn/autonormal"
+    "hierarchical_linreg/autodais hierarchical_linreg/autobnaf bnn/autonormal funnel/autonormal"
 )
 DEFAULT_NUTS = _cases("coin/nuts correlated_gaussian/nuts hierarchical_linreg/nuts")
 # Accuracy against the exact references (coin, correlated_gaussian, dirichlet_categorical): an
@@ -112,7 +112,8 @@ DEFAULT_ACCURACY = _cases(
 # draws): each of BlackJAX's and FlowJAX's methods once, on models where its round takes 5-70 ms.
 DEFAULT_METHODS = _cases(
     "hierarchical_linreg/pathfinder correlated_gaussian/multipathfinder "
-    "hierarchical_linreg/mclmc correlated_gaussian/mams correlated_gaussian/flow:rqs"
+    "hierarchical_linreg/mclmc correlated_gaussian/mams correlated_gaussian/flow:rqs "
+    "correlated_gaussian/nuts:dense"
 )
 EXACT_REFERENCE_MODELS = ("coin", "correlated_gaussian", "dirichlet_categorical")
 
