@@ -177,6 +177,13 @@ class AnnealingPrograms:
         return state, StageOutput(end, drawn, np.asarray(host[2]), np.asarray(host[3]), seconds)
 
 
+def stage_settings(learning_rate: float, num_draws: int, **more: Any) -> SVISettings:
+    """The SVI settings of a staged program's batches: ``BATCH_STEPS`` steps a batch, one
+    particle, ``num_draws`` draws scored per stage (``more``: any other setting)."""
+    return SVISettings(num_steps=BATCH_STEPS, num_particles=1, learning_rate=learning_rate,
+                       num_draws=num_draws, **more)
+
+
 def schedule(n_stages: int, final: float = 0.02) -> np.ndarray:
     """The document's geometric schedule ``final ** (i / n)``, with the exponent reaching 1 at the
     last stage (i / (n - 1)) so that the last stage is exactly the direct fit's ``final``; the

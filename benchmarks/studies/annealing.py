@@ -36,6 +36,7 @@ from svi_bench.benchmarks.inference.annealing import (
     RULE_TOLERANCE,
     AnnealingPrograms,
     schedule,
+    stage_settings,
 )
 from svi_bench.benchmarks.inference.settings import SVISettings
 from svi_bench.benchmarks.methods import numpyro_guides, registry
@@ -66,9 +67,8 @@ class Schedule:
 
     def settings(self) -> SVISettings:
         """The SVI settings of every stage, in ``precision`` (or the model's)."""
-        return SVISettings(num_steps=BATCH_STEPS, num_particles=1,
-                           learning_rate=self.learning_rate, num_draws=self.num_draws,
-                           precision=self.precision or REGISTRY[MODEL].precision)
+        return stage_settings(self.learning_rate, self.num_draws,
+                              precision=self.precision or REGISTRY[MODEL].precision)
 
 
 GUIDES = ("autonormal", "autodiagonalnormal", "automvn", "autodais", "autoiaf", "autobnaf")

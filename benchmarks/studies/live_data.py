@@ -29,7 +29,12 @@ import numpy as np
 from svi_bench.benchmarks.grid import runner, store
 from svi_bench.benchmarks.grid.profiles import settings_for, settings_hash
 from svi_bench.benchmarks.grid.run_spec import RunSpec, base_row, failed_rows, one_line
-from svi_bench.benchmarks.inference.annealing import BATCH_STEPS, RULE_TOLERANCE, AnnealingPrograms
+from svi_bench.benchmarks.inference.annealing import (
+    BATCH_STEPS,
+    RULE_TOLERANCE,
+    AnnealingPrograms,
+    stage_settings,
+)
 from svi_bench.benchmarks.inference.introspect import latent_info
 from svi_bench.benchmarks.inference.settings import SVISettings
 from svi_bench.benchmarks.methods import numpyro_guides, registry
@@ -64,8 +69,7 @@ class Schedule:
     elbo_particles: int = 200
 
     def settings(self) -> SVISettings:
-        return SVISettings(num_steps=BATCH_STEPS, num_particles=1,
-                           learning_rate=self.learning_rate, num_draws=self.num_draws)
+        return stage_settings(self.learning_rate, self.num_draws)
 
 
 SCHEDULES = {

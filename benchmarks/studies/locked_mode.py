@@ -40,6 +40,7 @@ from svi_bench.benchmarks.inference.annealing import (
     RULE_TOLERANCE,
     AnnealingPrograms,
     schedule,
+    stage_settings,
 )
 from svi_bench.benchmarks.inference.settings import SVISettings
 from svi_bench.benchmarks.methods import numpyro_guides, registry
@@ -78,8 +79,7 @@ class Schedule:
     elbo_particles: int = 200
 
     def settings(self) -> SVISettings:
-        return SVISettings(num_steps=BATCH_STEPS, num_particles=1,
-                           learning_rate=self.learning_rate, num_draws=self.num_draws)
+        return stage_settings(self.learning_rate, self.num_draws)
 
     def betas(self) -> np.ndarray:
         """beta0 rising geometrically to exactly 1 (the annealing schedule, reversed)."""
