@@ -51,7 +51,7 @@ def test_compile_and_run_reports_the_same_static_cost_cold_and_loaded(tmp_path, 
     can compare them exactly across runs."""
     monkeypatch.setenv("SVI_BENCH_CACHE", str(tmp_path))
     x = jnp.ones((64, 64), dtype=jnp.float32)
-    identity = {"test": "program_cost"}
+    identity = {"test": "program_cost", "run": str(tmp_path)}  # stored by no earlier run
     cold = executables.compile_and_run(jax.jit(_matmul), x, identity=identity)
     warm = executables.compile_and_run(jax.jit(_matmul), x, identity=identity)
     assert warm.cache == "executable" and cold.cache != "executable"
