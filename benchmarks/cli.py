@@ -80,8 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a setting for every run, e.g. num_steps=500 (repeatable)")
     run.add_argument("--size", action="append", default=[], metavar="MODEL.KEY=VALUE",
                      help="a model size parameter, e.g. hierarchical_linreg.n_groups=16")
-    run.add_argument("--jobs", type=int, default=1,
-                     help="Dask worker processes on this machine (default 1: serial, no Dask)")
+    run.add_argument("--jobs", type=int, default=None,
+                     help="Dask worker processes on this machine: compiles overlap, timed runs "
+                          "one at a time (default: one per core, or $SVI_BENCH_JOBS; 1: serial, "
+                          "no Dask)")
     run.add_argument("--scheduler", default=None, metavar="ADDRESS",
                      help="run on the Dask cluster at ADDRESS (e.g. tcp://host:8786) instead")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -191,7 +193,7 @@ def _resolve(args: argparse.Namespace):
 def _cmd_run(args: argparse.Namespace) -> int:
     from svi_bench.benchmarks.inference import jax_setup
 
-    if args.scheduler is not None and args.jobs != 1:
+    if args.scheduler is not None and args.jobs not in (None, 1):
         raise UsageError("give --jobs (a local cluster) or --scheduler (an existing one), not both")
     if args.scheduler is not None:
         from svi_bench.benchmarks.grid import distributed
@@ -202,9 +204,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         except distributed.ClusterError as exc:
             raise UsageError(str(exc)) from None
     cells = _resolve(args)
-    if not 1 <= args.jobs <= (os.cpu_count() or 1) * 4:
-        raise UsageError(f"--jobs must be between 1 and {(os.cpu_count() or 1) * 4}, got {args.jobs}")
     from svi_bench.benchmarks.grid import execution, profiles, store
+
+    if args.jobs is not None and not 1 <= args.jobs <= execution.usable_cores() * 4:
+        raise UsageError(f"--jobs must be between 1 and {execution.usable_cores() * 4}, "
+                         f"got {args.jobs}")
     from svi_bench.benchmarks.grid.distributed import ClusterError
 
     try:
@@ -214,9 +218,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     interrupts.saving_to(results.out_dir)
     user = sorted({c.spec.name for c in cells} & set(args.origins))
     user += sorted({c.method for c in cells} & set(args.method_origins))
-    if (args.jobs > 1 or args.scheduler) and user:
+    if ((args.jobs or 1) > 1 or args.scheduler) and user:
         raise UsageError(f"--jobs/--scheduler run registered built-in models and methods only "
                          f"(worker processes cannot import {', '.join(user)}): drop them")
+    if args.scheduler is not None:
+        args.jobs = 1
+    elif args.jobs is None:
+        try:
+            args.jobs, why = execution.default_jobs(cells, user)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if why:
+            print(why)
     from svi_bench.benchmarks.grid import manifest
     from svi_bench.benchmarks.user_code import SourceError
 
@@ -233,14 +246,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
     total = sum(len(c.seeds) for c in cells)
     from tqdm import tqdm
 
-    bar = tqdm(total=total, unit="run", disable=args.no_progress, dynamic_ncols=True)
+    from svi_bench.benchmarks.grid_progress import GridProgress
+    from svi_bench.benchmarks.inference import phases
+
+    progress = GridProgress(cells=len(cells), seeds=total, workers=args.jobs)
+    # tqdm's own time left assumes every run costs the same; GridProgress counts both phases
+    bar = tqdm(total=total, unit="run", disable=args.no_progress, dynamic_ncols=True,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+                          "[{elapsed}, {postfix}]", postfix=progress.postfix())
     counts = {"ok": 0, "failed": 0, "not_applicable": 0}
     failures: list[str] = []
+    serial = args.jobs == 1 and args.scheduler is None
+    current = [""]
 
     def on_cell(cell, todo):
         interrupts.check()
-        bar.set_description(f"{cell.spec.name} x {cell.method} ({todo} seeds)")
+        current[0] = f"{cell.spec.name} x {cell.method} ({todo} seeds)"
+        bar.set_description(current[0])
+        if todo < len(cell.seeds):
+            progress.skipped(len(cell.seeds), todo)
         bar.update(len(cell.seeds) - todo)
+
+    def on_phase(phase):  # serial: this process's own phase within the current cell
+        bar.set_description(f"{current[0]} {phase}")
 
     def on_done(cell, rows):
         for row in rows:
@@ -248,22 +276,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
             if row["status"] == "failed":
                 failures.append(f"failed: {row['model']} x {row['method']} seed {row['seed']}: "
                                 f"{row['error']}")
-        if args.jobs > 1 or args.scheduler:
+        if rows:
+            progress.workers = int(rows[0].get("jobs") or progress.workers)
+        progress.cell_done(rows)
+        if not serial:
             bar.set_description(f"done {cell.spec.name} x {cell.method}")
+        bar.set_postfix_str(progress.postfix(), refresh=False)
         bar.update(len(rows))
         interrupts.check()  # a Ctrl-C whose exception was swallowed: stop after a saved cell
 
     start = time.perf_counter()
     interrupts.check()
     try:
-        execution.run_grid(cells, results, resume=args.resume, on_cell=on_cell, on_done=on_done,
-                           jobs=args.jobs, scheduler=args.scheduler)
+        with phases.listening(on_phase if serial else lambda phase: None):
+            execution.run_grid(cells, results, resume=args.resume, on_cell=on_cell,
+                               on_done=on_done, jobs=args.jobs, scheduler=args.scheduler)
     except ClusterError as exc:  # a cluster that cannot run the grid: one line, exit 2
         raise UsageError(str(exc)) from None
     finally:  # Ctrl-C: main() says how many rows are saved
         bar.close()
     interrupts.check()
-    print_run_summary(failures, results, counts, time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    print(progress.summary(elapsed))
+    print_run_summary(failures, results, counts, elapsed)
     return 0
 
 

@@ -16,6 +16,9 @@ if str(REPO) not in sys.path:
 os.environ.setdefault("PYTHONHASHSEED", "0")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# `svi-bench run` starts a Dask worker per core unless told; the tests that run it do so beside
+# other tests (pytest-xdist), so they run serially unless they ask for workers (--jobs)
+os.environ.setdefault("SVI_BENCH_JOBS", "1")
 
 
 CONSOLE = Path(sys.executable).parent / "svi-bench"

@@ -182,6 +182,37 @@ def test_jobs_and_scheduler_together_are_refused(tmp_path):
         "error: give --jobs (a local cluster) or --scheduler (an existing one), not both"]
 
 
+@pytest.mark.slow
+def test_run_without_jobs_starts_a_worker_per_core_and_says_how_the_time_went(tmp_path):
+    from conftest import run_cli
+
+    from svi_bench.benchmarks.grid.execution import JOBS_ENV, usable_cores
+
+    proc = run_cli("run", "--profile", "smoke", "--models", "coin", "--methods",
+                   "autonormal,autodiagonalnormal", "--out", str(tmp_path), "--no-progress",
+                   env={JOBS_ENV: ""})  # as a user's shell: no default set
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    workers = min(usable_cores(), 2)
+    df = pd.read_parquet(tmp_path / "results.parquet")
+    assert (df.status == "ok").all() and (df.jobs == workers).all()
+    assert df.timing_lock.all() == (workers > 1)
+    summary = proc.stdout.strip().splitlines()[-2]
+    assert summary.startswith(f"{workers} workers, compiles overlapped" if workers > 1
+                              else "serial:"), summary
+    assert " s compiling (" in summary and " s wall" in summary
+
+
+def test_a_bad_default_worker_count_is_refused_in_one_line(tmp_path):
+    from conftest import run_cli
+
+    proc = run_cli("run", "--profile", "smoke", "--models", "coin", "--out", str(tmp_path),
+                   env={"SVI_BENCH_JOBS": "lots"})
+    assert proc.returncode == 2
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: SVI_BENCH_JOBS='lots'; valid: an integer"), err
+    assert not (tmp_path / "results.parquet").exists()
+
+
 @contextlib.contextmanager
 def _listener(answer: bytes | None):
     """A local TCP listener that answers every request with ``answer`` (None: never answers)."""

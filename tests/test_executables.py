@@ -283,3 +283,13 @@ def test_the_store_is_keyed_by_every_module_its_programs_are_built_from():
             imported |= {f"{m.strip()}.py" for m in group.split(",")}
     assert imported <= sources | {"host_lock.py"}, imported - sources
     assert not {"annealing.py", "early_stopping.py"} & sources
+
+
+def test_compile_and_run_announces_compiling_then_running():
+    from svi_bench.benchmarks.inference import phases
+
+    seen: list[str] = []
+    with phases.listening(seen.append):
+        executables.compile_and_run(jax.jit(lambda x: x + 1.0), jnp.ones(3))
+    executables.compile_and_run(jax.jit(lambda x: x * 2.0), jnp.ones(3))  # no listener: silent
+    assert seen == [phases.COMPILING, phases.RUNNING]

@@ -8,10 +8,47 @@ program, never beside a timed run (``model_cells.run_cells_overlapped``).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 
 from svi_bench.benchmarks.grid import store
 from svi_bench.benchmarks.grid.run_spec import RunSpec, base_row
+
+JOBS_ENV = "SVI_BENCH_JOBS"
+"""Worker processes of ``run`` when ``--jobs`` is not given (default: one per core)."""
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def default_jobs(cells: Sequence[RunSpec], user_code: Sequence[str],
+                 environ: Mapping[str, str] = os.environ) -> tuple[int, str]:
+    """``(workers, why)`` for a run that did not say ``--jobs``: ``$SVI_BENCH_JOBS`` if set, else
+    one per usable core, but no more than the cells, and 1 where the grid has a user's model or
+    method (worker processes could not import it). ``why`` is empty unless that last rule chose.
+
+    A bad ``$SVI_BENCH_JOBS`` raises ``ValueError`` naming what is valid."""
+    limit = usable_cores() * 4
+    text = environ.get(JOBS_ENV, "")
+    if text:
+        try:
+            asked = int(text)
+        except ValueError:
+            asked = 0
+        if not 1 <= asked <= limit:
+            raise ValueError(f"{JOBS_ENV}={text!r}; valid: an integer from 1 to {limit}")
+    else:
+        asked = usable_cores()
+    workers = max(1, min(asked, len(cells)))
+    if workers > 1 and user_code:
+        return 1, (f"serial: worker processes cannot import {', '.join(user_code)} "
+                   "(user models and methods run in this process)")
+    return workers, ""
 
 
 def run_grid(
@@ -38,8 +75,8 @@ def run_grid(
             if not (resume and results.done(
                 store.identity(base_row(cell, s))))
         ]
-        if on_cell and not todo:
-            on_cell(cell, 0)
+        if on_cell and len(todo) < len(cell.seeds):  # --resume: the seeds already done
+            on_cell(cell, len(todo))
         if todo:
             groups.setdefault(cell.spec.name, []).append(dataclasses.replace(cell, seeds=tuple(todo)))
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from svi_bench.benchmarks.artifacts import atomic_write
-from svi_bench.benchmarks.inference import host_load, host_lock, jax_setup, program_cost
+from svi_bench.benchmarks.inference import host_load, host_lock, jax_setup, phases, program_cost
 
 FORMAT = 1
 """Layout of an entry; a change makes every older entry a miss."""
@@ -306,10 +306,12 @@ def compile_and_run(program, *args, identity: Mapping[str, Any] | None = None) -
     """
     import jax
 
+    phases.announce(phases.COMPILING)
     before_compile = host_load.sample()
     compiled, compile_s, cache = load_or_compile(program, args, identity)
     compile_others = host_load.others_share(before_compile, host_load.sample())
     cost = program_cost.static_cost(compiled)
+    phases.announce(phases.RUNNING)
     with host_lock.timed_section():  # parallel workers: no other timed run on this host meanwhile
         before = host_load.sample()
         with program_cost.PeakMemory() as peak:
