@@ -35,6 +35,7 @@ def write_index(ctx: Context, path: Path, history_note: str) -> None:
         title="Leaderboard", root="", nav=ctx.nav, columns=column_heads, rows=rows, notes=notes,
         method_rows=_method_rows(ctx), environment=envinfo.describe(ctx.results),
         history_note=history_note, reference_notes=ctx.results.reference_notes,
+        budget_notes=[s.budget_note for s in ctx.summaries.values() if s.budget_note],
         verdict_note=ctx.results.verdict_note, timing_note=ctx.results.timing_note,
         khat_limit=KHAT_UNRELIABLE, count_columns=COUNT_COLUMNS)
     path.write_text(html)

@@ -53,6 +53,7 @@ def write_model_page(ctx: Context, model: str, spec) -> None:
               "energy": energy_fig},
         methods=[{"name": m, "href": "../" + method_href(m)} for m in methods],
         method_entries=entries, metric_rows=metric_rows(summaries),
+        budget_notes=[s.budget_note for s in summaries if s.budget_note],
         ref=reference_view(ref),
         ref_missing="No stored reference for this model and data in "
                     f"{ctx.results.results_dir.name}/references: metrics and verdicts are "

@@ -8,6 +8,7 @@ gradient evaluations. Any column may be missing or NaN (failed rows, older resul
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ import pandas as pd
 
 from svi_bench.benchmarks.scoring import columns
 from svi_bench.benchmarks.scoring import metrics as bench_metrics
+from svi_bench.benchmarks.scoring.evaluate import has_sampler_health, sampler_health
 from svi_bench.benchmarks.scoring.verdict import LEVELS
 from svi_bench.benchmarks.scoring.verdict import RANK as VERDICT_RANK
 from svi_bench.reports.manifest import LEGACY_BASELINE
@@ -112,6 +114,7 @@ class Summary:
     values: dict[str, float] = field(default_factory=dict)  # medians over ok seeds
     spread: dict[str, tuple[float, float]] = field(default_factory=dict)  # (min, max) over seeds
     reference_ok: bool | None = None
+    budget_note: str = ""  # a sampler that failed its own health on every ok seed: why
 
     @property
     def n_seeds(self) -> int:
@@ -221,6 +224,7 @@ def summarise(df: pd.DataFrame, model: str, method: str, baseline: Summary | Non
             worst = [_text(r) for v, r in zip(verdicts, ok["verdict_reason"], strict=True)
                      if v == s.verdict or v not in VERDICT_RANK]
             s.verdict_reasons = _unique(worst)
+    s.budget_note = budget_note(ok, method)
     if "reference_ok" in ok.columns and len(ok):
         flags = [f for f in ok["reference_ok"] if f is not None and f is not pd.NA
                  and not (isinstance(f, float) and math.isnan(f))]
@@ -248,6 +252,32 @@ def summarise(df: pd.DataFrame, model: str, method: str, baseline: Summary | Non
             if np.isfinite(ours) and np.isfinite(theirs) and ours > 0:
                 s.values[key] = theirs / ours
     return s
+
+
+def budget_note(ok: pd.DataFrame, method: str) -> str:
+    """Where an MCMC method's chains failed their own health checks on every ok seed, the row
+    says the profile's budget was too small for this model, not what the posterior is: a sentence
+    naming the budget and the failed checks ("" otherwise, or with no ok seed)."""
+    records = ok.to_dict("records")
+    if not records or not all(has_sampler_health(r) for r in records):
+        return ""
+    health = [sampler_health(r) for r in records]
+    if not all(h is not None and h[0] == "fail" for h in health):
+        return ""
+    first = records[0]
+    try:
+        settings = json.loads(_text(first.get("settings")) or "{}")
+    except ValueError:
+        settings = {}
+    budget = ", ".join(f"{k} {settings[k]}" for k in ("num_chains", "num_warmup", "num_samples")
+                       if k in settings)
+    reasons = "; ".join(_unique(h[1] for h in health if h is not None))
+    return (f"{first.get('model')} x {method}: the chains failed their own health checks on "
+            f"every seed ({len(records)} of {len(records)}: {reasons}) at the "
+            f"{_text(first.get('profile')) or 'run'} profile's budget"
+            f"{f' ({budget})' if budget else ''}. {method} needs more than this budget on this "
+            "model: its row says the chains are too short, not what the posterior is; every "
+            "method here is judged against the reference, not against these chains.")
 
 
 def summarise_all(df: pd.DataFrame, models: Iterable[str], methods: Iterable[str],

@@ -251,6 +251,7 @@ cell for its reasons; failures and non-applicable runs are listed below.</p>
 </dl>
 {% if history_note %}<div class="note small">Runtime history: {{ history_note }}</div>{% endif %}
 {% for n in reference_notes %}<div class="note small">{{ n }}</div>{% endfor %}
+{% for n in budget_notes %}<div class="note small budget-note">{{ n }}</div>{% endfor %}
 {% endblock %}
 """
 
@@ -270,6 +271,7 @@ results are shown.</p>{% endif %}
 {% if latent_dim %}<dt>latent dimension</dt><dd>{{ latent_dim }}</dd>{% endif %}
 <dt>draws shown</dt><dd>{{ seeds_shown }}</dd>
 </dl>
+{% for n in budget_notes %}<div class="note budget-note">{{ n }}</div>{% endfor %}
 {% if not has_rows %}<div class="note">No run of this model is in the results table.</div>
 {% endif %}
 

@@ -142,3 +142,22 @@ def test_key_metric_falls_back_in_order():
 ])
 def test_fmt(value, text):
     assert fmt(value) == text
+
+
+def _chains(seed: int, ess: float, rhat: float = 1.005) -> dict:
+    return _row("nuts", seed, family="mcmc", profile="quick", max_rhat=rhat, min_ess_bulk=ess,
+                min_ess_tail=ess, divergences=0,
+                settings='{"num_chains": 4, "num_samples": 1000, "num_warmup": 500}')
+
+
+def test_a_sampler_unhealthy_on_every_seed_gets_a_budget_note():
+    df = pd.DataFrame([_chains(0, 48.0), _chains(1, 72.0, rhat=1.07), _chains(2, 60.0)])
+    note = summarise(df, "m", "nuts").budget_note
+    assert note.startswith("m x nuts: the chains failed their own health checks on every seed "
+                           "(3 of 3: NUTS ESS 48 < 100; ")
+    assert "at the quick profile's budget (num_chains 4, num_warmup 500, num_samples 1000)" in note
+    assert "nuts needs more than this budget on this model" in note
+    healthy_once = pd.DataFrame([_chains(0, 48.0), _chains(1, 900.0)])
+    assert summarise(healthy_once, "m", "nuts").budget_note == ""
+    vi = pd.DataFrame([_row("autonormal", 0, family="vi", min_ess_bulk=float("nan"))])
+    assert summarise(vi, "m", "autonormal").budget_note == ""

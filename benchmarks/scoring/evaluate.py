@@ -134,7 +134,7 @@ def judge_row(row: Mapping[str, Any], reference_failure: str | None = None) -> J
     keys = (*THRESHOLDS, "approx_nonfinite_frac", "sd_ratio_worst", *metrics.LOCATION_KEYS)
     judged = judge({k: row[k] for k in keys if k in row},
                    {f"{k}_floor": row[f"{k}_floor"] for k in THRESHOLDS if f"{k}_floor" in row})
-    level, reason = _worst(judged[:2], _nuts_health(row) if has_sampler_health(row) else None)
+    level, reason = _worst(judged[:2], sampler_health(row) if has_sampler_health(row) else None)
     if reference_failure is not None:
         reason = f"{REFERENCE_FAILED} ({reference_failure}); {reason}"
     return Judgement(level, reason, judged.marginal, judged.joint)
@@ -157,7 +157,8 @@ be computed (NaN: too few draws) fails. A badly mixed chain inflates its own noi
 agreement alone must not let it pass."""
 
 
-def _nuts_health(row: Mapping[str, Any]) -> tuple[str, str] | None:
+def sampler_health(row: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The chains' own health (``NUTS_HEALTH``): ``(level, reason)``, or None when healthy."""
     h = NUTS_HEALTH
     rhat, div = row.get("max_rhat", np.nan), row.get("divergences", 0)
     div = div if div is not None and np.isfinite(div) else 0  # a sampler that cannot diverge
