@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import inspect
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -206,12 +207,7 @@ def _flat(figures: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def measurements_table(folder: Path) -> str:
     """The measurement records (``benchmarks.measure``) in ``folder``, one row per record."""
-    records = []
-    for path in sorted(folder.glob("*.json")):
-        try:
-            records.append((path.name, json.loads(path.read_text())))
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{path}: not a measurement record ({exc})") from None
+    records = _records(folder)
     if not records:
         return "No measurement records yet."
     rows = []
@@ -220,10 +216,44 @@ def measurements_table(folder: Path) -> str:
         machine = rec.get("machine", {})
         where = f"{machine.get('cpus', '?')} CPUs, {machine.get('platform', '?')}"
         shown = [f"{figure} {_number(value) if isinstance(value, float) else value}"
-                 for figure, value in _flat(rec.get("figures", {})).items()]
+                 for figure, value in _flat(rec.get("figures", {})).items()
+                 if not figure.startswith("per_model.")]  # bench-costs shows those
         rows.append((rec.get("name", name), "; ".join(shown), f"`{rec.get('commit', '?')}`",
                      rec.get("recorded_at", ""), where, f"`{' '.join(rec.get('command', []))}`"))
     return _table(("record", "figures", "commit", "recorded", "machine", "command"), rows)
+
+
+def _records(folder: Path) -> list[tuple[str, dict[str, Any]]]:
+    records = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            records.append((path.name, json.loads(path.read_text())))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{path}: not a measurement record ({exc})") from None
+    return records
+
+
+def bench_costs(folder: Path) -> str:
+    """The newest ``measure bench`` record: the main job's wall time on its machine, then the
+    cost of each model in it (the default profile's cost per model)."""
+    benches = sorted((r for _, r in _records(folder) if r.get("name") == "bench"),
+                     key=lambda r: r.get("recorded_at", ""))
+    if not benches:
+        return "No `measure bench` record yet."
+    rec = benches[-1]
+    fig, machine = rec.get("figures", {}), rec.get("machine", {})
+    head = (f"`{' '.join(rec.get('command', []))}` at commit `{rec.get('commit', '?')}` on "
+            f"{machine.get('cpus', '?')} CPUs ({rec.get('recorded_at', '')}): "
+            f"{_number(fig.get('wall_s', math.nan))} s wall from a fresh clone with an empty "
+            f"cache, other processes using {fig.get('others_cpu_share', math.nan):.0%} of the "
+            f"machine meanwhile. {fig.get('run_summary', '')}")
+    rows = [(f"`{model}`", f"{m['ok']} of {m['runs']}", _number(m["compile_s"]),
+             _number(m["run_s"]),
+             f"{m['mcmc_unhealthy']} of {m['mcmc_runs']}" if m["mcmc_runs"] else "")
+            for model, m in fig.get("per_model", {}).items()]
+    table = _table(("model", "runs ok", "compiling (s)", "timed runs (s)",
+                    "MCMC runs failing their own health checks"), rows)
+    return f"{head}\n\n{table}"
 
 
 def generated_blocks(docs_dir: Path) -> dict[str, Callable[[], str]]:
@@ -240,6 +270,7 @@ def generated_blocks(docs_dir: Path) -> dict[str, Callable[[], str]]:
         "methods": methods_table,
         "studies": studies_table,
         "measurements": lambda: measurements_table(docs_dir / "measurements"),
+        "bench-costs": lambda: bench_costs(docs_dir / "measurements"),
     }
 
 

@@ -1,7 +1,10 @@
 """Measure the suite's own speed and keep the figures as data: one JSON record per measurement.
 
-``python -m svi_bench.benchmarks.measure grid [svi-bench run args]`` times a grid cold (empty
-``$SVI_BENCH_CACHE``) and then warm (the same cache); ``linreg`` times the paper
+``python -m svi_bench.benchmarks.measure bench [nox -s bench args]`` times the README's main job
+as a newcomer meets it: ``nox -s bench`` in a fresh clone of the committed ``HEAD`` with an empty
+``$SVI_BENCH_CACHE``, recording the machine's load from other processes meanwhile and each model's
+cost (the quick profile's cost table in the docs). ``grid [svi-bench run args]`` times a grid cold
+(empty ``$SVI_BENCH_CACHE``) and then warm (the same cache); ``linreg`` times the paper
 ``linreg_outliers`` run against the document-style script; ``time NAME -- COMMAND...`` times any
 command (the CI run: ``time ci -- bash .ci/run``). Each writes ``OUT/<name>-<commit>-<time>.json``
 (machine, commit, command, figures; ``OUT`` defaults to ``docs/measurements``), which the docs
@@ -14,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -55,16 +59,23 @@ def commit(cwd: Path | None = None) -> str:
     return head + ("+dirty" if dirty else "")
 
 
-def timed(command: Sequence[str], env: dict[str, str] | None = None) -> float:
+def timed(command: Sequence[str], env: dict[str, str] | None = None,
+          cwd: Path | None = None) -> float:
     """Wall seconds of ``command``; a failure raises ``MeasureError`` with its last output."""
+    return _timed_run(command, env, cwd)[0]
+
+
+def _timed_run(command: Sequence[str], env: dict[str, str] | None = None,
+               cwd: Path | None = None) -> tuple[float, str]:
+    """Wall seconds and output (stdout, then stderr) of ``command`` (run to completion, failure raising)."""
     start = time.perf_counter()
     done = subprocess.run(list(command), env={**os.environ, **ENV, **(env or {})},
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, cwd=cwd)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or [""]
         raise MeasureError(f"{' '.join(command)} exited {done.returncode}: {tail[0]}")
-    return seconds
+    return seconds, done.stdout + done.stderr
 
 
 def write_record(name: str, command: Sequence[str], figures: dict[str, Any], out: Path) -> Path:
@@ -107,6 +118,65 @@ def measure_grid(run_args: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
     return ["svi-bench", "run", *args], figures
 
 
+def model_costs(results: Path) -> dict[str, dict[str, Any]]:
+    """Per model of a results folder: its runs, the seconds spent compiling (one program per
+    cell) and in timed runs, and how many MCMC runs failed their own health checks."""
+    import pandas as pd
+
+    from svi_bench.benchmarks.scoring.evaluate import has_sampler_health, sampler_health
+
+    df = pd.read_parquet(results / "results.parquet")
+    out: dict[str, dict[str, Any]] = {}
+    for model, rows in df.groupby("model", sort=True):
+        compile_s = rows.groupby("method")["compile_s"].max().fillna(0.0).sum()
+        ok = [r for r in rows[rows["status"] == "ok"].to_dict("records") if has_sampler_health(r)]
+        unhealthy = sum((sampler_health(r) or ("",))[0] == "fail" for r in ok)
+        out[str(model)] = {"runs": len(rows), "ok": int((rows["status"] == "ok").sum()),
+                           "compile_s": round(float(compile_s), 1),
+                           "run_s": round(float(rows["run_s"].fillna(0.0).sum()), 1),
+                           "mcmc_runs": len(ok), "mcmc_unhealthy": int(unhealthy)}
+    return out
+
+
+def measure_bench(nox_args: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
+    """``nox -s bench`` in a fresh clone of the committed HEAD with an empty cache."""
+    from svi_bench.benchmarks.inference import host_load
+
+    nox = shutil.which("nox")
+    if nox is None:
+        raise MeasureError("nox is not installed (pip install nox)")
+    top = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True)
+    if top.returncode != 0:
+        raise MeasureError("bench measures a git checkout: run it inside the repository")
+    passed = list(nox_args)
+    command = ["nox", "-s", "bench", *(["--"] if passed and passed[0] != "--" else []), *passed]
+    with tempfile.TemporaryDirectory(prefix="svi-bench-measure-") as tmp:
+        clone = Path(tmp) / "repo"
+        subprocess.run(["git", "clone", "--quiet", top.stdout.strip(), str(clone)], check=True)
+        env = {"SVI_BENCH_CACHE": str(Path(tmp) / "cache")}
+        load_before = os.getloadavg()
+        before, children_before = host_load.sample(), _children_cpu_s()
+        seconds, output = _timed_run([nox, *command[1:]], env, cwd=clone)
+        after, children = host_load.sample(), _children_cpu_s() - children_before
+        figures: dict[str, Any] = {"wall_s": round(seconds, 1)}
+        if before is not None and after is not None:
+            others = (after.host_busy_s - before.host_busy_s) - children
+            figures["others_cpu_share"] = round(max(0.0, others) / (seconds * (os.cpu_count() or 1)), 3)
+        figures["load_1min_before"] = round(load_before[0], 2)
+        figures["run_summary"] = next((line.strip() for line in output.splitlines()
+                                       if " s compiling (" in line), "")
+        per_model = model_costs(clone / "results")
+        figures["runs"] = sum(m["runs"] for m in per_model.values())
+        figures["ok"] = sum(m["ok"] for m in per_model.values())
+        figures["per_model"] = per_model
+    return command, figures
+
+
+def _children_cpu_s() -> float:
+    times = os.times()
+    return times.children_user + times.children_system
+
+
 def measure_linreg() -> tuple[list[str], dict[str, Any]]:
     """The paper linreg run, cold and warm, against the document-style script."""
     figures: dict[str, Any] = {}
@@ -127,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help="folder of the records (default: docs/measurements)")
     sub = parser.add_subparsers(dest="what", required=True)
+    sub.add_parser("bench", help="nox -s bench in a fresh clone with an empty cache; further "
+                                 "arguments reach nox after --")
     sub.add_parser("grid", help="svi-bench run cold then warm; further arguments reach run")
     sub.add_parser("linreg", help="the paper linreg_outliers run against the document-style script")
     time_cmd = sub.add_parser("time", help="the wall time of any command: time NAME -- COMMAND...")
@@ -145,6 +217,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.what == "grid":
             name = "grid"
             command, figures = measure_grid(rest)
+        elif args.what == "bench":
+            name = "bench"
+            command, figures = measure_bench(rest)
         else:
             name = "linreg"
             command, figures = measure_linreg()

@@ -66,7 +66,8 @@ def _pages() -> list[Path]:
 def test_every_marker_names_a_generated_block_and_every_block_is_used():
     used = [name for page in _pages() for name in docs_pages.markers(page.read_text())]
     for name in used:
-        assert docs_pages.render(name, DOCS).startswith(("|", "No measurement")), name
+        assert docs_pages.render(name, DOCS).startswith(("|", "No measurement", "`nox -s bench`",
+                                                        "No `measure bench`")), name
     assert sorted(set(used)) == sorted(docs_pages.generated_blocks(DOCS))
     with pytest.raises(ValueError, match="unknown generated block 'nope'; valid: columns-run"):
         docs_pages.render("nope", DOCS)
@@ -164,3 +165,22 @@ def test_docs_build_without_a_warning(tmp_path):
     assert "w1_max" in verdicts and "<table" in verdicts
     assert "<table" in (out / "reference" / "measurements.html").read_text()
     assert "compare" in (out / "reference" / "api.html").read_text()
+
+
+def test_the_newest_bench_record_renders_as_the_cost_table(tmp_path):
+    assert docs_pages.bench_costs(tmp_path) == "No `measure bench` record yet."
+    for when, wall in (("2026-12-08T01:00:00Z", 900.0), ("2026-12-08T02:00:00Z", 500.0)):
+        record = {"name": "bench", "recorded_at": when, "commit": "abc1234",
+                  "machine": {"cpus": 2}, "command": ["nox", "-s", "bench"],
+                  "figures": {"wall_s": wall, "others_cpu_share": 0.01,
+                              "run_summary": "2 workers, ...",
+                              "per_model": {"bnn": {"runs": 12, "ok": 12, "compile_s": 80.0,
+                                                    "run_s": 100.0, "mcmc_runs": 3,
+                                                    "mcmc_unhealthy": 3}}}}
+        (tmp_path / f"bench-{wall:.0f}.json").write_text(json.dumps(record))
+    text = docs_pages.bench_costs(tmp_path)
+    assert text.startswith("`nox -s bench` at commit `abc1234` on 2 CPUs (2026-12-08T02:00:00Z): "
+                           "500 s wall")
+    assert "other processes using 1% of the machine" in text
+    assert "| `bnn` | 12 of 12 | 80 | 100 | 3 of 3 |" in text
+    assert "per_model" not in docs_pages.measurements_table(tmp_path)
