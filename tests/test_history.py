@@ -110,3 +110,111 @@ def test_no_runs_gives_none(tmp_path):
     (empty / "broken.json").write_text("{")
     assert build_history(empty, tmp_path / "out") is None
     assert not (tmp_path / "out" / "history.html").exists()
+
+
+# Compile cost: one SVI benchmark's fresh compile per commit, with the fields the perf suite writes.
+def _compile_run(commit: str, day: int, compile_s: float | None, cache: str | None = "",
+                 share: float | None = 0.05, flops: float | None = 1.0e6, passes: int = 2
+                 ) -> dict:
+    """A run of ``commit`` whose SVI benchmark compiled its timed program in ``compile_s`` (None:
+    a run from before compiles were recorded; ``cache``/``share`` None: not recorded either)."""
+    extra: dict = {"grad_evals": 2000, "final_loss": 14.87}
+    if compile_s is not None:
+        extra.update(compile_s=compile_s, compile_init_s=0.3, cache_init="executable",
+                     compile_init_others_share=0.0)
+        if cache is not None:
+            extra["cache"] = cache
+        if share is not None:
+            extra["compile_others_share"] = share
+    if flops is not None:
+        extra.update(xla_flops=flops, xla_bytes_accessed=4.0e5)
+    run = _run(commit, day, 0.008)
+    run["benchmarks"] = [  # the suite's passes share one program: one compile per run
+        _bench(SVI.replace("]", f"-pass{k}]"), "svi", 0.008, **extra) for k in range(1, passes + 1)]
+    return run
+
+
+def _store_compiles(root: Path) -> None:
+    runs = {
+        "o1": _compile_run("o", 1, None, flops=None),  # before any compile figure was recorded
+        "o2": _compile_run("p", 2, 0.5, cache=None, share=None),  # compile_s without its cache
+        "a": _compile_run("a", 3, 2.0),
+        "b1": _compile_run("b", 4, 2.1),
+        "b2": _compile_run("b", 4, 0.05, cache="executable"),  # loaded: says nothing
+        "b3": _compile_run("b", 4, 0.04, cache="jax"),  # JAX's cache served it: nor this
+        "c": _compile_run("c", 5, 4.2, flops=1.5e6),  # the doubled compile, and more work
+        "d1": _compile_run("d", 6, 9.0, share=0.6),  # under load, next to a quiet one
+        "d2": _compile_run("d", 6, 4.3),
+        "e": _compile_run("e", 7, 8.8, share=0.6),  # only under load
+    }
+    root.mkdir()
+    for name, run in runs.items():
+        (root / f"{name}.json").write_text(json.dumps(run))
+
+
+def _rows(html: str, heading: str) -> str:
+    start = html.index(heading)
+    return re.sub(r"\s+", "", html[start:html.index("<h2>", start + 1)])
+
+
+def test_compile_history_steps_and_load(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    saved: dict[str, Figure] = {}
+    real_savefig = Figure.savefig
+
+    def keep(fig, path, *args, **kwargs):
+        saved[Path(path).name] = fig
+        return real_savefig(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    history, out = tmp_path / "h", tmp_path / "out"
+    _store_compiles(history)
+    text = build_history(history, out).read_text()
+
+    images = re.findall(r'<img src="([^"]+)"', text)
+    assert images == ["history_svi.png", "history_svi_compile.png", "history_svi_xla.png"]
+    for name in images:
+        assert (out / name).read_bytes()[:8] == PNG_MAGIC
+
+    # the doubled fresh compile b -> c is a step; b's cached compiles are not in its median
+    # (with them it would be 0.05 s: steps a -> b x0.02 and b -> c x84)
+    steps = _rows(text, "<h2>Compile-time steps")
+    assert ("<td><code>test_svi_steps[coin-autonormal]</code></td><td>timed</td>"
+            "<td><code>bbbbbbbbbb</code></td><td><code>cccccccccc</code></td>"
+            '<tdclass="numslower">x2.00</td><td></td>') in steps
+    # d's compile under load is left out (its quiet run gives 4.3 s: no step c -> d); e compiled
+    # only under load, so its step is flagged with it
+    assert ("<td><code>dddddddddd</code></td><td><code>eeeeeeeeee</code></td>"
+            '<tdclass="numslower">x2.05</td><td><code>eeeeeeeeee</code></td>') in steps
+    assert steps.count("<tr>") == 3  # header + the two steps: none from the old runs or caches
+    assert "init" not in steps  # the init programs all came from the executable cache
+    # 6 fresh compiles (a, b, c, d twice, e), once per run, not per pass; b's 2 cached compiles
+    # and the 9 cached init programs apart, as is p's compile that did not record its cache
+    assert "6freshcompile(s)of1program(s)plotted;11servedbyacacheand1" in steps
+    # the changed XLA work is a step of an exact figure
+    assert re.search(r"test_svi_steps\[coin-autonormal\].*?xla_flops.*?1000000.*?1500000", text,
+                     re.S)
+
+    # the plot: c's point filled, e's hollow (compiled under load only)
+    ax = saved["history_svi_compile.png"].axes[0]
+    marks = [(x, line.get_markerfacecolor()) for line in ax.lines
+             if line.get_marker() == "o" for x in line.get_xdata()]
+    index = {label: i for i, label in enumerate(t.get_text() for t in ax.get_xticklabels())}
+    c = next(i for label, i in index.items() if label.startswith("ccccccc"))
+    e = next(i for label, i in index.items() if label.startswith("eeeeeee"))
+    assert [f for x, f in marks if x == e] == ["none"]
+    assert len([f for x, f in marks if x == c]) == 1 and [f for x, f in marks if x == c] != ["none"]
+    assert "<b>hollow</b>" in text and "20% of the host" in text
+
+
+def test_compile_history_of_old_runs_only(tmp_path):
+    """Runs from before compile costs were recorded: the page is built, without compile plots."""
+    history = tmp_path / "h"
+    history.mkdir()
+    (history / "old.json").write_text(json.dumps(_compile_run("o", 1, None, flops=None)))
+    (history / "older.json").write_text(json.dumps(_run("q", 2, 0.01)))
+    text = build_history(history, tmp_path / "out").read_text()
+    assert re.findall(r'<img src="([^"]+)"', text) == [
+        "history_svi.png", "history_nuts.png", "history_accuracy.png"]
+    assert re.search(r"0 fresh compile\(s\) of 0 program\(s\)\s+plotted", text)

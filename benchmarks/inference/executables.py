@@ -282,6 +282,25 @@ def load_or_compile_after(program: Callable, args: tuple,
     return out
 
 
+class Got(NamedTuple):
+    """An executable got by ``load_or_compile_measured`` and what getting it cost."""
+
+    compiled: Any
+    compile_s: float
+    cache: str
+    others_share: float  # share of the host's CPU other processes used meanwhile
+
+
+def load_or_compile_measured(program: Callable, args: tuple,
+                             identity: Mapping[str, Any] | None) -> Got:
+    """``load_or_compile`` with the share of the host's CPU other processes used while it ran
+    (``host_load.others_share``, NaN where it cannot be measured): a compile time is comparable
+    across commits only at a similar load."""
+    before = host_load.sample()
+    compiled, compile_s, cache = load_or_compile(program, args, identity)
+    return Got(compiled, compile_s, cache, host_load.others_share(before, host_load.sample()))
+
+
 class ProgramRun(NamedTuple):
     """One compiled program's run (``compile_and_run``)."""
 
@@ -307,9 +326,7 @@ def compile_and_run(program, *args, identity: Mapping[str, Any] | None = None) -
     import jax
 
     phases.announce(phases.COMPILING)
-    before_compile = host_load.sample()
-    compiled, compile_s, cache = load_or_compile(program, args, identity)
-    compile_others = host_load.others_share(before_compile, host_load.sample())
+    compiled, compile_s, cache, compile_others = load_or_compile_measured(program, args, identity)
     cost = program_cost.static_cost(compiled)
     phases.announce(phases.RUNNING)
     with host_lock.timed_section():  # parallel workers: no other timed run on this host meanwhile

@@ -9,6 +9,11 @@ slowdown shows at the commit that introduced it. Tables list the steps between c
 beyond the gate's threshold, changes of the deterministic figures (gradient evaluations, final
 loss), the accuracy metrics of the exact-reference cells, and every run read.
 
+Compile cost too: per group, each program's fresh compile time per commit (a program a cache
+served is left out: its time says nothing about compiling), hollow where it compiled only under
+load, with a table of its steps beyond the same threshold; and XLA's static cost of the timed
+programs (flops, bytes accessed) per commit, exact, so any change is a step.
+
 JSON that is not a pytest-benchmark run (the gate's ``comparison.json``) is listed and ignored; a
 corrupt file is skipped with a note on the page, never a crash. Series are kept apart by timer
 (wall ``perf_counter`` versus the gate's CPU ``process_time``) since their times do not compare.
@@ -30,10 +35,15 @@ from typing import Any
 
 import jinja2
 
+from svi_bench.benchmarks.inference.host_load import CONTENDED_SHARE
 from svi_bench.benchmarks.regress.history_data import (
     Commit,
     accuracy,
+    compile_records,
+    compile_steps,
+    compiles,
     figure_changes,
+    figure_series,
     load_commits,
     series,
     steps,
@@ -41,6 +51,8 @@ from svi_bench.benchmarks.regress.history_data import (
 from svi_bench.benchmarks.regress.thresholds import ACCURACY_FLOOR_FACTOR, ACCURACY_KEYS, TIME_THRESHOLD
 
 GROUP_ORDER = ("svi", "nuts", "accuracy")
+STATIC_PLOTTED = ("xla_flops", "xla_bytes_accessed")
+"""XLA's static cost figures of the timed programs the page plots per commit."""
 
 
 def _short(name: str) -> str:
@@ -48,19 +60,26 @@ def _short(name: str) -> str:
     return name[name.index("[") + 1 : -1] if name.endswith("]") and "[" in name else name
 
 
-def _axes(title: str, ylabel: str, commits: list[Commit]):
+def _panels(panels: Sequence[tuple[str, str]], commits: list[Commit], height: float = 4.8):
+    """A figure of stacked panels (title, y label), commits on every x axis."""
     import matplotlib
     from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
 
-    fig = Figure(figsize=(11, 4.8), layout="constrained")
-    ax = fig.add_subplot()
-    ax.set_title(title)
-    ax.set_ylabel(ylabel)
-    ax.set_xticks(range(len(commits)), [c.label for c in commits], fontsize=7,
-                  rotation=90 if len(commits) > 12 else 0)
-    ax.set_xlim(-0.5, max(len(commits) - 0.5, 0.5))
-    ax.grid(True, which="both", alpha=0.3)
-    return fig, ax, matplotlib.colormaps["tab20"]
+    fig = Figure(figsize=(11, height * len(panels)), layout="constrained")
+    axes = list(fig.subplots(len(panels), 1, squeeze=False)[:, 0])
+    for ax, (title, ylabel) in zip(axes, panels, strict=True):
+        ax.set_title(title)
+        ax.set_ylabel(ylabel)
+        ax.set_xticks(range(len(commits)), [c.label for c in commits], fontsize=7,
+                      rotation=90 if len(commits) > 12 else 0)
+        ax.set_xlim(-0.5, max(len(commits) - 0.5, 0.5))
+        ax.grid(True, which="both", alpha=0.3)
+    return fig, axes, matplotlib.colormaps["tab20"]
+
+
+def _axes(title: str, ylabel: str, commits: list[Commit]):
+    fig, axes, cmap = _panels([(title, ylabel)], commits)
+    return fig, axes[0], cmap
 
 
 def _plot_times(group: str, series: dict, commits: list[Commit], path: Path,
@@ -109,6 +128,44 @@ def _plot_accuracy(rows: list[dict[str, Any]], commits: list[Commit], path: Path
     fig.savefig(path, dpi=100)
 
 
+def _plot_compiles(group: str, by_compile: dict, commits: list[Commit], path: Path) -> None:
+    fig, ax, cmap = _axes(f"{group}: fresh compile time per commit (median over runs; hollow: "
+                          "compiled under load)", "seconds to compile (log scale)", commits)
+    names = sorted({k[1] for k in by_compile if k[0] == group})
+    for key in sorted(k for k in by_compile if k[0] == group):
+        pts = by_compile[key]
+        xs = sorted(pts)
+        color = cmap(names.index(key[1]) % 20)
+        ax.plot(xs, [pts[x]["median"] for x in xs], lw=1.2, color=color,
+                ls="--" if key[2] else "-",
+                label=_short(key[1]) + (f" ({key[2]})" if key[2] else ""))
+        for filled in (True, False):
+            sel = [x for x in xs if pts[x]["loaded"] != filled]
+            ax.plot(sel, [pts[x]["median"] for x in sel], ls="none", marker="o", ms=5,
+                    color=color, markerfacecolor=color if filled else "none")
+    ax.set_yscale("log")
+    if names:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.savefig(path, dpi=100)
+
+
+def _plot_static(group: str, by_figure: dict, commits: list[Commit], path: Path) -> None:
+    fig, axes, cmap = _panels([(f"{group}: {key} of the timed program per commit (exact)",
+                                f"{key} (log scale)") for key in STATIC_PLOTTED], commits, 3.6)
+    names = sorted({k[1] for k in by_figure if k[0] == group})
+    for ax, key in zip(axes, STATIC_PLOTTED, strict=True):
+        for n, name in enumerate(names):
+            pts = by_figure.get((group, name, key), {})
+            xs = sorted(x for x in pts if pts[x] > 0)
+            if xs:
+                ax.plot(xs, [pts[x] for x in xs], marker="o", ms=3, lw=1.2, color=cmap(n % 20),
+                        label=_short(name))
+        ax.set_yscale("log")
+    if names:
+        axes[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.savefig(path, dpi=100)
+
+
 _TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Runtime history</title>
@@ -132,12 +189,35 @@ change happened.</p>
 {% endif %}
 {% for g in groups %}<h2>{{ g.name }}</h2>
 <p><img src="{{ g.image }}" alt="median round time per commit, group {{ g.name }}"></p>
+{% if g.compile_image %}<p><img src="{{ g.compile_image }}"
+alt="fresh compile time per commit, group {{ g.name }}"></p>
+<p>Compile time: wall seconds to trace, lower and compile each program afresh (solid: the timed
+program; dashed: its untimed init or warm-up program). Compiles a cache served (the suite's
+executable cache, JAX's) are left out. A point is the median over the commit's runs;
+<b>hollow</b>: every fresh compile of that commit ran while other processes used more than
+{{ "%.0f"|format(100 * contended) }}% of the host's CPU (compiles under load are left out of
+a commit's median when it has quiet ones; an unknown load counts as quiet).</p>{% endif %}
+{% if g.static_image %}<p><img src="{{ g.static_image }}"
+alt="XLA static cost per commit, group {{ g.name }}"></p>
+<p>XLA's static cost of the timed program (each operation counted once): exact, so any change is
+a step, listed under <i>Changes of deterministic figures</i>.</p>{% endif %}
 {% endfor %}
 <h2>Steps between consecutive commits (beyond x{{ "%.2f"|format(1 + threshold) }})</h2>
 {% if steps %}<table><tr><th>benchmark</th><th>timer</th><th>from</th><th>to</th><th>ratio</th></tr>
 {% for s in steps %}<tr><td><code>{{ s.benchmark }}</code></td><td>{{ s.timer }}</td>
 <td><code>{{ s["from"] }}</code></td><td><code>{{ s.to }}</code></td>
 <td class="num {{ s.kind }}">x{{ "%.2f"|format(s.ratio) }}</td></tr>{% endfor %}</table>
+{% else %}<p>None.</p>{% endif %}
+<h2>Compile-time steps between consecutive commits (beyond x{{ "%.2f"|format(1 + threshold) }})</h2>
+<p>{{ compile_counts.fresh }} fresh compile(s) of {{ compile_counts.programs }} program(s)
+plotted; {{ compile_counts.cached }} served by a cache and {{ compile_counts.unrecorded }} from
+runs that did not record their cache left out.</p>
+{% if compile_steps %}<table><tr><th>benchmark</th><th>program</th><th>from</th><th>to</th>
+<th>ratio</th><th>compiled under load at</th></tr>
+{% for s in compile_steps %}<tr><td><code>{{ s.benchmark }}</code></td><td>{{ s.program }}</td>
+<td><code>{{ s["from"] }}</code></td><td><code>{{ s.to }}</code></td>
+<td class="num {{ s.kind }}">x{{ "%.2f"|format(s.ratio) }}</td>
+<td>{% for c in s.under_load %}<code>{{ c }}</code> {% endfor %}</td></tr>{% endfor %}</table>
 {% else %}<p>None.</p>{% endif %}
 <h2>Changes of deterministic figures</h2>
 {% if figure_changes %}<table><tr><th>benchmark</th><th>figure</th><th>from</th><th>to</th>
@@ -193,6 +273,8 @@ def build_history(history_dir: Path, out_dir: Path) -> Path | None:
     groups = sorted({k[0] for k in by_series},
                     key=lambda g: (GROUP_ORDER.index(g) if g in GROUP_ORDER else 99, g))
     acc_rows = accuracy(commits)
+    by_compile = compiles(commits)
+    by_figure = figure_series(commits, STATIC_PLOTTED)
     group_pages = []
     for g in groups:
         image = f"history_{_safe(g)}.png"
@@ -200,7 +282,19 @@ def build_history(history_dir: Path, out_dir: Path) -> Path | None:
             _plot_accuracy(acc_rows, commits, out_dir / image)
         else:
             _plot_times(g, by_series, commits, out_dir / image, show_timer=len(timers) > 1)
-        group_pages.append({"name": g, "image": image})
+        page = {"name": g, "image": image, "compile_image": "", "static_image": ""}
+        if any(k[0] == g for k in by_compile):
+            page["compile_image"] = f"history_{_safe(g)}_compile.png"
+            _plot_compiles(g, by_compile, commits, out_dir / page["compile_image"])
+        if any(k[0] == g for k in by_figure):
+            page["static_image"] = f"history_{_safe(g)}_xla.png"
+            _plot_static(g, by_figure, commits, out_dir / page["static_image"])
+        group_pages.append(page)
+    records = compile_records(commits)
+    compile_counts = {"fresh": sum(r["cache"] == "" for r in records),
+                      "cached": sum(bool(r["cache"]) for r in records),
+                      "unrecorded": sum(r["cache"] is None for r in records),
+                      "programs": len(by_compile)}
 
     latest = []
     for (g, name, timer), pts in sorted(by_series.items()):
@@ -214,6 +308,8 @@ def build_history(history_dir: Path, out_dir: Path) -> Path | None:
     page = env.from_string(_TEMPLATE).render(
         runs=runs, commits=commits, notes=notes, groups=group_pages, latest=latest,
         steps=steps(by_series, commits), figure_changes=figure_changes(commits),
+        compile_steps=compile_steps(by_compile, commits), compile_counts=compile_counts,
+        contended=CONTENDED_SHARE,
         accuracy=acc_rows, accuracy_keys=ACCURACY_KEYS, threshold=TIME_THRESHOLD,
         source=history_dir.as_posix(),
         built=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),

@@ -5,6 +5,10 @@ by commit (``Commit``, in commit-time order); ``series`` gives each benchmark's 
 per commit, ``steps`` the jumps between consecutive commits beyond the gate's ``TIME_THRESHOLD``,
 ``figure_changes`` the changes of the gate's deterministic figures (``STRICT_FIGURES``, with its
 tolerances) and ``accuracy`` the gate's ``ACCURACY_KEYS`` of the exact-reference cells.
+``compiles`` gives each program's fresh compile time per commit (``thresholds.COMPILES``; a
+program a cache served says nothing about compile time) with the host's load while it compiled,
+``compile_steps`` its jumps, and ``figure_series`` a figure's value per commit (XLA's static cost).
+Runs from before a figure was recorded simply lack it: skipped, never an error.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from svi_bench.benchmarks.inference.host_load import CONTENDED_SHARE
 from svi_bench.benchmarks.regress.thresholds import (
     ACCURACY_KEYS,
+    COMPILES,
     STRICT_FIGURES,
     TIME_GROUPS,
     TIME_THRESHOLD,
@@ -126,21 +132,112 @@ def series(commits: list[Commit]) -> dict[tuple[str, str, str], dict[int, dict[s
     return out
 
 
+def _jumps(pts: dict[int, dict[str, Any]], commits: list[Commit]) -> list[dict[str, Any]]:
+    """Consecutive points (commit index -> {"median": ...}) whose medians differ by more than
+    ``TIME_THRESHOLD`` either way."""
+    out = []
+    xs = sorted(pts)
+    for a, b in zip(xs, xs[1:], strict=False):
+        ratio = pts[b]["median"] / pts[a]["median"] if pts[a]["median"] > 0 else math.nan
+        if math.isfinite(ratio) and (ratio > 1 + TIME_THRESHOLD
+                                     or ratio < 1 / (1 + TIME_THRESHOLD)):
+            out.append({"from": commits[a].key[:10], "to": commits[b].key[:10], "ratio": ratio,
+                        "kind": "slower" if ratio > 1 else "faster", "points": (a, b)})
+    return out
+
+
+def _by_size(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(rows, key=lambda r: (-abs(math.log(r["ratio"])), r["benchmark"]))
+
+
 def steps(by_series: dict, commits: list[Commit]) -> list[dict[str, Any]]:
     """Consecutive commits whose median differs by more than ``TIME_THRESHOLD`` (time groups)."""
+    return _by_size([{"benchmark": name, "timer": timer, **jump}
+                     for (group, name, timer), pts in by_series.items() if group in TIME_GROUPS
+                     for jump in _jumps(pts, commits)])
+
+
+def under_load(share: float | None) -> bool:
+    """Whether a compile ran while other processes used more than ``CONTENDED_SHARE`` of the
+    host's CPU (its wall time then says more about them than about the program). Unknown (NaN,
+    or a run from before the share was recorded): False."""
+    return share is not None and share > CONTENDED_SHARE
+
+
+def compile_records(commits: list[Commit]) -> list[dict[str, Any]]:
+    """Every recorded compile (``thresholds.COMPILES``), once per run and program (a run's passes
+    share their programs): commit index, group, benchmark, program label, seconds, cache (None
+    when the run did not record it) and host load (None when unknown)."""
     out = []
-    for (group, name, timer), pts in by_series.items():
-        if group not in TIME_GROUPS:
-            continue
-        xs = sorted(pts)
-        for a, b in zip(xs, xs[1:], strict=False):
-            ratio = pts[b]["median"] / pts[a]["median"] if pts[a]["median"] > 0 else math.nan
-            if math.isfinite(ratio) and (ratio > 1 + TIME_THRESHOLD
-                                         or ratio < 1 / (1 + TIME_THRESHOLD)):
-                out.append({"benchmark": name, "timer": timer, "from": commits[a].key[:10],
-                            "to": commits[b].key[:10], "ratio": ratio,
-                            "kind": "slower" if ratio > 1 else "faster"})
-    return sorted(out, key=lambda r: (-abs(math.log(r["ratio"])), r["benchmark"]))
+    for i, c in enumerate(commits):
+        for run in c.runs:
+            seen = set()
+            for b in run.benchmarks:
+                info = b.get("extra_info") if isinstance(b.get("extra_info"), dict) else {}
+                name = _name(b)
+                for label, seconds_key, cache_key, load_key in COMPILES:
+                    seconds = _num(info.get(seconds_key))
+                    if seconds is None or seconds < 0 or (name, label) in seen:
+                        continue
+                    seen.add((name, label))
+                    cache = info.get(cache_key)
+                    out.append({"commit": i, "group": str(b.get("group") or "other"),
+                                "benchmark": name, "program": label, "seconds": seconds,
+                                "cache": cache if isinstance(cache, str) else None,
+                                "share": _num(info.get(load_key))})
+    return out
+
+
+def compiles(commits: list[Commit]) -> dict[tuple[str, str, str], dict[int, dict[str, Any]]]:
+    """(group, benchmark, program label) -> commit index -> {median, runs, loaded}: the median
+    seconds of the commit's fresh compiles (``cache`` recorded and empty). Compiles under load
+    (``under_load``) are left out when the commit has others; a point made of them only is
+    ``loaded``."""
+    acc: dict[tuple[str, str, str], dict[int, list[tuple[float, bool]]]] = defaultdict(
+        lambda: defaultdict(list))
+    for r in compile_records(commits):
+        if r["cache"] == "":
+            acc[(r["group"], r["benchmark"], r["program"])][r["commit"]].append(
+                (r["seconds"], under_load(r["share"])))
+    out: dict[tuple[str, str, str], dict[int, dict[str, Any]]] = {}
+    for key, by_commit in acc.items():
+        out[key] = {}
+        for i, xs in by_commit.items():
+            quiet = [s for s, loaded in xs if not loaded]
+            used = quiet or [s for s, _ in xs]
+            out[key][i] = {"median": statistics.median(used), "runs": len(used),
+                           "loaded": not quiet}
+    return out
+
+
+def compile_steps(by_compile: dict, commits: list[Commit]) -> list[dict[str, Any]]:
+    """Consecutive commits whose fresh compile time differs by more than ``TIME_THRESHOLD``;
+    ``under_load`` names the ends that only compiled under load (a weaker step)."""
+    out = []
+    for (_, name, label), pts in by_compile.items():
+        for jump in _jumps(pts, commits):
+            a, b = jump["points"]
+            loaded = [commits[i].key[:10] for i in (a, b) if pts[i]["loaded"]]
+            out.append({"benchmark": name, "program": label or "timed", **jump,
+                        "under_load": loaded})
+    return _by_size(out)
+
+
+def figure_series(commits: list[Commit], keys: tuple[str, ...]
+                  ) -> dict[tuple[str, str, str], dict[int, float]]:
+    """(group, benchmark, figure) -> commit index -> its value (the commit's first run that has
+    it; deterministic figures agree between runs of a commit), for the figures ``keys``."""
+    out: dict[tuple[str, str, str], dict[int, float]] = defaultdict(dict)
+    for i, c in enumerate(commits):
+        for run in c.runs:
+            for b in run.benchmarks:
+                info = b.get("extra_info") if isinstance(b.get("extra_info"), dict) else {}
+                for key in keys:
+                    value = _num(info.get(key))
+                    k = (str(b.get("group") or "other"), _name(b), key)
+                    if value is not None and i not in out[k]:
+                        out[k][i] = value
+    return {k: v for k, v in out.items() if v}
 
 
 def figure_changes(commits: list[Commit]) -> list[dict[str, Any]]:

@@ -64,6 +64,16 @@ STRICT_FIGURES: dict[str, float] = {
 FIGURE_KEYS = tuple(STRICT_FIGURES)
 FINAL_LOSS_RTOL = STRICT_FIGURES["final_loss"]
 
+COMPILES: tuple[tuple[str, str, str, str], ...] = (
+    ("", "compile_s", "cache", "compile_others_share"),
+    ("init", "compile_init_s", "cache_init", "compile_init_others_share"),
+    ("warm-up", "compile_warmup_s", "cache_warmup", "compile_warmup_others_share"),
+)
+"""Every program a perf benchmark compiles, as ``extra_info`` keys: (the program's label beside
+the timed one, its seconds to get the executable, the cache that served it ("" when compiled
+afresh), the share of the host's CPU other processes used meanwhile). Wall time on a shared
+machine, so recorded, never gated; the history page plots the fresh compiles per commit."""
+
 ACCURACY_KEYS = ("w1_max", "std_mean_err_max", "sd_log_ratio_max", "joint_sliced_w1")
 """Agreement metrics (``benchmarks.scoring.metrics.AGREEMENT_KEYS``) the gate compares."""
 ACCURACY_FLOOR_FACTOR = 3.0

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,7 @@ from svi_bench.benchmarks.inference.settings import NUTSSettings, SVISettings
 from svi_bench.benchmarks.inference.svi import svi_init_and_run
 from svi_bench.benchmarks.methods import nuts, registry
 from svi_bench.benchmarks.methods.numpyro_guides import guide_factory, inner_steps, is_numpyro_guide
-from svi_bench.benchmarks.regress.thresholds import STRICT_FIGURES
+from svi_bench.benchmarks.regress.thresholds import COMPILES, STRICT_FIGURES
 from svi_bench.benchmarks.scoring.references import source_hash
 from svi_bench.models import REGISTRY, ModelSpec
 
@@ -195,9 +196,22 @@ def static_figures(compiled: Any) -> dict[str, float]:
     return cost_figures(program_cost.static_cost(compiled))
 
 
-def _compile(fn: Callable, identity: dict[str, str], *args: Any) -> tuple[Any, float, str]:
-    """(compiled ``fn``, seconds to get it, the cache that served it: "executable", "jax" or "")."""
-    return executables.load_or_compile(jax.jit(fn), args, identity)
+def _compile(fn: Callable, identity: dict[str, str], *args: Any) -> executables.Got:
+    """Compiled ``fn``, seconds to get it, the cache that served it ("executable", "jax" or "")
+    and the host's load meanwhile."""
+    return executables.load_or_compile_measured(jax.jit(fn), args, identity)
+
+
+def compile_figures(got: Mapping[str, executables.Got]) -> dict[str, Any]:
+    """The ``extra_info`` figures (``thresholds.COMPILES``) of the programs a case got, by their
+    label ("" the timed program, "init", "warm-up"): seconds, cache, the host's load."""
+    out: dict[str, Any] = {}
+    for label, seconds, cache, load in COMPILES:
+        if label in got:
+            g = got[label]
+            out.update({seconds: float(g.compile_s), cache: g.cache,
+                        load: float(g.others_share)})
+    return out
 
 
 @dataclass
@@ -206,10 +220,12 @@ class SVIProgram:
     run: Any
     settings: SVISettings
     grad_evals: int
-    compile_s: float
-    compile_init_s: float
-    cache_hit: bool  # both programs came from a cache
-    cache: str  # the cache that served the timed program: "executable", "jax" or ""
+    compiles: dict[str, executables.Got]  # "" (the timed program) and "init"
+
+    @property
+    def cache_hit(self) -> bool:
+        """Both programs came from a cache."""
+        return all(g.cache for g in self.compiles.values())
 
     def fresh_state(self, seed: int) -> Any:
         return jax.block_until_ready(self.init(jax.random.PRNGKey(seed)))
@@ -234,11 +250,11 @@ def svi_program(spec: ModelSpec, method: str, model_kwargs: Any, steps: int | No
     init, run = svi_init_and_run(spec.model, make_guide, model_kwargs, settings)
     key = jax.random.PRNGKey(FIGURE_SEED)
     ident = functools.partial(program_identity, spec, model_kwargs, settings=settings, length=steps)
-    init_c, init_s, cache_init = _compile(init, ident(role=f"svi-init:{method}"), key)
-    run_c, run_s, cache_run = _compile(run, ident(role=f"svi-run:{method}"), init_c(key))
+    got_init = _compile(init, ident(role=f"svi-init:{method}"), key)
+    got_run = _compile(run, ident(role=f"svi-run:{method}"), got_init.compiled(key))
     grad_evals = steps * settings.num_particles * inner_steps(method, settings.guide_options)
-    return SVIProgram(init_c, run_c, settings, grad_evals, run_s, init_s,
-                      bool(cache_init and cache_run), cache_run)
+    return SVIProgram(got_init.compiled, got_run.compiled, settings, grad_evals,
+                      {"": got_run, "init": got_init})
 
 
 @dataclass
@@ -247,11 +263,13 @@ class NUTSProgram:
     warm_state: Any
     settings: NUTSSettings
     grad_evals_warmup: int
-    compile_s: float
-    compile_warmup_s: float
-    cache_hit: bool  # both programs came from a cache
     draws: int
-    cache: str  # the cache that served the timed program: "executable", "jax" or ""
+    compiles: dict[str, executables.Got]  # "" (the timed program) and "warm-up"
+
+    @property
+    def cache_hit(self) -> bool:
+        """Both programs came from a cache."""
+        return all(g.cache for g in self.compiles.values())
 
     def fresh_state(self, seed: int) -> Any:
         keys = jax.random.split(jax.random.PRNGKey(seed), NUTS_CHAINS)
@@ -276,15 +294,15 @@ def nuts_program(spec: ModelSpec, model_kwargs: Any, draws: int | None = None,
 
         return program
 
-    warm_c, warm_s, cache_warm = _compile(
+    got_warm = _compile(
         steps(settings.num_warmup),
         program_identity(spec, model_kwargs, "nuts-warmup", settings, settings.num_warmup), state)
-    warm_state, (warm_steps, _, _) = jax.block_until_ready(warm_c(state))
-    run_c, run_s, cache_run = _compile(
+    warm_state, (warm_steps, _, _) = jax.block_until_ready(got_warm.compiled(state))
+    got_run = _compile(
         steps(draws), program_identity(spec, model_kwargs, "nuts-draws", settings, draws),
         warm_state)
-    return NUTSProgram(run_c, warm_state, settings, int(np.sum(warm_steps)), run_s, warm_s,
-                       bool(cache_warm and cache_run), draws, cache_run)
+    return NUTSProgram(got_run.compiled, warm_state, settings, int(np.sum(warm_steps)), draws,
+                       {"": got_run, "warm-up": got_warm})
 
 
 def finite_tree(tree: Any) -> bool:
@@ -299,6 +317,12 @@ class MethodProgram:
     program: Callable[[Any], Any]
     settings: Any
     first: Any  # the RunResult of the first call, which got (compiled or loaded) the executable
+
+    @property
+    def compiles(self) -> dict[str, executables.Got]:
+        """The first call's getting of its executable (its load from the program's ``cost``)."""
+        share = self.first.cost.get(program_cost.COMPILE_LOAD, math.nan)
+        return {"": executables.Got(None, self.first.compile_s, self.first.cache, share)}
 
     @staticmethod
     def keys(seed: int) -> Any:

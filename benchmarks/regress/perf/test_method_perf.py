@@ -4,8 +4,9 @@ compile excluded (the first, untimed call gets the executable; every round reuse
 
 Figures in ``extra_info`` (compared by ``benchmarks.regress``): ``grad_evals``, ``divergences``
 (where the method has them) and ``draws_mean`` (the mean of every draw of the untimed seed-0
-call) are deterministic for the fixed seed and gated strictly; ``compile_s`` is recorded, not
-gated. Each case runs once per pass (``perf_pass``); passes share the program.
+call) are deterministic for the fixed seed and gated strictly; ``compile_s``, its ``cache`` and
+the host's load meanwhile (``compile_others_share``) are recorded, not gated. Each case runs
+once per pass (``perf_pass``); passes share the program.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def _prepare(case: programs.Case) -> tuple[programs.MethodProgram, dict]:
     figures = dict(
         kind="method", model=case.model, method=case.method, settings=repr(prog.settings),
         grad_evals=float(np.sum(first.grad_evals)), draws_mean=float(np.mean(draws)),
-        compile_s=first.compile_s, cache_hit=first.cache_hit, cache=first.cache,
+        cache_hit=first.cache_hit, **programs.compile_figures(prog.compiles),
         **programs.cost_figures(first.cost),
     )
     if stats.get("diverging") is not None:

@@ -2,7 +2,8 @@
 
 The warm-up (smoke profile length) runs once, untimed; each round starts from the warmed-up state
 with a fresh key. ``grad_evals`` (leapfrog steps of the untimed seed-0 sampling call),
-``grad_evals_warmup`` and ``divergences`` are deterministic for the fixed seed and gated strictly.
+``grad_evals_warmup`` and ``divergences`` are deterministic for the fixed seed and gated strictly;
+the compile time, cache and host load of both programs (``thresholds.COMPILES``) are recorded.
 Each case runs once per pass (``perf_pass``); passes share the program.
 """
 
@@ -30,8 +31,8 @@ def _prepare(case: programs.Case) -> tuple[programs.NUTSProgram, dict]:
         chains=programs.NUTS_CHAINS, num_warmup=s.num_warmup,
         grad_evals=int(np.sum(num_steps)), grad_evals_warmup=prog.grad_evals_warmup,
         divergences=int(np.sum(diverging)), accept_prob_mean=float(np.mean(accept)),
-        compile_s=prog.compile_s, compile_warmup_s=prog.compile_warmup_s,
-        cache_hit=prog.cache_hit, cache=prog.cache, **programs.static_figures(prog.run),
+        cache_hit=prog.cache_hit, **programs.compile_figures(prog.compiles),
+        **programs.static_figures(prog.run),
     )
     return prog, figures
 

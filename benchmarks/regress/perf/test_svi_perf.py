@@ -3,8 +3,9 @@
 Figures in ``extra_info`` (compared by ``benchmarks.regress``): ``grad_evals`` (steps x particles,
 x K for AutoDAIS) and ``final_loss`` of the untimed seed-0 call are deterministic and gated
 strictly; ``compile_s`` (getting the timed program: compiled, or loaded from the executable
-cache when warm) is recorded, not gated. Each case runs once per pass (``perf_pass``); passes
-share the program.
+cache when warm), the ``cache`` that served it and the host's load meanwhile
+(``compile_others_share``), and the same for the init program, are recorded, not gated. Each
+case runs once per pass (``perf_pass``); passes share the program.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ def _prepare(case: programs.Case) -> tuple[programs.SVIProgram, dict]:
     figures = dict(
         kind="svi", model=case.model, method=case.method, steps=s.num_steps,
         particles=s.num_particles, learning_rate=s.learning_rate, grad_evals=prog.grad_evals,
-        final_loss=float(losses[-1]), compile_s=prog.compile_s,
-        compile_init_s=prog.compile_init_s, cache_hit=prog.cache_hit, cache=prog.cache,
+        final_loss=float(losses[-1]), cache_hit=prog.cache_hit,
+        **programs.compile_figures(prog.compiles),
         **programs.static_figures(prog.run),
     )
     return prog, figures
