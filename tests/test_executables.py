@@ -293,3 +293,44 @@ def test_compile_and_run_announces_compiling_then_running():
         executables.compile_and_run(jax.jit(lambda x: x + 1.0), jnp.ones(3))
     executables.compile_and_run(jax.jit(lambda x: x * 2.0), jnp.ones(3))  # no listener: silent
     assert seen == [phases.COMPILING, phases.RUNNING]
+
+
+def _program_outputs():
+    """The grid's SVI program with its particle ELBOs traced in (as a float64 fit has them)."""
+    from svi_bench.benchmarks.inference.svi import build_svi_program
+
+    one = build_svi_program(toy, lambda: AutoNormal(toy), DATA, ("mu",), SVI)
+    return jax.jit(lambda keys: jax.lax.map(one, keys))(_keys())
+
+
+def test_a_float32_fit_scores_its_elbos_in_one_float64_program_not_twice():
+    from svi_bench.benchmarks.inference.svi import float64_particle_elbos
+
+    fit = _fit(program_key=None)
+    losses, draws, elbos32, _, params = _program_outputs()
+    # leaving the ELBOs out of the fit's program changes nothing the fit reports
+    assert np.array_equal(fit.losses, losses) and np.array_equal(fit.draws["mu"], draws["mu"])
+    assert fit.particle_elbos_precision == "float64" and fit.particle_elbos.dtype == np.float64
+    expected = float64_particle_elbos(toy, lambda: AutoNormal(toy), DATA, params, _keys(),
+                                      SVI.final_elbo_particles)
+    assert np.array_equal(fit.particle_elbos, expected)
+    assert elbos32.shape == fit.particle_elbos.shape  # traced in: the same number of particles
+
+
+def test_a_guide_that_cannot_trace_in_64_bits_gets_its_elbos_in_its_own_precision(monkeypatch):
+    from svi_bench.benchmarks.inference import svi
+
+    real = svi.float64_particle_elbos
+
+    def no_64_bits(*args, precision="float64", **kwargs):
+        if precision == "float64":
+            raise TypeError("this guide cannot trace in 64 bits")
+        return real(*args, precision=precision, **kwargs)
+
+    monkeypatch.setattr(svi, "float64_particle_elbos", no_64_bits)
+    fit = _fit(program_key=None)
+    params = _program_outputs()[4]
+    assert fit.particle_elbos_precision == "float32" and fit.particle_elbos.dtype == np.float32
+    own = real(toy, lambda: AutoNormal(toy), DATA, params, _keys(), SVI.final_elbo_particles,
+               precision="float32")
+    assert np.array_equal(fit.particle_elbos, own)

@@ -159,10 +159,13 @@ def build_svi_program(
     latent_sites: Sequence[str],
     settings: SVISettings,
     extra_sites: Sequence[str] = (),
+    with_elbos: bool = True,
 ) -> Callable[[jax.Array], tuple]:
     """The per-seed SVI program: ``rng_key -> (losses, draws, particle_elbos, params_finite,
     params)``. ``extra_sites`` (deterministic sites) are drawn by replaying the model on the
-    guide's draws."""
+    guide's draws. ``with_elbos=False`` leaves the particle ELBOs out (an empty array in their
+    place) for a caller that scores the fit in a program of its own (``fit_svi``'s float64 one):
+    traced in, they were a third to a half of the compile of a flow guide's program."""
 
     def program(rng_key: jax.Array) -> tuple:
         fit_key, draw_key, elbo_key = jax.random.split(rng_key, 3)
@@ -174,8 +177,9 @@ def build_svi_program(
         finite = params_finite(params)
         draws = guide_draws(model, guide, params, draw_key, model_kwargs, latent_sites,
                             settings.num_draws, extra_sites)
-        elbos = particle_elbos(model, guide, params, elbo_key, model_kwargs,
-                               settings.final_elbo_particles)
+        elbos = (particle_elbos(model, guide, params, elbo_key, model_kwargs,
+                                settings.final_elbo_particles)
+                 if with_elbos else jnp.zeros((0,), losses.dtype))
         return losses, draws, elbos, finite, params
 
     return program
@@ -194,19 +198,22 @@ def particle_elbos(model: Callable[..., None], guide: Any, params: Any, elbo_key
 def float64_particle_elbos(model: Callable[..., None], make_guide: Callable[[], Any],
                            model_kwargs: Mapping[str, Any], params: Any, rng_keys: jax.Array,
                            num_particles: int,
-                           identity: Mapping[str, Any] | None = None) -> np.ndarray:
+                           identity: Mapping[str, Any] | None = None,
+                           precision: str = "float64") -> np.ndarray:
     """``particle_elbos`` of every seed's fitted ``params`` (leading axis: seed) in float64,
     whatever the precision they were fitted in: the parameters and the model's data cast to
     float64 and a fresh guide traced in 64-bit mode, from each seed's own ELBO key (the
     program's: float64 draws of it differ from the float32 ones). One program over the seeds,
     stored like the fit's (``executables``, its own ``identity``), run inside
-    ``precision_scope("float64")`` so the caller's mode is restored."""
+    ``precision_scope(precision)`` so the caller's mode is restored (``precision="float32"``:
+    the same program in float32, for a guide that cannot trace in 64 bits)."""
     from svi_bench.models.contract.precision_checks import cast_floats, precision_scope
 
-    with precision_scope("float64"):
-        kwargs = cast_floats(model_kwargs, "float64")
+    with precision_scope(precision):
+        kwargs = cast_floats(model_kwargs, precision)
+        dtype = np.dtype(precision)
         params64 = jax.tree_util.tree_map(
-            lambda a: np.asarray(a, np.float64) if np.asarray(a).dtype.kind == "f" else a, params)
+            lambda a: np.asarray(a, dtype) if np.asarray(a).dtype.kind == "f" else a, params)
 
         def one_seed(args: tuple) -> jax.Array:
             seed_params, key = args
@@ -236,22 +243,26 @@ def fit_svi(
     ``program_key``: what else defines the program (method, model source and data hashes); with
     it a warm run loads the stored executable instead of tracing (``executables``).
     """
+    precision = settings.precision
+    # a float32 fit's ELBOs are scored in float64 by a program of their own: not traced in twice
     one_seed = build_svi_program(model, make_guide, model_kwargs, latent_sites, settings,
-                                 extra_sites)
+                                 extra_sites, with_elbos=precision == "float64")
     program = jax.jit(lambda keys: jax.lax.map(one_seed, keys))
     run = executables.compile_and_run(
         program, rng_keys, identity=executables.identity(
             "svi", program_key, model, settings, sites=latent_sites, extra_sites=extra_sites))
     losses, draws, elbos, finite, params = run.out
-    precision = settings.precision
     if precision != "float64":
         try:
             elbos = float64_particle_elbos(
                 model, make_guide, model_kwargs, params, rng_keys, settings.final_elbo_particles,
                 executables.identity("svi_float64_elbos", program_key, model, settings))
             precision = "float64"
-        except Exception:  # noqa: BLE001 - a guide that cannot trace in 64 bits keeps its own
-            pass
+        except Exception:  # noqa: BLE001 - a guide that cannot trace in 64 bits: its own precision
+            elbos = float64_particle_elbos(
+                model, make_guide, model_kwargs, params, rng_keys, settings.final_elbo_particles,
+                executables.identity("svi_elbos", program_key, model, settings),
+                precision=precision)
     return SVIFit(
         losses=np.asarray(losses),
         draws={k: np.asarray(v) for k, v in draws.items()},
