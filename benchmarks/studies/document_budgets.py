@@ -98,7 +98,8 @@ def derive(rows: pd.DataFrame) -> pd.DataFrame:
     mean, se = stats.mean_se(rho)
     table["rank_corr"], table["rank_corr_se"] = mean, se
     table["rank_corr_seeds"] = int(np.isfinite(rho.to_numpy()).sum())
-    return table
+    rank = {m: i for i, m in enumerate(METHODS)}  # the document's order
+    return table.sort_values("method", key=lambda s: s.map(lambda m: rank.get(m, len(rank))))
 
 
 def _order(table: pd.DataFrame, column: str) -> str:

@@ -98,7 +98,9 @@ def derive(rows: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame(out)
     if table.empty:
         return table
-    return table.merge(timing.versus_nuts(rows), on="method", how="left")
+    table = table.merge(timing.versus_nuts(rows), on="method", how="left")
+    rank = {m: i for i, m in enumerate(METHODS)}  # the document's order
+    return table.sort_values("method", key=lambda s: s.map(lambda m: rank.get(m, len(rank))))
 
 
 def claim_check(mean: float, se: float, n: int) -> str:
