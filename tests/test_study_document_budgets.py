@@ -72,6 +72,18 @@ def test_two_guides_or_one_seed_give_no_decision():
     assert math.isnan(one["rank_corr_se"].iloc[0]) and "not decidable" in answer(one)
 
 
+def test_a_guide_without_a_finished_run_is_named_and_left_out_of_the_ranking():
+    rows = _rows([[0.1, 0.2, 0.3, 0.4, 0.5]] * 3)
+    dais = rows["method"] == "autodais"
+    rows.loc[dais, "status"] = "missing"
+    rows.loc[dais, ["run_s", "final_elbo", "w1_max", "verdict"]] = None
+    text = answer(derive(rows))
+    assert "over the 4 guides, mean over 3 seeds" in text and "autodais 5000" not in text
+    assert "No finished run of autodais (0 failed, 3 missing)." in text
+    assert "3 of 18 planned runs are not in the results" in text
+    assert answer(derive(rows[rows["method"] == "autodais"])).startswith("No guide's run finished")
+
+
 def test_the_paper_plan_is_the_documents_budgets_one_program_per_seed():
     planned = plan_study(STUDIES["document_budgets"], "paper")
     scope = document_budgets.SCOPES["paper"]

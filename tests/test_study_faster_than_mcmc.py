@@ -119,7 +119,7 @@ def test_missing_runs_are_counted_and_no_nuts_means_no_ratio():
     rows = pd.concat([rows, pd.DataFrame([{"model": "linreg_outliers", "method": DIAGONAL,
                                            "seed": 2, "status": "missing"}])])
     assert "1 of 7 planned runs are not in the results" in answer(derive(rows))
-    assert answer(derive(rows[rows["method"] != NUTS])).startswith("NUTS is not in the results")
+    assert answer(derive(rows[rows["method"] != NUTS])).startswith("NUTS has no finished run")
     assert answer(derive(rows.iloc[0:0])) == "No runs of this study are in the results."
 
 

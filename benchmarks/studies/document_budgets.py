@@ -124,7 +124,7 @@ def _times(table: pd.DataFrame) -> str:
 
 def _ranking(table: pd.DataFrame) -> str:
     r = table.iloc[0]
-    n, guides = int(r["rank_corr_seeds"]), int((table["method"] != NUTS).sum())
+    n, guides = int(r["rank_corr_seeds"]), int(np.isfinite(table["final_loss"]).sum())
     metric = r["agreement_metric"] or "agreement"
     head = (f"Spearman correlation of final loss with {metric} over the {guides} guides, mean over "
             f"{n} seeds: {stats.pm(r['rank_corr'], r['rank_corr_se'], 2)}")
@@ -146,8 +146,11 @@ def answer(derived: pd.DataFrame) -> str:
     agreement, and whether the loss ranks the guides as agreement does."""
     if derived.empty:
         return "No runs of this study are in the results."
-    table = derived.set_index("method", drop=False)
+    table = derived[derived["n_ok"] > 0].set_index("method", drop=False)
     guides = table[table["method"] != NUTS]
+    if guides.empty:
+        return ("No guide's run finished." + stats.unfinished(derived)
+                + stats.coverage_note(derived))
     doc_losses = ", ".join(f"{m} {stats.fmt(DOCUMENT[m][1], 5)}" for m in GUIDES)
     lead = ("The document (001) fits hierarchical_linreg at J = 8 and quotes wall times of "
             "4 min 57 s (AutoDAIS, K = 16, 50,000 steps), 29.8 s (AutoBNAF) and 11.2 s "
@@ -171,7 +174,7 @@ def answer(derived: pd.DataFrame) -> str:
     if np.isfinite(contended) and contended > 0.1:
         text += (f" Other processes used up to {stats.fmt(contended, 2)} of the host's CPU "
                  "during these runs: the times are of a shared machine.")
-    return text + stats.coverage_note(derived)
+    return text + stats.unfinished(derived) + stats.coverage_note(derived)
 
 
 def figure(rows: pd.DataFrame, derived: pd.DataFrame):

@@ -156,10 +156,11 @@ def answer(derived: pd.DataFrame) -> str:
     the document's own times; agreement; the correlation the independent guides miss."""
     if derived.empty:
         return "No runs of this study are in the results."
-    table = derived.set_index("method", drop=False)
+    table = derived[derived["n_ok"] > 0].set_index("method", drop=False)
     guides = table[table["method"] != NUTS]
     if NUTS not in table.index:
-        return "NUTS is not in the results: no ratio to it." + stats.coverage_note(derived)
+        return ("NUTS has no finished run: no ratio to it." + stats.unfinished(derived)
+                + stats.coverage_note(derived))
     nuts = table.loc[NUTS]
     doc = ", ".join(f"{m} {stats.fmt(DOCUMENT_WALL_S[m])} s" for m in METHODS)
     speed = []
@@ -198,7 +199,7 @@ def answer(derived: pd.DataFrame) -> str:
     if np.isfinite(busy) and busy > 0.1:
         text += (f" Other processes used up to {stats.fmt(busy, 2)} of the host's CPU during "
                  "these runs: the times are of a shared machine.")
-    return text + stats.coverage_note(derived)
+    return text + stats.unfinished(derived) + stats.coverage_note(derived)
 
 
 def figure(rows: pd.DataFrame, derived: pd.DataFrame):

@@ -154,6 +154,18 @@ def coverage_note(derived: pd.DataFrame) -> str:
             "partial study): the answer covers the rest.")
 
 
+def unfinished(derived: pd.DataFrame, key: str = "method") -> str:
+    """" No finished run of X (2 failed, 1 missing)." for the groups with no ok seed, else ""."""
+    if "n_ok" not in derived.columns:
+        return ""
+    none = derived[derived["n_ok"] == 0]
+    if none.empty:
+        return ""
+    parts = [f"{r[key]} ({int(r['n_failed'])} failed, {int(r['n_missing'])} missing)"
+             for _, r in none.iterrows()]
+    return " No finished run of " + ", ".join(parts) + "."
+
+
 def fmt(value: float, digits: int = 3) -> str:
     """A number for a sentence: ``digits`` significant figures, "n/a" when not finite."""
     if value is None or not np.isfinite(value):
