@@ -107,13 +107,13 @@ def interval(mean: float, se: float, n: int) -> tuple[float, float]:
 
 
 def ratio_text(mean: float, se: float, n: int) -> str:
-    """"2.4 ± 0.1x (95%: 2.1-2.7, 5 seeds)" or, timed once, "2.4x (one timing, no spread)"."""
+    """"2.4 ± 0.1x (95% 2.1 to 2.7, 5 seeds)" or, timed once, "2.4x (one timing, no spread)"."""
     if not np.isfinite(mean):
         return "n/a"
     lo, hi = interval(mean, se, n)
     if not np.isfinite(lo):
         return f"{stats.fmt(mean, 3)}x (one timing, no spread over seeds)"
-    return (f"{stats.fmt(mean, 3)} ± {stats.fmt(se, 2)}x (95% {stats.fmt(lo, 3)}-"
+    return (f"{stats.fmt(mean, 3)} ± {stats.fmt(se, 2)}x (95% {stats.fmt(lo, 3)} to "
             f"{stats.fmt(hi, 3)}, {n} seeds)")
 
 
