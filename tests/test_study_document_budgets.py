@@ -80,6 +80,8 @@ def test_a_guide_without_a_finished_run_is_named_and_left_out_of_the_ranking():
     text = answer(derive(rows))
     assert "over the 4 guides, mean over 3 seeds" in text and "autodais 5000" not in text
     assert "No finished run of autodais (0 failed, 3 missing)." in text
+    rows.loc[dais, ["status", "error"]] = ["failed", "losses non-finite"]
+    assert "autodais (3 failed, 0 missing; the first: losses non-finite)" in answer(derive(rows))
     assert "3 of 18 planned runs are not in the results" in text
     assert answer(derive(rows[rows["method"] == "autodais"])).startswith("No guide's run finished")
 

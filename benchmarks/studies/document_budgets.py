@@ -88,7 +88,7 @@ def derive(rows: pd.DataFrame) -> pd.DataFrame:
                     "num_particles": stats.median(ok, "num_particles"),
                     "final_loss": loss, "final_loss_se": loss_se,
                     "trace_end_loss": stats.median(ok, "final_loss_mean"),
-                    **stats.group_summary(group),
+                    **stats.group_summary(group), "failure": stats.first_failure(group),
                     "document_wall_s": wall_doc, "document_loss": loss_doc})
     table = pd.DataFrame(out)
     if table.empty:

@@ -82,7 +82,7 @@ def derive(rows: pd.DataFrame) -> pd.DataFrame:
         ok = group[group["status"] == "ok"]
         w1, w1_se = stats.mean_se(_num(ok, "w1_max"))
         corr, corr_se = stats.mean_se(_num(ok, "corr_err_max"))
-        entry = {"method": method, **stats.group_summary(group),
+        entry = {"method": method, **stats.group_summary(group), "failure": stats.first_failure(group),
                  "w1_max": w1, "w1_max_se": w1_se,
                  "w1_max_floor": stats.median(ok, "w1_max_floor"),
                  "corr_err_max": corr, "corr_err_max_se": corr_se,

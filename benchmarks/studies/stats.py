@@ -154,15 +154,28 @@ def coverage_note(derived: pd.DataFrame) -> str:
             "partial study): the answer covers the rest.")
 
 
+def first_failure(rows: pd.DataFrame) -> str:
+    """The error of the first failed row ("" when none failed)."""
+    if "status" not in rows.columns or "error" not in rows.columns:
+        return ""
+    errors = rows.loc[rows["status"] == "failed", "error"]
+    return str(errors.iloc[0]) if len(errors) else ""
+
+
 def unfinished(derived: pd.DataFrame, key: str = "method") -> str:
-    """" No finished run of X (2 failed, 1 missing)." for the groups with no ok seed, else ""."""
+    """" No finished run of X (2 failed, 1 missing; the first: <error>)." for the groups with no
+    ok seed (the error from a ``failure`` column, ``first_failure``), else ""."""
     if "n_ok" not in derived.columns:
         return ""
     none = derived[derived["n_ok"] == 0]
     if none.empty:
         return ""
-    parts = [f"{r[key]} ({int(r['n_failed'])} failed, {int(r['n_missing'])} missing)"
-             for _, r in none.iterrows()]
+    parts = []
+    for _, r in none.iterrows():
+        error = r.get("failure", "")
+        parts.append(f"{r[key]} ({int(r['n_failed'])} failed, {int(r['n_missing'])} missing"
+                     + (f"; the first: {error}" if isinstance(error, str) and error else "")
+                     + ")")
     return " No finished run of " + ", ".join(parts) + "."
 
 
