@@ -10,6 +10,8 @@ from svi_bench.benchmarks.studies import (
     annealing,
     anytime,
     diagnostics,
+    document_budgets,
+    faster_than_mcmc,
     live_data,
     locked_mode,
     particles,
@@ -24,7 +26,8 @@ STUDIES: dict[str, Study] = {s.name: s for s in (particles.STUDY, seeds.STUDY, s
                                                   annealing.STUDY, schedules.STUDY,
                                                   diagnostics.STUDY, warm_start.STUDY,
                                                   anytime.STUDY, live_data.STUDY,
-                                                  locked_mode.STUDY)}
+                                                  locked_mode.STUDY, document_budgets.STUDY,
+                                                  faster_than_mcmc.STUDY)}
 
 #: Studies of the issue not implemented yet, with why (``--list`` names them).
 PLANNED: dict[str, str] = {}

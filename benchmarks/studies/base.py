@@ -81,6 +81,10 @@ class Study:
     #: learning rates), beyond the scope. Part of ``fingerprint``: rows of an earlier definition
     #: stay in the results file but are not mixed into the answer of the current one.
     program_settings: Callable[[str], Any] | None = None
+    #: Each seed its own program (``plan_study``): the grid runs a cell's seeds in one program
+    #: and gives each seed an equal share of its run time, so a study comparing times with their
+    #: spread over seeds (``timing``) needs one timed program per seed.
+    seed_programs: bool = False
 
     def fingerprint(self, profile: str) -> str:
         """Hash of the scope and program settings at ``profile``: tags own-program rows
@@ -136,7 +140,8 @@ def _methods_of(spec, scope: Scope) -> list[str]:
 
 
 def plan_study(study: Study, profile: str, seeds: Sequence[int] | None = None) -> list[PlannedCell]:
-    """Every cell of ``study`` at ``profile`` (``seeds`` replaces the scope's 0..N-1), each once.
+    """Every cell of ``study`` at ``profile`` (``seeds`` replaces the scope's 0..N-1), each once
+    (once per seed for a study with ``seed_programs``).
 
     Raises ValueError for a profile the study does not declare or an impossible variant."""
     if profile not in study.scopes:
@@ -158,7 +163,10 @@ def plan_study(study: Study, profile: str, seeds: Sequence[int] | None = None) -
                     merged[key] = replace(old, variants=old.variants + (variant.name,))
                 else:
                     merged[key] = PlannedCell(cell, (variant.name,))
-    return list(merged.values())
+    if not study.seed_programs:
+        return list(merged.values())
+    return [replace(p, cell=replace(p.cell, seeds=(seed,)))
+            for p in merged.values() for seed in p.cell.seeds]
 
 
 def identities(planned: Sequence[PlannedCell]) -> dict[tuple, tuple[str, ...]]:

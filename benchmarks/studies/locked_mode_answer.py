@@ -97,9 +97,7 @@ def derive(rows: pd.DataFrame) -> pd.DataFrame:
                       "num_steps": stats.median(ok, "num_steps"),
                       "run_s": stats.median(ok, "run_s"),
                       "n_failed": int((mine["status"] == "failed").sum()),
-                      "failure": str(mine.loc[mine["status"] == "failed", "error"].iloc[0])
-                      if (mine["status"] == "failed").any() and "error" in mine.columns
-                      else ""}
+                      "failure": stats.first_failure(mine)}
             record["both_frac"] = both / n if n else math.nan
             record["both_lo"], record["both_hi"] = stats.wilson(both, n)
             record["left_lo"], record["left_hi"] = stats.wilson(left, n)

@@ -154,6 +154,31 @@ def coverage_note(derived: pd.DataFrame) -> str:
             "partial study): the answer covers the rest.")
 
 
+def first_failure(rows: pd.DataFrame) -> str:
+    """The error of the first failed row ("" when none failed)."""
+    if "status" not in rows.columns or "error" not in rows.columns:
+        return ""
+    errors = rows.loc[rows["status"] == "failed", "error"]
+    return str(errors.iloc[0]) if len(errors) else ""
+
+
+def unfinished(derived: pd.DataFrame, key: str = "method") -> str:
+    """" No finished run of X (2 failed, 1 missing; the first: <error>)." for the groups with no
+    ok seed (the error from a ``failure`` column, ``first_failure``), else ""."""
+    if "n_ok" not in derived.columns:
+        return ""
+    none = derived[derived["n_ok"] == 0]
+    if none.empty:
+        return ""
+    parts = []
+    for _, r in none.iterrows():
+        error = r.get("failure", "")
+        parts.append(f"{r[key]} ({int(r['n_failed'])} failed, {int(r['n_missing'])} missing"
+                     + (f"; the first: {error}" if isinstance(error, str) and error else "")
+                     + ")")
+    return " No finished run of " + ", ".join(parts) + "."
+
+
 def fmt(value: float, digits: int = 3) -> str:
     """A number for a sentence: ``digits`` significant figures, "n/a" when not finite."""
     if value is None or not np.isfinite(value):
