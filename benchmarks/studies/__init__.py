@@ -12,6 +12,7 @@ from svi_bench.benchmarks.studies import (
     diagnostics,
     live_data,
     locked_mode,
+    parameter_recovery,
     particles,
     scaling,
     schedules,
@@ -24,7 +25,8 @@ STUDIES: dict[str, Study] = {s.name: s for s in (particles.STUDY, seeds.STUDY, s
                                                   annealing.STUDY, schedules.STUDY,
                                                   diagnostics.STUDY, warm_start.STUDY,
                                                   anytime.STUDY, live_data.STUDY,
-                                                  locked_mode.STUDY)}
+                                                  locked_mode.STUDY,
+                                                  parameter_recovery.STUDY)}
 
 #: Studies of the issue not implemented yet, with why (``--list`` names them).
 PLANNED: dict[str, str] = {}
