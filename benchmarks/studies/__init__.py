@@ -17,6 +17,7 @@ from svi_bench.benchmarks.studies import (
     scaling,
     schedules,
     seeds,
+    support_mismatch,
     warm_start,
 )
 from svi_bench.benchmarks.studies.base import Scope, Study, Variant
@@ -26,7 +27,8 @@ STUDIES: dict[str, Study] = {s.name: s for s in (particles.STUDY, seeds.STUDY, s
                                                   diagnostics.STUDY, warm_start.STUDY,
                                                   anytime.STUDY, live_data.STUDY,
                                                   locked_mode.STUDY,
-                                                  parameter_recovery.STUDY)}
+                                                  parameter_recovery.STUDY,
+                                                  support_mismatch.STUDY)}
 
 #: Studies of the issue not implemented yet, with why (``--list`` names them).
 PLANNED: dict[str, str] = {}
