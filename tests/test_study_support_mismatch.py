@@ -13,7 +13,9 @@ from svi_bench.benchmarks.studies import STUDIES, stats, support_mismatch
 from svi_bench.benchmarks.studies.support_mismatch_answer import (
     AS_WELL,
     MORE,
+    MORE_NAN,
     SAME,
+    SAME_NAN,
     WORSE,
     answer,
     derive,
@@ -77,8 +79,8 @@ def test_a_failure_is_a_failed_fit_a_non_finite_loss_or_a_fail_verdict():
 
 def test_the_mismatched_guide_fails_more_often_only_beyond_the_binomial_noise():
     failed = ("failed", 40, "", 0.0)
-    ran = [("ok", 5, "pass", 0.3), ("ok", 5, "pass", 0.31), ("ok", 0, "pass", 0.29),
-           ("ok", 0, "pass", 0.3)]
+    ran = [("ok", 5, "pass", 0.3), ("ok", 5, "pass", 0.31), ("ok", 5, "pass", 0.29),
+           ("ok", 5, "pass", 0.3)]
     rows = _rows({
         ("coin", "manual:normal", "mismatched"): [("ok", 0, "pass", 0.1 + 0.001 * i)
                                                   for i in range(10)],
@@ -89,26 +91,30 @@ def test_the_mismatched_guide_fails_more_often_only_beyond_the_binomial_noise():
                                                                for i in range(10)],
     })
     d = derive(rows).set_index("method")
-    assert d.loc["manual:normal_q", "n_bad"] == 8 and d.loc["manual:normal_q", "n_failed"] == 6
-    assert d.loc["manual:normal_q", "n_nonfinite"] == 8 and d.loc["manual:normal_q", "n_ok"] == 4
+    assert d.loc["manual:normal_q", "n_bad"] == 10 and d.loc["manual:normal_q", "n_failed"] == 6
+    assert d.loc["manual:normal_q", "n_nonfinite"] == 10 and d.loc["manual:normal_q", "n_ok"] == 4
     assert d.loc["manual:independent", "rate_finding"] == MORE
     assert d.loc["manual:independent", "w1_finding"] == WORSE  # 0.3 ± 0.0041 against 0.0845
     assert d.loc["manual:beta", "rate_finding"] == SAME
     assert d.loc["manual:beta", "w1_finding"] == AS_WELL
-    assert set(d.tests) == {2}
+    assert d.loc["manual:independent", "nan_finding"] == MORE_NAN
+    assert d.loc["manual:beta", "nan_finding"] == SAME_NAN
+    assert set(d.tests) == {4}  # two decisions per pair
     text = answer(derive(rows))
     assert text.startswith('The document (001): a guide whose support does not match "mixing '
                            "and matching dissimilar distributions")
     assert ('coin: the document says "We can get away with this discrepency in this well '
             'behaved case"; the data agree (manual:normal against manual:beta it fails about as '
-            "often (within the noise) and agrees as well (within the noise))") in text
+            "often (within the noise), has as many non-finite losses (within the noise) and agrees as "
+            "well (within the noise))") in text
     assert "linreg_outliers: the document says" in text
-    assert ("the data agree (manual:normal_q against manual:independent it fails more often and "
-            "agrees worse)") in text
-    assert ("manual:normal_q (mismatched) fails 8 of 10 seeds (95% Wilson 0.49-0.94: 6 failed "
-            "fits, 8 with non-finite losses, 0 fail verdicts); W1 of the 4 that ran") in text
+    assert ("the data agree (manual:normal_q against manual:independent it fails more often, has "
+            "more non-finite losses and agrees worse)") in text
+    assert ("manual:normal_q (mismatched) fails 10 of 10 seeds (95% Wilson 0.72-1: 6 failed "
+            "fits, 10 with non-finite losses, 0 fail verdicts; median 40 non-finite losses per seed "
+            "in 4000 steps); W1 of the 4 that ran") in text
     assert "first failure: non-finite draws" in text
-    assert "(beyond t(3) = 4.18 standard errors at 95% Bonferroni-corrected over 2" in text
+    assert "(beyond t(3) = 5.39 standard errors at 95% Bonferroni-corrected over 4" in text
     STUDIES["support_mismatch"].figure(rows, derive(rows))  # draws from the same rows
 
 
