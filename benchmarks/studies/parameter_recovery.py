@@ -74,11 +74,12 @@ def params_json(params: dict[str, np.ndarray], i: int) -> str:
     return json.dumps({k: np.asarray(v[i], dtype=float).tolist() for k, v in params.items()})
 
 
-def run_case(model: str, method: str, seeds: list[int], profile: str, out_dir) -> list[dict]:
-    """One fit per seed (the seeds in one program): rows scored through the runner with their
-    ``guide_params``; an exception fails the rows with its reason."""
-    run = case_run(model, method, seeds, profile)
-    spec = REGISTRY[model]
+def fit_rows(run: RunSpec, out_dir) -> list[dict]:
+    """The cell's fits (its seeds in one program, the grid's ``fit_svi``): rows scored through
+    the runner (no draws kept) with each seed's ``guide_params``; an exception fails the rows
+    with its reason. ``run.spec`` may add guides to the registered model's; the reference is
+    the registered model's."""
+    spec, seeds = run.spec, list(run.seeds)
     try:
         ds = spec.data_for(run.data_key)
         info = latent_info(spec.model, ds.model_kwargs)
@@ -86,19 +87,25 @@ def run_case(model: str, method: str, seeds: list[int], profile: str, out_dir) -
         settings = run.settings
         keys = jax.vmap(jax.random.PRNGKey)(np.asarray(seeds, dtype=np.uint32))
         fit = fit_svi(keys, spec.model,
-                      numpyro_guides.guide_factory(spec, method, settings.guide_options),
+                      numpyro_guides.guide_factory(spec, run.method, settings.guide_options),
                       ds.model_kwargs, info.sites, settings, tuple(spec.extra_sites))
         reference = functools.cache(lambda: get_reference(
-            spec, ds, run.data_key, info.sites, out_dir, quality=run.reference_quality,
-            log=lambda msg: None))
-        runner.finish_rows(run, registry.resolve(method), ds,
-                           numpyro_guides.fit_result(fit, settings, method), rows, out_dir,
+            REGISTRY[spec.name], ds, run.data_key, info.sites, out_dir,
+            quality=run.reference_quality, log=lambda msg: None))
+        runner.finish_rows(run, registry.resolve(run.method), ds,
+                           numpyro_guides.fit_result(fit, settings, run.method), rows, out_dir,
                            reference, keep_draws=False)
         for i, row in enumerate(rows):
             row["guide_params"] = params_json(fit.params, i)
     except Exception as exc:
         rows = failed_rows(run, one_line(exc))
-    return [row | {"variant": VARIANT} for row in rows]
+    return rows
+
+
+def run_case(model: str, method: str, seeds: list[int], profile: str, out_dir) -> list[dict]:
+    """One case's rows (``fit_rows``) under the study's variant."""
+    return [row | {"variant": VARIANT}
+            for row in fit_rows(case_run(model, method, seeds, profile), out_dir)]
 
 
 def execute(run: StudyRun) -> None:
@@ -132,4 +139,4 @@ STUDY = Study(
     execute=execute,
 )
 
-__all__ = ["SCOPES", "STUDY", "case_run", "execute", "params_json", "run_case"]
+__all__ = ["SCOPES", "STUDY", "case_run", "execute", "fit_rows", "params_json", "run_case"]

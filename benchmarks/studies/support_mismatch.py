@@ -13,15 +13,16 @@ Two [0, 1] parameters, each fitted by an untransformed Normal (mismatched: its d
   model's guides: the grid runs the document's guide, and editing the model module would make
   its shipped reference stale.
 
-Every fit is a grid cell run by the runner (``runner.run_cell``: the profile's settings, an
-artifact, the grid's scores and verdict) under the study's identity, so a grid run of the same
-guide is not replaced. Table and answer: ``support_mismatch_answer``.
+Every fit is the grid's cell (the profile's settings, the grid's ``fit_svi`` program, scores and
+verdict through the runner, no draws kept) under the study's identity, so a grid run of the same
+guide is not replaced, and its row keeps the fitted parameters (``guide_params``, as
+``parameter_recovery``'s) for the document's figure: the fitted densities of the [0, 1]
+parameter. Table and answer: ``support_mismatch_answer``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 
 import numpyro
@@ -29,12 +30,11 @@ import numpyro.distributions as dist
 from numpyro.distributions import constraints
 from numpyro.primitives import Messenger
 
-from svi_bench.benchmarks.grid import run_spec, runner, store
+from svi_bench.benchmarks.grid import run_spec, store
 from svi_bench.benchmarks.grid.profiles import settings_hash
-from svi_bench.benchmarks.grid.run_spec import RunSpec, failed_rows, one_line
-from svi_bench.benchmarks.inference.introspect import latent_info
-from svi_bench.benchmarks.scoring.references import get_reference
+from svi_bench.benchmarks.grid.run_spec import RunSpec
 from svi_bench.benchmarks.studies.base import Scope, Study, StudyRun, Variant
+from svi_bench.benchmarks.studies.parameter_recovery import fit_rows
 from svi_bench.benchmarks.studies.support_mismatch_answer import (
     MATCHED,
     MISMATCHED,
@@ -119,18 +119,9 @@ def _identities(model: str, method: str, seed: int, profile: str) -> list[tuple]
 
 
 def run_case(model: str, method: str, seeds: list[int], profile: str, out_dir) -> list[dict]:
-    """One cell's rows through the runner (scored, an artifact), tagged with the guide's role."""
-    run = case_run(model, method, seeds, profile)
-    try:
-        spec = run.spec
-        ds = spec.data_for(run.data_key)
-        info = latent_info(spec.model, ds.model_kwargs)
-        reference = functools.cache(lambda: get_reference(
-            REGISTRY[model], ds, run.data_key, info.sites, out_dir,
-            quality=run.reference_quality, log=lambda msg: None))
-        rows = runner.run_cell(run, ds, info, out_dir, reference)
-    except Exception as exc:
-        rows = failed_rows(run, one_line(exc))
+    """One cell's fits (``parameter_recovery.fit_rows``: scored, with the fitted parameters the
+    figure draws), tagged with the guide's role."""
+    rows = fit_rows(case_run(model, method, seeds, profile), out_dir)
     return [row | {"variant": ROLES[model][method]} for row in rows]
 
 

@@ -16,10 +16,12 @@ matched guide has non-finite losses too: the count, not their presence, tells Q'
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pandas as pd
+from scipy import stats as distributions
 
 from svi_bench.benchmarks.studies import stats
 
@@ -45,6 +47,47 @@ NOTES = {
 }
 
 
+#: The [0, 1] parameter of each model, and the fitted guides' parameter names for it.
+PARAMETER = {"coin": "latent_fairness", "linreg_outliers": "Q"}
+NORMAL_PARAMS = (("mean", "var"), ("Q_mu", "Q_sig"))  # the document's names (var: the sd)
+BETA_PARAMS = (("alpha_q", "beta_q"), ("Q_A", "Q_B"))
+
+
+def q_density(params: dict, site: str, x: np.ndarray) -> np.ndarray | None:
+    """The fitted guide's density of ``site`` at ``x`` from its parameters: a Normal, a Beta, or
+    AutoNormal's Normal in the unconstrained space mapped by the sigmoid (a logit-normal); None
+    for parameters of another shape."""
+    if f"{site}_auto_loc" in params:
+        loc, scale = params[f"{site}_auto_loc"], params[f"{site}_auto_scale"]
+        inside = (x > 0) & (x < 1)
+        z = np.log(np.where(inside, x, 0.5)) - np.log1p(-np.where(inside, x, 0.5))
+        return np.where(inside, distributions.norm.pdf(z, loc, scale)
+                        / np.where(inside, x * (1 - x), 1.0), 0.0)
+    for a, b in BETA_PARAMS:
+        if a in params and b in params:
+            return distributions.beta.pdf(x, params[a], params[b])
+    for mu, sd in NORMAL_PARAMS:
+        if mu in params and sd in params:
+            return distributions.norm.pdf(x, params[mu], params[sd])
+    return None
+
+
+def outside_mass(params: dict) -> float:
+    """The mass a fitted Normal guide puts outside [0, 1] (nan for any other guide)."""
+    for mu, sd in NORMAL_PARAMS:
+        if mu in params and sd in params:
+            return float(distributions.norm.cdf(0.0, params[mu], params[sd])
+                         + distributions.norm.sf(1.0, params[mu], params[sd]))
+    return math.nan
+
+
+def _params(row: dict) -> dict:
+    try:
+        return json.loads(row.get("guide_params") or "{}")
+    except (TypeError, ValueError):
+        return {}
+
+
 def _num(frame: pd.DataFrame, column: str) -> pd.Series:
     if column not in frame.columns:
         return pd.Series(np.nan, index=frame.index, dtype=float)
@@ -66,6 +109,7 @@ def _record(model: str, method: str, mine: pd.DataFrame) -> dict:
     n = int(len(ran))
     w1, w1_se = stats.mean_se(_num(ok, "w1_max"))
     nan_log, nan_log_se = stats.mean_se(np.log1p(_num(ran, "nan_count")))
+    outside = [outside_mass(_params(r)) for r in ok.to_dict("records")]
     record = {"model": model, "method": method, "variant": str(mine["variant"].iloc[0]),
               "n_seeds": int(len(mine)), "n_ran": n, "n_ok": int(len(ok)),
               "n_failed": int((mine["status"] == "failed").sum()),
@@ -75,6 +119,8 @@ def _record(model: str, method: str, mine: pd.DataFrame) -> dict:
                                      == "fail").sum()),
               "n_bad": bad, "bad_frac": bad / n if n else math.nan,
               "nan_median": stats.median(ran, "nan_count"), "nan_log": nan_log,
+              "outside_mass": float(np.mean(outside)) if len(outside) and np.isfinite(
+                  outside).all() else math.nan,
               "nan_log_se": nan_log_se,
               "w1_max": w1, "w1_max_se": w1_se, "w1_max_floor": stats.median(ok, "w1_max_floor"),
               "verdict": stats.worst_verdict(list(ok.get("verdict", []))),
@@ -127,6 +173,9 @@ def _guide_text(r: pd.Series) -> str:
             f"{int(r['n_ok'])} that ran "
             f"{stats.pm(r['w1_max'], r['w1_max_se'])} reference sd (floor "
             f"{stats.fmt(r['w1_max_floor'])})")
+    if np.isfinite(r.get("outside_mass", math.nan)):
+        text += (f"; its fitted Normal puts {stats.fmt(r['outside_mass'], 2)} of its mass "
+                 "outside [0, 1] (mean over seeds)")
     if r["failure"]:
         text += f"; first failure: {r['failure']}"
     return text
@@ -183,8 +232,9 @@ def figure(rows: pd.DataFrame, derived: pd.DataFrame):
     import matplotlib.pyplot as plt
 
     models = list(dict.fromkeys(derived["model"])) if len(derived) else []
-    fig, axes = plt.subplots(2, max(len(models), 1), figsize=(5 * max(len(models), 1), 6),
+    fig, axes = plt.subplots(3, max(len(models), 1), figsize=(5 * max(len(models), 1), 9),
                              squeeze=False)
+    x = np.linspace(-0.25, 1.25, 601)
     ok = rows[rows["status"] == "ok"] if len(rows) and "status" in rows.columns else rows
     for c, model in enumerate(models):
         g = derived[derived["model"] == model].reset_index(drop=True)
@@ -197,12 +247,39 @@ def figure(rows: pd.DataFrame, derived: pd.DataFrame):
             w1 = _num(ok[(ok["model"] == model) & (ok["method"] == r["method"])], "w1_max")
             axes[1, c].plot(np.full(len(w1), i), w1, "o", color=color, alpha=0.5, ms=4)
             axes[1, c].plot([i - 0.3, i + 0.3], [r["w1_max_floor"]] * 2, color="0.5", lw=2)
-        for ax in axes[:, c]:
+        for ax in axes[:2, c]:
             ax.set_xticks(range(len(g)), list(g["method"]), fontsize=8)
             ax.set_xlim(-0.5, len(g) - 0.5)
             ax.grid(alpha=0.3)
+        _densities(axes[2, c], model, g, ok, x)
         axes[0, c].set(title=model, ylim=(-0.05, 1.05), ylabel="share of seeds failing")
         axes[1, c].set(ylabel="W1 (reference sd)")
         axes[1, c].set_yscale("log")
     fig.tight_layout()
     return fig
+
+
+def _densities(ax, model: str, g: pd.DataFrame, ok: pd.DataFrame, x: np.ndarray) -> None:
+    """The document's figure: each seed's fitted density of the [0, 1] parameter per guide (for
+    coin over the exact posterior's histogram), the support's edges dashed."""
+    site = PARAMETER.get(model, "")
+    if model == "coin":
+        from svi_bench.models import REGISTRY
+
+        spec = REGISTRY[model]
+        ds = spec.data_for(spec.data_key())
+        truth = spec.exact_sampler(np.random.default_rng(0), 20000, ds)[site]
+        ax.hist(truth, bins=60, density=True, color="0.8", label="exact posterior")
+    styles = ("-", "--", ":")
+    for k, (_, r) in enumerate(g.iterrows()):
+        color = "C3" if r["variant"] == MISMATCHED else "C0"
+        mine = ok[(ok["model"] == model) & (ok["method"] == r["method"])]
+        for i, row in enumerate(mine.to_dict("records")):
+            y = q_density(_params(row), site, x)
+            if y is not None:
+                ax.plot(x, y, styles[k % 3], color=color, lw=0.8, alpha=0.6,
+                        label=r["method"] if i == 0 else None)
+    for edge in (0, 1):
+        ax.axvline(edge, color="k", ls="--", lw=1)
+    ax.set(xlabel=f"{site} (support [0, 1])", ylabel="fitted density, per seed")
+    ax.legend(fontsize=7)
