@@ -4,6 +4,8 @@ answer is known, and the smoke profile end to end with ``--resume``."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,6 +22,8 @@ from svi_bench.benchmarks.studies.support_mismatch_answer import (
     answer,
     derive,
     failed_seeds,
+    outside_mass,
+    q_density,
 )
 from svi_bench.models import linreg_outliers
 from tests.conftest import run_cli
@@ -52,6 +56,21 @@ def test_intervals_apart_is_the_wilson_overlap_rule():
     assert stats.intervals_apart((0.0, 0.3), (0.6, 0.9)) == -1
     assert stats.intervals_apart((0.2, 0.7), (0.0, 0.3)) == 0
     assert stats.intervals_apart((np.nan, 0.7), (0.0, 0.3)) is None
+
+
+def test_the_fitted_densities_and_the_normals_mass_outside_the_support():
+    x = np.array([-0.1, 0.25, 0.5, 0.75, 1.1])
+    normal = q_density({"mean": 0.5, "var": 0.25}, "latent_fairness", x)
+    assert normal == pytest.approx(np.exp(-0.5 * ((x - 0.5) / 0.25) ** 2) / (0.25 * np.sqrt(
+        2 * np.pi)))
+    beta = q_density({"Q_A": 2.0, "Q_B": 2.0}, "Q", x)
+    assert beta == pytest.approx([0.0, 6 * 0.25 * 0.75, 1.5, 6 * 0.75 * 0.25, 0.0])
+    logit = q_density({"Q_auto_loc": 0.0, "Q_auto_scale": 1.0}, "Q", x)
+    assert logit[[0, 4]].tolist() == [0.0, 0.0]  # none outside the support
+    assert logit[2] == pytest.approx(4 / np.sqrt(2 * np.pi))  # N(0; 0, 1) / (0.5 * 0.5)
+    assert q_density({"b": 1.0}, "Q", x) is None
+    assert outside_mass({"mean": 0.5, "var": 0.25}) == pytest.approx(2 * 0.0227501, rel=1e-4)
+    assert np.isnan(outside_mass({"alpha_q": 13.0, "beta_q": 9.0}))
 
 
 # --- the table and the answer ---------------------------------------------------------------------
@@ -140,6 +159,8 @@ def test_the_smoke_study_runs_writes_its_table_and_resumes_without_rerunning(smo
     assert dict(zip(rows.method, rows.variant, strict=True)) == {
         "manual:normal": "mismatched", "manual:beta": "matched"}
     assert np.isfinite(rows.w1_max).all()
+    params = {m: set(json.loads(p)) for m, p in zip(rows.method, rows.guide_params, strict=True)}
+    assert params == {"manual:normal": {"mean", "var"}, "manual:beta": {"alpha_q", "beta_q"}}
     table = pd.read_parquet(out / "studies" / "support_mismatch.parquet")
     assert sorted(table.method) == ["manual:beta", "manual:normal"]
     assert STUDIES["support_mismatch"].answer(table.drop(columns="profile")) in proc.stdout

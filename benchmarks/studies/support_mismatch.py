@@ -150,8 +150,11 @@ STUDY = Study(
     figure=figure,
     figure_caption="Per model and guide (red: support mismatched, blue: matched): top, the "
                    "share of seeds that failed (a failed fit, a non-finite loss or a fail "
-                   "verdict) with its 95% Wilson interval; bottom, W1 to the reference of each "
-                   "seed that ran (marginal, reference sd), the noise floor as a grey tick.",
+                   "verdict) with its 95% Wilson interval; middle, W1 to the reference of each "
+                   "seed that ran (marginal, reference sd), the noise floor as a grey tick; "
+                   "bottom, the document's figure: each seed's fitted density of the [0, 1] "
+                   "parameter from its parameters (coin: over the exact posterior's "
+                   "histogram), the support's edges dashed.",
     execute=execute,
 )
 

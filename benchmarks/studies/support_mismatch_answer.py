@@ -282,4 +282,5 @@ def _densities(ax, model: str, g: pd.DataFrame, ok: pd.DataFrame, x: np.ndarray)
     for edge in (0, 1):
         ax.axvline(edge, color="k", ls="--", lw=1)
     ax.set(xlabel=f"{site} (support [0, 1])", ylabel="fitted density, per seed")
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
