@@ -53,6 +53,9 @@ class SVIFit(NamedTuple):
     host_others_share: float = math.nan  # share of the host's CPU others used during the run
     cost: dict[str, float] = {}  # program_cost.COLUMNS
     particle_elbos_precision: str = "float64"  # what particle_elbos were computed in
+    #: the fitted (constrained) guide parameters, {name: (seeds, *shape)}: rows keep none of
+    #: them (the grid scores draws); a study that reads a guide's parameters takes them here
+    params: dict[str, np.ndarray] | None = None
 
     @property
     def cache_hit(self) -> bool:
@@ -274,4 +277,5 @@ def fit_svi(
         cache=run.cache,
         host_others_share=run.others_share,
         cost=run.cost,
+        params={k: np.asarray(v) for k, v in params.items()},
     )

@@ -99,6 +99,23 @@ def inner_steps(method: str, guide_options: Mapping[str, Any]) -> int:
     return guide_options.get("K", AUTODAIS_DEFAULT_K) if method == "autodais" else 1
 
 
+def fit_result(fit: Any, settings: SVISettings, method: str) -> RunResult:
+    """A fitted guide's ``inference.svi.SVIFit`` as the method's ``RunResult`` (one chain)."""
+    grads = float(settings.num_steps * settings.num_particles
+                  * inner_steps(method, settings.guide_options))
+    return RunResult(
+        draws={k: np.expand_dims(v, 1) for k, v in fit.draws.items()},  # one chain
+        grad_evals=np.full(len(fit.losses), grads), compile_s=fit.compile_s,
+        run_s=fit.run_s, cache=fit.cache, host_others_share=fit.host_others_share,
+        cost=fit.cost,
+        losses=fit.losses, log_weights=fit.particle_elbos,
+        params_finite=fit.params_finite,
+        columns={"num_draws": settings.num_draws, "num_steps": settings.num_steps,
+                 "num_particles": settings.num_particles,
+                 "log_weights_precision": fit.particle_elbos_precision},
+    )
+
+
 def _builder(method: str) -> Callable[..., Program]:
     def build(spec: ModelSpec, data: Dataset, settings: SVISettings, latent_info: LatentInfo,
               program_key: Mapping[str, Any] | None = None) -> Program:
@@ -106,23 +123,11 @@ def _builder(method: str) -> Callable[..., Program]:
         from svi_bench.benchmarks.inference.svi import fit_svi
 
         make_guide = guide_factory(spec, method, settings.guide_options)
-        grads = float(settings.num_steps * settings.num_particles
-                      * inner_steps(method, settings.guide_options))
 
         def program(rng_keys: Any) -> RunResult:
-            fit = fit_svi(rng_keys, spec.model, make_guide, data.model_kwargs, latent_info.sites,
-                          settings, tuple(spec.extra_sites), program_key)
-            return RunResult(
-                draws={k: np.expand_dims(v, 1) for k, v in fit.draws.items()},  # one chain
-                grad_evals=np.full(len(fit.losses), grads), compile_s=fit.compile_s,
-                run_s=fit.run_s, cache=fit.cache, host_others_share=fit.host_others_share,
-                cost=fit.cost,
-                losses=fit.losses, log_weights=fit.particle_elbos,
-                params_finite=fit.params_finite,
-                columns={"num_draws": settings.num_draws, "num_steps": settings.num_steps,
-                         "num_particles": settings.num_particles,
-                         "log_weights_precision": fit.particle_elbos_precision},
-            )
+            return fit_result(fit_svi(rng_keys, spec.model, make_guide, data.model_kwargs,
+                                      latent_info.sites, settings, tuple(spec.extra_sites),
+                                      program_key), settings, method)
 
         return program
 

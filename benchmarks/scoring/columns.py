@@ -263,6 +263,10 @@ TABLE: tuple[Column, ...] = (
     _run("num_warmup", "Int64", "iterations", "warm_start study: NUTS warm-up iterations run"),
     _run("loss_trace", "string", "json",
          "warm_start study: the SVI loss trace as 200 [last step, mean loss] segments"),
+    # the parameter_recovery study's rows (one per case and seed; studies/parameter_recovery.py)
+    _run("guide_params", "string", "json",
+         "parameter_recovery and support_mismatch studies: the fitted guide's parameters "
+         "(constrained), {name: value}"),
     *(_score(name, unit, description) for name, unit, description in _AGREEMENT),
     _score("mean_worst_site", "text", "the component with the largest standardised mean error"),
     _score("sd_worst_site", "text", "the component with the largest |log sd ratio|"),

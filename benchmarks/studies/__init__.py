@@ -14,10 +14,12 @@ from svi_bench.benchmarks.studies import (
     faster_than_mcmc,
     live_data,
     locked_mode,
+    parameter_recovery,
     particles,
     scaling,
     schedules,
     seeds,
+    support_mismatch,
     warm_start,
 )
 from svi_bench.benchmarks.studies.base import Scope, Study, Variant
@@ -27,7 +29,8 @@ STUDIES: dict[str, Study] = {s.name: s for s in (particles.STUDY, seeds.STUDY, s
                                                   diagnostics.STUDY, warm_start.STUDY,
                                                   anytime.STUDY, live_data.STUDY,
                                                   locked_mode.STUDY, document_budgets.STUDY,
-                                                  faster_than_mcmc.STUDY)}
+                                                  faster_than_mcmc.STUDY, parameter_recovery.STUDY,
+                                                  support_mismatch.STUDY)}
 
 #: Studies of the issue not implemented yet, with why (``--list`` names them).
 PLANNED: dict[str, str] = {}

@@ -39,14 +39,8 @@ def place(start_share: float, other_share: float) -> str:
 
 def beyond_noise(tempered: tuple[float, float], direct: tuple[float, float]) -> str:
     """The decision on two fractions from their Wilson intervals (lo, hi): apart when they do
-    not overlap (the one place the rule lives here)."""
-    if not all(np.isfinite(v) for v in (*tempered, *direct)):
-        return SAME
-    if tempered[0] > direct[1]:
-        return FREES
-    if tempered[1] < direct[0]:
-        return HURTS
-    return SAME
+    not overlap (``stats.intervals_apart``)."""
+    return {1: FREES, -1: HURTS}.get(stats.intervals_apart(tempered, direct), SAME)
 
 
 def agrees_worse(tempered: tuple[float, float], direct: tuple[float, float]) -> bool:

@@ -34,6 +34,15 @@ def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     return float(ci.low), float(ci.high)
 
 
+def intervals_apart(a: tuple[float, float], b: tuple[float, float]) -> int | None:
+    """The rule on two proportions from their intervals (lo, hi), e.g. ``wilson``'s: +1 when
+    ``a`` lies wholly above ``b``, -1 wholly below, 0 when they overlap; None when an end is
+    not finite (no decision)."""
+    if not all(np.isfinite(v) for v in (*a, *b)):
+        return None
+    return 1 if a[0] > b[1] else -1 if a[1] < b[0] else 0
+
+
 def loglog_slope(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, int]:
     """(slope, its standard error, points) of log y against log x over the finite positive
     points; slope nan below two points, standard error nan below three (no residual left)."""
