@@ -48,7 +48,7 @@ def bench(session: nox.Session) -> None:
 
 STUDIES_OUT = "results-studies"
 STUDIES = ("anytime", "particles", "seeds", "scaling", "annealing", "schedules", "diagnostics",
-           "warm_start", "live_data", "locked_mode")
+           "warm_start", "live_data", "locked_mode", "step_size")
 #: Studies that read the rows the others wrote (they run nothing): always run last.
 READERS = ("diagnostics",)
 

@@ -16,6 +16,7 @@ from svi_bench.benchmarks.studies import (
     scaling,
     schedules,
     seeds,
+    step_size,
     warm_start,
 )
 from svi_bench.benchmarks.studies.base import Scope, Study, Variant
@@ -24,7 +25,7 @@ STUDIES: dict[str, Study] = {s.name: s for s in (particles.STUDY, seeds.STUDY, s
                                                   annealing.STUDY, schedules.STUDY,
                                                   diagnostics.STUDY, warm_start.STUDY,
                                                   anytime.STUDY, live_data.STUDY,
-                                                  locked_mode.STUDY)}
+                                                  locked_mode.STUDY, step_size.STUDY)}
 
 #: Studies of the issue not implemented yet, with why (``--list`` names them).
 PLANNED: dict[str, str] = {}
