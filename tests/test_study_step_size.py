@@ -35,6 +35,9 @@ def test_a_rate_equal_to_a_models_default_is_its_leaderboard_cell_run_once():
     assert ("correlated_gaussian", "autonormal") not in shared
     pairs = len(step_size.QUICK_MODELS) * len(step_size.GUIDES)
     assert len(planned) == pairs * len(step_size.SCOPES["quick"].variants) - len(shared)
+    start = {p.cell.settings.guide_options["init_scale"] for p in planned
+             if p.variants == ("init_scale_0.01",)}
+    assert start == {step_size.INIT_SCALE}
     onecycle = [p.cell for p in planned if p.variants == ("onecycle",)]
     assert {(c.settings.optimizer, c.settings.learning_rate) for c in onecycle} == {
         ("onecycle", OPTIMIZER_RATES["onecycle"])}
@@ -112,9 +115,22 @@ def test_no_rate_beats_the_defaults_when_all_are_worse():
     worse = rows.assign(variant="adam_0.05", w1_max=rows.w1_max * np.array([3.0, 3.2, 2.9, 3.1] * 2),
                         settings=json.dumps({"learning_rate": 0.05}), verdict=F)
     text = answer(derive(pd.concat([rows, worse])))
-    assert "No single rate does better than each model's own default: the best of the " \
+    assert "No single choice does better than each model's own default: the best of the " \
            "others, Adam 0.05" in text and "worse)" in text
     assert "m2 x automvn (pass at the default (adam 0.01): fail at Adam 0.05" in text
+
+
+def test_an_initial_scale_variant_is_read_from_the_guide_options_and_named():
+    rows = ROWS[ROWS.model == "m1"]
+    base = rows[rows.variant == DEFAULT]
+    start = base.assign(variant="init_scale_0.01", w1_max=base.w1_max / 5, verdict=W,
+                        settings=json.dumps({"learning_rate": 5e-3,
+                                             "guide_options": {"init_scale": 0.01}}))
+    t = derive(pd.concat([base, start])).set_index("variant")
+    assert t.loc["init_scale_0.01", "init_scale"] == 0.01 and np.isnan(t.loc[DEFAULT, "init_scale"])
+    assert t.loc["init_scale_0.01", "learning_rate"] == 5e-3
+    assert "Best single choice across models: init_scale 0.01 at the default rate, agreement x0.2" \
+        in answer(t.reset_index())
 
 
 def test_failed_and_missing_runs_are_counted():
@@ -138,9 +154,11 @@ def test_smoke_study_end_to_end(smoke_studies):
     out = smoke_studies.out
     proc = smoke_studies.run("step_size")
     table = pd.read_parquet(out / "studies" / "step_size.parquet")
-    assert list(table.variant) == [DEFAULT, "adam_0.05", "onecycle"]
-    assert (table.n_ok == 2).all() and list(table.optimizer) == ["adam", "adam", "onecycle"]
+    assert list(table.variant) == [DEFAULT, "adam_0.05", "onecycle", "init_scale_0.01"]
+    assert (table.n_ok == 2).all() and list(table.optimizer) == ["adam", "adam", "onecycle", "adam"]
+    assert list(table.learning_rate) == [0.01, 0.05, OPTIMIZER_RATES["onecycle"], 0.01]
+    assert table.init_scale.isna().sum() == 3 and table.init_scale.iloc[-1] == 0.01
     assert table.agreement.notna().all() and (table.agreement_metric == "w1_max").all()
     meta = json.loads((out / "studies" / "step_size.json").read_text())
-    assert meta["answer"].startswith("Over 1 (model, guide) pairs") and meta["rows"] == 6
+    assert meta["answer"].startswith("Over 1 (model, guide) pairs") and meta["rows"] == 8
     assert meta["answer"] in proc.stdout

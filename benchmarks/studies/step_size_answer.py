@@ -41,11 +41,16 @@ def _num(frame: pd.DataFrame, column: str) -> pd.Series:
 
 
 def _setting(rows: pd.DataFrame, name: str) -> object:
-    """The most common value of one stored setting over the rows (None when unknown)."""
+    """The most common value of one stored setting over the rows (None when unknown); a guide
+    option is named ``guide_options.NAME``."""
     seen = []
     for text in rows.get("settings", pd.Series(dtype=object)):
         try:
-            seen.append(json.loads(text).get(name, "adam" if name == "optimizer" else None))
+            settings = json.loads(text)
+            if name.startswith("guide_options."):
+                seen.append((settings.get("guide_options") or {}).get(name.split(".", 1)[1]))
+            else:
+                seen.append(settings.get(name, "adam" if name == "optimizer" else None))
         except (TypeError, ValueError, AttributeError):
             continue
     seen = [v for v in seen if v is not None]
@@ -86,10 +91,12 @@ def derive(rows: pd.DataFrame) -> pd.DataFrame:
             n = int(np.isfinite(diff).sum()) if variant != DEFAULT else 0
             verdicts = ok.get("verdict", pd.Series(dtype=object)).astype(str)
             rate = _setting(group, "learning_rate")
+            scale = _setting(group, "guide_options.init_scale")
             out.append({
                 "model": model, "method": method, "variant": variant,
                 "optimizer": _setting(group, "optimizer") or "",
                 "learning_rate": float(rate) if rate is not None else math.nan,
+                "init_scale": float(scale) if scale is not None else math.nan,
                 **stats.group_summary(group),
                 "pass_frac": float((verdicts == "pass").mean()) if len(ok) else math.nan,
                 "log_agreement": stats.mean_se(mine)[0],
@@ -102,6 +109,8 @@ def derive(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _label(row: pd.Series) -> str:
+    if np.isfinite(row["init_scale"]):
+        return f"init_scale {stats.fmt(row['init_scale'])} at the default rate"
     if row["variant"] == DEFAULT:
         return f"the default ({row['optimizer']} {stats.fmt(row['learning_rate'])})"
     if row["optimizer"] == "onecycle":
@@ -141,8 +150,7 @@ def across_models(derived: pd.DataFrame) -> pd.DataFrame:
         out.append({"variant": variant, "d": d, "se": se, "pairs": len(g),
                     "n": int(g["d_log_vs_default_n"].min()),
                     "passes": int((g["verdict"] == "pass").sum()),
-                    "label": _label(g.iloc[0]) if g["learning_rate"].nunique() == 1 or
-                    g["optimizer"].iloc[0] == "onecycle" else variant})
+                    "label": _label(g.iloc[0])})
     table = pd.DataFrame(out)
     if table.empty:
         return table
@@ -165,7 +173,7 @@ def best_clause(table: pd.DataFrame, default_passes: int) -> str:
     ties = (f"; not distinguishable from it: {', '.join(tied)}" if tied else
             "; every other choice is worse beyond the noise" if len(table) > 1 else "")
     if best["d"] >= 0 or best["finding"] == WORSE:
-        return (f"No single rate does better than each model's own default: the best of the "
+        return (f"No single choice does better than each model's own default: the best of the "
                 f"others, {best['label']}, has {numbers}{ties}. ")
     return f"Best single choice across models: {best['label']}, {numbers}{ties}. "
 
@@ -207,10 +215,10 @@ def answer(derived: pd.DataFrame) -> str:
 
 
 def _order(derived: pd.DataFrame) -> list[str]:
-    """Columns: the default, the constant rates ascending, then schedules."""
+    """Columns: the default, the constant rates ascending, schedules, then initial scales."""
     rest = derived[derived["variant"] != DEFAULT].drop_duplicates("variant")
-    rest = rest.assign(_s=(rest["optimizer"] != "adam").astype(int)).sort_values(
-        ["_s", "learning_rate"])
+    kind = (rest["optimizer"] != "adam").astype(int) + 2 * np.isfinite(rest["init_scale"])
+    rest = rest.assign(_s=kind).sort_values(["_s", "learning_rate"])
     return [DEFAULT, *rest["variant"]]
 
 
