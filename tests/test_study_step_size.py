@@ -93,7 +93,9 @@ def test_a_verdict_is_an_artefact_only_when_the_agreement_moves_beyond_the_noise
     t = derive(ROWS)
     found = artefacts(t)
     assert len(found) == 1 and found[0].startswith("m1 x autonormal (fail at the default (adam "
-                                                   "0.005): pass at Adam 0.001")
+                                                   "0.005): pass at Adam 0.001 (agreement x0.1)")
+    assert "The leaderboard's verdict is an artefact of the default (another setting agrees " \
+           "better beyond the noise, with another verdict) for m1 x autonormal" in answer(t)
     # m2's warn at 1e-3 is within the noise of its seeds: not an artefact
     assert not any(f.startswith("m2") for f in found)
 
@@ -115,9 +117,11 @@ def test_no_rate_beats_the_defaults_when_all_are_worse():
     worse = rows.assign(variant="adam_0.05", w1_max=rows.w1_max * np.array([3.0, 3.2, 2.9, 3.1] * 2),
                         settings=json.dumps({"learning_rate": 0.05}), verdict=F)
     text = answer(derive(pd.concat([rows, worse])))
-    assert "No single choice does better than each model's own default: the best of the " \
-           "others, Adam 0.05" in text and "worse)" in text
-    assert "m2 x automvn (pass at the default (adam 0.01): fail at Adam 0.05" in text
+    assert "No single choice does better than each model's own default beyond the noise: the " \
+           "best of the others on average, Adam 0.05" in text and "worse)" in text
+    assert "The verdict is worse at another setting, beyond the noise, for m1 x autonormal" \
+           not in text and "m2 x automvn (pass at the default (adam 0.01): fail at Adam 0.05" in text
+    assert "No pair's verdict improves at another setting beyond seed noise." in text
 
 
 def test_an_initial_scale_variant_is_read_from_the_guide_options_and_named():
@@ -162,3 +166,12 @@ def test_smoke_study_end_to_end(smoke_studies):
     meta = json.loads((out / "studies" / "step_size.json").read_text())
     assert meta["answer"].startswith("Over 1 (model, guide) pairs") and meta["rows"] == 8
     assert meta["answer"] in proc.stdout
+
+
+def test_a_variant_that_is_the_default_cell_is_not_a_comparison():
+    rows = ROWS[ROWS.model == "m1"]
+    rows = rows.assign(settings_hash=rows.variant)  # one cell per variant
+    same = rows[rows.variant == DEFAULT].assign(variant="adam_0.005")
+    t = derive(pd.concat([rows, same])).set_index("variant")
+    assert t.loc["adam_0.005", "vs_default"] == "the default's own runs"
+    assert t.loc["adam_0.005", "d_log_vs_default"] == 0.0 and (t.tests == 2).all()
