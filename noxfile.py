@@ -49,7 +49,7 @@ def bench(session: nox.Session) -> None:
 STUDIES_OUT = "results-studies"
 STUDIES = ("anytime", "particles", "seeds", "scaling", "annealing", "schedules", "diagnostics",
            "warm_start", "live_data", "locked_mode", "document_budgets", "faster_than_mcmc",
-           "parameter_recovery", "support_mismatch")
+           "parameter_recovery", "support_mismatch", "step_size")
 #: Studies that read the rows the others wrote (they run nothing): always run last.
 READERS = ("diagnostics",)
 

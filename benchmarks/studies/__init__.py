@@ -19,6 +19,7 @@ from svi_bench.benchmarks.studies import (
     scaling,
     schedules,
     seeds,
+    step_size,
     support_mismatch,
     warm_start,
 )
@@ -30,7 +31,7 @@ STUDIES: dict[str, Study] = {s.name: s for s in (particles.STUDY, seeds.STUDY, s
                                                   anytime.STUDY, live_data.STUDY,
                                                   locked_mode.STUDY, document_budgets.STUDY,
                                                   faster_than_mcmc.STUDY, parameter_recovery.STUDY,
-                                                  support_mismatch.STUDY)}
+                                                  support_mismatch.STUDY, step_size.STUDY)}
 
 #: Studies of the issue not implemented yet, with why (``--list`` names them).
 PLANNED: dict[str, str] = {}
