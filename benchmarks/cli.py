@@ -252,8 +252,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     progress = GridProgress(cells=len(cells), seeds=total, workers=args.jobs)
     # tqdm's own time left assumes every run costs the same; GridProgress counts both phases
     bar = tqdm(total=total, unit="run", disable=args.no_progress, dynamic_ncols=True,
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
-                          "[{elapsed}, {postfix}]", postfix=progress.postfix())
+               bar_format="{desc}{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+                          "[{elapsed}{postfix}]", postfix=progress.postfix())
     counts = {"ok": 0, "failed": 0, "not_applicable": 0}
     failures: list[str] = []
     serial = args.jobs == 1 and args.scheduler is None

@@ -58,11 +58,13 @@ class GridProgress:
     def summary(self, wall_s: float) -> str:
         """The run's last line but one: how many workers, and how the wall time was spent."""
         share = self.compile_s / (wall_s * self.workers) if wall_s > 0 else math.nan
-        how = ("serial" if self.workers == 1
-               else f"{self.workers} workers, compiles overlapped, timed runs one at a time")
-        return (f"{how}: {self.compile_s:.0f} s compiling ({share:.0%} of the workers' "
-                f"{wall_s * self.workers:.0f} s) and {self.run_s:.0f} s in timed runs, "
-                f"{wall_s:.0f} s wall")
+        if self.workers == 1:
+            how, of = "serial", "the wall time"
+        else:
+            how = f"{self.workers} workers, compiles overlapped, timed runs one at a time"
+            of = f"the workers' {wall_s * self.workers:.0f} s"
+        return (f"{how}: {self.compile_s:.0f} s compiling ({share:.0%} of {of}) and "
+                f"{self.run_s:.0f} s in timed runs, {wall_s:.0f} s wall")
 
 
 def _seconds(value: object) -> float:

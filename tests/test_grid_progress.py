@@ -44,4 +44,7 @@ def test_the_summary_says_how_many_workers_and_the_compile_share():
     text = progress.summary(100.0)
     assert text.startswith("2 workers, compiles overlapped, timed runs one at a time:")
     assert "80 s compiling (40% of the workers' 200 s) and 10 s in timed runs, 100 s wall" in text
-    assert GridProgress(cells=1, seeds=1).summary(10.0).startswith("serial: 0 s compiling")
+    serial = GridProgress(cells=1, seeds=1)
+    serial.cell_done(_rows(4.0, [1.0]))
+    assert serial.summary(10.0) == ("serial: 4 s compiling (40% of the wall time) and 1 s in "
+                                    "timed runs, 10 s wall")
