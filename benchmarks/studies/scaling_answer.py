@@ -1,0 +1,267 @@
+"""The ``scaling`` study's table, answer and figure: pure functions of its rows.
+
+The study runs the document's centred hierarchical regression and its non-centred form (one
+posterior, one data set per size, one exact reference through the change of variables). Per
+(parameterisation, method, size) the table holds times, gradient evaluations, agreement and
+NUTS's divergences; per (parameterisation, method) the log-log slopes of run time, wall time and
+gradient evaluations against D with their standard errors (``stats.loglog_slope``). SVI's
+advantage grows with D when NUTS's run-time slope exceeds the guide's by more than t(m - 2) times
+their combined standard error (``stats.decide``; m the fewer sizes of the two fits). NUTS
+"works" on a parameterisation when none of its runs diverged and its agreement verdict is never
+fail where the reference passed its gates; the answer to the document is read off the
+parameterisation where it works, since against a NUTS that diverges SVI's advantage is measured
+against a run that has not sampled the posterior.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from svi_bench.benchmarks.methods.nuts import NAME as NUTS
+from svi_bench.benchmarks.studies import stats
+
+CENTRED, NONCENTRED = "hierarchical_linreg", "hierarchical_linreg_nc"
+LABEL = {CENTRED: "centred model (the document's)", NONCENTRED: "non-centred model"}
+SHORT = {CENTRED: "centred", NONCENTRED: "non-centred"}
+DOCUMENT_D = 20
+"""The document's dimension: J = 8 groups, D = 2J + 4."""
+QUOTE = ("SVI converges _extremely_ fast, in far less itterations and, even with my absurd "
+         "particle count, in a markedly shorter run-time than MCMC")
+QUESTION = "how does this scale as we climb into the dozens or hundreds of parameters?"
+GROWS, SHRINKS, UNRESOLVED = "grows", "shrinks", "not resolved"
+SLOPES = (("run_s", "run"), ("wall_s", "wall"), ("grad_evals", "grad"))
+
+
+def derive(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, method, n_groups): latent dimension, times, gradient evaluations,
+    NUTS ESS per second, divergences (median per ok seed, and how many seeds had any) and
+    agreement (medians over ok seeds), plus each (model, method)'s log-log slopes of run time,
+    wall time and gradient evaluations against D with standard errors and point counts (the same
+    on every row of a (model, method))."""
+    out = []
+    for (model, method, groups), group in rows.groupby(["model", "method", "n_groups"],
+                                                       sort=True):
+        ok = group[group["status"] == "ok"]
+        divergences = pd.to_numeric(ok.get("divergences", pd.Series(dtype=float)),
+                                    errors="coerce").dropna()
+        out.append({"model": model, "method": method, "n_groups": int(groups),
+                    "latent_dim": stats.median(group, "latent_dim"),
+                    **stats.group_summary(group),
+                    "ess_per_second": stats.median(ok, "ess_per_second"),
+                    "divergences": float(divergences.median()) if len(divergences) else math.nan,
+                    "n_divergent_seeds": int((divergences > 0).sum())})
+    table = pd.DataFrame(out)
+    if table.empty:
+        return table
+    for column, name in SLOPES:
+        fits = {key: stats.loglog_slope(sub["latent_dim"], sub[column])
+                for key, sub in table.groupby(["model", "method"])}
+        keys = list(zip(table["model"], table["method"], strict=True))
+        for i, suffix in enumerate(("", "_se", "_points")):
+            table[f"{name}_slope{suffix}"] = [fits[k][i] for k in keys]
+    return table
+
+
+def _slope_gap(slower: pd.Series, faster: pd.Series) -> tuple[int | None, str]:
+    """The decision on one run-time slope minus another (+1: the first grows faster beyond the
+    noise) and its text: "slope gap d ± se, <the rule>"."""
+    diff = slower.run_slope - faster.run_slope
+    se = math.hypot(slower.run_slope_se, faster.run_slope_se)
+    df = min(slower.run_slope_points, faster.run_slope_points) - 2
+    if not np.isfinite(diff):
+        return None, "not measurable"
+    decision = stats.decide(diff, se, df)
+    if decision is None:
+        return None, f"slope gap {stats.fmt(diff, 2)} with no error estimate"
+    return decision, f"slope gap {stats.pm(diff, se, 2)}, {stats.rule(df)}"
+
+
+def advantage(sub: pd.DataFrame) -> dict[str, tuple[int | None, str]]:
+    """Per guide of one parameterisation: the decision on whether SVI's run-time advantage over
+    NUTS grows with D, with its text ({} without NUTS)."""
+    slopes = sub.drop_duplicates("method").set_index("method")
+    if NUTS not in slopes.index:
+        return {}
+    out = {}
+    for method, guide in slopes.drop(index=NUTS).iterrows():
+        decision, gap = _slope_gap(slopes.loc[NUTS], guide)
+        word = {1: GROWS, -1: SHRINKS, 0: UNRESOLVED}.get(decision)
+        out[method] = (decision, f"{word} ({gap})" if word else gap)
+    return out
+
+
+def _first_failure(sub: pd.DataFrame) -> str:
+    """"agrees at every D up to X" or "stops agreeing at D = X" (first fail verdict), judged only
+    at sizes whose reference passed its gates (a verdict against a failed reference says nothing),
+    naming the sizes left out, the first D at which a seed's run failed outright, and the verdict
+    at every judged D (a method can fail first and recover: NUTS on the centred model at small J)."""
+    sub = sub.sort_values("latent_dim")
+    with_verdict = sub[sub["verdict"] != ""]
+    judged = with_verdict[with_verdict["reference_ok"].astype(bool)]
+    unjudged = with_verdict[~with_verdict["reference_ok"].astype(bool)]
+    fails = judged[judged["verdict"] == "fail"]
+    broken = sub[sub["n_failed"] > 0]
+    crash = (f" and its runs fail from D = {int(broken['latent_dim'].iloc[0])} "
+             f"({int(broken['n_failed'].sum())} failed runs)" if len(broken) else "")
+    skipped = (" (not judged at D = " + ", ".join(str(int(d)) for d in unjudged["latent_dim"])
+               + ": reference failed its gates)" if len(unjudged) else "")
+    if judged.empty:
+        return "was never judged against a passing reference" + skipped + crash
+    by_d = (" (verdict by D: " + ", ".join(f"{int(d)} {v}" for d, v in
+                                           zip(judged["latent_dim"], judged["verdict"],
+                                               strict=True)) + ")")
+    if fails.empty:
+        return (f"agrees (no fail verdict) at every judged D up to "
+                f"{int(judged['latent_dim'].max())}" + skipped + crash + by_d)
+    return f"stops agreeing at D = {int(fails['latent_dim'].iloc[0])}" + skipped + crash + by_d
+
+
+def nuts_works(sub: pd.DataFrame) -> bool | None:
+    """Whether NUTS works on one parameterisation: judged somewhere, no run diverged and no fail
+    verdict where the reference passed its gates (None: no NUTS rows)."""
+    nuts = sub[sub["method"] == NUTS]
+    if nuts.empty:
+        return None
+    judged = nuts[(nuts["verdict"] != "") & nuts["reference_ok"].astype(bool)]
+    return bool(len(judged) and (judged["verdict"] != "fail").all()
+                and (nuts["n_divergent_seeds"] == 0).all() and not nuts["n_failed"].any())
+
+
+def _divergence_text(sub: pd.DataFrame) -> str:
+    nuts = sub[sub["method"] == NUTS].sort_values("latent_dim")
+    if nuts.empty:
+        return ""
+    seeds = int(nuts["n_ok"].sum())
+    divergent = int(nuts["n_divergent_seeds"].sum())
+    by_d = ", ".join(f"{int(d)} {stats.fmt(v)}" for d, v in
+                     zip(nuts["latent_dim"], nuts["divergences"], strict=True))
+    return (f"NUTS diverged in {divergent} of {seeds} ok runs (median divergences per run by D: "
+            f"{by_d})")
+
+
+def _model_text(model: str, sub: pd.DataFrame) -> str:
+    """Run-time slopes, SVI's advantage, NUTS's divergences and each method's agreement on one
+    parameterisation."""
+    slopes = sub.drop_duplicates("method").set_index("method")
+    parts = [f"{m} D^{stats.pm(r.run_slope, r.run_slope_se, 2)}" for m, r in slopes.iterrows()]
+    text = f"On the {LABEL.get(model, model)}, run time grows as " + ", ".join(parts)
+    if NUTS in slopes.index:
+        nuts = slopes.loc[NUTS]
+        text += (f" (NUTS gradient evaluations, free of timing noise, grow as "
+                 f"D^{stats.pm(nuts.grad_slope, nuts.grad_slope_se, 2)}; SVI's are fixed by "
+                 "its settings)")
+        claims = [f"{m}: {t}" for m, (_, t) in advantage(sub).items()]
+        if claims:
+            text += ". SVI's run-time advantage over NUTS with dimension: " + "; ".join(claims)
+        text += ". " + _divergence_text(sub)
+    guides = [f"{m} {_first_failure(g)}" for m, g in sub.groupby("method")]
+    return text + ". Agreement: " + "; ".join(guides) + "."
+
+
+def _document_text(derived: pd.DataFrame) -> str:
+    """The document's claim, the parameterisation the answer reads it from and whether the data
+    agree there."""
+    lead = (f'The document (001) fits the centred model at D = {DOCUMENT_D} and finds "{QUOTE}", '
+            f'then asks "{QUESTION}"')
+    works = {m: nuts_works(sub) for m, sub in derived.groupby("model")}
+    working = [m for m in (NONCENTRED, CENTRED) if works.get(m)]
+    broken = [SHORT.get(m, m) for m, w in works.items() if w is False]
+    if not working:
+        where = ("NUTS works (no divergence, no fail verdict) on neither parameterisation run "
+                 f"({', '.join(broken) or 'none with NUTS'}), so SVI's advantage is measured "
+                 "against a NUTS that has not sampled the posterior and the data cannot answer "
+                 "the question")
+        return f"{lead}. {where}."
+    model = working[0]
+    decisions = advantage(derived[derived["model"] == model])
+    grows = [m for m, (d, _) in decisions.items() if d == 1]
+    shrinks = [m for m, (d, _) in decisions.items() if d == -1]
+    where = (f"NUTS works (no divergence, no fail verdict) on the {SHORT.get(model, model)} "
+             "model" + (f" but not on the {', '.join(broken)}" if broken else ""))
+    if grows:
+        verdict = (f"there SVI's run-time advantage grows with D for {', '.join(grows)} of "
+                   f"{len(decisions)} guides beyond the noise: the data agree")
+    elif shrinks:
+        verdict = (f"there SVI's run-time advantage shrinks with D for {', '.join(shrinks)} and "
+                   "grows for none beyond the noise: the data disagree")
+    else:
+        verdict = ("there no guide's run-time advantage over NUTS grows or shrinks with D beyond "
+                   "the noise: the data do not show the claimed growth")
+    return f"{lead}. {where}; {verdict}."
+
+
+def answer(derived: pd.DataFrame) -> str:
+    """The document's claim read where NUTS works, then per parameterisation the slopes, whether
+    SVI's advantage grows (``stats.decide`` on the slope gap), NUTS's divergences and the first
+    dimension at which each method fails its agreement verdict."""
+    if derived.empty:
+        return "No runs of this study are in the results."
+    parts = [_document_text(derived)]
+    order = [m for m in (CENTRED, NONCENTRED) if m in set(derived["model"])]
+    order += sorted(set(derived["model"]) - set(order))
+    parts += [_model_text(m, derived[derived["model"] == m]) for m in order]
+    text = " ".join(parts)
+    if len(order) == 2 and {NUTS} <= set(derived["method"]):
+        text += _nuts_between(derived)
+    if not derived.loc[derived["verdict"] != "", "reference_ok"].all():
+        text += (" Sizes whose reference failed its gates are left out of these verdicts: "
+                 "there the reference itself is not trusted.")
+    return text + stats.coverage_note(derived)
+
+
+def _nuts_between(derived: pd.DataFrame) -> str:
+    """NUTS's run-time slope on the non-centred model against the centred one (the same rule)."""
+    rows = derived[derived["method"] == NUTS].drop_duplicates("model").set_index("model")
+    if not {CENTRED, NONCENTRED} <= set(rows.index):
+        return ""
+    decision, gap = _slope_gap(rows.loc[CENTRED], rows.loc[NONCENTRED])
+    phrase = {1: "more slowly than on the centred one", -1: "faster than on the centred one",
+              0: "at a rate not resolved from that on the centred one"}
+    if decision is None:
+        return f" NUTS's run-time slope, centred minus non-centred: {gap}."
+    return (f" On the non-centred model NUTS's run time grows with D {phrase[decision]} "
+            f"(centred minus non-centred {gap}).")
+
+
+def figure(rows: pd.DataFrame, derived: pd.DataFrame):
+    """Run time against D (log-log) per method, centred solid and non-centred dashed, with the
+    fitted slopes; NUTS's divergences per run against D on each parameterisation; and each
+    method's agreement (the headline metric) against D."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    colours = {m: f"C{i}" for i, m in enumerate(sorted(set(derived["method"])))}
+    styles = {CENTRED: ("o-", "centred"), NONCENTRED: ("s--", "non-centred")}
+    for (model, method), sub in derived.groupby(["model", "method"], sort=True):
+        sub = sub.sort_values("latent_dim")
+        style, short = styles.get(model, ("^:", model))
+        colour = colours[method]
+        slope = stats.pm(sub["run_slope"].iloc[0], sub["run_slope_se"].iloc[0], 2)
+        axes[0].plot(sub["latent_dim"], sub["run_s"], style, color=colour,
+                     label=f"{method}, {short} (slope {slope})")
+        fails = (sub["verdict"] == "fail") & sub["reference_ok"].astype(bool)
+        axes[0].plot(sub["latent_dim"][fails], sub["run_s"][fails], "x", ms=10, color=colour)
+        axes[2].plot(sub["latent_dim"], sub["agreement"], style, color=colour,
+                     label=f"{method}, {short}")
+        if method == NUTS:
+            axes[1].plot(sub["latent_dim"], sub["divergences"], style, color=colour,
+                         label=f"NUTS, {short}")
+    metric = next((m for m in derived.get("agreement_metric", []) if m), "agreement")
+    axes[0].set(xscale="log", yscale="log", xlabel="latent dimension D", ylabel="run time (s)",
+                title="run time (compile excluded), median over seeds")
+    axes[1].set_yscale("symlog", linthresh=1)
+    axes[1].set_ylim(bottom=0)
+    axes[1].set(xscale="log", xlabel="latent dimension D",
+                ylabel="divergences per run (median)", title="NUTS divergences")
+    axes[2].set(xscale="log", yscale="log", xlabel="latent dimension D",
+                ylabel=f"{metric} (median)", title="agreement with the exact reference")
+    for ax in axes:
+        stats.log_ticks(ax, derived["latent_dim"])
+        ax.grid(alpha=0.3, which="both")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6)
+    fig.tight_layout()
+    return fig
