@@ -7,15 +7,17 @@ NUTS's divergences; per (parameterisation, method) the log-log slopes of run tim
 gradient evaluations against D with their standard errors (``stats.loglog_slope``). SVI's
 advantage grows with D when NUTS's run-time slope exceeds the guide's by more than t(m - 2) times
 their combined standard error (``stats.decide``; m the fewer sizes of the two fits). NUTS
-"works" on a parameterisation when none of its runs diverged and its agreement verdict is never
-fail where the reference passed its gates; the answer to the document is read off the
-parameterisation where it works, since against a NUTS that diverges SVI's advantage is measured
-against a run that has not sampled the posterior.
+"works" at a size when none of its runs there diverged or failed and its agreement verdict is not
+fail against a reference that passed its gates. The answer to the document is read on the
+parameterisation where NUTS works at every size (else over the sizes where it works, on the one
+with most of them, if there are three): against a NUTS that diverges, SVI's advantage is
+measured against a run that has not sampled the posterior.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,6 +34,8 @@ QUOTE = ("SVI converges _extremely_ fast, in far less itterations and, even with
          "particle count, in a markedly shorter run-time than MCMC")
 QUESTION = "how does this scale as we climb into the dozens or hundreds of parameters?"
 GROWS, SHRINKS, UNRESOLVED = "grows", "shrinks", "not resolved"
+MIN_SIZES = 3
+"""Sizes a slope needs for a standard error (``stats.loglog_slope``: one residual left)."""
 SLOPES = (("run_s", "run"), ("wall_s", "wall"), ("grad_evals", "grad"))
 
 
@@ -65,12 +69,12 @@ def derive(rows: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _slope_gap(slower: pd.Series, faster: pd.Series) -> tuple[int | None, str]:
-    """The decision on one run-time slope minus another (+1: the first grows faster beyond the
-    noise) and its text: "slope gap d ± se, <the rule>"."""
-    diff = slower.run_slope - faster.run_slope
-    se = math.hypot(slower.run_slope_se, faster.run_slope_se)
-    df = min(slower.run_slope_points, faster.run_slope_points) - 2
+def _slope_gap(slower: tuple, faster: tuple) -> tuple[int | None, str]:
+    """The decision on one run-time slope minus another, each (slope, se, points) (+1: the first
+    grows faster beyond the noise), and its text: "slope gap d ± se, <the rule>"."""
+    diff = slower[0] - faster[0]
+    se = math.hypot(slower[1], faster[1])
+    df = min(slower[2], faster[2]) - 2
     if not np.isfinite(diff):
         return None, "not measurable"
     decision = stats.decide(diff, se, df)
@@ -79,15 +83,21 @@ def _slope_gap(slower: pd.Series, faster: pd.Series) -> tuple[int | None, str]:
     return decision, f"slope gap {stats.pm(diff, se, 2)}, {stats.rule(df)}"
 
 
-def advantage(sub: pd.DataFrame) -> dict[str, tuple[int | None, str]]:
+def advantage(sub: pd.DataFrame, dims: Sequence[float] | None = None
+              ) -> dict[str, tuple[int | None, str]]:
     """Per guide of one parameterisation: the decision on whether SVI's run-time advantage over
-    NUTS grows with D, with its text ({} without NUTS)."""
-    slopes = sub.drop_duplicates("method").set_index("method")
-    if NUTS not in slopes.index:
+    NUTS grows with D (run-time slopes fitted over ``dims``, every size when None), with its
+    text ({} without NUTS)."""
+    if dims is not None:
+        sub = sub[sub["latent_dim"].isin(list(dims))]
+    fits = {m: stats.loglog_slope(g["latent_dim"], g["run_s"]) for m, g in sub.groupby("method")}
+    if NUTS not in fits:
         return {}
     out = {}
-    for method, guide in slopes.drop(index=NUTS).iterrows():
-        decision, gap = _slope_gap(slopes.loc[NUTS], guide)
+    for method, fit in fits.items():
+        if method == NUTS:
+            continue
+        decision, gap = _slope_gap(fits[NUTS], fit)
         word = {1: GROWS, -1: SHRINKS, 0: UNRESOLVED}.get(decision)
         out[method] = (decision, f"{word} ({gap})" if word else gap)
     return out
@@ -119,15 +129,18 @@ def _first_failure(sub: pd.DataFrame) -> str:
     return f"stops agreeing at D = {int(fails['latent_dim'].iloc[0])}" + skipped + crash + by_d
 
 
-def nuts_works(sub: pd.DataFrame) -> bool | None:
-    """Whether NUTS works on one parameterisation: judged somewhere, no run diverged and no fail
-    verdict where the reference passed its gates (None: no NUTS rows)."""
+def nuts_working_dims(sub: pd.DataFrame) -> list[float]:
+    """The dimensions at which NUTS works on one parameterisation: judged against a reference
+    that passed its gates, no fail verdict, no run diverged and none failed."""
     nuts = sub[sub["method"] == NUTS]
-    if nuts.empty:
-        return None
-    judged = nuts[(nuts["verdict"] != "") & nuts["reference_ok"].astype(bool)]
-    return bool(len(judged) and (judged["verdict"] != "fail").all()
-                and (nuts["n_divergent_seeds"] == 0).all() and not nuts["n_failed"].any())
+    works = ((nuts["verdict"] != "") & nuts["reference_ok"].astype(bool)
+             & (nuts["verdict"] != "fail") & (nuts["n_divergent_seeds"] == 0)
+             & (nuts["n_failed"] == 0))
+    return sorted(float(d) for d in nuts.loc[works, "latent_dim"])
+
+
+def _dims(dims: Sequence[float]) -> str:
+    return ", ".join(stats.fmt(d) for d in dims) or "none"
 
 
 def _divergence_text(sub: pd.DataFrame) -> str:
@@ -162,35 +175,44 @@ def _model_text(model: str, sub: pd.DataFrame) -> str:
 
 
 def _document_text(derived: pd.DataFrame) -> str:
-    """The document's claim, the parameterisation the answer reads it from and whether the data
-    agree there."""
+    """The document's claim, where NUTS works (per parameterisation, the sizes), and whether the
+    data agree there: read on the parameterisation where NUTS works at every size (the
+    non-centred first), else over the sizes where it works on the one with most of them, if
+    those are enough (3) for a slope with its noise."""
     lead = (f'The document (001) fits the centred model at D = {DOCUMENT_D} and finds "{QUOTE}", '
             f'then asks "{QUESTION}"')
-    works = {m: nuts_works(sub) for m, sub in derived.groupby("model")}
-    working = [m for m in (NONCENTRED, CENTRED) if works.get(m)]
-    broken = [SHORT.get(m, m) for m, w in works.items() if w is False]
-    if not working:
-        where = ("NUTS works (no divergence, no fail verdict) on neither parameterisation run "
-                 f"({', '.join(broken) or 'none with NUTS'}), so SVI's advantage is measured "
-                 "against a NUTS that has not sampled the posterior and the data cannot answer "
-                 "the question")
-        return f"{lead}. {where}."
-    model = working[0]
-    decisions = advantage(derived[derived["model"] == model])
+    models = [m for m in (NONCENTRED, CENTRED) if m in set(derived["model"])]
+    models += sorted(set(derived["model"]) - set(models))
+    with_nuts = [m for m in models if (derived.loc[derived["model"] == m, "method"] == NUTS).any()]
+    if not with_nuts:
+        return f"{lead}. NUTS was not run, so the data cannot answer it."
+    working = {m: nuts_working_dims(derived[derived["model"] == m]) for m in with_nuts}
+    every = {m: sorted(derived.loc[derived["model"] == m, "latent_dim"].unique())
+             for m in with_nuts}
+    where = "; ".join(f"on the {SHORT.get(m, m)} model at D = {_dims(working[m])} of "
+                      f"{_dims(every[m])}" for m in with_nuts)
+    where = f"NUTS works (judged, no fail verdict, no divergent run) {where}"
+    model = max(with_nuts, key=lambda m: (len(working[m]) == len(every[m]), len(working[m])))
+    dims = working[model]
+    if len(dims) < MIN_SIZES:
+        return (f"{lead}. {where}: too few sizes (fewer than {MIN_SIZES}) to fit NUTS's slope with "
+                "its noise against a NUTS that works, so the data cannot answer the question.")
+    scope = (f"on the {SHORT.get(model, model)} model" if len(dims) == len(every[model]) else
+             f"on the {SHORT.get(model, model)} model over those {len(dims)} sizes")
+    decisions = advantage(derived[derived["model"] == model], dims)
     grows = [m for m, (d, _) in decisions.items() if d == 1]
     shrinks = [m for m, (d, _) in decisions.items() if d == -1]
-    where = (f"NUTS works (no divergence, no fail verdict) on the {SHORT.get(model, model)} "
-             "model" + (f" but not on the {', '.join(broken)}" if broken else ""))
     if grows:
-        verdict = (f"there SVI's run-time advantage grows with D for {', '.join(grows)} of "
+        verdict = (f"{scope} SVI's run-time advantage grows with D for {', '.join(grows)} of "
                    f"{len(decisions)} guides beyond the noise: the data agree")
     elif shrinks:
-        verdict = (f"there SVI's run-time advantage shrinks with D for {', '.join(shrinks)} and "
-                   "grows for none beyond the noise: the data disagree")
+        verdict = (f"{scope} SVI's run-time advantage shrinks with D for {', '.join(shrinks)} "
+                   "and grows for none beyond the noise: the data disagree")
     else:
-        verdict = ("there no guide's run-time advantage over NUTS grows or shrinks with D beyond "
-                   "the noise: the data do not show the claimed growth")
-    return f"{lead}. {where}; {verdict}."
+        verdict = (f"{scope} no guide's run-time advantage over NUTS grows or shrinks with D "
+                   "beyond the noise: the data do not show the claimed growth")
+    details = "; ".join(f"{m}: {t}" for m, (_, t) in decisions.items())
+    return f"{lead}. {where}. {verdict[0].upper()}{verdict[1:]} ({details})."
 
 
 def answer(derived: pd.DataFrame) -> str:
@@ -217,7 +239,9 @@ def _nuts_between(derived: pd.DataFrame) -> str:
     rows = derived[derived["method"] == NUTS].drop_duplicates("model").set_index("model")
     if not {CENTRED, NONCENTRED} <= set(rows.index):
         return ""
-    decision, gap = _slope_gap(rows.loc[CENTRED], rows.loc[NONCENTRED])
+    decision, gap = _slope_gap(*(tuple(rows.loc[m, ["run_slope", "run_slope_se",
+                                                    "run_slope_points"]])
+                                 for m in (CENTRED, NONCENTRED)))
     phrase = {1: "more slowly than on the centred one", -1: "faster than on the centred one",
               0: "at a rate not resolved from that on the centred one"}
     if decision is None:
