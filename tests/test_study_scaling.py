@@ -144,6 +144,20 @@ def test_no_working_nuts_or_no_resolved_slope_is_not_read_as_agreement():
         "disagree" in scaling.answer(scaling.derive(shrinking))
 
 
+def test_sizes_whose_runs_are_all_missing_are_counted_not_read():
+    """An interrupted study: the last size has only planned rows (no dimension, no times)."""
+    frame = _frame(_model_rows(NONCENTRED, 2.0, 0.05, 0))
+    frame.loc[frame.n_groups == 16, ["status", "latent_dim", "run_s", "verdict"]] = [
+        "missing", None, None, ""]
+    text = scaling.answer(scaling.derive(frame))
+    assert "at D = 8, 12, 20 of 8, 12, 20." in text and "n/a" not in text
+    assert text.endswith("2 of 8 planned runs are not in the results (an interrupted or partial "
+                         "study): the answer covers the rest.")
+    frame["status"], frame["latent_dim"] = "missing", None
+    assert scaling.answer(scaling.derive(frame)).startswith(
+        "No runs of this study are in the results. 8 of 8 planned runs")
+
+
 def test_every_profile_runs_both_parameterisations_at_the_same_sizes():
     for profile in ("smoke", "quick", "paper"):
         planned = plan_study(scaling.STUDY, profile)

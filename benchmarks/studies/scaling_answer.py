@@ -219,16 +219,17 @@ def answer(derived: pd.DataFrame) -> str:
     """The document's claim read where NUTS works, then per parameterisation the slopes, whether
     SVI's advantage grows (``stats.decide`` on the slope gap), NUTS's divergences and the first
     dimension at which each method fails its agreement verdict."""
-    if derived.empty:
-        return "No runs of this study are in the results."
-    parts = [_document_text(derived)]
-    order = [m for m in (CENTRED, NONCENTRED) if m in set(derived["model"])]
-    order += sorted(set(derived["model"]) - set(order))
-    parts += [_model_text(m, derived[derived["model"] == m]) for m in order]
+    ran = derived[pd.to_numeric(derived.get("latent_dim"), errors="coerce").notna()]
+    if ran.empty:  # no rows, or only planned runs missing from the results
+        return "No runs of this study are in the results." + stats.coverage_note(derived)
+    parts = [_document_text(ran)]
+    order = [m for m in (CENTRED, NONCENTRED) if m in set(ran["model"])]
+    order += sorted(set(ran["model"]) - set(order))
+    parts += [_model_text(m, ran[ran["model"] == m]) for m in order]
     text = " ".join(parts)
-    if len(order) == 2 and {NUTS} <= set(derived["method"]):
-        text += _nuts_between(derived)
-    if not derived.loc[derived["verdict"] != "", "reference_ok"].all():
+    if len(order) == 2 and {NUTS} <= set(ran["method"]):
+        text += _nuts_between(ran)
+    if not ran.loc[ran["verdict"] != "", "reference_ok"].all():
         text += (" Sizes whose reference failed its gates are left out of these verdicts: "
                  "there the reference itself is not trusted.")
     return text + stats.coverage_note(derived)
