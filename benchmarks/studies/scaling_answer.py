@@ -69,35 +69,38 @@ def derive(rows: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _slope_gap(slower: tuple, faster: tuple) -> tuple[int | None, str]:
+def _slope_gap(slower: tuple, faster: tuple, tests: int = 1) -> tuple[int | None, str]:
     """The decision on one run-time slope minus another, each (slope, se, points) (+1: the first
-    grows faster beyond the noise), and its text: "slope gap d ± se, <the rule>"."""
+    grows faster beyond the noise; Bonferroni over ``tests`` comparisons made together), and its
+    text: "slope gap d ± se, <the rule>"."""
     diff = slower[0] - faster[0]
     se = math.hypot(slower[1], faster[1])
     df = min(slower[2], faster[2]) - 2
     if not np.isfinite(diff):
         return None, "not measurable"
-    decision = stats.decide(diff, se, df)
+    decision = stats.decide(diff, se, df, tests)
     if decision is None:
         return None, f"slope gap {stats.fmt(diff, 2)} with no error estimate"
-    return decision, f"slope gap {stats.pm(diff, se, 2)}, {stats.rule(df)}"
+    return decision, f"slope gap {stats.pm(diff, se, 2)}, {stats.rule(df, tests)}"
 
 
-def advantage(sub: pd.DataFrame, dims: Sequence[float] | None = None
+def advantage(sub: pd.DataFrame, dims: Sequence[float] | None = None, together: bool = False
               ) -> dict[str, tuple[int | None, str]]:
     """Per guide of one parameterisation: the decision on whether SVI's run-time advantage over
     NUTS grows with D (run-time slopes fitted over ``dims``, every size when None), with its
-    text ({} without NUTS)."""
+    text ({} without NUTS). ``together``: the guides are one claim ("SVI's advantage grows"
+    when any does), so each test is Bonferroni-corrected over the guides, not best-of-k."""
     if dims is not None:
         sub = sub[sub["latent_dim"].isin(list(dims))]
     fits = {m: stats.loglog_slope(g["latent_dim"], g["run_s"]) for m, g in sub.groupby("method")}
     if NUTS not in fits:
         return {}
+    tests = len(fits) - 1 if together else 1
     out = {}
     for method, fit in fits.items():
         if method == NUTS:
             continue
-        decision, gap = _slope_gap(fits[NUTS], fit)
+        decision, gap = _slope_gap(fits[NUTS], fit, tests)
         word = {1: GROWS, -1: SHRINKS, 0: UNRESOLVED}.get(decision)
         out[method] = (decision, f"{word} ({gap})" if word else gap)
     return out
@@ -199,7 +202,7 @@ def _document_text(derived: pd.DataFrame) -> str:
                 "its noise against a NUTS that works, so the data cannot answer the question.")
     scope = (f"on the {SHORT.get(model, model)} model" if len(dims) == len(every[model]) else
              f"on the {SHORT.get(model, model)} model over those {len(dims)} sizes")
-    decisions = advantage(derived[derived["model"] == model], dims)
+    decisions = advantage(derived[derived["model"] == model], dims, together=True)
     grows = [m for m, (d, _) in decisions.items() if d == 1]
     shrinks = [m for m, (d, _) in decisions.items() if d == -1]
     if grows:
