@@ -10,7 +10,8 @@ their combined standard error (``stats.decide``; m the fewer sizes of the two fi
 "works" at a size when none of its runs there diverged or failed and its agreement verdict is not
 fail against a reference that passed its gates. The answer to the document is read on the
 parameterisation where NUTS works at every size (else over the sizes where it works, on the one
-with most of them, if there are three): against a NUTS that diverges, SVI's advantage is
+with most of them, if there are three), its guides tested together (Bonferroni over them: the
+claim holds when any guide's advantage grows): against a NUTS that diverges, SVI's advantage is
 measured against a run that has not sampled the posterior.
 """
 
