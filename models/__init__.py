@@ -26,6 +26,7 @@ BUILT_IN: tuple[str, ...] = (
     "funnel",
     "linreg_outliers",
     "hierarchical_linreg",
+    "hierarchical_linreg_nc",
     "bnn",
 )
 """The built-in models in registry order; each is the module ``models/<name>.py`` and its SPEC."""

@@ -12,10 +12,17 @@ posterior is tabulated on a grid and everything else drawn from its Gaussian con
 agrees with the gated long NUTS reference it replaces (the non-centred ``reference_model`` at
 0.995) to the noise of two exact draw sets (``tests/test_model_contract.py``), and it exists at
 every size: at n_groups = 2 NUTS could not pass its gates within 15 minutes of sampling.
+
+The non-centred parameterisation of the same posterior (``noncentred_model``, m = m_mu + m_sig
+m_z) is the registered model ``hierarchical_linreg_nc``: same data, and an exact reference that is
+these exact draws mapped through the change of variables (``noncentred_exact_sampler``). It lives
+here, not in its spec's module, so that the one source hash both models are keyed by covers the
+sampler it is mapped from.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
@@ -60,7 +67,7 @@ def model(
         numpyro.sample("y", dist.Normal(pred, E), obs=Y)
 
 
-def reference_model(
+def noncentred_model(
     I: jnp.ndarray,
     X: jnp.ndarray,
     Y: jnp.ndarray | None = None,
@@ -70,7 +77,8 @@ def reference_model(
 ) -> None:
     """The same posterior, non-centred: the document's centred model has a funnel between
     (m_sig, c_sig) and (m, c) that NUTS cannot explore without divergences. ``m`` and ``c`` are
-    deterministic sites here, so the reference has the same sites as the model."""
+    deterministic sites here, so it has the centred model's sites (the centred model's
+    ``reference_model``, and the model of ``hierarchical_linreg_nc``)."""
     m_mu, m_sig, c_mu, c_sig = _hyperpriors()
     m_z = numpyro.sample("m_z", dist.Normal(0.0, 1.0), sample_shape=(n_groups,))
     c_z = numpyro.sample("c_z", dist.Normal(0.0, 1.0), sample_shape=(n_groups,))
@@ -123,6 +131,16 @@ def data(seed: int, n_groups: int = 8) -> Dataset:
         true_values=truth,
         extras={"lens": g["lens"]},
     )
+
+
+def noncentred_data(seed: int, n_groups: int = 8) -> Dataset:
+    """``data`` for ``noncentred_model``: the same arrays, the true group values given as the
+    standardised offsets m_z = (m - m_mu) / m_sig and c_z (its latent sites)."""
+    ds = data(seed, n_groups)
+    truth = dict(ds.true_values)
+    for site in ("m", "c"):
+        truth[f"{site}_z"] = (truth.pop(site) - truth[f"{site}_mu"]) / truth[f"{site}_sig"]
+    return dataclasses.replace(ds, true_values=truth)
 
 
 # --- the exact posterior: the scales by quadrature, everything else Gaussian given them ----------
@@ -236,9 +254,11 @@ def exact_sampler(rng: np.random.Generator, n: int, ds: Dataset) -> dict[str, np
             "m": beta[..., 0], "c": beta[..., 1]}
 
 
-def exact_moments(ds: Dataset) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Posterior means and sds by the same quadrature: scale moments over the grid's nodes, the
-    rest from the conditional means and covariances (total variance = E[var] + var[E])."""
+def _node_moments(ds: Dataset) -> dict[str, np.ndarray]:
+    """At every node of the scales' quadrature grid: its weight ``w`` (G,), the ``scales``
+    (G, 2), mu's conditional mean and covariance (G, 2) and (G, 2, 2), and beta_j | mu's linear
+    map ``ks`` = K_j S^-1 (how mu moves beta_j), covariance ``k`` = K_j (G, J, 2, 2) and the
+    conditional mean of beta_j with mu integrated out (G, J, 2)."""
     axes, logp = _scale_grid(ds)
     w = np.exp(logp - logp.max()).ravel()
     w /= w.sum()
@@ -247,23 +267,64 @@ def exact_moments(ds: Dataset) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     _, mu_mean, mu_cov = _conditionals(scales, a_inv, bhat)
     s_inv = 1.0 / scales**2
     k, _ = _inv2(a[None] + np.einsum("na,ab->nab", s_inv, np.eye(2))[:, None])  # (G, J, 2, 2)
-    ks = k * s_inv[:, None, None, :]  # K_j S^-1: how mu moves beta_j
+    ks = k * s_inv[:, None, None, :]
     beta_mean = np.einsum("gjab,gb->gja", ks, mu_mean) + np.einsum(
         "gjab,jb->gja", k, np.einsum("jab,jb->ja", a, bhat))
-    beta_var = (np.einsum("gjaa->gja", k)
-                + np.einsum("gjab,gbc,gjac->gja", ks, mu_cov, ks))
+    return {"w": w, "scales": scales, "mu_mean": mu_mean, "mu_cov": mu_cov, "ks": ks, "k": k,
+            "beta_mean": beta_mean}
 
-    def total(mean: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        m = np.tensordot(w, mean, axes=1)
-        return m, np.sqrt(np.tensordot(w, var + mean**2, axes=1) - m**2)
 
-    zero = np.zeros_like(scales)
-    s_mean, s_sd = total(scales, zero)
-    mu_m, mu_sd = total(mu_mean, np.einsum("gaa->ga", mu_cov))
-    b_m, b_sd = total(beta_mean, beta_var)
+def _total(w: np.ndarray, mean: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sd over the grid's nodes of conditional means and variances (law of total
+    variance: E[var] + var[E])."""
+    m = np.tensordot(w, mean, axes=1)
+    return m, np.sqrt(np.tensordot(w, var + mean**2, axes=1) - m**2)
+
+
+def _scale_and_mu_moments(nodes: dict[str, np.ndarray]) -> dict[str, tuple]:
+    w, scales = nodes["w"], nodes["scales"]
+    s_mean, s_sd = _total(w, scales, np.zeros_like(scales))
+    mu_m, mu_sd = _total(w, nodes["mu_mean"], np.einsum("gaa->ga", nodes["mu_cov"]))
     return {"m_mu": (mu_m[0], mu_sd[0]), "c_mu": (mu_m[1], mu_sd[1]),
-            "m_sig": (s_mean[0], s_sd[0]), "c_sig": (s_mean[1], s_sd[1]),
+            "m_sig": (s_mean[0], s_sd[0]), "c_sig": (s_mean[1], s_sd[1])}
+
+
+def exact_moments(ds: Dataset) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Posterior means and sds by the same quadrature: scale moments over the grid's nodes, the
+    rest from the conditional means and covariances (total variance = E[var] + var[E])."""
+    nodes = _node_moments(ds)
+    ks = nodes["ks"]
+    beta_var = (np.einsum("gjaa->gja", nodes["k"])
+                + np.einsum("gjab,gbc,gjac->gja", ks, nodes["mu_cov"], ks))
+    b_m, b_sd = _total(nodes["w"], nodes["beta_mean"], beta_var)
+    return {**_scale_and_mu_moments(nodes),
             "m": (b_m[:, 0], b_sd[:, 0]), "c": (b_m[:, 1], b_sd[:, 1])}
+
+
+def noncentred_exact_sampler(rng: np.random.Generator, n: int, ds: Dataset
+                             ) -> dict[str, np.ndarray]:
+    """Exact draws of ``noncentred_model``: ``exact_sampler``'s, with the standardised offsets
+    m_z = (m - m_mu) / m_sig and c_z = (c - c_mu) / c_sig (the change of variables is one to
+    one given the scales, so these are exact too); m and c kept as its deterministic sites."""
+    draws = exact_sampler(rng, n, ds)
+    return {**draws,
+            "m_z": (draws["m"] - draws["m_mu"][:, None]) / draws["m_sig"][:, None],
+            "c_z": (draws["c"] - draws["c_mu"][:, None]) / draws["c_sig"][:, None]}
+
+
+def noncentred_exact_moments(ds: Dataset) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Means and sds of ``noncentred_model``'s latent sites by the same quadrature. Given the
+    scales, beta_j - mu = (K_j S^-1 - 1) mu + const + N(0, K_j), so z_j = (beta_j - mu) / s is
+    Gaussian with the moments below; the grid then integrates the scales out."""
+    nodes = _node_moments(ds)
+    scales = nodes["scales"][:, None, :]  # (G, 1, 2)
+    lift = nodes["ks"] - np.eye(2)  # (G, J, 2, 2)
+    diff_mean = nodes["beta_mean"] - nodes["mu_mean"][:, None]
+    diff_var = (np.einsum("gjaa->gja", nodes["k"])
+                + np.einsum("gjab,gbc,gjac->gja", lift, nodes["mu_cov"], lift))
+    z_m, z_sd = _total(nodes["w"], diff_mean / scales, diff_var / scales**2)
+    return {**_scale_and_mu_moments(nodes),
+            "m_z": (z_m[:, 0], z_sd[:, 0]), "c_z": (z_m[:, 1], z_sd[:, 1])}
 
 
 def data_plot(ds: Dataset):
@@ -311,7 +372,7 @@ SPEC = ModelSpec(
     size_defaults={"n_groups": 8},
     exact_sampler=exact_sampler,
     exact_moments=exact_moments,
-    reference_model=reference_model,
+    reference_model=noncentred_model,
     data_plot=data_plot,
     notes="The group count is passed as the plain int model argument n_groups instead of the "
     "document's len(np.unique(I)). Hyper-prior scales follow the document's code (HalfNormal(10) "

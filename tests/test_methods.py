@@ -52,6 +52,15 @@ def test_settings_come_from_the_methods_declared_defaults():
         registry.resolve("nuts").settings("fast", "coin")
 
 
+def test_the_noncentred_hierarchical_model_runs_with_the_centred_models_settings():
+    """``SETTINGS_OF``: the two parameterisations of one posterior are compared at equal
+    settings, the per-model overrides included (which the profile defaults alone would not give)."""
+    for profile, method in (("quick", "autoiaf"), ("paper", "autodais"), ("paper", "nuts")):
+        centred = registry.resolve(method).settings(profile, "hierarchical_linreg")
+        assert registry.resolve(method).settings(profile, "hierarchical_linreg_nc") == centred
+        assert centred != registry.resolve(method).settings(profile, "coin")
+
+
 def test_nuts_dense_is_nuts_with_a_dense_mass_matrix_and_nuts_keeps_its_identity():
     """Issue 29: ``nuts:dense`` runs what a user who knows about ``dense_mass=True`` runs; the
     default ``nuts`` (the baseline) keeps the diagonal mass matrix and its rows' identity."""

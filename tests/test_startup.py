@@ -22,7 +22,8 @@ from tests.conftest import CONSOLE
 HEAVY = ("jax", "numpyro", "arviz", "pandas", "matplotlib", "scipy", "xarray", "flax")
 LOADED = f"sorted(m for m in {HEAVY!r} if m in sys.modules)"
 DIMS = {"coin": 1, "gamma_concentration": 1, "dirichlet_categorical": 11, "multimodal_2d": 2,
-        "correlated_gaussian": 2, "funnel": 5, "linreg_outliers": 5, "hierarchical_linreg": 20, "bnn": 31}
+        "correlated_gaussian": 2, "funnel": 5, "linreg_outliers": 5, "hierarchical_linreg": 20,
+        "hierarchical_linreg_nc": 20, "bnn": 31}
 """The built-in models' unconstrained dimensions (their descriptions state them)."""
 
 

@@ -16,7 +16,7 @@ import pytest
 from markupsafe import escape
 
 from svi_bench.benchmarks import cli
-from svi_bench.benchmarks.studies import PLANNED, STUDIES, particles, scaling, seeds, stats
+from svi_bench.benchmarks.studies import PLANNED, STUDIES, particles, seeds, stats
 from svi_bench.benchmarks.studies.base import (
     TaggingStore,
     identities,
@@ -147,43 +147,6 @@ def test_an_answer_counts_the_planned_runs_missing_from_the_results():
     assert "not in the results" not in seeds.answer(seeds.derive(rows.iloc[:2]))
 
 
-def test_scaling_slopes_and_the_dimension_where_a_guide_stops_agreeing():
-    rows = []
-    for groups in (2, 4, 8, 16):
-        d = 2 * groups + 4
-        rows.append({"method": "nuts", "n_groups": groups, "latent_dim": d, "run_s": 1e-3 * d ** 2,
-                     "verdict": "pass"})
-        rows.append({"method": "autodiagonalnormal", "n_groups": groups, "latent_dim": d,
-                     "run_s": 1e-3 * d * (1 + 0.05 * (groups % 3)),
-                     "verdict": "fail" if groups >= 8 else "pass"})
-    frame = _rows(**{k: [r[k] for r in rows] for k in rows[0]})
-    frame.loc[len(frame)] = {**frame.iloc[-1].to_dict(), "status": "failed", "verdict": ""}
-    table = scaling.derive(frame)
-    nuts = table[table.method == "nuts"].iloc[0]
-    assert nuts.run_slope == pytest.approx(2.0) and nuts.run_slope_se == pytest.approx(0, abs=1e-9)
-    text = scaling.answer(table)
-    assert "nuts D^2 ± 0" in text and "autodiagonalnormal: grows (slope gap 1 ± 0.026, beyond " \
-        "t(2) = 4.30 standard errors at 95%)" in text
-    assert "autodiagonalnormal stops agreeing at D = 20 and its runs fail from D = 36" in text
-    assert "nuts agrees (no fail verdict) at every judged D up to 36" in text
-    assert "(verdict by D: 8 pass, 12 pass, 20 fail, 36 fail)" in text
-
-
-def test_scaling_judges_agreement_only_where_the_reference_passed_its_gates():
-    """A fail verdict against a reference that failed its own gates is not a guide failing."""
-    dims = [2 * g + 4 for g in (2, 4, 8, 16)]
-    frame = _rows(method=["autodiagonalnormal"] * 4, n_groups=[2, 4, 8, 16], latent_dim=dims,
-                  run_s=[1e-3 * d for d in dims], verdict=["pass", "fail", "pass", "fail"],
-                  reference_ok=[1.0, 0.0, 1.0, 1.0])
-    text = scaling.answer(scaling.derive(frame))
-    assert ("autodiagonalnormal stops agreeing at D = 36 (not judged at D = 12: reference "
-            "failed its gates)") in text
-    assert "left out of these verdicts" in text
-    frame["verdict"] = ["pass", "fail", "pass", "pass"]
-    assert ("agrees (no fail verdict) at every judged D up to 36 (not judged at D = 12"
-            in scaling.answer(scaling.derive(frame)))
-
-
 # --- the mechanism -------------------------------------------------------------------------------
 
 
@@ -300,7 +263,7 @@ def test_a_study_page_in_headless_chromium(browser, study_results, tmp_path):  #
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto((index.parent / "studies" / "scaling.html").as_uri())
-    assert page.locator("p.answer").inner_text().startswith("Run time grows as")
+    assert page.locator("p.answer").inner_text().startswith("The document (001) fits the centred")
     assert page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "study-scaling.png"), full_page=True)

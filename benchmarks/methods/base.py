@@ -34,6 +34,9 @@ FAMILIES = {
     "vi": "variational inference and other approximations that fit a distribution and draw from it",
 }
 """The method families the report groups by; a method of another family is shown as declared."""
+SETTINGS_OF: dict[str, str] = {"hierarchical_linreg_nc": "hierarchical_linreg"}
+"""A model that runs with another model's per-model settings (every method's overrides): a
+reparameterisation of the same posterior, compared with it at equal settings."""
 
 
 class RunResult(NamedTuple):
@@ -155,6 +158,7 @@ class Method:
         if profile not in PROFILES:
             raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
         table = self.overrides.get(profile, {})
+        model = SETTINGS_OF.get(model, model)
         values = {**self.defaults[profile], **table.get(model, {}),
                   **table.get(f"{model}/{self.name}", {})}
         settings = self.settings_type(**values)
