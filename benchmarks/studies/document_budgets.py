@@ -168,13 +168,7 @@ def answer(derived: pd.DataFrame) -> str:
             f"{losses}; by loss {_order(guides, 'final_loss')}, by {metric or 'agreement'} "
             f"{_order(guides, 'agreement')}. Agreement ({metric}, median over seeds, and the "
             f"worst verdict): {agree}. {_ranking(guides)}.")
-    if not derived.loc[derived["verdict"] != "", "reference_ok"].all():
-        text += " The reference failed its gates: its verdicts are not trusted."
-    contended = derived["others_share"].max()
-    if np.isfinite(contended) and contended > 0.1:
-        text += (f" Other processes used up to {stats.fmt(contended, 2)} of the host's CPU "
-                 "during these runs: the times are of a shared machine.")
-    return text + stats.unfinished(derived) + stats.coverage_note(derived)
+    return text + timing.caveats(derived)
 
 
 def figure(rows: pd.DataFrame, derived: pd.DataFrame):

@@ -193,13 +193,7 @@ def answer(derived: pd.DataFrame) -> str:
             f"{stats.fmt(nuts['compile_once_s'])} s, run {stats.fmt(nuts['run_once_s'])} s); "
             f"NUTS time / guide time: " + "; ".join(speed) + f". Agreement: {verdicts}.{w1} "
             + _correlation(table))
-    if not derived.loc[derived["verdict"] != "", "reference_ok"].all():
-        text += " The reference failed its gates: its verdicts are not trusted."
-    busy = derived["others_share"].max()
-    if np.isfinite(busy) and busy > 0.1:
-        text += (f" Other processes used up to {stats.fmt(busy, 2)} of the host's CPU during "
-                 "these runs: the times are of a shared machine.")
-    return text + stats.unfinished(derived) + stats.coverage_note(derived)
+    return text + timing.caveats(derived)
 
 
 def figure(rows: pd.DataFrame, derived: pd.DataFrame):

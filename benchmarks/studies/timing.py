@@ -120,3 +120,16 @@ def ratio_text(mean: float, se: float, n: int) -> str:
 def row_ratio(row, name: str) -> str:
     """``ratio_text`` of a ``versus_nuts`` row's ratio ``name`` (speedup_run, speedup_wall)."""
     return ratio_text(row[name], row[f"{name}_se"], int(row[f"{name}_n"]))
+
+
+def caveats(derived: pd.DataFrame) -> str:
+    """What every timing answer ends with: an untrusted reference, a shared machine (other
+    processes above a tenth of the host's CPU during the runs), runs that did not finish."""
+    text = ""
+    if not derived.loc[derived["verdict"] != "", "reference_ok"].all():
+        text += " The reference failed its gates: its verdicts are not trusted."
+    busy = derived["others_share"].max()
+    if np.isfinite(busy) and busy > 0.1:
+        text += (f" Other processes used up to {stats.fmt(busy, 2)} of the host's CPU during "
+                 "these runs: the times are of a shared machine.")
+    return text + stats.unfinished(derived) + stats.coverage_note(derived)
