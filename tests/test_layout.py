@@ -20,6 +20,7 @@ LAYERS: tuple[tuple[str, float], ...] = (
     ("benchmarks.user_code", 1),
     ("benchmarks.interrupts", 1),  # Ctrl-C: the grid stops its workers, the commands say so
     ("benchmarks.progress_line", 1),  # a long build's progress line (references, commands)
+    ("benchmarks.grid_progress", 1),  # the grid's phases and time left (run)
     ("benchmarks.inference", 1),
     ("benchmarks.methods", 1.5),  # a method builds its programs from inference's blocks
     ("benchmarks.scoring", 2),

@@ -68,11 +68,13 @@ def test_ok_rows_carry_timings_and_diagnostics(smoke_results):
     assert ok.verdict.isin(LEVELS).all()
 
 
-def test_artifacts_hold_only_latent_sites(smoke_results):
+def test_artifacts_hold_the_latent_and_declared_sites(smoke_results):
     df = pd.read_parquet(smoke_results / "results.parquet")
     for row in df[df.status == "ok"].itertuples():
         spec = REGISTRY[row.model]
+        # the latent sites and the deterministic ones the model declares (extra_sites)
         sites = set(latent_info(spec.model, spec.make_data().model_kwargs).sites)
+        sites |= set(spec.extra_sites)
         draws, other, _ = arviz_adapter.load_run(smoke_results / row.artifact)
         assert set(draws) == sites, (row.model, row.method)
         assert all(np.all(np.isfinite(v)) for v in draws.values())

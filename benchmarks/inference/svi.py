@@ -55,7 +55,8 @@ class SVIFit(NamedTuple):
     particle_elbos_precision: str = "float64"  # what particle_elbos were computed in
     #: the fitted (constrained) guide parameters, {name: (seeds, *shape)}: rows keep none of
     #: them (the grid scores draws); a study that reads a guide's parameters takes them here
-    params: dict[str, np.ndarray] | None = None
+    params: dict[str, Any] | None = None  # each seed's fitted parameters (leading axis: seed):
+    # a pytree per name (a flow guide's are nested lists of arrays)
 
     @property
     def cache_hit(self) -> bool:
@@ -277,5 +278,5 @@ def fit_svi(
         cache=run.cache,
         host_others_share=run.others_share,
         cost=run.cost,
-        params={k: np.asarray(v) for k, v in params.items()},
+        params={k: jax.tree_util.tree_map(np.asarray, v) for k, v in params.items()},
     )

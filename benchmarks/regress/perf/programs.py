@@ -53,10 +53,12 @@ noise floor (smoke-profile guides are still far from it, so drift there says les
 # timer and dispatch overhead (~0.1 ms) do not matter, short enough for a suite of minutes.
 SVI_STEPS = {"coin": 2000, "gamma_concentration": 2000, "dirichlet_categorical": 2000,
              "correlated_gaussian": 2000, "multimodal_2d": 1000, "linreg_outliers": 400,
-             "hierarchical_linreg": 400, "bnn": 400, "funnel": 2000}
+             "hierarchical_linreg": 400, "hierarchical_linreg_nc": 400, "bnn": 400,
+             "funnel": 2000}
 NUTS_DRAWS = {"coin": 1000, "correlated_gaussian": 1000, "dirichlet_categorical": 1000,
               "gamma_concentration": 500, "multimodal_2d": 500, "linreg_outliers": 300,
-              "hierarchical_linreg": 200, "bnn": 100, "funnel": 500}
+              "hierarchical_linreg": 200, "hierarchical_linreg_nc": 200, "bnn": 100,
+              "funnel": 500}
 NUTS_CHAINS = 2
 ROUNDS = 6
 """Timed rounds per benchmark and pass; each round gets a fresh key (round r: seed ``1000 + r``,
@@ -101,7 +103,8 @@ DEFAULT_SVI = _cases(
     "multimodal_2d/manual:rotated_mixture multimodal_2d/autoiaf linreg_outliers/manual:independent "
     "hierarchical_linreg/autodais hierarchical_linreg/autobnaf bnn/autonormal funnel/autonormal"
 )
-DEFAULT_NUTS = _cases("coin/nuts correlated_gaussian/nuts hierarchical_linreg/nuts")
+DEFAULT_NUTS = _cases("coin/nuts correlated_gaussian/nuts hierarchical_linreg/nuts "
+                      "hierarchical_linreg_nc/nuts")
 # Accuracy against the exact references (coin, correlated_gaussian, dirichlet_categorical): an
 # exact-family guide (near the noise floor), a mean-field guide on a correlated target (far above
 # it, so a drift either way shows), and NUTS.
