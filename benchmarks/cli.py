@@ -206,8 +206,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cells = _resolve(args)
     from svi_bench.benchmarks.grid import execution, profiles, store
 
-    if args.jobs is not None and not 1 <= args.jobs <= execution.usable_cores() * 4:
-        raise UsageError(f"--jobs must be between 1 and {execution.usable_cores() * 4}, "
+    if args.jobs is not None and not 1 <= args.jobs <= execution.max_jobs():
+        raise UsageError(f"--jobs must be between 1 and {execution.max_jobs()}, "
                          f"got {args.jobs}")
     from svi_bench.benchmarks.grid.distributed import ClusterError
 

@@ -26,6 +26,11 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def max_jobs() -> int:
+    """The most worker processes a run may ask for, by ``--jobs`` or ``$SVI_BENCH_JOBS``."""
+    return usable_cores() * 4
+
+
 def default_jobs(cells: Sequence[RunSpec], user_code: Sequence[str],
                  environ: Mapping[str, str] = os.environ) -> tuple[int, str]:
     """``(workers, why)`` for a run that did not say ``--jobs``: ``$SVI_BENCH_JOBS`` if set, else
@@ -33,7 +38,7 @@ def default_jobs(cells: Sequence[RunSpec], user_code: Sequence[str],
     method (worker processes could not import it). ``why`` is empty unless that last rule chose.
 
     A bad ``$SVI_BENCH_JOBS`` raises ``ValueError`` naming what is valid."""
-    limit = usable_cores() * 4
+    limit = max_jobs()
     text = environ.get(JOBS_ENV, "")
     if text:
         try:
